@@ -1,0 +1,179 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const valid = `drd:
+  listen: 127.0.0.1:9580
+regions:
+  - name: eu-west-1
+    store: s3://dr-euw1/prod?endpoint=https://s3.eu-west-1.amazonaws.com&region=eu-west-1
+  - name: us-east-1
+    store: file:///var/lib/drkit/us-east-1
+clusters:
+  - name: orders
+    engine: postgres
+    region: eu-west-1
+    dsn: postgres://replicator@10.0.0.5:5432/postgres
+`
+
+func TestParseValidAppliesDefaults(t *testing.T) {
+	cfg, err := Parse("drkit.yaml", []byte(valid), env(nil))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	got := cfg.Clusters[0].ShipTo
+	if strings.Join(got, ",") != "eu-west-1,us-east-1" {
+		t.Errorf("ship_to default = %v, want every region", got)
+	}
+	if cfg.Drd.Listen != "127.0.0.1:9580" {
+		t.Errorf("listen = %q", cfg.Drd.Listen)
+	}
+	cfg, err = Parse("x.yaml", []byte("regions: [{name: a, store: 'file:///tmp/a'}]\n"), env(nil))
+	if err != nil {
+		t.Fatalf("Parse minimal: %v", err)
+	}
+	if cfg.Drd.Listen != DefaultListen {
+		t.Errorf("default listen = %q, want %q", cfg.Drd.Listen, DefaultListen)
+	}
+}
+
+func TestParseExpandsEnvironment(t *testing.T) {
+	src := `drd:
+  listen: ${HOST}:${PORT:-9999}
+regions:
+  - name: r1
+    store: file://${ROOT}/r1
+clusters:
+  - {name: c, engine: postgres, region: r1, dsn: "postgres://u:${PGPASS}@h/db"}
+`
+	cfg, err := Parse("e.yaml", []byte(src), env(map[string]string{"HOST": "0.0.0.0", "ROOT": "/srv", "PGPASS": "s3cr:t"}))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.Drd.Listen != "0.0.0.0:9999" {
+		t.Errorf("listen = %q, want 0.0.0.0:9999", cfg.Drd.Listen)
+	}
+	if cfg.Regions[0].Store != "file:///srv/r1" {
+		t.Errorf("store = %q", cfg.Regions[0].Store)
+	}
+	if cfg.Clusters[0].DSN != "postgres://u:s3cr:t@h/db" {
+		t.Errorf("dsn = %q", cfg.Clusters[0].DSN)
+	}
+}
+
+// TestParseErrors covers every error class; each case names the line and the words
+// an operator needs to fix it.
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+		want []string // every string must appear in the error
+	}{
+		{"bad yaml", "regions:\n  - name: a\n\tstore: x\n", []string{"c.yaml:2:", "tab character"}},
+		{"empty file", "", []string{"c.yaml: the file is empty"}},
+		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, drd, regions"}},
+		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: name, store"}},
+		{"wrong kind", "regions:\n  name: a\n", []string{"c.yaml:2:", "regions must be a list"}},
+		{"duplicate key", "regions: []\nregions: []\n", []string{"c.yaml:2:", `"regions" already defined`}},
+		{"no regions", "drd: {listen: ':1'}\n", []string{"at least one region"}},
+		{"duplicate region", "regions:\n  - {name: a, store: 'file:///a'}\n  - {name: a, store: 'file:///b'}\n", []string{"c.yaml:3:", `region name "a" is already used at line 2`}},
+		{"bad region name", "regions:\n  - {name: EU West, store: 'file:///a'}\n", []string{"c.yaml:2:", `region name "EU West" is not allowed`}},
+		{"duplicate cluster", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: redis, region: a, dsn: 'redis://h'}\n  - {name: c, engine: redis, region: a, dsn: 'redis://h'}\n", []string{"c.yaml:4:", `cluster name "c" is already used at line 3`}},
+		{"unknown engine", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: oracle\n    region: a\n    dsn: x\n", []string{"c.yaml:4:", `"oracle" is not known`, "allowed: postgres, mysql, redis, mongodb"}},
+		{"unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: b\n    dsn: x\n", []string{"c.yaml:5:", `region "b" is not a configured region; configured: a`}},
+		{"unknown ship_to", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: x\n    ship_to: [a, z]\n", []string{"c.yaml:7:", `ship_to names "z"`}},
+		{"missing dsn", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n", []string{"c.yaml:3:", "has no dsn"}},
+		{"bad store scheme", "regions:\n  - name: a\n    store: ftp://host/x\n", []string{"c.yaml:3:", `scheme "ftp" is not supported`, "allowed: file, s3"}},
+		{"relative file store", "regions:\n  - name: a\n    store: file://relative/x\n", []string{"c.yaml:3:", "absolute path"}},
+		{"store not a URL", "regions:\n  - name: a\n    store: \"s3://b/%zz\"\n", []string{"c.yaml:3:", "not a URL"}},
+		{"s3 without bucket", "regions:\n  - name: a\n    store: s3:///prefix\n", []string{"c.yaml:3:", "needs a bucket"}},
+		{"bad s3 endpoint", "regions:\n  - name: a\n    store: s3://b/p?endpoint=minio:9000\n", []string{"c.yaml:3:", "must be an http:// or https:// URL"}},
+		{"missing store", "regions:\n  - name: a\n", []string{"c.yaml:2:", "has no store"}},
+		{"missing env var", "regions:\n  - name: a\n    store: file:///${NOPE}/x\n", []string{"c.yaml:3:", "${NOPE}", "not set in the environment"}},
+		{"bad listen", "drd:\n  listen: localhost\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", "not host:port"}},
+		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tc.src), env(nil))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tc.src)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFileSaysWhatToDo(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	t.Setenv(EnvFile, "")
+	if got := Resolve(""); got != DefaultFile {
+		t.Errorf("Resolve() = %q, want %q", got, DefaultFile)
+	}
+	t.Setenv(EnvFile, "/etc/drkit.yaml")
+	if got := Resolve(""); got != "/etc/drkit.yaml" {
+		t.Errorf("Resolve() with env = %q", got)
+	}
+	if got := Resolve("x.yaml"); got != "x.yaml" {
+		t.Errorf("Resolve(flag) = %q", got)
+	}
+}
+
+// TestRedactedGolden renders a config full of secrets; the golden file must hold none.
+func TestRedactedGolden(t *testing.T) {
+	src, err := os.ReadFile("testdata/redact.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("testdata/redact.yaml", src, env(map[string]string{"PW": "hunter2"}))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	got, err := cfg.Redacted().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"hunter2", "pa55", "t0ken", "my@pw", "kv-secret", "quoted secret"} {
+		if strings.Contains(string(got), secret) {
+			t.Errorf("redacted output still holds %q", secret)
+		}
+	}
+	if cfg.Clusters[0].DSN != "postgres://repl:hunter2@10.0.0.5:5432/postgres" {
+		t.Errorf("Redacted changed the original: %q", cfg.Clusters[0].DSN)
+	}
+	golden := "testdata/redact.golden"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/config -update)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("redacted config differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
+	}
+}

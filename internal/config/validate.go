@@ -1,0 +1,152 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// namePattern keeps region and cluster names safe as object-key segments and as
+// Prometheus label values.
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+const nameRule = "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters"
+
+// validate checks the decoded config and reports every problem with its line.
+func (c *Config) validate() error {
+	var p problems
+	c.validateDrd(&p)
+	c.validateRegions(&p)
+	c.validateClusters(&p)
+	return p.err(c.Path)
+}
+
+// line returns the line of path, or of its nearest recorded parent.
+func (c *Config) line(path string) int {
+	for path != "" {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (c *Config) validateDrd(p *problems) {
+	_, port, err := net.SplitHostPort(c.Drd.Listen)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		p.add(c.line("drd.listen"), "drd.listen %q is not host:port (for example 127.0.0.1:9580 or :9580)", c.Drd.Listen)
+	}
+}
+
+func (c *Config) validateRegions(p *problems) {
+	if len(c.Regions) == 0 {
+		p.add(c.line("regions"), "regions: at least one region is needed, for example {name: local, store: file:///var/lib/drkit/local}")
+	}
+	seen := map[string]int{}
+	for i, r := range c.Regions {
+		at := "regions[" + strconv.Itoa(i) + "]"
+		c.checkName(p, at+".name", "region", r.Name, seen)
+		if r.Store == "" {
+			p.add(c.line(at), "%s (%s) has no store; give a URL such as file:///var/lib/drkit/%s or s3://bucket/prefix", at, r.Name, r.Name)
+			continue
+		}
+		if msg := checkStoreURL(r.Store); msg != "" {
+			p.add(c.line(at+".store"), "%s.store: %s", at, msg)
+		}
+	}
+}
+
+func (c *Config) validateClusters(p *problems) {
+	seen := map[string]int{}
+	for i, cl := range c.Clusters {
+		at := "clusters[" + strconv.Itoa(i) + "]"
+		c.checkName(p, at+".name", "cluster", cl.Name, seen)
+		if !slices.Contains(Engines(), cl.Engine) {
+			p.add(c.line(at+".engine"), "%s.engine %q is not known; allowed: %s", at, cl.Engine, strings.Join(Engines(), ", "))
+		}
+		if cl.Region == "" {
+			p.add(c.line(at), "%s (%s) has no region: name the region where its primary runs", at, cl.Name)
+		} else if _, ok := c.Region(cl.Region); !ok {
+			p.add(c.line(at+".region"), "%s.region %q is not a configured region; configured: %s", at, cl.Region, c.regionList())
+		}
+		if cl.DSN == "" {
+			p.add(c.line(at), "%s (%s) has no dsn: give the connection string drd uses to reach the primary", at, cl.Name)
+		}
+		shipped := map[string]bool{}
+		for j, r := range cl.ShipTo {
+			path := at + ".ship_to[" + strconv.Itoa(j) + "]"
+			if _, ok := c.Region(r); !ok {
+				p.add(c.line(path), "%s.ship_to names %q, which is not a configured region; configured: %s", at, r, c.regionList())
+			}
+			if shipped[r] {
+				p.add(c.line(path), "%s.ship_to names %q twice", at, r)
+			}
+			shipped[r] = true
+		}
+	}
+}
+
+// checkName validates a region or cluster name and its uniqueness; seen maps
+// names to the line they were first defined on.
+func (c *Config) checkName(p *problems, path, what, name string, seen map[string]int) {
+	line := c.line(path)
+	switch {
+	case name == "":
+		p.add(line, "every %s needs a name", what)
+	case !namePattern.MatchString(name):
+		p.add(line, "%s name %q is not allowed: use %s", what, name, nameRule)
+	case seen[name] != 0:
+		p.add(line, "%s name %q is already used at line %d; names must be unique", what, name, seen[name])
+	default:
+		seen[name] = line
+	}
+}
+
+func (c *Config) regionList() string {
+	names := make([]string, len(c.Regions))
+	for i, r := range c.Regions {
+		names[i] = r.Name
+	}
+	if len(names) == 0 {
+		return "(none)"
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkStoreURL returns what is wrong with a store URL, or "".
+func checkStoreURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "not a URL: " + strings.TrimPrefix(err.Error(), "parse ")
+	}
+	if !slices.Contains(StoreSchemes(), u.Scheme) {
+		return "scheme " + strconv.Quote(u.Scheme) + " is not supported; allowed: " + strings.Join(StoreSchemes(), ", ") + " (for example file:///var/lib/drkit/r1 or s3://bucket/prefix)"
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return "a file store needs an absolute path with three slashes, as in file:///var/lib/drkit/r1"
+		}
+	case "s3":
+		if u.Host == "" {
+			return "an s3 store needs a bucket, as in s3://bucket/prefix?region=eu-west-1"
+		}
+		if ep := u.Query().Get("endpoint"); ep != "" {
+			if e, err := url.Parse(ep); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+				return "endpoint " + strconv.Quote(ep) + " must be an http:// or https:// URL"
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,85 @@
+// Command drctl is the operator's command line: status, backups, restore, verify,
+// and the PostgreSQL archive/restore commands. It works with or without a running
+// drd: during a disaster the daemon may be gone and the stores are all there is.
+// It only parses flags and wires packages; the work lives in the packages.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drkit/drkit/internal/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes drctl with args and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err != nil {
+		// cobra reports an unknown subcommand of the root as a plain error.
+		if strings.HasPrefix(err.Error(), "unknown command") {
+			err = usageErr(err)
+		}
+		fmt.Fprintln(stderr, "drctl:", err)
+	}
+	return exitCode(err)
+}
+
+// globals are the persistent flags every command has.
+type globals struct {
+	configPath string
+	json       bool
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// loadConfig loads the config named by --config, $DRKIT_CONFIG or ./drkit.yaml.
+func (g *globals) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(config.Resolve(g.configPath))
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return cfg, nil
+}
+
+// printJSON writes v as indented JSON to stdout.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "drctl",
+		Short: "drkit's operator CLI: status, backups, restore and verify across regions",
+		Long: `drctl inspects and restores databases from drkit's regional stores.
+It needs no running drd: every region's store describes itself.
+
+` + exitCodesHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configPath, "config", "", "config file (default $"+config.EnvFile+", else ./"+config.DefaultFile+")")
+	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	root.AddCommand(newVersionCmd(g), newConfigCmd(g))
+	return root
+}

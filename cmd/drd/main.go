@@ -1,0 +1,120 @@
+// Command drd is drkit's daemon: it runs beside a database, ships its transaction
+// log to every region, takes base backups, watches replicas and serves metrics.
+// It only wires packages together; see DESIGN.md for where the work lives.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drkit/drkit/api"
+	"github.com/drkit/drkit/internal/buildinfo"
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/lifecycle"
+	"github.com/drkit/drkit/internal/logging"
+	"github.com/drkit/drkit/monitor"
+)
+
+// Exit codes, as for drctl: 0 clean stop, 1 failure, 2 bad usage or config.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors that mean "fix your flags or config".
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr, os.Exit))
+}
+
+// run executes drd with args and returns the process exit code.
+func run(args []string, stderr io.Writer, exit func(int)) int {
+	cmd := newRootCmd(stderr, exit)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "drd:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+type options struct {
+	configPath string
+	logLevel   string
+	listen     string
+}
+
+func newRootCmd(stderr io.Writer, exit func(int)) *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "drd",
+		Short: "drkit's daemon: ships transaction logs and backups to every region",
+		Long: `drd runs beside a database and keeps it recoverable in other regions.
+
+Exit codes: 0 stopped cleanly, 1 failed, 2 bad flags or config.`,
+		Version:       buildinfo.Get().Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), o, stderr, exit)
+		},
+	}
+	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	f := cmd.Flags()
+	f.StringVar(&o.configPath, "config", "", "config file (default $"+config.EnvFile+", else ./"+config.DefaultFile+")")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: "+logging.Levels)
+	f.StringVar(&o.listen, "listen", "", "override drd.listen (host:port)")
+	return cmd
+}
+
+func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
+	log, err := logging.New(stderr, o.logLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := config.Load(config.Resolve(o.configPath))
+	if err != nil {
+		return usageError{err}
+	}
+	if o.listen != "" {
+		cfg.Drd.Listen = o.listen
+	}
+	info := buildinfo.Get()
+	log.Info("drd starting", "version", info.Version, "config", cfg.Path,
+		"regions", len(cfg.Regions), "clusters", len(cfg.Clusters))
+
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := lifecycle.SignalContext(parent, log, exit)
+	defer stop()
+
+	group := lifecycle.NewGroup(log)
+	group.Add(api.NewServer(api.Options{
+		Addr:     cfg.Drd.Listen,
+		Gatherer: monitor.NewRegistry(info),
+		Ready:    group.Ready,
+		Log:      log,
+	}))
+	if err := group.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("drd stopped")
+	return nil
+}

@@ -1,0 +1,50 @@
+// Package logging builds drkit's log/slog logger: human-readable text when the
+// output is a terminal, JSON otherwise (for journald, Kubernetes and log shippers).
+// Imported by cmd; imports nothing of drkit's.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// Levels lists the values --log-level accepts.
+const Levels = "debug, info, warn, error"
+
+// ParseLevel turns a --log-level value into a slog level.
+func ParseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is not known; use one of %s", s, Levels)
+}
+
+// New returns a logger writing to w at level: text if w is a terminal, else JSON.
+func New(w io.Writer, level string) (*slog.Logger, error) {
+	lvl, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

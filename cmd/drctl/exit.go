@@ -29,7 +29,7 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func usageErr(err error) error    { return &exitError{code: exitUsage, err: err} }
+func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
 
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {

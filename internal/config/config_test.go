@@ -177,3 +177,15 @@ func TestRedactedGolden(t *testing.T) {
 		t.Errorf("redacted config differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
 	}
 }
+
+// TestExampleConfigIsValid keeps the README's example file loadable.
+func TestExampleConfigIsValid(t *testing.T) {
+	t.Setenv("ORDERS_PGPASSWORD", "x")
+	cfg, err := Load("../../drkit.example.yaml")
+	if err != nil {
+		t.Fatalf("drkit.example.yaml: %v", err)
+	}
+	if len(cfg.Regions) != 2 || len(cfg.Clusters) != 1 {
+		t.Fatalf("example has %d regions and %d clusters, want 2 and 1", len(cfg.Regions), len(cfg.Clusters))
+	}
+}

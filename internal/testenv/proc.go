@@ -139,11 +139,3 @@ func registerCleanup(tb interface {
 		}
 	})
 }
-
-// ctxOrTimeout returns ctx bounded by startTimeout when it has no deadline.
-func ctxOrTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, startTimeout)
-}

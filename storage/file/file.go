@@ -1,0 +1,284 @@
+// Package file is the file:// storage adapter: a region that is a folder, local or
+// on a mounted filesystem. It is drkit's embedded default, needing nothing but a
+// folder, and the adapter `make demo` runs on.
+//
+// Atomicity: Put writes to a temporary name in the target folder, fsyncs it,
+// renames it into place and fsyncs the folder, so a reader or a crash sees the old
+// object or the whole new one. Transient errors are not retried: a local
+// filesystem has none worth retrying.
+//
+// A key and a longer key below it ("a" and "a/b") cannot both exist here, as a
+// name cannot be a file and a folder at once; drkit's key layout never needs it.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/drkit/drkit/storage"
+)
+
+func init() {
+	storage.Register("file", func(_ context.Context, u *url.URL, _ storage.Options) (storage.Store, error) {
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return nil, fmt.Errorf("file store URL %q needs an absolute path, as in file:///var/lib/drkit/r1", u.String())
+		}
+		return Open(u.Path)
+	})
+}
+
+// tmpPrefix marks files being written; List and Stat never show them.
+const tmpPrefix = ".drkit-tmp-"
+
+// Store keeps objects as files below a root folder.
+type Store struct {
+	root string
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open returns a store rooted at root, creating the folder if needed.
+func Open(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("create file store folder: %w", err)
+	}
+	return &Store{root: filepath.Clean(root)}, nil
+}
+
+// String implements storage.Store.
+func (s *Store) String() string { return "file://" + s.root }
+
+func (s *Store) path(key string) (string, error) {
+	if err := storage.CheckKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// Put implements storage.Store.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("put %s: fsync: %w", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	done = true
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("put %s: fsync folder: %w", key, err)
+	}
+	return nil
+}
+
+// Get implements storage.Store.
+func (s *Store) Get(_ context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, notFound(key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		f.Close()
+		return nil, notFound(key, errOr(err, fs.ErrNotExist))
+	}
+	if offset > fi.Size() || offset < 0 {
+		f.Close()
+		return nil, fmt.Errorf("get %s: offset %d is outside the object's %d bytes", key, offset, fi.Size())
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	if length < 0 {
+		return f, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, length), f}, nil
+}
+
+// Stat implements storage.Store.
+func (s *Store) Stat(_ context.Context, key string) (storage.ObjectInfo, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return storage.ObjectInfo{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return storage.ObjectInfo{}, notFound(key, errOr(err, fs.ErrNotExist))
+	}
+	return storage.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// List implements storage.Store. It walks only the folder the prefix points into,
+// and orders each folder's entries as their keys sort ("a/" after "a-b"), so the
+// keys come out in lexical order without collecting them first.
+func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[storage.ObjectInfo, error] {
+	return func(yield func(storage.ObjectInfo, error) bool) {
+		dirKey := ""
+		if i := strings.LastIndex(prefix, "/"); i >= 0 {
+			dirKey = prefix[:i]
+		}
+		if strings.Contains(prefix, "..") || strings.HasPrefix(prefix, "/") {
+			yield(storage.ObjectInfo{}, fmt.Errorf("list %q: %w", prefix, storage.ErrInvalidKey))
+			return
+		}
+		s.walk(ctx, dirKey, prefix, yield)
+	}
+}
+
+// walk yields the objects below folder key dirKey that match prefix; it returns
+// false once the caller has stopped or an error was yielded.
+func (s *Store) walk(ctx context.Context, dirKey, prefix string, yield func(storage.ObjectInfo, error) bool) bool {
+	if err := ctx.Err(); err != nil {
+		return yield(storage.ObjectInfo{}, err)
+	}
+	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dirKey)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return yield(storage.ObjectInfo{}, fmt.Errorf("list %q: %w", prefix, err))
+	}
+	sortKey := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(sortKey(a), sortKey(b)) })
+	for _, e := range entries {
+		key := path.Join(dirKey, e.Name())
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		if e.IsDir() {
+			// Descend only where keys below could still match the prefix.
+			if strings.HasPrefix(key+"/", prefix) || strings.HasPrefix(prefix, key+"/") {
+				if !s.walk(ctx, key, prefix, yield) {
+					return false
+				}
+			}
+			continue
+		}
+		if !strings.HasPrefix(key, prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted while listing
+		}
+		if err != nil {
+			return yield(storage.ObjectInfo{}, fmt.Errorf("list %q: %w", prefix, err))
+		}
+		if !yield(storage.ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Delete implements storage.Store; it also removes folders left empty.
+func (s *Store) Delete(_ context.Context, keys ...string) error {
+	var errs []error
+	for _, key := range keys {
+		p, err := s.path(key)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", key, err))
+			continue
+		}
+		s.pruneEmpty(filepath.Dir(p))
+	}
+	return errors.Join(errs...)
+}
+
+// pruneEmpty removes dir and its parents up to the root while they are empty.
+func (s *Store) pruneEmpty(dir string) {
+	for dir != s.root && strings.HasPrefix(dir, s.root+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return // not empty, or gone: either way, stop
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func notFound(key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%s: %w", key, storage.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", key, err)
+}
+
+func errOr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// ctxReader stops a copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

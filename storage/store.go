@@ -1,0 +1,88 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"iter"
+	"time"
+)
+
+// ErrNotFound is returned, wrapped with the key, when an object does not exist.
+// Callers test it with errors.Is.
+var ErrNotFound = errors.New("object not found")
+
+// ErrInvalidKey is returned, wrapped, for a key no adapter may store (see CheckKey).
+var ErrInvalidKey = errors.New("invalid object key")
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key     string    `json:"key"`
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mod_time"`
+	// ETag is the store's tag of the content, "" when the store keeps none. Two
+	// objects in one store with equal non-empty tags hold equal bytes.
+	ETag string `json:"etag,omitempty"`
+}
+
+// Store is an object store holding one region's catalog. Keys are slash-separated
+// paths (see CheckKey). Implementations are safe for concurrent use.
+//
+// Errors: a missing object is ErrNotFound (wrapped); transient failures (timeouts,
+// throttling, 5xx) are retried with backoff and jitter inside the adapter, so an
+// error returned is either permanent or survived every retry.
+type Store interface {
+	// Put stores all of r under key, replacing any object there. r may be of unknown
+	// length. Put is atomic: readers see the previous object or the complete new
+	// one, never a part. If r also has a Size() int64 method, Put may use it to plan
+	// the upload.
+	Put(ctx context.Context, key string, r io.Reader) error
+
+	// Get returns the object's bytes from offset; length < 0 means to the end. An
+	// offset past the end is an error; an offset equal to the size yields no bytes.
+	Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+
+	// Stat returns the object's size, time and tag.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+
+	// List yields every object whose key starts with prefix, in lexical key order.
+	// Iteration stops at the first error, which is yielded last.
+	List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error]
+
+	// Delete removes the objects; keys that do not exist are not an error.
+	Delete(ctx context.Context, keys ...string) error
+
+	// String names the store for messages and logs, without secrets.
+	String() string
+}
+
+// Sizer is implemented by readers that know how many bytes they will yield
+// (*bytes.Reader, *strings.Reader, SizedReader). Put uses it to plan multipart.
+type Sizer interface {
+	Size() int64
+}
+
+// SizedReader wraps a reader whose length is known from elsewhere (a Stat, a
+// manifest), so that a Store can plan the upload.
+type SizedReader struct {
+	io.Reader
+	N int64
+}
+
+// Size implements Sizer.
+func (s SizedReader) Size() int64 { return s.N }
+
+// SizeOf returns r's length if it can be known without reading it, else -1.
+func SizeOf(r io.Reader) int64 {
+	switch v := r.(type) {
+	case Sizer:
+		return v.Size()
+	case interface{ Stat() (fs.FileInfo, error) }:
+		fi, err := v.Stat()
+		if err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
+		}
+	}
+	return -1
+}

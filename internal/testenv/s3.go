@@ -19,6 +19,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
+// The root credentials of every S3 server testenv starts. Tests of code that reads
+// credentials from the SDK's chain call UseS3Credentials.
+const (
+	S3AccessKey = "drkit-test"
+	S3SecretKey = "drkit-test-secret"
+)
+
+// UseS3Credentials puts the test servers' credentials in the environment for the
+// SDK's default chain, and turns off the EC2 metadata lookup so nothing is ever
+// asked of an address beyond loopback. Call it from TestMain (it is process-wide).
+func UseS3Credentials() {
+	os.Setenv("AWS_ACCESS_KEY_ID", S3AccessKey)
+	os.Setenv("AWS_SECRET_ACCESS_KEY", S3SecretKey)
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
 // S3 describes a running S3-compatible server with one bucket.
 type S3 struct {
 	// Bucket is created at start (option; default "drkit").
@@ -94,7 +110,7 @@ func (s *S3) defaults() error {
 		s.Bucket = "drkit"
 	}
 	s.Region = "us-east-1"
-	s.AccessKey, s.SecretKey = "drkit-test", "drkit-test-secret"
+	s.AccessKey, s.SecretKey = S3AccessKey, S3SecretKey
 	port, err := freePort()
 	if err != nil {
 		return err

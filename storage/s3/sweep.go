@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,17 +20,20 @@ var _ storage.Sweeper = (*Store)(nil)
 // (and their cost) forever. dryRun lists without aborting.
 func (s *Store) Sweep(ctx context.Context, cutoff time.Time, dryRun bool) ([]storage.PendingUpload, error) {
 	var out []storage.PendingUpload
-	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: aws.String(s.prefix)}
+	// No Prefix: MinIO matches it only against whole keys, so "prod/" would list
+	// nothing. List the bucket's uploads and keep this store's.
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket}
 	for {
 		page, err := s.client.ListMultipartUploads(ctx, in)
 		if err != nil {
 			return out, s.wrap("list uploads under", s.prefix, err)
 		}
 		for _, up := range page.Uploads {
-			if !aws.ToTime(up.Initiated).Before(cutoff) {
+			key, ours := strings.CutPrefix(aws.ToString(up.Key), s.prefix)
+			if !ours || !aws.ToTime(up.Initiated).Before(cutoff) {
 				continue
 			}
-			p := storage.PendingUpload{Key: aws.ToString(up.Key)[len(s.prefix):], ID: aws.ToString(up.UploadId), Started: aws.ToTime(up.Initiated)}
+			p := storage.PendingUpload{Key: key, ID: aws.ToString(up.UploadId), Started: aws.ToTime(up.Initiated)}
 			if !dryRun {
 				if err := s.abortUpload(ctx, up); err != nil {
 					return out, err

@@ -1,0 +1,171 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/file"
+	"github.com/drkit/drkit/storage/storetest"
+)
+
+type mode struct {
+	name    string
+	level   int
+	encrypt bool
+}
+
+var modes = []mode{{"plain", 0, false}, {"zstd", 3, false}, {"age", 0, true}, {"zstd+age", 3, true}}
+
+func pipeline(t *testing.T, m mode) (*storage.Pipeline, string) {
+	t.Helper()
+	root := t.TempDir()
+	st, err := file.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "eu-west-1", Level: m.level}
+	if m.encrypt {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Recipients, p.Identities = []age.Recipient{id.Recipient()}, []age.Identity{id}
+	}
+	return p, root
+}
+
+func readAll(t *testing.T, p *storage.Pipeline, obj storage.Object) ([]byte, error) {
+	t.Helper()
+	rc, err := p.Open(context.Background(), obj)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func TestPipelineRoundTrip(t *testing.T) {
+	compressible := bytes.Repeat([]byte("INSERT INTO orders VALUES (42, 'pending');\n"), 100000)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			p, _ := pipeline(t, m)
+			for i, data := range [][]byte{{}, []byte("x"), storetest.Data(5, 3<<20+11), compressible} {
+				key := fmt.Sprintf("obj/%d", i)
+				obj, err := p.Put(context.Background(), key, bytes.NewReader(data))
+				if err != nil {
+					t.Fatalf("Put: %v", err)
+				}
+				sum := sha256.Sum256(data)
+				if obj.PlainSize != int64(len(data)) || obj.SHA256 != hex.EncodeToString(sum[:]) {
+					t.Fatalf("record %+v does not describe the %d-byte plaintext", obj, len(data))
+				}
+				info, err := p.Store.Stat(context.Background(), key)
+				if err != nil || info.Size != obj.Size {
+					t.Fatalf("stored size %d (%v), record says %d", info.Size, err, obj.Size)
+				}
+				got, err := readAll(t, p, obj)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("read back %d bytes (%v), want %d", len(got), err, len(data))
+				}
+			}
+		})
+	}
+}
+
+func TestPipelineCompresses(t *testing.T) {
+	p, _ := pipeline(t, mode{"zstd", 3, false})
+	data := bytes.Repeat([]byte("WAL record 0000000100000000000000A1\n"), 200000)
+	obj, err := p.Put(context.Background(), "c", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Size*20 > obj.PlainSize {
+		t.Fatalf("zstd stored %d bytes of %d: not compressed", obj.Size, obj.PlainSize)
+	}
+}
+
+// Flipping one stored byte must make a full read fail with the key and region.
+func TestPipelineDetectsCorruption(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			p, root := pipeline(t, m)
+			obj, err := p.Put(context.Background(), "wal/000000010000000000000001", bytes.NewReader(storetest.Data(8, 1<<20)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(root, "wal", "000000010000000000000001")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x01
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = readAll(t, p, obj)
+			if err == nil {
+				t.Fatal("a corrupted object was read without error")
+			}
+			for _, want := range []string{"wal/000000010000000000000001", "eu-west-1"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestPipelineManifestMismatch(t *testing.T) {
+	p, _ := pipeline(t, mode{"zstd", 3, false})
+	obj, err := p.Put(context.Background(), "k", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := obj
+	bad.SHA256 = strings.Repeat("0", 64)
+	if _, err := readAll(t, p, bad); !errors.Is(err, storage.ErrChecksum) {
+		t.Fatalf("read with a wrong SHA-256 = %v, want ErrChecksum", err)
+	}
+	bad = obj
+	bad.Size++
+	if _, err := readAll(t, p, bad); !errors.Is(err, storage.ErrChecksum) {
+		t.Fatalf("read with a wrong stored size = %v, want ErrChecksum", err)
+	}
+}
+
+func TestPipelineWrongIdentity(t *testing.T) {
+	p, _ := pipeline(t, mode{"age", 0, true})
+	obj, err := p.Put(context.Background(), "secret", strings.NewReader("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := age.GenerateX25519Identity()
+	p.Identities = []age.Identity{other}
+	_, err = readAll(t, p, obj)
+	if err == nil || !strings.Contains(err.Error(), "identity") || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("read with the wrong identity = %v; want an error about the identity naming the key", err)
+	}
+	p.Identities = nil
+	if _, err = readAll(t, p, obj); err == nil || !strings.Contains(err.Error(), "identity_file") {
+		t.Fatalf("read without identities = %v; want the config hint", err)
+	}
+}
+
+func TestPipelinePutFailureIsReported(t *testing.T) {
+	p, _ := pipeline(t, mode{"zstd", 3, false})
+	if _, err := p.Put(context.Background(), "../escape", strings.NewReader("x")); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Fatalf("Put to a bad key = %v", err)
+	}
+}

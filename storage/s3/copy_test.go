@@ -152,3 +152,17 @@ func TestCopyResumes(t *testing.T) {
 		t.Fatalf("the resumed copy re-sent parts: %d reused, want at least 2", resumed.Load())
 	}
 }
+
+func TestProbeSeesAServerGoDown(t *testing.T) {
+	m := testenv.StartMinIO(t)
+	s := freshStore(t, &m.S3, "", storetest.Options)
+	if err := storage.Probe(context.Background(), s); err != nil {
+		t.Fatalf("Probe of a running MinIO: %v", err)
+	}
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Probe(context.Background(), s); err == nil {
+		t.Fatal("Probe of a killed MinIO reported it up")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"time"
 )
 
 // DefaultListen is where drd serves /healthz, /readyz, /metrics and its API unless
@@ -27,12 +29,13 @@ func StoreSchemes() []string { return []string{"file", "s3"} }
 
 // Config is the whole configuration file.
 type Config struct {
-	Drd      Drd       `yaml:"drd"`
-	Regions  []Region  `yaml:"regions"`
-	Clusters []Cluster `yaml:"clusters"`
+	Drd      Drd       `yaml:"drd" json:"drd"`
+	Storage  Storage   `yaml:"storage" json:"storage"`
+	Regions  []Region  `yaml:"regions" json:"regions"`
+	Clusters []Cluster `yaml:"clusters" json:"clusters"`
 
 	// Path is the file the config was read from ("" when parsed from memory).
-	Path string `yaml:"-"`
+	Path string `yaml:"-" json:"-"`
 	// lines maps a field path such as "clusters[1].engine" to its line in Path.
 	lines map[string]int
 }
@@ -40,24 +43,54 @@ type Config struct {
 // Drd configures the daemon itself.
 type Drd struct {
 	// Listen is the host:port of the HTTP listener.
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" json:"listen"`
+	// StateDir holds local caches (resumable-upload state). Nothing in it is a
+	// record: it can be deleted and is rebuilt from the stores and the database.
+	StateDir string `yaml:"state_dir,omitempty" json:"state_dir,omitempty"`
+}
+
+// Storage tunes how objects are written to every region.
+type Storage struct {
+	// Compression is zstd or none.
+	Compression string `yaml:"compression" json:"compression"`
+	// CompressionLevel is zstd's level, 1 (fastest) to 22 (smallest).
+	CompressionLevel int `yaml:"compression_level" json:"compression_level"`
+	// PartSize is the multipart part size (it grows for objects that would need
+	// more than 10,000 parts); at least 5MiB.
+	PartSize ByteSize `yaml:"part_size" json:"part_size"`
+	// Concurrency is how many parts upload at once.
+	Concurrency int `yaml:"concurrency" json:"concurrency"`
+	// MultipartThreshold: objects of known size above it are uploaded in parts.
+	MultipartThreshold ByteSize `yaml:"multipart_threshold" json:"multipart_threshold"`
+	// SweepAfter is the age at which drd aborts abandoned multipart uploads.
+	SweepAfter Duration `yaml:"sweep_after" json:"sweep_after"`
+}
+
+// Encryption configures client-side age encryption of one region.
+type Encryption struct {
+	// Recipients are age public keys (age1...): all drd needs to write.
+	Recipients []string `yaml:"recipients" json:"recipients"`
+	// IdentityFile holds the age private key(s); needed only to restore.
+	IdentityFile string `yaml:"identity_file,omitempty" json:"identity_file,omitempty"`
 }
 
 // Region is one object store that holds a self-sufficient copy of the catalog.
 type Region struct {
-	Name  string `yaml:"name"`
-	Store string `yaml:"store"`
+	Name  string `yaml:"name" json:"name"`
+	Store string `yaml:"store" json:"store"`
+	// Encryption, if set, encrypts everything drkit writes to this region.
+	Encryption *Encryption `yaml:"encryption,omitempty" json:"encryption,omitempty"`
 }
 
 // Cluster is one database whose logs and backups drd ships.
 type Cluster struct {
-	Name   string `yaml:"name"`
-	Engine string `yaml:"engine"`
+	Name   string `yaml:"name" json:"name"`
+	Engine string `yaml:"engine" json:"engine"`
 	// Region is where the primary runs.
-	Region string `yaml:"region"`
-	DSN    string `yaml:"dsn"`
+	Region string `yaml:"region" json:"region"`
+	DSN    string `yaml:"dsn" json:"dsn"`
 	// ShipTo lists the regions that receive logs and backups; empty means every region.
-	ShipTo []string `yaml:"ship_to"`
+	ShipTo []string `yaml:"ship_to" json:"ship_to"`
 }
 
 // Resolve returns the config path to use: flag, else $DRKIT_CONFIG, else ./drkit.yaml.
@@ -99,9 +132,37 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 	return cfg, nil
 }
 
+// Storage defaults.
+const (
+	DefaultCompressionLevel   = 3
+	DefaultPartSize           = 16 << 20
+	DefaultConcurrency        = 4
+	DefaultMultipartThreshold = 100 << 20
+	DefaultSweepAfter         = Duration(24 * time.Hour)
+)
+
 func (c *Config) applyDefaults() {
 	if c.Drd.Listen == "" {
 		c.Drd.Listen = DefaultListen
+	}
+	st := &c.Storage
+	if st.Compression == "" {
+		st.Compression = "zstd"
+	}
+	if st.CompressionLevel == 0 {
+		st.CompressionLevel = DefaultCompressionLevel
+	}
+	if st.PartSize == 0 {
+		st.PartSize = DefaultPartSize
+	}
+	if st.Concurrency == 0 {
+		st.Concurrency = DefaultConcurrency
+	}
+	if st.MultipartThreshold == 0 {
+		st.MultipartThreshold = DefaultMultipartThreshold
+	}
+	if st.SweepAfter == 0 {
+		st.SweepAfter = DefaultSweepAfter
 	}
 	for i := range c.Clusters {
 		if len(c.Clusters[i].ShipTo) == 0 {
@@ -110,6 +171,21 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
+}
+
+// StateDir returns the folder for local caches: drd.state_dir, else
+// $XDG_STATE_HOME/drkit, else ~/.local/state/drkit.
+func (c *Config) StateDir() string {
+	if c.Drd.StateDir != "" {
+		return c.Drd.StateDir
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+		return filepath.Join(x, "drkit")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "drkit")
+	}
+	return filepath.Join(os.TempDir(), "drkit-state")
 }
 
 // Region returns the region called name.

@@ -83,8 +83,8 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"bad yaml", "regions:\n  - name: a\n\tstore: x\n", []string{"c.yaml:2:", "tab character"}},
 		{"empty file", "", []string{"c.yaml: the file is empty"}},
-		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, drd, regions"}},
-		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: name, store"}},
+		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, drd, regions, storage"}},
+		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: encryption, name, store"}},
 		{"wrong kind", "regions:\n  name: a\n", []string{"c.yaml:2:", "regions must be a list"}},
 		{"duplicate key", "regions: []\nregions: []\n", []string{"c.yaml:2:", `"regions" already defined`}},
 		{"no regions", "drd: {listen: ':1'}\n", []string{"at least one region"}},
@@ -103,6 +103,12 @@ func TestParseErrors(t *testing.T) {
 		{"missing store", "regions:\n  - name: a\n", []string{"c.yaml:2:", "has no store"}},
 		{"missing env var", "regions:\n  - name: a\n    store: file:///${NOPE}/x\n", []string{"c.yaml:3:", "${NOPE}", "not set in the environment"}},
 		{"bad listen", "drd:\n  listen: localhost\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", "not host:port"}},
+		{"bad size", "storage:\n  part_size: 16 megs\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", `"16 megs" is not a size`}},
+		{"bad duration", "storage:\n  sweep_after: tomorrow\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", `"tomorrow" is not a duration`}},
+		{"part too small", "storage:\n  part_size: 1MiB\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", "outside 5MiB..5GiB"}},
+		{"bad compression", "storage:\n  compression: lz4\n  compression_level: 30\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", "c.yaml:3:", "allowed: zstd, none", "outside 1..22"}},
+		{"bad recipient", "regions:\n  - name: a\n    store: file:///a\n    encryption:\n      recipients: [age1nope]\n", []string{"c.yaml:5:", "not an age public key"}},
+		{"encryption without recipients", "regions:\n  - name: a\n    store: file:///a\n    encryption:\n      identity_file: /k\n", []string{"c.yaml:4:", "has no recipients"}},
 		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},
 	}
 	for _, tc := range cases {
@@ -124,6 +130,22 @@ func TestLoadMissingFileSaysWhatToDo(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "--config") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for in, want := range map[string]ByteSize{"16MiB": 16 << 20, "100MB": 100e6, "1GiB": 1 << 30, "1048576": 1 << 20, "1.5KiB": 1536} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"14d": "14d", "36h": "36h0m0s", "90m": "1h30m0s"} {
+		if got, err := ParseDuration(in); err != nil || got.String() != want {
+			t.Errorf("ParseDuration(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	if ByteSize(16<<20).String() != "16MiB" || ByteSize(100<<20).String() != "100MiB" || ByteSize(1000).String() != "1000" {
+		t.Errorf("ByteSize strings: %s %s %s", ByteSize(16<<20), ByteSize(100<<20), ByteSize(1000))
 	}
 }
 

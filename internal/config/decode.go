@@ -75,6 +75,9 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) {
 	if isNull(n) {
 		return
 	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		d.walkStruct(n, t, path)
@@ -113,6 +116,7 @@ func (d *decoder) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 			child = path + "." + key.Value
 		}
 		d.walk(val, f.Type, child)
+		d.lines[child] = key.Line // point at the key, not at a nested value's first line
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"filippo.io/age"
 )
 
 // namePattern keeps region and cluster names safe as object-key segments and as
@@ -19,6 +21,7 @@ const nameRule = "lower-case letters, digits, '.', '_' and '-', starting with a 
 func (c *Config) validate() error {
 	var p problems
 	c.validateDrd(&p)
+	c.validateStorage(&p)
 	c.validateRegions(&p)
 	c.validateClusters(&p)
 	return p.err(c.Path)
@@ -49,6 +52,38 @@ func (c *Config) validateDrd(p *problems) {
 	}
 }
 
+func (c *Config) validateStorage(p *problems) {
+	st := c.Storage
+	if st.Compression != "zstd" && st.Compression != "none" {
+		p.add(c.line("storage.compression"), "storage.compression %q is not known; allowed: zstd, none", st.Compression)
+	}
+	if st.CompressionLevel < 1 || st.CompressionLevel > 22 {
+		p.add(c.line("storage.compression_level"), "storage.compression_level %d is outside 1..22 (1 fastest, 22 smallest; 3 is the default)", st.CompressionLevel)
+	}
+	if st.PartSize < 5<<20 || st.PartSize > 5<<30 {
+		p.add(c.line("storage.part_size"), "storage.part_size %s is outside 5MiB..5GiB, the limits of S3 multipart", st.PartSize)
+	}
+	if st.Concurrency < 1 || st.Concurrency > 64 {
+		p.add(c.line("storage.concurrency"), "storage.concurrency %d is outside 1..64", st.Concurrency)
+	}
+	if st.MultipartThreshold < 5<<20 {
+		p.add(c.line("storage.multipart_threshold"), "storage.multipart_threshold %s is below 5MiB, S3's smallest part", st.MultipartThreshold)
+	}
+}
+
+// checkEncryption validates a region's age recipients; the identity file is only
+// needed to restore, so its absence is not an error here.
+func (c *Config) checkEncryption(p *problems, at string, e *Encryption) {
+	if len(e.Recipients) == 0 {
+		p.add(c.line(at+".encryption"), "%s.encryption has no recipients: list the age public keys (age1...) to encrypt to", at)
+	}
+	for j, r := range e.Recipients {
+		if _, err := age.ParseX25519Recipient(r); err != nil {
+			p.add(c.line(at+".encryption.recipients["+strconv.Itoa(j)+"]"), "%s.encryption.recipients[%d] is not an age public key (age1...): %v", at, j, err)
+		}
+	}
+}
+
 func (c *Config) validateRegions(p *problems) {
 	if len(c.Regions) == 0 {
 		p.add(c.line("regions"), "regions: at least one region is needed, for example {name: local, store: file:///var/lib/drkit/local}")
@@ -63,6 +98,9 @@ func (c *Config) validateRegions(p *problems) {
 		}
 		if msg := checkStoreURL(r.Store); msg != "" {
 			p.add(c.line(at+".store"), "%s.store: %s", at, msg)
+		}
+		if r.Encryption != nil {
+			c.checkEncryption(p, at, r.Encryption)
 		}
 	}
 }

@@ -22,8 +22,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	err := root.Execute()
 	if err != nil {
-		// cobra reports an unknown subcommand of the root as a plain error.
-		if strings.HasPrefix(err.Error(), "unknown command") {
+		// cobra reports an unknown subcommand of the root and a missing required
+		// flag as plain errors.
+		if msg := err.Error(); strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "required flag") {
 			err = usageErr(err)
 		}
 		fmt.Fprintln(stderr, "drctl:", err)
@@ -46,6 +47,14 @@ func (g *globals) loadConfig() (*config.Config, error) {
 		return nil, usageErr(err)
 	}
 	return cfg, nil
+}
+
+func regionNames(regions []config.Region) string {
+	names := make([]string, len(regions))
+	for i, r := range regions {
+		names[i] = r.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // printJSON writes v as indented JSON to stdout.
@@ -76,6 +85,6 @@ It needs no running drd: every region's store describes itself.
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", "", "config file (default $"+config.EnvFile+", else ./"+config.DefaultFile+")")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
-	root.AddCommand(newVersionCmd(g), newConfigCmd(g))
+	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g))
 	return root
 }

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"io"
+	"os"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// progress returns a reader that draws a progress bar on stderr while r is read,
+// when stderr is a terminal and --json is off; otherwise r itself.
+func (g *globals) progress(r io.Reader, size int64, what string) (io.Reader, func()) {
+	f, ok := g.stderr.(*os.File)
+	if g.json || !ok || !term.IsTerminal(int(f.Fd())) {
+		return r, func() {}
+	}
+	bar := progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100_000_000), // 100 ms
+		progressbar.OptionClearOnFinish(),
+	)
+	pr := progressbar.NewReader(r, bar)
+	return &pr, func() { _ = bar.Finish() }
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
 	"github.com/drkit/drkit/monitor"
+	"github.com/drkit/drkit/storage"
+	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
 )
 
 // Exit codes, as for drctl: 0 clean stop, 1 failure, 2 bad usage or config.
@@ -102,13 +105,30 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	ctx, stop := lifecycle.SignalContext(parent, log, exit)
 	defer stop()
 
+	reg := monitor.NewRegistry(info)
+	storeMetrics := storage.NewMetrics(reg)
+	regions := make([]*storage.Region, 0, len(cfg.Regions))
+	for _, rc := range cfg.Regions {
+		r, err := storage.OpenRegion(ctx, cfg, rc.Name, storage.RegionOptions{Metrics: storeMetrics, Log: log})
+		if err != nil {
+			return usageError{err}
+		}
+		regions = append(regions, r)
+	}
+
 	group := lifecycle.NewGroup(log)
 	group.Add(api.NewServer(api.Options{
 		Addr:     cfg.Drd.Listen,
-		Gatherer: monitor.NewRegistry(info),
+		Gatherer: reg,
 		Ready:    group.Ready,
 		Log:      log,
 	}))
+	group.Add(&storage.Maintainer{
+		Regions:    regions,
+		Metrics:    storeMetrics,
+		Log:        log,
+		SweepAfter: time.Duration(cfg.Storage.SweepAfter),
+	})
 	if err := group.Run(ctx); err != nil {
 		return err
 	}

@@ -84,12 +84,22 @@ func TestDrdServesAndStopsOnSIGTERM(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code, body := get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(body, "ready") {
-		t.Errorf("/readyz = %d %s", code, body)
+	for {
+		code, body := get(t, base+"/readyz")
+		if code == http.StatusOK && strings.Contains(body, "ready") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %s; not ready within 10s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	code, body := get(t, base+"/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "drkit_build_info{") {
 		t.Errorf("/metrics = %d, lacks drkit_build_info:\n%.500s", code, body)
+	}
+	if !strings.Contains(body, `drkit_store_up{region="local"} 1`) {
+		t.Errorf("/metrics lacks drkit_store_up for the file region:\n%.2000s", body)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

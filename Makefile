@@ -13,13 +13,13 @@ VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 
 # Debian packages the tests and benchmarks run: real servers and anchor tools.
-APT_PACKAGES := postgresql mariadb-server mariadb-client redis-server prometheus pgbackrest rclone
+APT_PACKAGES := postgresql mariadb-server mariadb-client redis-server prometheus pgbackrest rclone time bc curl
 
 GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 
 TEST_FLAGS ?= -race -timeout 20m
 
-.PHONY: all deps deps-apt deps-go build test lint bench demo clean
+.PHONY: all deps deps-apt deps-go build test lint bench bench-storage demo clean
 
 all: build
 
@@ -72,9 +72,12 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
-## bench: side-by-side benchmarks against the anchor tools (arrive with the storage and engine issues)
-bench:
-	@echo "bench: no benchmarks yet; they arrive with the storage and engine issues (make bench-storage, bench-postgres, bench-mysql)"
+## bench: side-by-side benchmarks against the anchor tools, reported as ratios
+bench: bench-storage
+
+## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
+bench-storage: deps build
+	bench/storage.sh
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
 demo:

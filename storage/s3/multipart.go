@@ -68,13 +68,17 @@ type upload struct {
 }
 
 // multipart uploads r (total bytes, or -1 if unknown) to full in parallel parts.
-// Memory is bounded by (Concurrency+1) part buffers, whatever the object's size.
-func (s *Store) multipart(ctx context.Context, key, full string, r io.Reader, total int64) error {
+// head, if set, is part 1, already read from r by the caller. Memory is bounded by
+// (Concurrency+1) part buffers, whatever the object's size.
+func (s *Store) multipart(ctx context.Context, key, full string, r io.Reader, total int64, head []byte) error {
 	u := &upload{s: s, key: key, full: full, plan: newPlan(s.opts, total)}
+	if head != nil && int64(len(head)) != u.plan.partSize(1) {
+		r, head = io.MultiReader(bytes.NewReader(head), r), nil // not part-aligned: re-read it
+	}
 	if err := u.begin(ctx); err != nil {
 		return err
 	}
-	err := u.sendParts(ctx, r)
+	err := u.sendParts(ctx, r, head)
 	if err == nil {
 		err = u.complete(ctx)
 	}
@@ -127,7 +131,7 @@ func (u *upload) begin(ctx context.Context) error {
 // sendParts reads r part by part and uploads parts in parallel; parts a resumed
 // upload already holds are read and checked against their recorded checksum, not
 // sent again.
-func (u *upload) sendParts(ctx context.Context, r io.Reader) error {
+func (u *upload) sendParts(ctx context.Context, r io.Reader, head []byte) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(u.s.opts.Concurrency)
 	pool := make(chan []byte, u.s.opts.Concurrency+1)
@@ -147,8 +151,17 @@ func (u *upload) sendParts(ctx context.Context, r io.Reader) error {
 			readErr = fmt.Errorf("put %s: more than %d parts: the object is too large for its part size", u.key, storage.MaxParts)
 			break
 		}
-		buf := getBuf(u.plan.partSize(n))
-		m, err := io.ReadFull(r, buf)
+		var (
+			buf []byte
+			m   int
+			err error
+		)
+		if n == 1 && head != nil {
+			buf, m = head, len(head)
+		} else {
+			buf = getBuf(u.plan.partSize(n))
+			m, err = io.ReadFull(r, buf)
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}

@@ -171,10 +171,15 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	size := storage.SizeOf(r)
-	if rs, ok := r.(io.ReadSeeker); ok && size >= 0 && size <= s.opts.Threshold {
+	rs, seekable := r.(io.ReadSeeker)
+	switch {
+	case seekable && size >= 0 && size <= s.opts.Threshold:
 		return s.putObject(ctx, key, full, rs, size)
+	case size > s.opts.Threshold:
+		return s.multipart(ctx, key, full, r, size, nil)
 	}
-	// Read the first part: a stream that ends within it is stored in one request.
+	// Read the first part: a stream that ends within it is stored in one request;
+	// otherwise the buffer becomes part 1 of the multipart upload.
 	first := make([]byte, s.opts.PartSize)
 	n, err := io.ReadFull(r, first)
 	switch {
@@ -183,7 +188,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	case err != nil:
 		return fmt.Errorf("put %s: read source: %w", key, err)
 	}
-	return s.multipart(ctx, key, full, io.MultiReader(bytes.NewReader(first), r), size)
+	return s.multipart(ctx, key, full, r, size, first)
 }
 
 func (s *Store) putObject(ctx context.Context, key, full string, body io.ReadSeeker, size int64) error {

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,10 @@ func UseS3Credentials() {
 type S3 struct {
 	// Bucket is created at start (option; default "drkit").
 	Bucket string
+	// TLS serves HTTPS with a certificate from a throwaway CA (option; MinIO only).
+	TLS bool
+	// CAFile is that CA's PEM file, for AWS_CA_BUNDLE; set by Start when TLS.
+	CAFile string
 
 	// Endpoint is the server's base URL (http://127.0.0.1:port); set by Start.
 	Endpoint string
@@ -50,6 +55,7 @@ type S3 struct {
 	Dir string
 
 	proc *proc
+	http *http.Client // trusts CAFile when TLS
 }
 
 // MinIO is a throwaway MinIO server (one per region in tests).
@@ -79,10 +85,18 @@ func StartVersityGW(tb testing.TB) *VersityGW {
 // chain (so AWS_CA_BUNDLE and friends apply as in production) with the server's
 // static credentials.
 func (s *S3) Client(ctx context.Context) (*s3.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx,
+	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(s.Region),
 		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")),
-	)
+	}
+	if s.CAFile != "" {
+		ca, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read test CA: %w", err)
+		}
+		opts = append(opts, awsconfig.WithCustomCABundle(bytes.NewReader(ca)))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
@@ -119,6 +133,12 @@ func (s *S3) defaults() error {
 	return nil
 }
 
+// address is the server's host:port.
+func (s *S3) address() string {
+	u, _ := url.Parse(s.Endpoint)
+	return u.Host
+}
+
 func (m *MinIO) start(ctx context.Context, tb testing.TB) error {
 	if docker, err := useDocker(); err != nil || docker {
 		return dockerOr(err, func() error { return m.startDocker(ctx, tb) })
@@ -142,13 +162,26 @@ func (m *MinIO) start(ctx context.Context, tb testing.TB) error {
 		"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1",
 	}
-	m.proc, err = startProc("minio", account{}, filepath.Join(m.Dir, "minio.log"), env, bin,
-		"server", filepath.Join(m.Dir, "data"), "--quiet", "--address", m.Endpoint[len("http://"):],
-		"--console-address", "127.0.0.1:"+strconv.Itoa(console))
+	args := []string{"server", filepath.Join(m.Dir, "data"), "--quiet", "--address", m.address(),
+		"--console-address", "127.0.0.1:" + strconv.Itoa(console)}
+	if m.TLS {
+		certs := filepath.Join(m.Dir, "certs")
+		if err := os.MkdirAll(certs, 0o700); err != nil {
+			return err
+		}
+		pool, err := selfSignedCA(certs)
+		if err != nil {
+			return fmt.Errorf("make TLS certificates: %w", err)
+		}
+		m.CAFile, m.http = filepath.Join(certs, "ca.pem"), tlsClient(pool)
+		m.Endpoint = "https://" + m.address()
+		args = append(args, "--certs-dir", certs)
+	}
+	m.proc, err = startProc("minio", account{}, filepath.Join(m.Dir, "minio.log"), env, bin, args...)
 	if err != nil {
 		return err
 	}
-	if err := m.proc.waitReady(ctx, func(ctx context.Context) error { return httpOK(ctx, m.Endpoint+"/minio/health/ready") }); err != nil {
+	if err := m.proc.waitReady(ctx, func(ctx context.Context) error { return m.httpOK(ctx, m.Endpoint+"/minio/health/ready") }); err != nil {
 		return err
 	}
 	return m.proc.waitReady(ctx, m.makeBucket)
@@ -178,7 +211,7 @@ func (v *VersityGW) start(ctx context.Context, tb testing.TB) error {
 	// Metadata goes to a sidecar folder so the test does not depend on xattr support.
 	v.proc, err = startProc("versitygw", account{}, filepath.Join(v.Dir, "versitygw.log"), nil, bin,
 		"--access", v.AccessKey, "--secret", v.SecretKey, "--region", v.Region,
-		"--port", v.Endpoint[len("http://"):], "--quiet",
+		"--port", v.address(), "--quiet",
 		"posix", "--sidecar", meta, data)
 	if err != nil {
 		return err
@@ -200,12 +233,22 @@ func (s *S3) makeBucket(ctx context.Context) error {
 	return nil
 }
 
-func httpOK(ctx context.Context, u string) error {
+func (s *S3) httpOK(ctx context.Context, u string) error {
+	c := s.http
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return httpGetOK(ctx, c, u)
+}
+
+func httpOK(ctx context.Context, u string) error { return httpGetOK(ctx, http.DefaultClient, u) }
+
+func httpGetOK(ctx context.Context, c *http.Client, u string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

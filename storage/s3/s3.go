@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -110,6 +112,7 @@ func (s *Store) newClient(ctx context.Context, profile string, pathStyle bool) (
 				o.MaxAttempts = 10
 				o.MaxBackoff = 20 * time.Second
 				o.RateLimiter = ratelimit.None
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(permanentTLS)}, o.Retryables...)
 			})
 		}),
 	}
@@ -133,6 +136,19 @@ func (s *Store) newClient(ctx context.Context, profile string, pathStyle bool) (
 		}
 		o.UsePathStyle = pathStyle
 	}), nil
+}
+
+// permanentTLS stops retries of certificate failures: no retry fixes a CA that is
+// not trusted or a name that does not match, and the operator should hear at once.
+func permanentTLS(err error) aws.Ternary {
+	var verr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &verr) || errors.As(err, &hostErr) || errors.As(err, &authErr) || errors.As(err, &invalid) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
 }
 
 func parseBool(q url.Values, name string, def bool) (bool, error) {

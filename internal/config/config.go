@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -91,6 +92,31 @@ type Cluster struct {
 	DSN    string `yaml:"dsn" json:"dsn"`
 	// ShipTo lists the regions that receive logs and backups; empty means every region.
 	ShipTo []string `yaml:"ship_to" json:"ship_to"`
+	// RequiredRegions must hold WAL durably before it is acknowledged to the
+	// database (default: every ship_to region).
+	RequiredRegions []string `yaml:"required_regions" json:"required_regions"`
+	// FlushInterval bounds how long received WAL waits before it is flushed to
+	// the regions: the exposure window of a disaster (default 1s).
+	FlushInterval Duration `yaml:"flush_interval" json:"flush_interval"`
+	// Slot is the replication slot drd streams from (default drkit_<name>).
+	Slot string `yaml:"slot,omitempty" json:"slot,omitempty"`
+	// BaseBackup schedules base backups.
+	BaseBackup BaseBackup `yaml:"base_backup,omitempty" json:"base_backup,omitempty"`
+	// Retention says which backups (and the WAL they need) each region keeps.
+	Retention Retention `yaml:"retention,omitempty" json:"retention,omitempty"`
+}
+
+// BaseBackup configures scheduled base backups.
+type BaseBackup struct {
+	// Schedule is a cron expression ("0 3 * * *"); empty means on demand only.
+	Schedule string `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+}
+
+// Retention keeps the newest Full backups and/or those younger than Window;
+// the newest backup is always kept.
+type Retention struct {
+	Full   int      `yaml:"full,omitempty" json:"full,omitempty"`
+	Window Duration `yaml:"window,omitempty" json:"window,omitempty"`
 }
 
 // Resolve returns the config path to use: flag, else $DRKIT_CONFIG, else ./drkit.yaml.
@@ -139,6 +165,7 @@ const (
 	DefaultConcurrency        = 4
 	DefaultMultipartThreshold = 100 << 20
 	DefaultSweepAfter         = Duration(24 * time.Hour)
+	DefaultFlushInterval      = Duration(time.Second)
 )
 
 func (c *Config) applyDefaults() {
@@ -165,10 +192,20 @@ func (c *Config) applyDefaults() {
 		st.SweepAfter = DefaultSweepAfter
 	}
 	for i := range c.Clusters {
-		if len(c.Clusters[i].ShipTo) == 0 {
+		cl := &c.Clusters[i]
+		if len(cl.ShipTo) == 0 {
 			for _, r := range c.Regions {
-				c.Clusters[i].ShipTo = append(c.Clusters[i].ShipTo, r.Name)
+				cl.ShipTo = append(cl.ShipTo, r.Name)
 			}
+		}
+		if len(cl.RequiredRegions) == 0 {
+			cl.RequiredRegions = append([]string(nil), cl.ShipTo...)
+		}
+		if cl.FlushInterval == 0 {
+			cl.FlushInterval = DefaultFlushInterval
+		}
+		if cl.Slot == "" && cl.Engine == "postgres" {
+			cl.Slot = "drkit_" + strings.NewReplacer("-", "_", ".", "_").Replace(cl.Name)
 		}
 	}
 }

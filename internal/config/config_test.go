@@ -109,6 +109,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad compression", "storage:\n  compression: lz4\n  compression_level: 30\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", "c.yaml:3:", "allowed: zstd, none", "outside 1..22"}},
 		{"bad recipient", "regions:\n  - name: a\n    store: file:///a\n    encryption:\n      recipients: [age1nope]\n", []string{"c.yaml:5:", "not an age public key"}},
 		{"encryption without recipients", "regions:\n  - name: a\n    store: file:///a\n    encryption:\n      identity_file: /k\n", []string{"c.yaml:4:", "has no recipients"}},
+		{"required not shipped", "regions: [{name: a, store: 'file:///a'}, {name: b, store: 'file:///b'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: x\n    ship_to: [a]\n    required_regions: [b]\n", []string{"c.yaml:8:", `required_regions names "b"`}},
+		{"bad cron", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: x\n    base_backup:\n      schedule: every day\n", []string{"c.yaml:8:", "not a cron expression"}},
+		{"bad flush interval", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: postgres, region: a, dsn: x, flush_interval: 10ms}\n", []string{"c.yaml:3:", "outside 100ms..1h"}},
 		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},
 	}
 	for _, tc := range cases {

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"filippo.io/age"
+	"github.com/robfig/cron/v3"
 )
 
 // namePattern keeps region and cluster names safe as object-key segments and as
@@ -121,6 +123,7 @@ func (c *Config) validateClusters(p *problems) {
 		if cl.DSN == "" {
 			p.add(c.line(at), "%s (%s) has no dsn: give the connection string drd uses to reach the primary", at, cl.Name)
 		}
+		c.checkClusterExtras(p, at, cl)
 		shipped := map[string]bool{}
 		for j, r := range cl.ShipTo {
 			path := at + ".ship_to[" + strconv.Itoa(j) + "]"
@@ -132,6 +135,31 @@ func (c *Config) validateClusters(p *problems) {
 			}
 			shipped[r] = true
 		}
+	}
+}
+
+// slotPattern is what PostgreSQL accepts as a replication slot name.
+var slotPattern = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
+	for j, r := range cl.RequiredRegions {
+		if !slices.Contains(cl.ShipTo, r) {
+			p.add(c.line(at+".required_regions["+strconv.Itoa(j)+"]"), "%s.required_regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
+		}
+	}
+	if cl.FlushInterval < Duration(100*time.Millisecond) || cl.FlushInterval > Duration(time.Hour) {
+		p.add(c.line(at+".flush_interval"), "%s.flush_interval %s is outside 100ms..1h", at, cl.FlushInterval)
+	}
+	if cl.Slot != "" && !slotPattern.MatchString(cl.Slot) {
+		p.add(c.line(at+".slot"), "%s.slot %q is not a valid replication slot name (lower-case letters, digits, _; at most 63)", at, cl.Slot)
+	}
+	if s := cl.BaseBackup.Schedule; s != "" {
+		if _, err := cron.ParseStandard(s); err != nil {
+			p.add(c.line(at+".base_backup.schedule"), "%s.base_backup.schedule %q is not a cron expression (minute hour day month weekday, or @daily): %v", at, s, err)
+		}
+	}
+	if cl.Retention.Full < 0 {
+		p.add(c.line(at+".retention.full"), "%s.retention.full must be 1 or more", at)
 	}
 }
 

@@ -1,0 +1,439 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// statusInterval is how often the shipper reports its position even when the
+// server does not ask, well inside wal_sender_timeout (60 s by default).
+const statusInterval = 10 * time.Second
+
+// Shipper streams one cluster's WAL into its regions. It is a drd component.
+type Shipper struct {
+	Cluster       string
+	DSN           string
+	Slot          string
+	FlushInterval time.Duration
+	Targets       []*Target
+	Log           *slog.Logger
+
+	mu       sync.Mutex
+	received LSN // end of the WAL received from the server
+	streamed bool
+}
+
+// Name implements drd's component interface.
+func (s *Shipper) Name() string { return "wal-shipper/" + s.Cluster }
+
+// Ready reports ready once the shipper has streamed at least once.
+func (s *Shipper) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.streamed {
+		return errors.New("not streaming yet")
+	}
+	return nil
+}
+
+// Received returns the end of the WAL received from the server.
+func (s *Shipper) Received() LSN {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.received
+}
+
+// Run streams until ctx ends, reconnecting with backoff after any failure: the
+// server keeps unacknowledged WAL in the slot, so a failure loses nothing.
+func (s *Shipper) Run(ctx context.Context) error {
+	delay := time.Second
+	for {
+		began := time.Now()
+		err := s.stream(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(began) > time.Minute {
+			delay = time.Second
+		}
+		s.Log.Error("WAL streaming stopped; reconnecting", "cluster", s.Cluster, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// session is one replication connection's state.
+type session struct {
+	s        *Shipper
+	conn     *pgconn.PgConn
+	segSize  uint64
+	tli      uint32
+	seg      Segment
+	buf      []byte // the open segment
+	written  uint64 // bytes of buf received, from its start
+	flushed  uint64 // bytes of buf handed to the regions
+	received LSN
+	workers  []*sync.WaitGroup
+}
+
+func (s *Shipper) stream(ctx context.Context) error {
+	conn, err := ConnectReplication(ctx, s.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
+	}
+	segSize, version, err := serverSettings(ctx, conn)
+	if err != nil {
+		return err
+	}
+	info := ClusterInfo{Engine: "postgres", SystemIdentifier: sys.SystemID, WALSegmentSize: segSize, ServerVersion: version}
+	for _, t := range s.Targets {
+		if err := t.Catalog.EnsureInfo(ctx, info); err != nil {
+			return err
+		}
+	}
+	restart, err := ensureSlot(ctx, conn, s.Slot)
+	if err != nil {
+		return err
+	}
+	tli := uint32(sys.Timeline)
+	start, perTarget, err := s.resumePoint(ctx, tli, segSize, restart)
+	if err != nil {
+		return err
+	}
+	seg := SegmentOf(tli, start, segSize)
+	start = seg.Start(segSize)
+
+	// Workers write for the life of this session; a new session starts new ones
+	// from what the stores hold.
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	sess := &session{s: s, conn: conn, segSize: segSize, tli: tli, seg: seg, buf: make([]byte, segSize), received: start}
+	for i, t := range s.Targets {
+		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i]))
+	}
+	defer func() {
+		sess.drain(10 * time.Second)
+		stopWorkers()
+	}()
+
+	if err := pglogrepl.StartReplication(ctx, conn, s.Slot, start, pglogrepl.StartReplicationOptions{Timeline: int32(tli), Mode: pglogrepl.PhysicalReplication}); err != nil {
+		return fmt.Errorf("START_REPLICATION SLOT %s at %s on timeline %d: %w", s.Slot, start, tli, err)
+	}
+	s.Log.Info("streaming WAL", "cluster", s.Cluster, "slot", s.Slot, "from", start.String(), "timeline", tli, "segment", seg.Name(segSize))
+	s.mu.Lock()
+	s.streamed = true
+	s.mu.Unlock()
+	return sess.loop(ctx)
+}
+
+// resumePoint returns where to stream from: the lowest durable end among the
+// regions (each region resumes without a gap), or the slot's restart point when
+// no region holds WAL of this timeline yet.
+func (s *Shipper) resumePoint(ctx context.Context, tli uint32, segSize uint64, restart LSN) (LSN, []LSN, error) {
+	ends := make([]LSN, len(s.Targets))
+	var start LSN
+	found := false
+	for i, t := range s.Targets {
+		objs, err := t.Catalog.List(ctx, segSize)
+		if err != nil {
+			return 0, nil, err
+		}
+		end, ok := DurableEnd(objs, tli, segSize)
+		if !ok {
+			continue
+		}
+		ends[i] = end
+		if !found || end < start {
+			start, found = end, true
+		}
+	}
+	if !found {
+		return restart, ends, nil
+	}
+	if restart > 0 && SegmentOf(tli, start, segSize).Start(segSize) < SegmentOf(tli, restart, segSize).Start(segSize) {
+		s.Log.Warn("the regions end before the WAL the slot still holds: a gap cannot be avoided; `drctl verify` will show it",
+			"cluster", s.Cluster, "regions_end", start.String(), "slot_restart", restart.String())
+		return restart, ends, nil
+	}
+	return start, ends, nil
+}
+
+func (ss *session) loop(ctx context.Context) error {
+	nextFlush := time.Now().Add(ss.s.FlushInterval)
+	nextStatus := time.Now().Add(statusInterval)
+	for {
+		rctx, cancel := context.WithDeadline(ctx, nextFlush)
+		msg, err := ss.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil && !pgconn.Timeout(err) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("receive WAL: %w", err)
+		}
+		if err == nil {
+			if err := ss.handle(ctx, msg); err != nil {
+				return err
+			}
+		}
+		if now := time.Now(); !now.Before(nextFlush) {
+			if err := ss.flush(ctx); err != nil {
+				return err
+			}
+			nextFlush = now.Add(ss.s.FlushInterval)
+			if !now.Before(nextStatus) {
+				if err := ss.sendStatus(ctx); err != nil {
+					return err
+				}
+				nextStatus = now.Add(statusInterval)
+			}
+		}
+	}
+}
+
+func (ss *session) handle(ctx context.Context, msg pgproto3.BackendMessage) error {
+	switch m := msg.(type) {
+	case *pgproto3.CopyData:
+		if len(m.Data) == 0 {
+			return nil
+		}
+		switch m.Data[0] {
+		case pglogrepl.XLogDataByteID:
+			x, err := pglogrepl.ParseXLogData(m.Data[1:])
+			if err != nil {
+				return fmt.Errorf("parse WAL message: %w", err)
+			}
+			return ss.write(ctx, x.WALStart, x.WALData)
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			k, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+			if err != nil {
+				return fmt.Errorf("parse keepalive: %w", err)
+			}
+			if k.ReplyRequested {
+				return ss.sendStatus(ctx)
+			}
+		}
+	case *pgproto3.CopyDone:
+		return fmt.Errorf("the server ended timeline %d (a promotion or switchover): restarting the stream to follow it", ss.tli)
+	case *pgproto3.ErrorResponse:
+		return fmt.Errorf("server: %s (%s)", m.Message, m.Code)
+	}
+	return nil
+}
+
+// write places WAL received at pos into the open segment, sealing segments as
+// they fill.
+func (ss *session) write(ctx context.Context, pos LSN, data []byte) error {
+	for len(data) > 0 {
+		segStart := ss.seg.Start(ss.segSize)
+		if pos >= segStart+LSN(ss.segSize) {
+			if err := ss.seal(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if pos < segStart {
+			return fmt.Errorf("the server sent WAL at %s, before the open segment %s", pos, ss.seg.Name(ss.segSize))
+		}
+		off := uint64(pos - segStart)
+		if off > ss.written {
+			return fmt.Errorf("the server skipped WAL: %s follows %s", pos, segStart+LSN(ss.written))
+		}
+		n := copy(ss.buf[off:], data)
+		ss.written = max(ss.written, off+uint64(n))
+		pos += LSN(n)
+		data = data[n:]
+		ss.received = max(ss.received, pos)
+	}
+	ss.s.mu.Lock()
+	ss.s.received = ss.received
+	ss.s.mu.Unlock()
+	if ss.written == ss.segSize {
+		return ss.seal(ctx)
+	}
+	return nil
+}
+
+// seal hands the full segment to every region and opens the next one.
+func (ss *session) seal(ctx context.Context) error {
+	if ss.written != ss.segSize {
+		return fmt.Errorf("segment %s ended after %d of %d bytes", ss.seg.Name(ss.segSize), ss.written, ss.segSize)
+	}
+	name := ss.seg.Name(ss.segSize)
+	end := ss.seg.Start(ss.segSize) + LSN(ss.segSize)
+	for _, t := range ss.s.Targets {
+		if err := t.enqueue(ctx, job{seg: ss.seg, segName: name, to: ss.segSize, data: ss.buf, whole: true, end: end}); err != nil {
+			return err
+		}
+	}
+	ss.seg = Segment{TLI: ss.tli, No: ss.seg.No + 1}
+	ss.buf = make([]byte, ss.segSize) // the old buffer belongs to the queued jobs now
+	ss.written, ss.flushed = 0, 0
+	return nil
+}
+
+// flush hands the bytes received since the last flush to every region as a
+// partial chunk, then reports the position the required regions hold.
+func (ss *session) flush(ctx context.Context) error {
+	if ss.written > ss.flushed {
+		name := ss.seg.Name(ss.segSize)
+		chunk := ss.buf[ss.flushed:ss.written] // never written again: WAL is append-only
+		end := ss.seg.Start(ss.segSize) + LSN(ss.written)
+		for _, t := range ss.s.Targets {
+			if err := t.enqueue(ctx, job{seg: ss.seg, segName: name, from: ss.flushed, to: ss.written, data: chunk, end: end}); err != nil {
+				return err
+			}
+		}
+		ss.flushed = ss.written
+	}
+	return ss.sendStatus(ctx)
+}
+
+// durable is the position every required region holds.
+func (ss *session) durable() LSN {
+	var low LSN
+	first := true
+	for _, t := range ss.s.Targets {
+		if !t.Required {
+			continue
+		}
+		d, _, _ := t.Durable()
+		if first || d < low {
+			low, first = d, false
+		}
+	}
+	return low
+}
+
+// sendStatus confirms to the server only what every required region holds, so
+// the slot keeps everything else.
+func (ss *session) sendStatus(ctx context.Context) error {
+	d := ss.durable()
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, ss.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: ss.received, WALFlushPosition: d, WALApplyPosition: d, ClientTime: time.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("send status: %w", err)
+	}
+	return nil
+}
+
+// drain flushes the open segment's last bytes and waits (up to limit) for the
+// regions to write what is queued, so that a clean stop leaves the regions
+// current and the next start resumes at the end.
+func (ss *session) drain(limit time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if ss.written > ss.flushed {
+		_ = ss.flush(ctx)
+	}
+	for _, t := range ss.s.Targets {
+		close(t.jobs)
+	}
+	done := make(chan struct{})
+	go func() {
+		for _, w := range ss.workers {
+			w.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		_ = ss.sendStatus(ctx)
+	case <-ctx.Done():
+		ss.s.Log.Warn("stopping with WAL still queued for a region; the slot keeps it for the next start", "cluster", ss.s.Cluster)
+	}
+}
+
+// ConnectReplication opens a physical replication connection to dsn.
+func ConnectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse the cluster's dsn: %w", err)
+	}
+	cfg.RuntimeParams["replication"] = "true"
+	cfg.RuntimeParams["application_name"] = "drkit"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect for replication (the role needs REPLICATION and a pg_hba.conf replication line): %w", err)
+	}
+	return conn, nil
+}
+
+// serverSettings reads wal_segment_size and server_version over a replication
+// connection (which accepts SHOW).
+func serverSettings(ctx context.Context, conn *pgconn.PgConn) (segSize uint64, version string, err error) {
+	show := func(name string) (string, error) {
+		res, err := conn.Exec(ctx, "SHOW "+name).ReadAll()
+		if err != nil {
+			return "", fmt.Errorf("SHOW %s: %w", name, err)
+		}
+		if len(res) == 0 || len(res[0].Rows) == 0 {
+			return "", fmt.Errorf("SHOW %s returned nothing", name)
+		}
+		return string(res[0].Rows[0][0]), nil
+	}
+	raw, err := show("wal_segment_size")
+	if err != nil {
+		return 0, "", err
+	}
+	if segSize, err = parseSize(raw); err != nil {
+		return 0, "", err
+	}
+	version, err = show("server_version")
+	return segSize, version, err
+}
+
+// parseSize parses PostgreSQL's "16MB" / "1GB" / "512kB".
+func parseSize(s string) (uint64, error) {
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseUint(num, 10, 64)
+			if err != nil {
+				break
+			}
+			return n * u.mult, nil
+		}
+	}
+	return 0, fmt.Errorf("unexpected wal_segment_size %q", s)
+}
+
+// ensureSlot creates the physical slot if missing (reserving WAL at once) and
+// returns its restart position.
+func ensureSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (LSN, error) {
+	_, err := conn.Exec(ctx, fmt.Sprintf("CREATE_REPLICATION_SLOT %s PHYSICAL RESERVE_WAL", slot)).ReadAll()
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // duplicate_object
+		return 0, fmt.Errorf("create replication slot %s: %w", slot, err)
+	}
+	res, err := conn.Exec(ctx, "READ_REPLICATION_SLOT "+slot).ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("READ_REPLICATION_SLOT %s (PostgreSQL 15 or newer is needed): %w", slot, err)
+	}
+	if len(res) == 0 || len(res[0].Rows) == 0 || res[0].Rows[0][1] == nil {
+		return 0, fmt.Errorf("slot %s has no restart position", slot)
+	}
+	return ParseLSN(string(res[0].Rows[0][1]))
+}

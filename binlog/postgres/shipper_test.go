@@ -1,0 +1,157 @@
+package postgres
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drkit/drkit/internal/testenv"
+	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/file"
+)
+
+func quietLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func fileTargets(t *testing.T, cluster string, regions ...string) []*Target {
+	t.Helper()
+	var out []*Target
+	for _, r := range regions {
+		st, err := file.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &Target{Catalog: &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: r, Level: 1}, Cluster: cluster}, Required: true})
+	}
+	return out
+}
+
+func startShipper(t *testing.T, pg *testenv.Postgres, targets []*Target) (stop func()) {
+	t.Helper()
+	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("shipper: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("the shipper did not stop within 20s")
+		}
+	}
+}
+
+func exec(t *testing.T, conn *pgx.Conn, sql string) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func currentLSN(t *testing.T, conn *pgx.Conn) LSN {
+	t.Helper()
+	var s string
+	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ParseLSN(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// waitDurable waits until every target holds WAL up to want without a gap.
+func waitDurable(t *testing.T, targets []*Target, tli uint32, want LSN, within time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	for {
+		all := true
+		for _, tg := range targets {
+			objs, err := tg.Catalog.List(context.Background(), 16<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end, ok := DurableEnd(objs, tli, 16<<20); !ok || end < want {
+				all = false
+			}
+		}
+		if all {
+			return time.Since(began)
+		}
+		if time.Since(began) > within {
+			t.Fatalf("WAL up to %s not durable in every region within %s", want, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestShipperStreamsToEveryRegion(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	targets := fileTargets(t, "orders", "eu", "us")
+	stop := startShipper(t, pg, targets)
+
+	exec(t, conn, "CREATE TABLE t (id int, v text)")
+	exec(t, conn, "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 50000) g")
+	lsn := currentLSN(t, conn)
+	took := waitDurable(t, targets, 1, lsn, 5*time.Second)
+	t.Logf("a commit at %s was durable in both regions after %s", lsn, took)
+
+	exec(t, conn, "SELECT pg_switch_wal()")
+	exec(t, conn, "INSERT INTO t VALUES (0, 'after switch')")
+	lsn = currentLSN(t, conn)
+	waitDurable(t, targets, 1, lsn, 5*time.Second)
+
+	// The slot is confirmed no further than the regions hold.
+	var restart string
+	if err := conn.QueryRow(ctx, "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = 'drkit_orders'").Scan(&restart); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := ParseLSN(restart)
+	for _, tg := range targets {
+		objs, _ := tg.Catalog.List(ctx, 16<<20)
+		end, _ := DurableEnd(objs, 1, 16<<20)
+		if r > end {
+			t.Fatalf("slot restart_lsn %s is beyond region %s's durable end %s", r, tg.region(), end)
+		}
+		var whole, partial int
+		for _, w := range objs {
+			if w.Partial {
+				partial++
+			} else if !w.History {
+				whole++
+			}
+		}
+		if whole == 0 {
+			t.Errorf("region %s holds no complete segment after pg_switch_wal", tg.region())
+		}
+		t.Logf("region %s: %d complete segments, %d partial chunks, durable to %s", tg.region(), whole, partial, end)
+	}
+	stop()
+
+	// A restart resumes from what the regions hold, without a gap.
+	exec(t, conn, "INSERT INTO t SELECT g, 'while drd was down' FROM generate_series(1, 1000) g")
+	lsn = currentLSN(t, conn)
+	stop = startShipper(t, pg, targets)
+	defer stop()
+	waitDurable(t, targets, 1, lsn, 10*time.Second)
+}

@@ -1,0 +1,130 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// maxQueued bounds the WAL bytes waiting for one region. When a region is slow or
+// down its queue fills, and then the stream stops reading from the server (which
+// keeps the WAL in its slot) instead of holding unbounded memory.
+const maxQueued = 256 << 20
+
+// Target is one region the shipper writes to.
+type Target struct {
+	Catalog  *Catalog
+	Required bool // its durable position gates the acknowledgement
+
+	log   *slog.Logger
+	jobs  chan job
+	space *semaphore.Weighted
+
+	mu      sync.Mutex
+	durable LSN       // end of the WAL this region holds without a gap
+	at      time.Time // when durable last advanced
+	lastErr error
+}
+
+// job is one object to write: a complete segment or a chunk of the open one.
+type job struct {
+	seg      Segment
+	segName  string
+	from, to uint64 // byte range within the segment; a whole segment is 0..size
+	data     []byte
+	whole    bool
+	end      LSN // durable position once written
+}
+
+func (t *Target) region() string { return t.Catalog.Pipeline.Region }
+
+// Durable returns the region's durable WAL end and when it last advanced.
+func (t *Target) Durable() (LSN, time.Time, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.durable, t.at, t.lastErr
+}
+
+func (t *Target) setDurable(l LSN, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil && l > t.durable {
+		t.durable, t.at = l, time.Now()
+	}
+	t.lastErr = err
+}
+
+// start begins a worker writing jobs in order; it stops when jobs is closed.
+func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN) *sync.WaitGroup {
+	t.log = log.With("region", t.region())
+	t.jobs = make(chan job, 1024)
+	t.space = semaphore.NewWeighted(maxQueued)
+	t.mu.Lock()
+	t.durable, t.at = durable, time.Now()
+	t.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for j := range t.jobs {
+			t.write(ctx, j)
+			t.space.Release(int64(len(j.data)))
+		}
+	})
+	return &wg
+}
+
+// enqueue hands j to the worker, waiting while the region's queue is full.
+func (t *Target) enqueue(ctx context.Context, j job) error {
+	if err := t.space.Acquire(ctx, int64(len(j.data))); err != nil {
+		return err
+	}
+	t.jobs <- j
+	return nil
+}
+
+// write stores j, retrying until it succeeds or ctx ends: a job is never
+// skipped, so a region's WAL has no gaps.
+func (t *Target) write(ctx context.Context, j job) {
+	delay := time.Second
+	for {
+		var err error
+		if j.whole {
+			err = t.Catalog.PutSegment(ctx, j.segName, j.data)
+			if err == nil {
+				err = t.Catalog.DeletePartials(ctx, j.segName)
+			}
+		} else {
+			err = t.Catalog.PutPartial(ctx, j.segName, j.from, j.to, j.data)
+		}
+		t.setDurable(j.end, err)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		t.log.Warn("WAL write failed; retrying", "segment", j.segName, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// DeletePartials removes the partial chunks of a segment now stored whole.
+func (c *Catalog) DeletePartials(ctx context.Context, segName string) error {
+	prefix := c.key("wal", segName+".partial") + "/"
+	var keys []string
+	for info, err := range c.store().List(ctx, prefix) {
+		if err != nil {
+			return fmt.Errorf("list partial chunks of %s: %w", segName, err)
+		}
+		keys = append(keys, info.Key)
+	}
+	return c.store().Delete(ctx, keys...)
+}

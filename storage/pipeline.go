@@ -25,7 +25,8 @@ type Object struct {
 	Key string `json:"key"`
 	// Size is the number of bytes stored (after compression and encryption).
 	Size int64 `json:"size"`
-	// PlainSize and SHA256 (hex) describe the plaintext.
+	// PlainSize and SHA256 (hex) describe the plaintext. PlainSize -1 means
+	// unknown (the SHA-256 alone is then checked).
 	PlainSize   int64  `json:"plain_size"`
 	SHA256      string `json:"sha256"`
 	Compression string `json:"compression"` // "zstd" or "none"
@@ -177,7 +178,7 @@ func (v *verifier) check() error {
 	}
 	sum := hex.EncodeToString(v.plain.h.Sum(nil))
 	switch {
-	case v.plain.n != v.obj.PlainSize:
+	case v.obj.PlainSize >= 0 && v.plain.n != v.obj.PlainSize:
 		return fmt.Errorf("region %s: %s: %w: %d plaintext bytes, the manifest says %d", v.region, v.obj.Key, ErrChecksum, v.plain.n, v.obj.PlainSize)
 	case v.stored.n != v.obj.Size:
 		return fmt.Errorf("region %s: %s: %w: %d stored bytes, the manifest says %d", v.region, v.obj.Key, ErrChecksum, v.stored.n, v.obj.Size)

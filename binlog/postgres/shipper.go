@@ -100,7 +100,7 @@ func (s *Shipper) stream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("IDENTIFY_SYSTEM: %w", err)
 	}
-	segSize, version, err := serverSettings(ctx, conn)
+	segSize, version, err := ServerSettings(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -378,9 +378,9 @@ func ConnectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error)
 	return conn, nil
 }
 
-// serverSettings reads wal_segment_size and server_version over a replication
+// ServerSettings reads wal_segment_size and server_version over a replication
 // connection (which accepts SHOW).
-func serverSettings(ctx context.Context, conn *pgconn.PgConn) (segSize uint64, version string, err error) {
+func ServerSettings(ctx context.Context, conn *pgconn.PgConn) (segSize uint64, version string, err error) {
 	show := func(name string) (string, error) {
 		res, err := conn.Exec(ctx, "SHOW "+name).ReadAll()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -57,6 +58,11 @@ func regionNames(regions []config.Region) string {
 	return strings.Join(names, ", ")
 }
 
+// log returns the logger for library progress messages: stderr, text.
+func (g *globals) log() *slog.Logger {
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 // printJSON writes v as indented JSON to stdout.
 func (g *globals) printJSON(v any) error {
 	enc := json.NewEncoder(g.stdout)
@@ -85,6 +91,7 @@ It needs no running drd: every region's store describes itself.
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", "", "config file (default $"+config.EnvFile+", else ./"+config.DefaultFile+")")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
-	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g))
+	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g),
+		newBackupCmd(g), newBackupsCmd(g), newRestoreCmd(g), newWALFetchCmd(g), newWALPushCmd(g))
 	return root
 }

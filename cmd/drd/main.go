@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/api"
+	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/buildinfo"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/lifecycle"
@@ -83,6 +86,20 @@ Exit codes: 0 stopped cleanly, 1 failed, 2 bad flags or config.`,
 	return cmd
 }
 
+// pgShipper streams a PostgreSQL cluster's WAL into its ship_to regions.
+func pgShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *pgwal.Shipper {
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	for _, r := range regions {
+		if slices.Contains(cl.ShipTo, r.Name) {
+			sh.Targets = append(sh.Targets, &pgwal.Target{
+				Catalog:  &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
+				Required: slices.Contains(cl.RequiredRegions, r.Name),
+			})
+		}
+	}
+	return sh
+}
+
 func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
 	log, err := logging.New(stderr, o.logLevel)
 	if err != nil {
@@ -123,6 +140,13 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		Ready:    group.Ready,
 		Log:      log,
 	}))
+	for _, cl := range cfg.Clusters {
+		if cl.Engine != "postgres" {
+			log.Warn("this engine is not shipped yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
+			continue
+		}
+		group.Add(pgShipper(cl, regions, log))
+	}
 	group.Add(&storage.Maintainer{
 		Regions:    regions,
 		Metrics:    storeMetrics,

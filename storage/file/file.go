@@ -7,6 +7,10 @@
 // object or the whole new one. Transient errors are not retried: a local
 // filesystem has none worth retrying.
 //
+// Objects are created 0644 and folders 0755: who may read a region is decided by
+// its root folder's permissions, as for any folder tree. (PostgreSQL's
+// restore_command runs as the postgres user and must read what drd wrote.)
+//
 // A key and a longer key below it ("a" and "a/b") cannot both exist here, as a
 // name cannot be a file and a folder at once; drkit's key layout never needs it.
 package file
@@ -50,7 +54,7 @@ var _ storage.Store = (*Store)(nil)
 
 // Open returns a store rooted at root, creating the folder if needed.
 func Open(root string) (*Store, error) {
-	if err := os.MkdirAll(root, 0o750); err != nil {
+	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("create file store folder: %w", err)
 	}
 	return &Store{root: filepath.Clean(root)}, nil
@@ -73,7 +77,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
@@ -87,6 +91,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
 	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}

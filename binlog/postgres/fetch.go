@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/drkit/drkit/storage"
+)
+
+// prefetchDir is where wal-fetch keeps segments fetched ahead, beside pg_wal's
+// target file: restore_command runs once per segment, so fetching the next few
+// in parallel on a miss turns a replay bound by one GET at a time into one bound
+// by the store's bandwidth.
+const prefetchDir = ".drkit-prefetch"
+
+// Fetch writes the WAL file name (a segment or a timeline history file) to dest,
+// as PostgreSQL's restore_command. A segment stored only as partial chunks (the
+// newest, when the primary died) is assembled and padded to full size. It
+// returns an error wrapping storage.ErrNotFound when the region has no such
+// file: the normal end of recovery.
+func (c *Catalog) Fetch(ctx context.Context, name, dest string, prefetch int) error {
+	cache := filepath.Join(filepath.Dir(dest), prefetchDir)
+	if err := os.Rename(filepath.Join(cache, name), dest); err == nil {
+		return nil
+	}
+	info, err := c.ReadInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("region %s: read %s/cluster.json: %w", c.Pipeline.Region, c.Cluster, err)
+	}
+	segSize := info.WALSegmentSize
+	var wg sync.WaitGroup
+	if IsSegmentName(name) && prefetch > 0 {
+		if seg, err := ParseSegmentName(name, segSize); err == nil {
+			_ = os.MkdirAll(cache, 0o700)
+			c.cleanCache(cache, name)
+			for i := 1; i <= prefetch; i++ {
+				next := Segment{TLI: seg.TLI, No: seg.No + uint64(i)}.Name(segSize)
+				if _, err := os.Stat(filepath.Join(cache, next)); err == nil {
+					continue
+				}
+				wg.Go(func() {
+					// Only whole segments are fetched ahead: a partial one may still grow.
+					_ = c.fetchOne(ctx, next, filepath.Join(cache, next), segSize, false)
+				})
+			}
+		}
+	}
+	err = c.fetchOne(ctx, name, dest, segSize, true)
+	wg.Wait()
+	return err
+}
+
+// cleanCache removes prefetched segments older than name (a restarted recovery).
+func (c *Catalog) cleanCache(cache, name string) {
+	entries, _ := os.ReadDir(cache)
+	for _, e := range entries {
+		if e.Name() < name || strings.HasPrefix(e.Name(), ".tmp") {
+			os.Remove(filepath.Join(cache, e.Name()))
+		}
+	}
+}
+
+// fetchOne looks name up (one List: the whole object and its partial chunks share
+// the prefix) and writes it to dest through a temporary file.
+func (c *Catalog) fetchOne(ctx context.Context, name, dest string, segSize uint64, partialOK bool) error {
+	prefix := c.key("wal", name) + "."
+	var whole *WALObject
+	var chunks []WALObject
+	for info, err := range c.store().List(ctx, prefix) {
+		if err != nil {
+			return fmt.Errorf("region %s: look up %s: %w", c.Pipeline.Region, name, err)
+		}
+		w, ok := parseWALKey(info, strings.TrimPrefix(info.Key, c.key("wal")+"/"), segSize)
+		if !ok || w.Name != name {
+			continue
+		}
+		if w.Partial {
+			chunks = append(chunks, w)
+		} else {
+			whole = &w
+		}
+	}
+	switch {
+	case whole != nil:
+		return c.writeObject(ctx, whole.Object, dest)
+	case partialOK && len(chunks) > 0:
+		return c.writePartial(ctx, name, chunks, segSize, dest)
+	}
+	return fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, storage.ErrNotFound)
+}
+
+func (c *Catalog) writeObject(ctx context.Context, obj storage.Object, dest string) error {
+	rc, err := c.Pipeline.Open(ctx, obj)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return writeFileAtomic(dest, rc)
+}
+
+// writePartial assembles a segment from its chunks (overlaps are identical WAL)
+// and pads it with zeros: recovery stops at the first invalid record.
+func (c *Catalog) writePartial(ctx context.Context, name string, chunks []WALObject, segSize uint64, dest string) error {
+	buf := make([]byte, segSize)
+	var end uint64
+	for _, ch := range chunks {
+		if ch.From > end {
+			break // a gap: what follows cannot be replayed
+		}
+		rc, err := c.Pipeline.Open(ctx, ch.Object)
+		if err != nil {
+			return err
+		}
+		_, err = io.ReadFull(rc, buf[ch.From:ch.To])
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc) // reach EOF so the checksum is checked
+		}
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("region %s: partial WAL %s [%d,%d): %w", c.Pipeline.Region, name, ch.From, ch.To, err)
+		}
+		end = max(end, ch.To)
+	}
+	return writeFileAtomic(dest, bytesReader(buf))
+}
+
+func writeFileAtomic(dest string, r io.Reader) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".tmp-drkit-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+// ErrIsNotFound reports whether a Fetch error means "no such WAL".
+func ErrIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// Push stores the WAL file at path (archive_command): a segment, a timeline
+// history file, or a "<segment>.partial" left by a promotion. Other files
+// (.backup history) are accepted and ignored.
+func (c *Catalog) Push(ctx context.Context, path string, segSize uint64) error {
+	name := filepath.Base(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	switch {
+	case IsSegmentName(name):
+		if uint64(len(data)) != segSize {
+			return fmt.Errorf("%s has %d bytes, a WAL segment has %d", path, len(data), segSize)
+		}
+		return c.PutSegment(ctx, name, data)
+	case IsHistoryName(name):
+		return c.PutHistory(ctx, name, data)
+	case strings.HasSuffix(name, ".partial") && IsSegmentName(strings.TrimSuffix(name, ".partial")):
+		return c.PutPartial(ctx, strings.TrimSuffix(name, ".partial"), 0, uint64(len(data)), data)
+	}
+	return nil
+}

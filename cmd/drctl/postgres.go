@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/internal/config"
+	pgsnap "github.com/drkit/drkit/snapshots/postgres"
+	"github.com/drkit/drkit/storage"
+)
+
+// clusterFlags resolves --cluster (default: the only cluster in the config).
+type clusterFlags struct {
+	g       *globals
+	cluster string
+	region  string
+}
+
+func (cf *clusterFlags) resolve() (*config.Config, config.Cluster, error) {
+	cfg, err := cf.g.loadConfig()
+	if err != nil {
+		return nil, config.Cluster{}, err
+	}
+	if cf.cluster == "" {
+		if len(cfg.Clusters) != 1 {
+			return nil, config.Cluster{}, usageErr(fmt.Errorf("--cluster is needed: %s has %d clusters", cfg.Path, len(cfg.Clusters)))
+		}
+		cf.cluster = cfg.Clusters[0].Name
+	}
+	cl, ok := cfg.Cluster(cf.cluster)
+	if !ok {
+		return nil, cl, usageErr(fmt.Errorf("cluster %q is not in %s", cf.cluster, cfg.Path))
+	}
+	if cl.Engine != "postgres" {
+		return nil, cl, usageErr(fmt.Errorf("cluster %s is %s: this command is for PostgreSQL only for now", cl.Name, cl.Engine))
+	}
+	return cfg, cl, nil
+}
+
+// openRegion opens one region named by --region (default: the cluster's own).
+func (cf *clusterFlags) openRegion(ctx context.Context, cfg *config.Config, cl config.Cluster, withIdentity bool) (*storage.Region, error) {
+	name := cf.region
+	if name == "" {
+		name = cl.Region
+	}
+	if _, ok := cfg.Region(name); !ok {
+		return nil, usageErr(fmt.Errorf("region %q is not configured in %s; configured: %s", name, cfg.Path, regionNames(cfg.Regions)))
+	}
+	return storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{WithIdentity: withIdentity})
+}
+
+func newBackupCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Take a base backup now, into every ship_to region; prints its id",
+		Long: `backup takes a base backup over the replication protocol and writes it to
+every region the cluster ships to. The backup carries the WAL from its start to
+its stop, so it is restorable even when drd is not running.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			var regions []*storage.Region
+			for _, name := range cl.ShipTo {
+				r, err := storage.OpenRegion(cmd.Context(), cfg, name, storage.RegionOptions{})
+				if err != nil {
+					return err
+				}
+				regions = append(regions, r)
+			}
+			m, err := pgsnap.Backup(cmd.Context(), pgsnap.BackupOptions{Cluster: cl.Name, DSN: cl.DSN, Regions: regions, Log: g.log()})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(m)
+			}
+			_, err = fmt.Fprintln(g.stdout, m.ID)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	return cmd
+}
+
+func newBackupsCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "backups",
+		Short: "List a region's complete base backups of a cluster",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			r, err := cf.openRegion(cmd.Context(), cfg, cl, false)
+			if err != nil {
+				return err
+			}
+			list, err := pgsnap.ListBackups(cmd.Context(), r.Pipeline, cl.Name)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if list == nil {
+					list = []pgsnap.Manifest{}
+				}
+				return g.printJSON(list)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTART\tSTOP\tSTOP LSN\tSIZE\tSTORED")
+			for _, m := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", m.ID, m.StartTime.Format(time.RFC3339), m.StopTime.Format(time.RFC3339), m.StopLSN, m.PlainSize, m.StoredSize)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	cmd.Flags().StringVar(&cf.region, "region", "", "the region (default: the cluster's)")
+	return cmd
+}
+
+func newRestoreCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	var targetTime, targetLSN, targetDir, targetDSN string
+	var start bool
+	var port int
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Restore a cluster from one region, to the newest WAL or a target time/LSN",
+		Long: `restore reads region --to-region only: it picks the newest base backup that
+ended before the target, downloads and verifies it into --target-dir, and writes
+recovery settings so that PostgreSQL replays WAL from that region (drctl
+wal-fetch) up to the target, or to the newest WAL the region holds (its last
+partial segment included). With --start it starts PostgreSQL as the folder's
+owner and waits until recovery has ended.
+
+The folder must be new or empty. A new folder gets its parent's owner, so make
+the parent belong to the postgres user. The config file and drctl must be
+readable by that user: PostgreSQL runs drctl wal-fetch itself.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if targetDSN != "" {
+				return usageErr(errors.New("--target-dsn is for MySQL clusters; PostgreSQL restores into --target-dir"))
+			}
+			if targetDir == "" {
+				return usageErr(errors.New("--target-dir is required"))
+			}
+			if targetTime != "" && targetLSN != "" {
+				return usageErr(errors.New("give --target-time or --target-lsn, not both"))
+			}
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			o := pgsnap.RestoreOptions{Cluster: cl.Name, Port: port, Log: g.log()}
+			if targetTime != "" {
+				t, err := time.Parse(time.RFC3339Nano, targetTime)
+				if err != nil {
+					return usageErr(fmt.Errorf("--target-time %q is not RFC 3339 (2026-11-21T09:14:00Z): %w", targetTime, err))
+				}
+				o.TargetTime = &t
+			}
+			if targetLSN != "" {
+				l, err := pgwal.ParseLSN(targetLSN)
+				if err != nil {
+					return usageErr(fmt.Errorf("--target-lsn %q is not an LSN (16/B374D848): %w", targetLSN, err))
+				}
+				o.TargetLSN = &l
+			}
+			if o.TargetDir, err = filepath.Abs(targetDir); err != nil {
+				return err
+			}
+			if o.Region, err = cf.openRegion(cmd.Context(), cfg, cl, true); err != nil {
+				return err
+			}
+			if o.RestoreCommand, err = restoreCommand(cfg.Path, cl.Name, o.Region.Name); err != nil {
+				return err
+			}
+			progress, finish := g.countBar("restore")
+			o.Progress = progress
+			res, err := pgsnap.Restore(cmd.Context(), o)
+			finish()
+			if err != nil {
+				return notFoundOr(err)
+			}
+			if start {
+				bin, err := pgsnap.BinDir(res.Backup.ServerVersion)
+				if err != nil {
+					return err
+				}
+				if err := pgsnap.Start(cmd.Context(), o.TargetDir, bin); err != nil {
+					return err
+				}
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"backup": res.Backup.ID, "target_dir": res.TargetDir, "started": start, "region": o.Region.Name})
+			}
+			fmt.Fprintf(g.stdout, "restored backup %s of %s from region %s into %s\n", res.Backup.ID, cl.Name, o.Region.Name, res.TargetDir)
+			if start {
+				fmt.Fprintln(g.stdout, "PostgreSQL is running and recovery has ended")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	f.StringVar(&cf.region, "to-region", "", "the region to restore from (default: the cluster's)")
+	f.StringVar(&targetTime, "target-time", "", "recover up to this time (RFC 3339)")
+	f.StringVar(&targetLSN, "target-lsn", "", "recover up to this LSN")
+	f.StringVar(&targetDir, "target-dir", "", "the new data folder")
+	f.StringVar(&targetDSN, "target-dsn", "", "MySQL only")
+	f.BoolVar(&start, "start", false, "start PostgreSQL and wait until recovery has ended")
+	f.IntVar(&port, "port", 0, "the port of the restored server (default: the backup's)")
+	return cmd
+}
+
+// restoreCommand is the restore_command PostgreSQL will run: this drctl, by
+// absolute path, against the one region.
+func restoreCommand(cfgPath, cluster, region string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+	return fmt.Sprintf("%s wal-fetch --config %s --cluster %s --region %s %%f %%p", q(exe), q(abs), q(cluster), q(region)), nil
+}
+
+// Exit codes of wal-fetch, as PostgreSQL reads them: 1 ends recovery normally
+// ("no more WAL"); above 125 aborts recovery, which is what any other failure
+// must do, or a corrupt object would silently end the restore early.
+const (
+	exitWALNotFound = 1
+	exitWALAbort    = 127
+)
+
+func newWALFetchCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	var prefetch int
+	cmd := &cobra.Command{
+		Use:   "wal-fetch WALFILE DEST",
+		Short: "PostgreSQL restore_command: fetch a WAL file from a region",
+		Long: `wal-fetch writes WAL file WALFILE (%f) to DEST (%p). On a miss it also fetches
+the next --prefetch segments in parallel into pg_wal/.drkit-prefetch.
+
+Exit codes: 0 fetched; 1 the region has no such file (the normal end of
+recovery); 127 anything else (corrupt object, store unreachable, bad config):
+PostgreSQL then aborts recovery instead of ending it early without that WAL.`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := walFetch(cmd.Context(), cf, args[0], args[1], prefetch)
+			switch {
+			case err == nil:
+				return nil
+			case pgwal.ErrIsNotFound(err):
+				return &exitError{code: exitWALNotFound, err: err}
+			default:
+				return &exitError{code: exitWALAbort, err: err}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	cmd.Flags().StringVar(&cf.region, "region", "", "the region (default: the cluster's)")
+	cmd.Flags().IntVar(&prefetch, "prefetch", 8, "segments to fetch ahead in parallel")
+	return cmd
+}
+
+func walFetch(ctx context.Context, cf *clusterFlags, name, dest string, prefetch int) error {
+	cfg, cl, err := cf.resolve()
+	if err != nil {
+		return err
+	}
+	r, err := cf.openRegion(ctx, cfg, cl, true)
+	if err != nil {
+		return err
+	}
+	return (&pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).Fetch(ctx, name, dest, prefetch)
+}
+
+func newWALPushCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "wal-push PATH",
+		Short: "PostgreSQL archive_command: store a WAL file in every ship_to region",
+		Long: `wal-push stores the WAL file at PATH (%p) in every region the cluster ships to,
+and succeeds only when every required region holds it, so PostgreSQL recycles
+the file only then. For setups where drd cannot use a replication connection.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			fi, err := os.Stat(args[0])
+			if err != nil {
+				return usageErr(err)
+			}
+			segSize := uint64(16 << 20)
+			if name := filepath.Base(args[0]); pgwal.IsSegmentName(name) {
+				segSize = uint64(fi.Size())
+			}
+			var errs []error
+			for _, name := range cl.ShipTo {
+				r, err := storage.OpenRegion(cmd.Context(), cfg, name, storage.RegionOptions{})
+				if err == nil {
+					err = (&pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).Push(cmd.Context(), args[0], segSize)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("region %s: %w", name, err))
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	return cmd
+}

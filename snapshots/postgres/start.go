@@ -1,0 +1,98 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// BinDir returns the folder of the PostgreSQL server binaries for serverVersion
+// ("15.19 (Debian ...)"): Debian's /usr/lib/postgresql/<major>/bin, else the one
+// holding pg_ctl on $PATH.
+func BinDir(serverVersion string) (string, error) {
+	major, _, _ := strings.Cut(strings.Fields(serverVersion + " ")[0], ".")
+	if major != "" {
+		d := filepath.Join("/usr/lib/postgresql", major, "bin")
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		real, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Dir(real), nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Strings(dirs)
+	return "", fmt.Errorf("PostgreSQL %s server binaries not found (looked in /usr/lib/postgresql/%s/bin and $PATH; found %v): install that major version", serverVersion, major, dirs)
+}
+
+// Start starts the restored server in dir as the folder's owner and waits until
+// it accepts connections and recovery has ended. It never runs PostgreSQL as root.
+func Start(ctx context.Context, dir, binDir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid == 0 {
+		return fmt.Errorf("%s is owned by root and PostgreSQL must not run as root: chown it (and restore into a folder whose parent the postgres user owns)", dir)
+	}
+	logFile := filepath.Join(dir, "drkit-restore.log")
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), "start", "-D", dir, "-l", logFile, "-w", "-t", "3600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if uint32(os.Geteuid()) != st.Uid {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, NoSetGroups: true}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl start: %w: %s\nits log ends:\n%s", err, strings.TrimSpace(string(out)), logTail(logFile))
+	}
+	for {
+		state, err := clusterState(ctx, binDir, dir)
+		if err != nil {
+			return err
+		}
+		if state == "in production" {
+			return nil
+		}
+		if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("PostgreSQL stopped during recovery (state %q); its log ends:\n%s", state, logTail(logFile))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// clusterState reads "Database cluster state" from pg_controldata.
+func clusterState(ctx context.Context, binDir, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "pg_controldata"), dir).Output()
+	if err != nil {
+		return "", fmt.Errorf("pg_controldata %s: %w", dir, err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Database cluster state:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", errors.New("pg_controldata printed no cluster state")
+}
+
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+

@@ -94,4 +94,3 @@ func StopDataDir(tb testing.TB, binDir, dataDir string) {
 		}
 	})
 }
-

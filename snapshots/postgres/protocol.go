@@ -27,7 +27,6 @@ type baseBackupStream struct {
 
 	archive  string // name of the archive being sent ("base.tar")
 	manifest bool   // the data now being sent is the backup manifest
-	pending  []byte // data of the current 'd' message not yet read
 	done     bool
 }
 

@@ -165,6 +165,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 			return n, verr
 		}
 		return n, io.EOF
+	case err != nil && v.stored.err == nil:
+		// The store delivered bytes fine, so zstd or age rejected them: corrupt.
+		return n, fmt.Errorf("region %s: %s: %w (%v)", v.region, v.obj.Key, ErrChecksum, err)
 	case err != nil:
 		return n, fmt.Errorf("region %s: read %s: %w", v.region, v.obj.Key, err)
 	}
@@ -201,13 +204,17 @@ type closerFunc func() error
 func (f closerFunc) Close() error { return f() }
 
 type countReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error // the first error other than EOF
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 

@@ -115,8 +115,8 @@ func TestPipelineDetectsCorruption(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = readAll(t, p, obj)
-			if err == nil {
-				t.Fatal("a corrupted object was read without error")
+			if !errors.Is(err, storage.ErrChecksum) {
+				t.Fatalf("reading a corrupted object = %v, want ErrChecksum", err)
 			}
 			for _, want := range []string{"wal/000000010000000000000001", "eu-west-1"} {
 				if !strings.Contains(err.Error(), want) {

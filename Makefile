@@ -80,9 +80,8 @@ bench-storage: deps build
 	bench/storage.sh
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
-demo:
-	@echo "demo: arrives with the PostgreSQL issue (WAL streaming, base backup, restore --to-region)."
-	@echo "      Until then: make build && bin/drctl config check --config drkit.example.yaml"
+demo: deps build
+	deploy/demo/demo.sh
 
 clean:
 	rm -rf $(BIN)/drd $(BIN)/drctl

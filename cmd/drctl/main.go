@@ -92,6 +92,7 @@ It needs no running drd: every region's store describes itself.
 	pf.StringVar(&g.configPath, "config", "", "config file (default $"+config.EnvFile+", else ./"+config.DefaultFile+")")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g),
-		newBackupCmd(g), newBackupsCmd(g), newRestoreCmd(g), newWALFetchCmd(g), newWALPushCmd(g))
+		newBackupCmd(g), newBackupsCmd(g), newRestoreCmd(g), newWALFetchCmd(g), newWALPushCmd(g),
+		newVerifyCmd(g), newStatusCmd(g))
 	return root
 }

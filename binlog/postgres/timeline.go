@@ -1,0 +1,144 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// TimelineBegin says where a timeline starts: its parent ends at Begin.
+type TimelineBegin struct {
+	TLI   uint32
+	Begin LSN // 0 for the first timeline
+}
+
+// ParseHistory parses a timeline history file ("1\t0/3000158\tno recovery target
+// specified" per line) for timeline tli and returns every timeline of its
+// lineage with its begin point, oldest first, tli last.
+func ParseHistory(r io.Reader, tli uint32) ([]TimelineBegin, error) {
+	var out []TimelineBegin
+	var begin LSN
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			return nil, fmt.Errorf("history of timeline %d: bad line %q", tli, line)
+		}
+		parent, err := strconv.ParseUint(f[0], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("history of timeline %d: bad timeline %q", tli, f[0])
+		}
+		end, err := ParseLSN(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("history of timeline %d: bad position %q", tli, f[1])
+		}
+		out = append(out, TimelineBegin{TLI: uint32(parent), Begin: begin})
+		begin = end
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return append(out, TimelineBegin{TLI: tli, Begin: begin}), nil
+}
+
+// Lineage returns the newest timeline's lineage from the region's history files
+// (just the timeline itself when it has none).
+func (c *Catalog) Lineage(ctx context.Context, objs []WALObject) ([]TimelineBegin, error) {
+	var newest uint32
+	var hist *WALObject
+	for i, w := range objs {
+		switch {
+		case w.History:
+			n, _ := strconv.ParseUint(w.Name[:8], 16, 32)
+			if uint32(n) >= newest {
+				newest, hist = uint32(n), &objs[i]
+			}
+		case w.Segment.TLI > newest:
+			newest, hist = w.Segment.TLI, nil
+		}
+	}
+	if newest == 0 {
+		return nil, nil
+	}
+	if hist == nil {
+		return []TimelineBegin{{TLI: newest}}, nil
+	}
+	rc, err := c.Pipeline.Open(ctx, hist.Object)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return ParseHistory(rc, newest)
+}
+
+// TimelineOf returns the timeline PostgreSQL reads segment number no from: the
+// newest timeline of the lineage that began at or before the segment (the
+// segment holding a switch point is read from the new timeline's file).
+func TimelineOf(lineage []TimelineBegin, no uint64, segSize uint64) uint32 {
+	for i := len(lineage) - 1; i >= 0; i-- {
+		if uint64(lineage[i].Begin)/segSize <= no {
+			return lineage[i].TLI
+		}
+	}
+	return lineage[0].TLI
+}
+
+// SegmentState is what a region holds of one segment.
+type SegmentState string
+
+// Segment states reported by Continuity.
+const (
+	Found     SegmentState = "found"     // stored whole
+	Uploading SegmentState = "uploading" // only partial chunks: the open segment
+	Missing   SegmentState = "missing"
+)
+
+// SegmentStatus is one segment on the path from a backup to the newest WAL.
+type SegmentStatus struct {
+	Name  string       `json:"name"`
+	State SegmentState `json:"state"`
+}
+
+// Continuity walks the segments from start to the region's newest WAL along the
+// lineage and reports each one that is not stored whole, plus the count found.
+func Continuity(objs []WALObject, lineage []TimelineBegin, start LSN, segSize uint64) (found int, problems []SegmentStatus, last string) {
+	whole, partial := map[Segment]bool{}, map[Segment]bool{}
+	var maxNo uint64
+	for _, w := range objs {
+		if w.History {
+			continue
+		}
+		if w.Partial {
+			partial[w.Segment] = true
+		} else {
+			whole[w.Segment] = true
+		}
+		maxNo = max(maxNo, w.Segment.No)
+	}
+	if len(lineage) == 0 {
+		return 0, nil, ""
+	}
+	for no := uint64(start) / segSize; no <= maxNo; no++ {
+		seg := Segment{TLI: TimelineOf(lineage, no, segSize), No: no}
+		name := seg.Name(segSize)
+		last = name
+		switch {
+		case whole[seg]:
+			found++
+		case partial[seg] && no == maxNo:
+			problems = append(problems, SegmentStatus{Name: name, State: Uploading})
+		default:
+			problems = append(problems, SegmentStatus{Name: name, State: Missing})
+		}
+	}
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Name < problems[j].Name })
+	return found, problems, last
+}

@@ -1,0 +1,41 @@
+package postgres
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseHistoryAndTimelineOf(t *testing.T) {
+	h := "1\t0/3000158\tno recovery target specified\n\n2\t0/5800000\tbefore 2026-11-21\n"
+	lin, err := ParseHistory(strings.NewReader(h), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lin) != 3 || lin[0].TLI != 1 || lin[1].Begin != LSN(0x3000158) || lin[2].TLI != 3 || lin[2].Begin != LSN(0x5800000) {
+		t.Fatalf("lineage = %+v", lin)
+	}
+	for no, want := range map[uint64]uint32{1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 9: 3} {
+		if got := TimelineOf(lin, no, seg16); got != want {
+			t.Errorf("TimelineOf(segment %d) = %d, want %d", no, got, want)
+		}
+	}
+}
+
+func TestContinuity(t *testing.T) {
+	lin := []TimelineBegin{{TLI: 1}, {TLI: 2, Begin: LSN(3*seg16 + 100)}}
+	objs := []WALObject{
+		wal("000000010000000000000001", false, 0, 0),
+		wal("000000010000000000000002", false, 0, 0),
+		wal("000000010000000000000003", true, 0, 100), // the old timeline's last, partial: not needed
+		wal("000000020000000000000003", false, 0, 0),
+		wal("000000020000000000000005", false, 0, 0), // 4 is missing
+		wal("000000020000000000000006", true, 0, 4096),
+	}
+	found, problems, last := Continuity(objs, lin, LSN(seg16+10), seg16)
+	if found != 4 || last != "000000020000000000000006" {
+		t.Fatalf("found %d, last %s", found, last)
+	}
+	if len(problems) != 2 || problems[0] != (SegmentStatus{"000000020000000000000004", Missing}) || problems[1] != (SegmentStatus{"000000020000000000000006", Uploading}) {
+		t.Fatalf("problems = %+v", problems)
+	}
+}

@@ -28,6 +28,21 @@ type Target struct {
 	durable LSN       // end of the WAL this region holds without a gap
 	at      time.Time // when durable last advanced
 	lastErr error
+	// behindSince is when the region was first handed WAL it does not hold yet
+	// (zero when it holds everything handed to it, up to queuedEnd).
+	behindSince time.Time
+	queuedEnd   LSN
+}
+
+// Exposure is how long the region has been missing WAL that drd received: what a
+// disaster right now would lose in this region, in time.
+func (t *Target) Exposure(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.behindSince.IsZero() {
+		return 0
+	}
+	return now.Sub(t.behindSince)
 }
 
 // job is one object to write: a complete segment or a chunk of the open one.
@@ -55,6 +70,9 @@ func (t *Target) setDurable(l LSN, err error) {
 	if err == nil && l > t.durable {
 		t.durable, t.at = l, time.Now()
 	}
+	if err == nil && t.durable >= t.queuedEnd {
+		t.behindSince = time.Time{}
+	}
 	t.lastErr = err
 }
 
@@ -81,6 +99,12 @@ func (t *Target) enqueue(ctx context.Context, j job) error {
 	if err := t.space.Acquire(ctx, int64(len(j.data))); err != nil {
 		return err
 	}
+	t.mu.Lock()
+	if t.behindSince.IsZero() {
+		t.behindSince = time.Now()
+	}
+	t.queuedEnd = max(t.queuedEnd, j.end)
+	t.mu.Unlock()
 	t.jobs <- j
 	return nil
 }

@@ -480,3 +480,55 @@ func primaryLSN(ctx context.Context, dsn string) *pgwal.LSN {
 	}
 	return &l
 }
+
+func newPruneCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Apply the cluster's retention: expire old backups and the WAL only they need",
+		Long: `prune keeps, in each region (or --region), the backups retention keeps
+(retention.full newest and/or those within retention.window, and always the
+newest), and deletes the others and the WAL older than the oldest kept backup.
+drd runs it after every scheduled backup and every hour.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			regions := cl.ShipTo
+			if cf.region != "" {
+				regions = []string{cf.region}
+			}
+			var all []pgsnap.PruneResult
+			for _, name := range regions {
+				cf.region = name
+				r, err := cf.openRegion(cmd.Context(), cfg, cl, false)
+				if err != nil {
+					return err
+				}
+				res, err := pgsnap.Prune(cmd.Context(), r.Pipeline, cl.Name, cl.Retention, time.Now(), dryRun)
+				if err != nil {
+					return err
+				}
+				all = append(all, res)
+				if !g.json {
+					verb := "expired"
+					if dryRun {
+						verb = "would expire"
+					}
+					fmt.Fprintf(g.stdout, "region %s: kept %d backup(s); %s %v and %d WAL object(s) before %s\n", res.Region, len(res.Kept), verb, res.Expired, res.WALObjects, res.OldestStart)
+				}
+			}
+			if g.json {
+				return g.printJSON(all)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	cmd.Flags().StringVar(&cf.region, "region", "", "only this region (default: every ship_to region)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be removed")
+	return cmd
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
 	"github.com/drkit/drkit/monitor"
+	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
 )
@@ -86,16 +87,25 @@ Exit codes: 0 stopped cleanly, 1 failed, 2 bad flags or config.`,
 	return cmd
 }
 
+// shipRegions returns the regions cl ships to.
+func shipRegions(cl config.Cluster, regions []*storage.Region) []*storage.Region {
+	var out []*storage.Region
+	for _, r := range regions {
+		if slices.Contains(cl.ShipTo, r.Name) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // pgShipper streams a PostgreSQL cluster's WAL into its ship_to regions.
 func pgShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *pgwal.Shipper {
 	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
-	for _, r := range regions {
-		if slices.Contains(cl.ShipTo, r.Name) {
-			sh.Targets = append(sh.Targets, &pgwal.Target{
-				Catalog:  &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
-				Required: slices.Contains(cl.RequiredRegions, r.Name),
-			})
-		}
+	for _, r := range shipRegions(cl, regions) {
+		sh.Targets = append(sh.Targets, &pgwal.Target{
+			Catalog:  &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
+			Required: slices.Contains(cl.RequiredRegions, r.Name),
+		})
 	}
 	return sh
 }
@@ -140,13 +150,19 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		Ready:    group.Ready,
 		Log:      log,
 	}))
+	shipped := &pgwal.Collector{}
+	backupMetrics := pgsnap.NewBackupMetrics(reg)
 	for _, cl := range cfg.Clusters {
 		if cl.Engine != "postgres" {
 			log.Warn("this engine is not shipped yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
 			continue
 		}
-		group.Add(pgShipper(cl, regions, log))
+		sh := pgShipper(cl, regions, log)
+		shipped.Shippers = append(shipped.Shippers, sh)
+		group.Add(sh)
+		group.Add(&pgsnap.Scheduler{Cluster: cl, Regions: shipRegions(cl, regions), Metrics: backupMetrics, Log: log})
 	}
+	reg.MustRegister(shipped)
 	group.Add(&storage.Maintainer{
 		Regions:    regions,
 		Metrics:    storeMetrics,

@@ -22,12 +22,17 @@ import (
 // killed.
 func (e *env) startDrd(t *testing.T) *exec.Cmd {
 	t.Helper()
+	return e.startDrdAt(t, "127.0.0.1:"+strconv.Itoa(freePort(t)))
+}
+
+func (e *env) startDrdAt(t *testing.T, addr string) *exec.Cmd {
+	t.Helper()
 	drd := testenv.Binary(t, "drd")
 	logf, err := os.Create(filepath.Join(e.work, "drd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(drd, "--config", e.cfgPath, "--listen", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--log-level", "debug")
+	cmd := exec.Command(drd, "--config", e.cfgPath, "--listen", addr, "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -36,7 +36,10 @@ type env struct {
 	work    string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, "") }
+
+// newEnvWith adds clusterYAML (indented keys) to the orders cluster's config.
+func newEnvWith(t *testing.T, clusterYAML string) *env {
 	t.Helper()
 	e := &env{drctl: testenv.Binary(t, "drctl"), work: testenv.SharedDir(t)}
 	e.pg = testenv.StartPostgres(t)
@@ -52,7 +55,7 @@ clusters:
     region: eu
     dsn: %[2]s
     flush_interval: 200ms
-`, e.work, e.pg.DSN("postgres"))
+%[3]s`, e.work, e.pg.DSN("postgres"), clusterYAML)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

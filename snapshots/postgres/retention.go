@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/storage"
+)
+
+// PruneResult says what retention removed (or would remove, in a dry run).
+type PruneResult struct {
+	Region      string   `json:"region"`
+	Kept        []string `json:"kept"`
+	Expired     []string `json:"expired"`
+	WALObjects  int      `json:"wal_objects_deleted"`
+	OldestStart string   `json:"oldest_kept_start_segment,omitempty"`
+	DryRun      bool     `json:"dry_run"`
+}
+
+// Prune applies keep to one region: a backup stays if it is among the newest
+// keep.Full or ended within keep.Window (either suffices); the newest always
+// stays; with neither set nothing is removed. Expired backups lose their
+// manifest first (so a half-deleted backup never looks complete), then their
+// objects; then the WAL older than the oldest kept backup's start segment goes.
+func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config.Retention, now time.Time, dryRun bool) (PruneResult, error) {
+	res := PruneResult{Region: p.Region, DryRun: dryRun}
+	backups, err := ListBackups(ctx, p, cluster)
+	if err != nil || len(backups) == 0 {
+		return res, err
+	}
+	if keep.Full <= 0 && keep.Window <= 0 {
+		for _, b := range backups {
+			res.Kept = append(res.Kept, b.ID)
+		}
+		return res, nil
+	}
+	var kept []Manifest
+	for i, b := range backups {
+		newest := i == len(backups)-1
+		inCount := keep.Full > 0 && i >= len(backups)-keep.Full
+		inWindow := keep.Window > 0 && now.Sub(b.StopTime) <= time.Duration(keep.Window)
+		if newest || inCount || inWindow {
+			kept = append(kept, b)
+			res.Kept = append(res.Kept, b.ID)
+			continue
+		}
+		res.Expired = append(res.Expired, b.ID)
+		if !dryRun {
+			if err := deleteBackup(ctx, p.Store, cluster, b.ID); err != nil {
+				return res, err
+			}
+		}
+	}
+	oldest := kept[0]
+	start, err := pgwal.ParseLSN(oldest.StartLSN)
+	if err != nil {
+		return res, err
+	}
+	cat := &pgwal.Catalog{Pipeline: p, Cluster: cluster}
+	segSize := oldest.WALSegmentSize
+	first := pgwal.SegmentOf(oldest.Timeline, start, segSize)
+	res.OldestStart = first.Name(segSize)
+	objs, err := cat.List(ctx, segSize)
+	if err != nil {
+		return res, err
+	}
+	var keys []string
+	for _, w := range objs {
+		if !w.History && w.Segment.No < first.No {
+			keys = append(keys, w.Object.Key)
+		}
+	}
+	res.WALObjects = len(keys)
+	if !dryRun {
+		if err := p.Store.Delete(ctx, keys...); err != nil {
+			return res, fmt.Errorf("region %s: delete WAL older than %s: %w", p.Region, res.OldestStart, err)
+		}
+	}
+	return res, nil
+}
+
+func deleteBackup(ctx context.Context, st storage.Store, cluster, id string) error {
+	if err := st.Delete(ctx, baseKey(cluster, id, "manifest.json")); err != nil {
+		return fmt.Errorf("expire backup %s: %w", id, err)
+	}
+	var keys []string
+	for info, err := range st.List(ctx, baseKey(cluster, id)) {
+		if err != nil {
+			return fmt.Errorf("expire backup %s: %w", id, err)
+		}
+		keys = append(keys, info.Key)
+	}
+	if err := st.Delete(ctx, keys...); err != nil {
+		return fmt.Errorf("expire backup %s: %w", id, err)
+	}
+	return nil
+}

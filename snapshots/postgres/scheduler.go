@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/metrics"
+	"github.com/drkit/drkit/storage"
+)
+
+// BackupMetrics are the backup facts drd exports, read from the stores so that
+// backups taken by drctl count as well as drd's own.
+type BackupMetrics struct {
+	last, duration, size *prometheus.GaugeVec
+	errors               *prometheus.CounterVec
+}
+
+// NewBackupMetrics registers the backup gauges on reg.
+func NewBackupMetrics(reg prometheus.Registerer) *BackupMetrics {
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"cluster", "engine", "region"})
+		reg.MustRegister(g)
+		return g
+	}
+	return &BackupMetrics{
+		last:     gauge("drkit_backup_last_success_timestamp_seconds", "When the region's newest complete base backup ended (Unix time)."),
+		duration: gauge("drkit_backup_duration_seconds", "How long the region's newest base backup took."),
+		size:     gauge("drkit_backup_size_bytes", "Size of the region's newest base backup before compression."),
+		errors:   metrics.ErrorsTotal(reg),
+	}
+}
+
+// Scheduler is drd's backup component for one PostgreSQL cluster: base backups
+// on base_backup.schedule (a run still going is not started again), retention
+// after each and every hour, and the backup metrics every minute.
+type Scheduler struct {
+	Cluster config.Cluster
+	Regions []*storage.Region // the cluster's ship_to regions
+	Metrics *BackupMetrics
+	Log     *slog.Logger
+
+	running sync.Mutex
+}
+
+// Name implements drd's component interface.
+func (s *Scheduler) Name() string { return "backups/" + s.Cluster.Name }
+
+// Run schedules until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) error {
+	c := cron.New()
+	if spec := s.Cluster.BaseBackup.Schedule; spec != "" {
+		if _, err := c.AddFunc(spec, func() { s.backup(ctx) }); err != nil {
+			return err
+		}
+		c.Start()
+		defer func() { <-c.Stop().Done() }()
+	}
+	s.refresh(ctx)
+	refresh, prune := time.NewTicker(time.Minute), time.NewTicker(time.Hour)
+	defer refresh.Stop()
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-refresh.C:
+			s.refresh(ctx)
+		case <-prune.C:
+			s.prune(ctx)
+		}
+	}
+}
+
+// backup takes one scheduled backup, unless the previous one still runs.
+func (s *Scheduler) backup(ctx context.Context) {
+	if !s.running.TryLock() {
+		s.Log.Warn("scheduled base backup skipped: the previous one is still running", "cluster", s.Cluster.Name)
+		return
+	}
+	defer s.running.Unlock()
+	_, err := Backup(ctx, BackupOptions{Cluster: s.Cluster.Name, DSN: s.Cluster.DSN, Regions: s.Regions, Log: s.Log})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Error("scheduled base backup failed", "cluster", s.Cluster.Name, "err", err)
+			s.Metrics.errors.WithLabelValues(s.Cluster.Name, "", "backup").Inc()
+		}
+		return
+	}
+	s.prune(ctx)
+	s.refresh(ctx)
+}
+
+func (s *Scheduler) prune(ctx context.Context) {
+	for _, r := range s.Regions {
+		res, err := Prune(ctx, r.Pipeline, s.Cluster.Name, s.Cluster.Retention, time.Now(), false)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Error("retention failed", "cluster", s.Cluster.Name, "region", r.Name, "err", err)
+				s.Metrics.errors.WithLabelValues(s.Cluster.Name, r.Name, "retention").Inc()
+			}
+			continue
+		}
+		if len(res.Expired) > 0 {
+			s.Log.Info("retention expired backups", "cluster", s.Cluster.Name, "region", r.Name, "backups", res.Expired, "wal_objects", res.WALObjects)
+		}
+	}
+}
+
+// refresh sets the backup gauges from what each region holds.
+func (s *Scheduler) refresh(ctx context.Context) {
+	for _, r := range s.Regions {
+		list, err := ListBackups(ctx, r.Pipeline, s.Cluster.Name)
+		if err != nil || len(list) == 0 {
+			continue
+		}
+		b := list[len(list)-1]
+		l := []string{s.Cluster.Name, "postgres", r.Name}
+		s.Metrics.last.WithLabelValues(l...).Set(float64(b.StopTime.UnixNano()) / 1e9)
+		s.Metrics.duration.WithLabelValues(l...).Set(b.StopTime.Sub(b.StartTime).Seconds())
+		s.Metrics.size.WithLabelValues(l...).Set(float64(b.PlainSize))
+	}
+}

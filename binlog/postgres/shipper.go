@@ -31,7 +31,19 @@ type Shipper struct {
 	mu       sync.Mutex
 	received LSN // end of the WAL received from the server
 	streamed bool
+	// floor is set when the server no longer had the WAL the regions needed:
+	// streaming then starts at the slot, and the gap is logged (and shown by
+	// drctl verify).
+	floor LSN
 }
+
+var (
+	// errTimelineEnded: the server finished sending a historic timeline; the
+	// next session continues on the following one.
+	errTimelineEnded = errors.New("the server ended the timeline")
+	// errWALRemoved: the server no longer has the WAL asked for.
+	errWALRemoved = errors.New("the server has already removed the WAL needed")
+)
 
 // Name implements drd's component interface.
 func (s *Shipper) Name() string { return "wal-shipper/" + s.Cluster }
@@ -62,6 +74,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 		err := s.stream(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errTimelineEnded) {
+			s.Log.Info("timeline ended; following the next one", "cluster", s.Cluster, "detail", err)
+			continue
 		}
 		if time.Since(began) > time.Minute {
 			delay = time.Second
@@ -114,11 +130,15 @@ func (s *Shipper) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tli := uint32(sys.Timeline)
-	start, perTarget, err := s.resumePoint(ctx, tli, segSize, restart)
+	lineage, err := s.lineage(ctx, conn, uint32(sys.Timeline))
 	if err != nil {
 		return err
 	}
+	start, perTarget, err := s.resumePoint(ctx, lineage, segSize, restart)
+	if err != nil {
+		return err
+	}
+	tli := TimelineOf(lineage, uint64(start)/segSize, segSize)
 	seg := SegmentOf(tli, start, segSize)
 	start = seg.Start(segSize)
 
@@ -137,17 +157,51 @@ func (s *Shipper) stream(ctx context.Context) error {
 	if err := pglogrepl.StartReplication(ctx, conn, s.Slot, start, pglogrepl.StartReplicationOptions{Timeline: int32(tli), Mode: pglogrepl.PhysicalReplication}); err != nil {
 		return fmt.Errorf("START_REPLICATION SLOT %s at %s on timeline %d: %w", s.Slot, start, tli, err)
 	}
+	s.streamOpened(start, tli, seg, segSize)
+	err = sess.loop(ctx)
+	if errors.Is(err, errWALRemoved) {
+		s.mu.Lock()
+		s.floor = restart
+		s.mu.Unlock()
+		s.Log.Error("the server no longer has the WAL the regions need: streaming resumes at the slot, leaving a gap that drctl verify reports; take a base backup",
+			"cluster", s.Cluster, "needed_from", start.String(), "slot_restart", restart.String())
+	}
+	return err
+}
+
+func (s *Shipper) streamOpened(start LSN, tli uint32, seg Segment, segSize uint64) {
 	s.Log.Info("streaming WAL", "cluster", s.Cluster, "slot", s.Slot, "from", start.String(), "timeline", tli, "segment", seg.Name(segSize))
 	s.mu.Lock()
 	s.streamed = true
 	s.mu.Unlock()
-	return sess.loop(ctx)
 }
 
-// resumePoint returns where to stream from: the lowest durable end among the
-// regions (each region resumes without a gap), or the slot's restart point when
-// no region holds WAL of this timeline yet.
-func (s *Shipper) resumePoint(ctx context.Context, tli uint32, segSize uint64, restart LSN) (LSN, []LSN, error) {
+// lineage returns the server's timeline lineage and stores its history file in
+// every region, so that a restore can follow the switch.
+func (s *Shipper) lineage(ctx context.Context, conn *pgconn.PgConn, tli uint32) ([]TimelineBegin, error) {
+	if tli <= 1 {
+		return []TimelineBegin{{TLI: tli}}, nil
+	}
+	h, err := pglogrepl.TimelineHistory(ctx, conn, int32(tli))
+	if err != nil {
+		return nil, fmt.Errorf("TIMELINE_HISTORY %d: %w", tli, err)
+	}
+	lineage, err := ParseHistory(bytesReader(h.Content), tli)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range s.Targets {
+		if err := t.Catalog.PutHistory(ctx, h.FileName, h.Content); err != nil {
+			return nil, fmt.Errorf("region %s: store %s: %w", t.region(), h.FileName, err)
+		}
+	}
+	return lineage, nil
+}
+
+// resumePoint returns where to stream from: the lowest durable end, along the
+// server's lineage, among the regions (each resumes without a gap), or the
+// slot's restart point when no region holds WAL of this lineage yet.
+func (s *Shipper) resumePoint(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (LSN, []LSN, error) {
 	ends := make([]LSN, len(s.Targets))
 	var start LSN
 	found := false
@@ -156,7 +210,7 @@ func (s *Shipper) resumePoint(ctx context.Context, tli uint32, segSize uint64, r
 		if err != nil {
 			return 0, nil, err
 		}
-		end, ok := DurableEnd(objs, tli, segSize)
+		end, ok := DurableEndOnLineage(objs, lineage, segSize)
 		if !ok {
 			continue
 		}
@@ -165,13 +219,14 @@ func (s *Shipper) resumePoint(ctx context.Context, tli uint32, segSize uint64, r
 			start, found = end, true
 		}
 	}
-	if !found {
+	s.mu.Lock()
+	floor := s.floor
+	s.mu.Unlock()
+	switch {
+	case !found:
 		return restart, ends, nil
-	}
-	if restart > 0 && SegmentOf(tli, start, segSize).Start(segSize) < SegmentOf(tli, restart, segSize).Start(segSize) {
-		s.Log.Warn("the regions end before the WAL the slot still holds: a gap cannot be avoided; `drctl verify` will show it",
-			"cluster", s.Cluster, "regions_end", start.String(), "slot_restart", restart.String())
-		return restart, ends, nil
+	case floor > start:
+		return floor, ends, nil
 	}
 	return start, ends, nil
 }
@@ -232,8 +287,11 @@ func (ss *session) handle(ctx context.Context, msg pgproto3.BackendMessage) erro
 			}
 		}
 	case *pgproto3.CopyDone:
-		return fmt.Errorf("the server ended timeline %d (a promotion or switchover): restarting the stream to follow it", ss.tli)
+		return fmt.Errorf("%w %d (a promotion or switchover happened)", errTimelineEnded, ss.tli)
 	case *pgproto3.ErrorResponse:
+		if strings.Contains(m.Message, "has already been removed") {
+			return fmt.Errorf("%w: %s", errWALRemoved, m.Message)
+		}
 		return fmt.Errorf("server: %s (%s)", m.Message, m.Code)
 	}
 	return nil

@@ -142,3 +142,31 @@ func Continuity(objs []WALObject, lineage []TimelineBegin, start LSN, segSize ui
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Name < problems[j].Name })
 	return found, problems, last
 }
+
+// DurableEndOnLineage is DurableEnd along a lineage: each segment counts only in
+// the timeline PostgreSQL would read it from (TimelineOf), so WAL a region
+// holds on an abandoned branch, or an old timeline's last partial segment, does
+// not count. It stops at the first gap.
+func DurableEndOnLineage(objs []WALObject, lineage []TimelineBegin, segSize uint64) (end LSN, ok bool) {
+	if len(lineage) == 0 {
+		return 0, false
+	}
+	for _, w := range objs {
+		if w.History || w.Segment.TLI != TimelineOf(lineage, w.Segment.No, segSize) {
+			continue
+		}
+		segStart := w.Segment.Start(segSize)
+		from, to := segStart+LSN(w.From), segStart+LSN(w.To)
+		if !ok {
+			if w.Partial && w.From != 0 {
+				continue
+			}
+			end, ok = from, true
+		}
+		if from > end {
+			break
+		}
+		end = max(end, to)
+	}
+	return end, ok
+}

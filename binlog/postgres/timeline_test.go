@@ -39,3 +39,19 @@ func TestContinuity(t *testing.T) {
 		t.Fatalf("problems = %+v", problems)
 	}
 }
+
+func TestDurableEndOnLineage(t *testing.T) {
+	lin := []TimelineBegin{{TLI: 1}, {TLI: 2, Begin: LSN(3*seg16 + 100)}}
+	objs := []WALObject{
+		wal("000000010000000000000002", false, 0, 0),
+		wal("000000010000000000000003", true, 0, 100), // TL1's end: read from TL2's file instead
+		wal("000000010000000000000004", false, 0, 0),  // an abandoned branch of TL1
+	}
+	if end, ok := DurableEndOnLineage(objs, lin, seg16); !ok || end != LSN(3*seg16) {
+		t.Fatalf("before TL2's first segment: %s, %v; want the start of segment 3", end, ok)
+	}
+	objs = append(objs, wal("000000020000000000000003", false, 0, 0), wal("000000020000000000000004", true, 0, 50))
+	if end, ok := DurableEndOnLineage(objs, lin, seg16); !ok || end != LSN(4*seg16+50) {
+		t.Fatalf("after TL2 streamed: %s, %v", end, ok)
+	}
+}

@@ -134,7 +134,10 @@ func (p *Pipeline) Open(ctx context.Context, obj Object) (io.ReadCloser, error) 
 		}
 	}
 	if obj.Compression == "zstd" {
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(0))
+		// One goroutine per stream: callers that read many objects (a restore's
+		// chunks, wal-fetch's prefetch) already read them in parallel, and
+		// per-stream concurrency only multiplies buffers.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			rc.Close()
 			return nil, fmt.Errorf("region %s: decompress %s: %w", p.Region, obj.Key, err)

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# PostgreSQL benchmark, one run on one machine and one pgbench database
+# (SCALE, default 60 = ~0.9 GB), targets on local disk:
+#   base backup: drkit vs pgBackRest (zst, process-max 2) vs pg_basebackup
+#   restore (files ready, server not started): drkit vs pgBackRest
+#   exposure: seconds from a commit to its WAL being durable in every region,
+#             p50/p99 while pgbench runs (bench/pgexposure)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE=${SCALE:-60}
+BIN=$PWD/bin
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+work=$(mktemp -d /tmp/drkit-bench-pg-XXXX); chmod 755 "$work"
+drd_pid=""
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PG=(); [ "$(id -u)" = 0 ] && PG=(runuser -u postgres --)  # the same, for commands run under /usr/bin/time
+stop_pg() { [ -f "$1/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$1" -m immediate -w stop >/dev/null 2>&1 || true; }
+cleanup() { [ -n "$drd_pid" ] && kill "$drd_pid" 2>/dev/null; stop_pg "$work/primary/data"; rm -rf "$work"; }
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# secs CMD...: wall seconds of CMD, after flushing dirty pages so that no run pays
+# for the previous one's writeback (without it, whichever ran second was throttled).
+# It prints the wall seconds and appends "user sys" CPU seconds to $work/cpu.$CPU.
+secs() {
+  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
+  read -r wall user sys <"$work/time.out"
+  echo "$user $sys" >>"$work/cpu.${CPU:-x}"
+  echo "$wall"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ROUNDS=${ROUNDS:-3}
+owned() { mkdir -p "$@"; [ "$(id -u)" = 0 ] && chown postgres "$@"; true; }
+
+owned "$work/primary" "$work/pgbr" "$work/pgbr-log" "$work/pgbr-lock" "$work/pgbr-restore" "$work/pgbb" "$work/drkit-restore"
+port=$(freeport)
+cat >"$work/pgbackrest.conf" <<CONF
+[global]
+repo1-path=$work/pgbr
+compress-type=zst
+process-max=2
+start-fast=y
+log-level-console=warn
+log-path=$work/pgbr-log
+lock-path=$work/pgbr-lock
+[bench]
+pg1-path=$work/primary/data
+pg1-port=$port
+pg1-socket-path=$work/primary
+CONF
+chmod 644 "$work/pgbackrest.conf"
+as_pg "$PGBIN/initdb" -D "$work/primary/data" -U postgres -A trust --no-instructions >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$work/primary/data" -l "$work/primary/log" -w start -o "-c port=$port -c listen_addresses=127.0.0.1 \
+  -c unix_socket_directories=$work/primary -c wal_level=replica -c max_wal_size=2GB -c archive_mode=on \
+  -c archive_command='pgbackrest --config=$work/pgbackrest.conf --stanza=bench archive-push %p'" >/dev/null
+dsn="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+cat >"$work/drkit.yaml" <<YAML
+drd:
+  state_dir: $work/state
+regions:
+  - name: local
+    store: file://$work/drkit-repo
+clusters:
+  - name: bench
+    engine: postgres
+    region: local
+    dsn: $dsn
+YAML
+echo "pgbench -i -s $SCALE ..."
+"$PGBIN/pgbench" -i -s "$SCALE" -q "$dsn" >/dev/null 2>&1
+size=$(psql -X -A -t "$dsn" -c "SELECT pg_size_pretty(pg_database_size('postgres'))")
+as_pg pgbackrest --config="$work/pgbackrest.conf" --stanza=bench stanza-create >/dev/null
+
+echo "drkit $(git rev-parse --short HEAD 2>/dev/null) vs $(pgbackrest version) vs pg_basebackup $("$PGBIN/pg_basebackup" --version | awk '{print $3}'); database $size; $(nproc) cores; local disk"
+# Alternate the tools, ROUNDS times each, and keep the medians.
+for r in $(seq "$ROUNDS"); do
+  CPU=t_pgbb secs "${PG[@]}" "$PGBIN/pg_basebackup" -d "$dsn" -D "$work/pgbb/tar" -Ft -X fetch -c fast >>"$work/t_pgbb"
+  rm -rf "$work/pgbb/tar"
+  CPU=t_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --type=full backup >>"$work/t_pgbr"
+  CPU=t_drkit secs "$BIN/drctl" backup --config "$work/drkit.yaml" --cluster bench >>"$work/t_drkit"
+done
+for r in $(seq "$ROUNDS"); do
+  rm -rf "$work/pgbr-restore/data" "$work/drkit-restore/data"
+  CPU=r_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --pg1-path="$work/pgbr-restore/data" restore >>"$work/r_pgbr"
+  CPU=r_drkit secs "$BIN/drctl" restore --config "$work/drkit.yaml" --cluster bench --to-region local --target-dir "$work/drkit-restore/data" >>"$work/r_drkit"
+done
+for v in t_pgbb t_pgbr t_drkit r_pgbr r_drkit; do eval "$v=$(median <"$work/$v")"; done
+echo "medians of $ROUNDS alternating rounds, dirty pages flushed before each run"
+# cpu NAME: median user and sys CPU seconds (the client process; the server's
+# work during a backup is not counted).
+cpu() { printf '%6.2f %6.2f' "$(awk '{print $1}' "$work/cpu.$1" | median)" "$(awk '{print $2}' "$work/cpu.$1" | median)"; }
+printf '%-38s %8s %6s %6s\n' "base backup" "wall s" "user" "sys"
+printf '%-38s %8.2f %s\n' "pg_basebackup -Ft (uncompressed)" "$t_pgbb" "$(cpu t_pgbb)" \
+  "pgBackRest full (zst, process-max 2)" "$t_pgbr" "$(cpu t_pgbr)" "drkit backup (zstd 3)" "$t_drkit" "$(cpu t_drkit)"
+printf '%-38s %8s %6s %6s\n' "restore (files ready)" "wall s" "user" "sys"
+printf '%-38s %8.2f %s\n' "pgBackRest restore (process-max 2)" "$r_pgbr" "$(cpu r_pgbr)" "drkit restore" "$r_drkit" "$(cpu r_drkit)"
+printf 'ratios: backup pgBackRest/drkit %.2fx (target >= 2), drkit/pg_basebackup %.2fx (target <= 1.2); restore pgBackRest/drkit %.2fx (target >= 1.5)\n' \
+  "$(echo "$t_pgbr / $t_drkit" | bc -l)" "$(echo "$t_drkit / $t_pgbb" | bc -l)" "$(echo "$r_pgbr / $r_drkit" | bc -l)"
+echo "stored for $ROUNDS backups: pgBackRest $(du -sh "$work/pgbr/backup" | cut -f1), drkit $(du -sh "$work/drkit-repo/bench/base" | cut -f1)"
+
+"$BIN/drd" --config "$work/drkit.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd.log" 2>&1 &
+drd_pid=$!
+sleep 2
+"$PGBIN/pgbench" -c 2 -T 25 -n "$dsn" >"$work/pgbench.out" 2>&1 &
+load=$!
+go run ./bench/pgexposure -config "$work/drkit.yaml" -duration 20s
+wait "$load" || true
+grep -E "^tps" "$work/pgbench.out" | sed 's/^/pgbench during the exposure run: /'

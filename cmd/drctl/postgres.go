@@ -302,7 +302,9 @@ func newWALPushCmd(g *globals) *cobra.Command {
 		Short: "PostgreSQL archive_command: store a WAL file in every ship_to region",
 		Long: `wal-push stores the WAL file at PATH (%p) in every region the cluster ships to,
 and succeeds only when every required region holds it, so PostgreSQL recycles
-the file only then. For setups where drd cannot use a replication connection.`,
+the file only then. For setups where drd cannot use a replication connection.
+PostgreSQL runs it as its own user: that user must be able to read the config
+and write the stores (for file:// regions, own the folders).`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, cl, err := cf.resolve()
@@ -324,7 +326,7 @@ the file only then. For setups where drd cannot use a replication connection.`,
 					err = (&pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).Push(cmd.Context(), args[0], segSize)
 				}
 				if err != nil {
-					errs = append(errs, fmt.Errorf("region %s: %w", name, err))
+					errs = append(errs, err) // it names the region already
 				}
 			}
 			return errors.Join(errs...)

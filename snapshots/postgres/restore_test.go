@@ -41,8 +41,19 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, "") }
 // newEnvWith adds clusterYAML (indented keys) to the orders cluster's config.
 func newEnvWith(t *testing.T, clusterYAML string) *env {
 	t.Helper()
-	e := &env{drctl: testenv.Binary(t, "drctl"), work: testenv.SharedDir(t)}
-	e.pg = testenv.StartPostgres(t)
+	return newEnvFull(t, testenv.SharedDir(t), &testenv.Postgres{}, clusterYAML)
+}
+
+// newEnvIn uses the given folder and (not yet started) server.
+func newEnvIn(t *testing.T, work string, pg *testenv.Postgres) *env {
+	t.Helper()
+	return newEnvFull(t, work, pg, "")
+}
+
+func newEnvFull(t *testing.T, work string, pg *testenv.Postgres, clusterYAML string) *env {
+	t.Helper()
+	e := &env{drctl: testenv.Binary(t, "drctl"), work: work, pg: pg}
+	testenv.Start(t, e.pg)
 	e.cfgPath = filepath.Join(e.work, "drkit.yaml")
 	cfg := fmt.Sprintf(`regions:
   - name: eu

@@ -52,6 +52,9 @@ func newEnvIn(t *testing.T, work string, pg *testenv.Postgres) *env {
 
 func newEnvFull(t *testing.T, work string, pg *testenv.Postgres, clusterYAML string) *env {
 	t.Helper()
+	if !strings.Contains(clusterYAML, "flush_interval:") {
+		clusterYAML = "    flush_interval: 200ms\n" + clusterYAML
+	}
 	e := &env{drctl: testenv.Binary(t, "drctl"), work: work, pg: pg}
 	testenv.Start(t, e.pg)
 	e.cfgPath = filepath.Join(e.work, "drkit.yaml")
@@ -65,7 +68,6 @@ clusters:
     engine: postgres
     region: eu
     dsn: %[2]s
-    flush_interval: 200ms
 %[3]s`, e.work, e.pg.DSN("postgres"), clusterYAML)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # PostgreSQL benchmark, one run on one machine and one pgbench database
-# (SCALE, default 60 = ~0.9 GB), targets on local disk:
+# (SCALE, default 60 = ~0.9 GB), targets on local disk, then on a loopback MinIO
+# (HTTPS with a throwaway certificate: pgBackRest speaks only TLS to S3):
 #   base backup: drkit vs pgBackRest (zst, process-max 2) vs pg_basebackup
 #   restore (files ready, server not started): drkit vs pgBackRest
 #   exposure: seconds from a commit to its WAL being durable in every region,
@@ -15,7 +16,11 @@ drd_pid=""
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PG=(); [ "$(id -u)" = 0 ] && PG=(runuser -u postgres --)  # the same, for commands run under /usr/bin/time
 stop_pg() { [ -f "$1/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$1" -m immediate -w stop >/dev/null 2>&1 || true; }
-cleanup() { [ -n "$drd_pid" ] && kill "$drd_pid" 2>/dev/null; stop_pg "$work/primary/data"; rm -rf "$work"; }
+minio_pid=""
+cleanup() {
+  [ -n "$drd_pid" ] && kill "$drd_pid" 2>/dev/null; [ -n "$minio_pid" ] && kill "$minio_pid" 2>/dev/null
+  stop_pg "$work/primary/data"; wait 2>/dev/null; rm -rf "$work"
+}
 trap cleanup EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # secs CMD...: wall seconds of CMD, after flushing dirty pages so that no run pays
@@ -34,6 +39,22 @@ owned() { mkdir -p "$@"; [ "$(id -u)" = 0 ] && chown postgres "$@"; true; }
 
 owned "$work/primary" "$work/pgbr" "$work/pgbr-log" "$work/pgbr-lock" "$work/pgbr-restore" "$work/pgbb" "$work/drkit-restore"
 port=$(freeport)
+
+# MinIO over HTTPS, its certificate trusted by drkit through AWS_CA_BUNDLE.
+mport=$(freeport)
+mkdir -p "$work/certs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/certs/private.key" -out "$work/certs/public.crt" 2>/dev/null
+chmod 644 "$work/certs/public.crt"
+export MINIO_ROOT_USER=drkit-bench MINIO_ROOT_PASSWORD=drkit-bench-secret MINIO_BROWSER=off MINIO_UPDATE=off
+"$BIN/minio" server "$work/minio" --quiet --certs-dir "$work/certs" --address "127.0.0.1:$mport" --console-address "127.0.0.1:$(freeport)" >"$work/minio.log" 2>&1 &
+minio_pid=$!
+for _ in $(seq 100); do curl -skf "https://127.0.0.1:$mport/minio/health/ready" >/dev/null && break; sleep 0.1; done
+export AWS_ACCESS_KEY_ID=$MINIO_ROOT_USER AWS_SECRET_ACCESS_KEY=$MINIO_ROOT_PASSWORD AWS_EC2_METADATA_DISABLED=true AWS_CA_BUNDLE=$work/certs/public.crt
+env -u AWS_CA_BUNDLE RCLONE_CONFIG_M_TYPE=s3 RCLONE_CONFIG_M_PROVIDER=Minio RCLONE_CONFIG_M_ENDPOINT="https://127.0.0.1:$mport" \
+  RCLONE_CONFIG_M_ACCESS_KEY_ID=$MINIO_ROOT_USER RCLONE_CONFIG_M_SECRET_ACCESS_KEY=$MINIO_ROOT_PASSWORD \
+  rclone --no-check-certificate mkdir m:bench 2>/dev/null
+
 cat >"$work/pgbackrest.conf" <<CONF
 [global]
 repo1-path=$work/pgbr
@@ -47,6 +68,16 @@ lock-path=$work/pgbr-lock
 pg1-path=$work/primary/data
 pg1-port=$port
 pg1-socket-path=$work/primary
+repo2-type=s3
+repo2-path=/pgbackrest
+repo2-s3-bucket=bench
+repo2-s3-endpoint=127.0.0.1
+repo2-storage-port=$mport
+repo2-s3-uri-style=path
+repo2-s3-region=us-east-1
+repo2-s3-key=$MINIO_ROOT_USER
+repo2-s3-key-secret=$MINIO_ROOT_PASSWORD
+repo2-storage-verify-tls=n
 CONF
 chmod 644 "$work/pgbackrest.conf"
 as_pg "$PGBIN/initdb" -D "$work/primary/data" -U postgres -A trust --no-instructions >/dev/null
@@ -66,6 +97,8 @@ clusters:
     region: local
     dsn: $dsn
 YAML
+sed -e "s|name: local|name: minio|" -e "s|file://$work/drkit-repo|s3://bench/drkit?endpoint=https://127.0.0.1:$mport\&region=us-east-1|" \
+  -e "s|region: local|region: minio|" "$work/drkit.yaml" >"$work/drkit-minio.yaml"
 echo "pgbench -i -s $SCALE ..."
 "$PGBIN/pgbench" -i -s "$SCALE" -q "$dsn" >/dev/null 2>&1
 size=$(psql -X -A -t "$dsn" -c "SELECT pg_size_pretty(pg_database_size('postgres'))")
@@ -76,15 +109,20 @@ echo "drkit $(git rev-parse --short HEAD 2>/dev/null) vs $(pgbackrest version) v
 for r in $(seq "$ROUNDS"); do
   CPU=t_pgbb secs "${PG[@]}" "$PGBIN/pg_basebackup" -d "$dsn" -D "$work/pgbb/tar" -Ft -X fetch -c fast >>"$work/t_pgbb"
   rm -rf "$work/pgbb/tar"
-  CPU=t_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --type=full backup >>"$work/t_pgbr"
+  CPU=t_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --type=full backup >>"$work/t_pgbr"
   CPU=t_drkit secs "$BIN/drctl" backup --config "$work/drkit.yaml" --cluster bench >>"$work/t_drkit"
+  CPU=m_pgbr secs "${PG[@]}" env AWS_CA_BUNDLE= pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=2 --type=full backup >>"$work/m_pgbr"
+  CPU=m_drkit secs "$BIN/drctl" backup --config "$work/drkit-minio.yaml" --cluster bench >>"$work/m_drkit"
 done
 for r in $(seq "$ROUNDS"); do
   rm -rf "$work/pgbr-restore/data" "$work/drkit-restore/data"
-  CPU=r_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --pg1-path="$work/pgbr-restore/data" restore >>"$work/r_pgbr"
+  CPU=r_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --pg1-path="$work/pgbr-restore/data" restore >>"$work/r_pgbr"
   CPU=r_drkit secs "$BIN/drctl" restore --config "$work/drkit.yaml" --cluster bench --to-region local --target-dir "$work/drkit-restore/data" >>"$work/r_drkit"
+  rm -rf "$work/pgbr-restore/data" "$work/drkit-restore/data"
+  CPU=mr_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=2 --pg1-path="$work/pgbr-restore/data" restore >>"$work/mr_pgbr"
+  CPU=mr_drkit secs "$BIN/drctl" restore --config "$work/drkit-minio.yaml" --cluster bench --to-region minio --target-dir "$work/drkit-restore/data" >>"$work/mr_drkit"
 done
-for v in t_pgbb t_pgbr t_drkit r_pgbr r_drkit; do eval "$v=$(median <"$work/$v")"; done
+for v in t_pgbb t_pgbr t_drkit r_pgbr r_drkit m_pgbr m_drkit mr_pgbr mr_drkit; do eval "$v=$(median <"$work/$v")"; done
 echo "medians of $ROUNDS alternating rounds, dirty pages flushed before each run"
 # cpu NAME: median user and sys CPU seconds (the client process; the server's
 # work during a backup is not counted).
@@ -94,8 +132,12 @@ printf '%-38s %8.2f %s\n' "pg_basebackup -Ft (uncompressed)" "$t_pgbb" "$(cpu t_
   "pgBackRest full (zst, process-max 2)" "$t_pgbr" "$(cpu t_pgbr)" "drkit backup (zstd 3)" "$t_drkit" "$(cpu t_drkit)"
 printf '%-38s %8s %6s %6s\n' "restore (files ready)" "wall s" "user" "sys"
 printf '%-38s %8.2f %s\n' "pgBackRest restore (process-max 2)" "$r_pgbr" "$(cpu r_pgbr)" "drkit restore" "$r_drkit" "$(cpu r_drkit)"
-printf 'ratios: backup pgBackRest/drkit %.2fx (target >= 2), drkit/pg_basebackup %.2fx (target <= 1.2); restore pgBackRest/drkit %.2fx (target >= 1.5)\n' \
+printf 'local disk: backup pgBackRest/drkit %.2fx (target >= 2), drkit/pg_basebackup %.2fx (target <= 1.2); restore pgBackRest/drkit %.2fx (target >= 1.5)\n' \
   "$(echo "$t_pgbr / $t_drkit" | bc -l)" "$(echo "$t_drkit / $t_pgbb" | bc -l)" "$(echo "$r_pgbr / $r_drkit" | bc -l)"
+printf '%-38s %8s %6s %6s\n' "MinIO (HTTPS, loopback)" "wall s" "user" "sys"
+printf '%-38s %8.2f %s\n' "pgBackRest full backup" "$m_pgbr" "$(cpu m_pgbr)" "drkit backup" "$m_drkit" "$(cpu m_drkit)" \
+  "pgBackRest restore" "$mr_pgbr" "$(cpu mr_pgbr)" "drkit restore" "$mr_drkit" "$(cpu mr_drkit)"
+printf 'MinIO: backup pgBackRest/drkit %.2fx; restore pgBackRest/drkit %.2fx\n' "$(echo "$m_pgbr / $m_drkit" | bc -l)" "$(echo "$mr_pgbr / $mr_drkit" | bc -l)"
 echo "stored for $ROUNDS backups: pgBackRest $(du -sh "$work/pgbr/backup" | cut -f1), drkit $(du -sh "$work/drkit-repo/bench/base" | cut -f1)"
 
 "$BIN/drd" --config "$work/drkit.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd.log" 2>&1 &
@@ -103,6 +145,14 @@ drd_pid=$!
 sleep 2
 "$PGBIN/pgbench" -c 2 -T 25 -n "$dsn" >"$work/pgbench.out" 2>&1 &
 load=$!
-go run ./bench/pgexposure -config "$work/drkit.yaml" -duration 20s
+echo -n "local disk: "; go run ./bench/pgexposure -config "$work/drkit.yaml" -duration 20s
 wait "$load" || true
 grep -E "^tps" "$work/pgbench.out" | sed 's/^/pgbench during the exposure run: /'
+kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true
+"$BIN/drd" --config "$work/drkit-minio.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd-minio.log" 2>&1 &
+drd_pid=$!
+sleep 2
+"$PGBIN/pgbench" -c 2 -T 25 -n "$dsn" >"$work/pgbench.out" 2>&1 &
+load=$!
+echo -n "MinIO: "; go run ./bench/pgexposure -config "$work/drkit-minio.yaml" -duration 20s
+wait "$load" || true

@@ -194,25 +194,54 @@ type chunkReader struct {
 	off     int
 }
 
-func (c *chunkReader) Read(p []byte) (int, error) {
+// fill makes cur hold unread bytes, releasing used-up buffers; io.EOF after
+// the last chunk.
+func (c *chunkReader) fill() error {
 	for c.off == len(c.cur) {
 		if c.cur != nil {
 			c.release(c.cur)
 			c.cur = nil
 		}
 		if c.next == len(c.results) {
-			return 0, io.EOF
+			return io.EOF
 		}
 		select {
 		case c.cur = <-c.results[c.next]:
 		case <-c.ctx.Done():
-			return 0, c.ctx.Err()
+			return c.ctx.Err()
 		}
 		c.next, c.off = c.next+1, 0
+	}
+	return nil
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if err := c.fill(); err != nil {
+		return 0, err
 	}
 	n := copy(p, c.cur[c.off:])
 	c.off += n
 	return n, nil
+}
+
+// CopyTo writes the next n bytes to w straight from the chunk buffers,
+// releasing each buffer as it is used up.
+func (c *chunkReader) CopyTo(w io.Writer, n int64) error {
+	for n > 0 {
+		if err := c.fill(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		k := min(n, int64(len(c.cur)-c.off))
+		if _, err := w.Write(c.cur[c.off : c.off+int(k)]); err != nil {
+			return err
+		}
+		c.off += int(k)
+		n -= k
+	}
+	return nil
 }
 
 // writePGManifest puts PostgreSQL's backup_manifest in the folder so that

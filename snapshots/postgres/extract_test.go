@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// memSource serves a byte slice as a tarSource.
+type memSource struct{ r *bytes.Reader }
+
+func (m memSource) Read(p []byte) (int, error) { return m.r.Read(p) }
+func (m memSource) CopyTo(w io.Writer, n int64) error {
+	_, err := io.CopyN(w, m.r, n)
+	return err
+}
+
+func archive(t *testing.T, entries func(tw *tar.Writer)) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	entries(tw)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// The ustar parser unpacks what a tar writer produces: folders, files of sizes
+// around the block size, symlinks, modes.
+func TestExtractUstar(t *testing.T) {
+	data := archive(t, func(tw *tar.Writer) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "base/", Mode: 0o700, Format: tar.FormatUSTAR})
+		for i, size := range []int{0, 1, 511, 512, 513, 70000} {
+			body := strings.Repeat(string(rune('a'+i)), size)
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "base/f" + string(rune('0'+i)), Mode: 0o600, Size: int64(size), Format: tar.FormatUSTAR})
+			tw.Write([]byte(body))
+		}
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "link", Linkname: "base/f1", Format: tar.FormatUSTAR})
+	})
+	dir := t.TempDir()
+	if err := newExtractor(dir, os.Getuid(), os.Getgid()).run(memSource{bytes.NewReader(data)}, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range []int{0, 1, 511, 512, 513, 70000} {
+		b, err := os.ReadFile(filepath.Join(dir, "base", "f"+string(rune('0'+i))))
+		if err != nil || string(b) != strings.Repeat(string(rune('a'+i)), size) {
+			t.Fatalf("file %d: %d bytes (%v), want %d", i, len(b), err, size)
+		}
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "link")); err != nil || target != "base/f1" {
+		t.Fatalf("symlink = %q, %v", target, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "base", "f0")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %v", fi.Mode())
+	}
+}
+
+func TestExtractRejectsBadArchives(t *testing.T) {
+	good := archive(t, func(tw *tar.Writer) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "f", Size: 3, Mode: 0o600, Format: tar.FormatUSTAR})
+		tw.Write([]byte("abc"))
+	})
+	corrupt := bytes.Clone(good)
+	corrupt[10] ^= 1 // inside the name: the header checksum no longer matches
+	escape := archive(t, func(tw *tar.Writer) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "../evil", Size: 1, Mode: 0o600, Format: tar.FormatUSTAR})
+		tw.Write([]byte("x"))
+	})
+	truncated := good[:blockSize+1]
+	for name, data := range map[string][]byte{"corrupt header": corrupt, "escaping name": escape, "truncated": truncated} {
+		if err := newExtractor(t.TempDir(), os.Getuid(), os.Getgid()).run(memSource{bytes.NewReader(data)}, 0, nil); err == nil {
+			t.Errorf("%s: extracted without error", name)
+		}
+	}
+}

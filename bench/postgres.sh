@@ -140,19 +140,18 @@ printf '%-38s %8.2f %s\n' "pgBackRest full backup" "$m_pgbr" "$(cpu m_pgbr)" "dr
 printf 'MinIO: backup pgBackRest/drkit %.2fx; restore pgBackRest/drkit %.2fx\n' "$(echo "$m_pgbr / $m_drkit" | bc -l)" "$(echo "$mr_pgbr / $mr_drkit" | bc -l)"
 echo "stored for $ROUNDS backups: pgBackRest $(du -sh "$work/pgbr/backup" | cut -f1), drkit $(du -sh "$work/drkit-repo/bench/base" | cut -f1)"
 
-"$BIN/drd" --config "$work/drkit.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd.log" 2>&1 &
-drd_pid=$!
-sleep 2
-"$PGBIN/pgbench" -c 2 -T 25 -n "$dsn" >"$work/pgbench.out" 2>&1 &
-load=$!
-echo -n "local disk: "; go run ./bench/pgexposure -config "$work/drkit.yaml" -duration 20s
-wait "$load" || true
-grep -E "^tps" "$work/pgbench.out" | sed 's/^/pgbench during the exposure run: /'
-kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true
-"$BIN/drd" --config "$work/drkit-minio.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd-minio.log" 2>&1 &
-drd_pid=$!
-sleep 2
-"$PGBIN/pgbench" -c 2 -T 25 -n "$dsn" >"$work/pgbench.out" 2>&1 &
-load=$!
-echo -n "MinIO: "; go run ./bench/pgexposure -config "$work/drkit-minio.yaml" -duration 20s
-wait "$load" || true
+# exposure LABEL CONFIG: drd ships from the primary into CONFIG's regions while
+# pgbench runs; bench/pgexposure times commits until they are durable everywhere.
+exposure() {
+  "$BIN/drd" --config "$2" --listen "127.0.0.1:$(freeport)" >"$work/drd-$1.log" 2>&1 &
+  drd_pid=$!
+  sleep 2
+  "$PGBIN/pgbench" -c 2 -T 25 -n "$dsn" >"$work/pgbench.out" 2>&1 &
+  local load=$!
+  echo -n "$1: "; go run ./bench/pgexposure -config "$2" -duration 20s
+  wait "$load" || true
+  grep -E "^tps" "$work/pgbench.out" | sed 's/^/  pgbench meanwhile: /'
+  kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true; drd_pid=""
+}
+exposure "local disk" "$work/drkit.yaml"
+exposure MinIO "$work/drkit-minio.yaml"

@@ -47,6 +47,17 @@ func (cf *clusterFlags) resolve() (*config.Config, config.Cluster, error) {
 	return cfg, cl, nil
 }
 
+// clusterRegion resolves the cluster and opens its region (--region, default the
+// cluster's own).
+func (cf *clusterFlags) clusterRegion(ctx context.Context, withIdentity bool) (*config.Config, config.Cluster, *storage.Region, error) {
+	cfg, cl, err := cf.resolve()
+	if err != nil {
+		return nil, cl, nil, err
+	}
+	r, err := cf.openRegion(ctx, cfg, cl, withIdentity)
+	return cfg, cl, r, err
+}
+
 // openRegion opens one region named by --region (default: the cluster's own).
 func (cf *clusterFlags) openRegion(ctx context.Context, cfg *config.Config, cl config.Cluster, withIdentity bool) (*storage.Region, error) {
 	name := cf.region
@@ -103,11 +114,7 @@ func newBackupsCmd(g *globals) *cobra.Command {
 		Short: "List a region's complete base backups of a cluster",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, cl, err := cf.resolve()
-			if err != nil {
-				return err
-			}
-			r, err := cf.openRegion(cmd.Context(), cfg, cl, false)
+			_, cl, r, err := cf.clusterRegion(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
@@ -284,11 +291,7 @@ PostgreSQL then aborts recovery instead of ending it early without that WAL.`,
 }
 
 func walFetch(ctx context.Context, cf *clusterFlags, name, dest string, prefetch int) error {
-	cfg, cl, err := cf.resolve()
-	if err != nil {
-		return err
-	}
-	r, err := cf.openRegion(ctx, cfg, cl, true)
+	_, cl, r, err := cf.clusterRegion(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -348,11 +351,7 @@ reads the newest backup (all with --all-checksums) to check every SHA-256.
 Exit 0 when everything is restorable, 1 on any gap or checksum failure.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, cl, err := cf.resolve()
-			if err != nil {
-				return err
-			}
-			r, err := cf.openRegion(cmd.Context(), cfg, cl, true)
+			_, cl, r, err := cf.clusterRegion(cmd.Context(), true)
 			if err != nil {
 				return err
 			}

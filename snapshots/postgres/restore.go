@@ -224,8 +224,12 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// CopyTo writes the next n bytes to w straight from the chunk buffers,
-// releasing each buffer as it is used up.
+// maxWrite caps one write(2): whole 32 MiB chunk slices in one call measured
+// more than twice the kernel time of 1 MiB writes on a 0.9 GB restore.
+const maxWrite = 1 << 20
+
+// CopyTo writes the next n bytes to w straight from the chunk buffers, at most
+// maxWrite a call, releasing each buffer as it is used up.
 func (c *chunkReader) CopyTo(w io.Writer, n int64) error {
 	for n > 0 {
 		if err := c.fill(); err != nil {
@@ -234,7 +238,7 @@ func (c *chunkReader) CopyTo(w io.Writer, n int64) error {
 			}
 			return err
 		}
-		k := min(n, int64(len(c.cur)-c.off))
+		k := min(n, int64(len(c.cur)-c.off), maxWrite)
 		if _, err := w.Write(c.cur[c.off : c.off+int(k)]); err != nil {
 			return err
 		}

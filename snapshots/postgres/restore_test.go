@@ -112,28 +112,7 @@ func (e *env) backup(t *testing.T) pgsnap.Manifest {
 // waitShipped waits until both regions hold the primary's current WAL.
 func (e *env) waitShipped(t *testing.T, conn *pgx.Conn) {
 	t.Helper()
-	var s string
-	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := pgwal.ParseLSN(s)
-	deadline := time.Now().Add(10 * time.Second)
-	for _, r := range e.regions {
-		cat := &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: "orders"}
-		for {
-			objs, err := cat.List(context.Background(), 16<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if end, ok := pgwal.DurableEnd(objs, 1, 16<<20); ok && end >= want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("region %s does not hold WAL up to %s", r.Name, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	e.waitShippedOn(t, conn, 1)
 }
 
 // restore runs drctl restore (a real process: PostgreSQL will run its

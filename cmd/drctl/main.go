@@ -96,3 +96,11 @@ It needs no running drd: every region's store describes itself.
 		newVerifyCmd(g), newStatusCmd(g), newPruneCmd(g))
 	return root
 }
+
+// printList prints a list as JSON, an empty one as [] rather than null.
+func printList[T any](g *globals, list []T) error {
+	if list == nil {
+		list = []T{}
+	}
+	return g.printJSON(list)
+}

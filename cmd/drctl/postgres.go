@@ -123,10 +123,7 @@ func newBackupsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				if list == nil {
-					list = []pgsnap.Manifest{}
-				}
-				return g.printJSON(list)
+				return printList(g, list)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTART\tSTOP\tSTOP LSN\tSIZE\tSTORED")
@@ -433,10 +430,7 @@ its current WAL position; an unreachable primary leaves the lag out.`,
 				return usageErr(fmt.Errorf("cluster %q is not a PostgreSQL cluster in %s", only, cfg.Path))
 			}
 			if g.json {
-				if out == nil {
-					out = []pgsnap.RegionStatus{}
-				}
-				return g.printJSON(out)
+				return printList(g, out)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CLUSTER\tREGION\tDURABLE LSN\tWRITTEN\tLAG BYTES\tLAG S\tLAST BACKUP\tNOTE")
@@ -523,7 +517,7 @@ drd runs it after every scheduled backup and every hour.`,
 				}
 			}
 			if g.json {
-				return g.printJSON(all)
+				return printList(g, all)
 			}
 			return nil
 		},

@@ -77,10 +77,7 @@ func (sc *storageCmd) lsCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%d\t%s\t %s\t\n", info.Size, info.ModTime.UTC().Format(time.RFC3339), info.Key)
 			}
 			if sc.g.json {
-				if all == nil {
-					all = []storage.ObjectInfo{}
-				}
-				return sc.g.printJSON(all)
+				return printList(sc.g, all)
 			}
 			return tw.Flush()
 		},
@@ -224,17 +221,14 @@ would do it on the server.`,
 			sw, ok := storage.Unwrap(r.Store).(storage.Sweeper)
 			if !ok {
 				if sc.g.json {
-					return sc.g.printJSON([]storage.PendingUpload{})
+					return printList[storage.PendingUpload](sc.g, nil)
 				}
 				_, err := fmt.Fprintf(sc.g.stdout, "%s keeps no incomplete uploads: nothing to sweep\n", r.Store)
 				return err
 			}
 			swept, err := sw.Sweep(cmd.Context(), time.Now().Add(-olderThan), dryRun)
 			if sc.g.json {
-				if swept == nil {
-					swept = []storage.PendingUpload{}
-				}
-				if perr := sc.g.printJSON(swept); perr != nil {
+				if perr := printList(sc.g, swept); perr != nil {
 					return perr
 				}
 				return err

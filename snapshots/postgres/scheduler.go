@@ -53,6 +53,12 @@ func (s *Scheduler) Name() string { return "backups/" + s.Cluster.Name }
 
 // Run schedules until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
+	// Counters exist at 0 from the start: an alert on their increase then
+	// fires on the first failure, and "absent" means "drd is not running".
+	s.Metrics.errors.WithLabelValues(s.Cluster.Name, "", "backup")
+	for _, r := range s.Regions {
+		s.Metrics.errors.WithLabelValues(s.Cluster.Name, r.Name, "retention")
+	}
 	c := cron.New()
 	if spec := s.Cluster.BaseBackup.Schedule; spec != "" {
 		if _, err := c.AddFunc(spec, func() { s.backup(ctx) }); err != nil {

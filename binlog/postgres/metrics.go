@@ -29,7 +29,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, s := range c.Shippers {
 		for _, t := range s.Targets {
-			if t.jobs == nil {
+			if !t.isStarted() {
 				continue // not streaming yet: no fact to report
 			}
 			_, at, _ := t.Durable()

@@ -121,16 +121,11 @@ func (s *Shipper) stream(ctx context.Context) error {
 		return err
 	}
 	info := ClusterInfo{Engine: "postgres", SystemIdentifier: sys.SystemID, WALSegmentSize: segSize, ServerVersion: version}
-	for _, t := range s.Targets {
-		if err := t.Catalog.EnsureInfo(ctx, info); err != nil {
-			return err
-		}
-	}
 	restart, err := ensureSlot(ctx, conn, s.Slot)
 	if err != nil {
 		return err
 	}
-	lineage, err := s.lineage(ctx, conn, uint32(sys.Timeline))
+	lineage, history, err := s.lineage(ctx, conn, uint32(sys.Timeline))
 	if err != nil {
 		return err
 	}
@@ -150,9 +145,34 @@ func (s *Shipper) stream(ctx context.Context) error {
 		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i]))
 	}
 	defer func() {
-		sess.drain(10 * time.Second)
+		if ctx.Err() != nil {
+			// Stopping: let the regions catch up (briefly) so the next start
+			// finds them current.
+			sess.drain(10 * time.Second)
+			stopWorkers()
+			return
+		}
+		// A failure: reconnect at once. The next session re-sends from what
+		// each region holds and the slot keeps the rest, so waiting for a dead
+		// region here would only stall the healthy ones.
 		stopWorkers()
+		for _, t := range s.Targets {
+			close(t.jobs)
+		}
 	}()
+	// First in each region's own queue, so a dead region delays only itself:
+	// the system check (nothing is written to a region holding another
+	// system's WAL) and the timeline history.
+	for _, t := range s.Targets {
+		if err := t.enqueue(ctx, job{info: &info}); err != nil {
+			return err
+		}
+		if history != nil {
+			if err := t.enqueue(ctx, job{history: true, segName: history.FileName, data: history.Content}); err != nil {
+				return err
+			}
+		}
+	}
 
 	if err := pglogrepl.StartReplication(ctx, conn, s.Slot, start, pglogrepl.StartReplicationOptions{Timeline: int32(tli), Mode: pglogrepl.PhysicalReplication}); err != nil {
 		return fmt.Errorf("START_REPLICATION SLOT %s at %s on timeline %d: %w", s.Slot, start, tli, err)
@@ -176,26 +196,47 @@ func (s *Shipper) streamOpened(start LSN, tli uint32, seg Segment, segSize uint6
 	s.mu.Unlock()
 }
 
-// lineage returns the server's timeline lineage and stores its history file in
-// every region, so that a restore can follow the switch.
-func (s *Shipper) lineage(ctx context.Context, conn *pgconn.PgConn, tli uint32) ([]TimelineBegin, error) {
+// resumeFrom is where a region's WAL ends along the lineage. A region whose store
+// does not answer must not stop the others: it counts from the position this
+// drd last saw it durable at or, after a restart, from the slot's restart point.
+// Either is at or below its real end (the slot is confirmed only up to what
+// every required region holds), so it gets no gap; the others re-send a little.
+func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (LSN, bool, error) {
+	// Bounded: a dead store is retried by the SDK for minutes, and every other
+	// region waits for this answer.
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	objs, err := t.Catalog.List(lctx, segSize)
+	if err == nil {
+		end, ok := DurableEndOnLineage(objs, lineage, segSize)
+		return end, ok, nil
+	}
+	if ctx.Err() != nil {
+		return 0, false, err
+	}
+	known, _, _ := t.Durable()
+	if known == 0 {
+		known = restart
+	}
+	slog.Warn("region unreachable at reconnect; resuming it from the last position known durable", "region", t.region(), "from", known.String(), "err", err)
+	return known, known > 0, nil
+}
+
+// lineage returns the server's timeline lineage and, past timeline 1, its
+// history file, which every region must store for a restore to follow the switch.
+func (s *Shipper) lineage(ctx context.Context, conn *pgconn.PgConn, tli uint32) ([]TimelineBegin, *pglogrepl.TimelineHistoryResult, error) {
 	if tli <= 1 {
-		return []TimelineBegin{{TLI: tli}}, nil
+		return []TimelineBegin{{TLI: tli}}, nil, nil
 	}
 	h, err := pglogrepl.TimelineHistory(ctx, conn, int32(tli))
 	if err != nil {
-		return nil, fmt.Errorf("TIMELINE_HISTORY %d: %w", tli, err)
+		return nil, nil, fmt.Errorf("TIMELINE_HISTORY %d: %w", tli, err)
 	}
 	lineage, err := ParseHistory(bytesReader(h.Content), tli)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, t := range s.Targets {
-		if err := t.Catalog.PutHistory(ctx, h.FileName, h.Content); err != nil {
-			return nil, fmt.Errorf("region %s: store %s: %w", t.region(), h.FileName, err)
-		}
-	}
-	return lineage, nil
+	return lineage, &h, nil
 }
 
 // resumePoint returns where to stream from: the lowest durable end, along the
@@ -206,11 +247,10 @@ func (s *Shipper) resumePoint(ctx context.Context, lineage []TimelineBegin, segS
 	var start LSN
 	found := false
 	for i, t := range s.Targets {
-		objs, err := t.Catalog.List(ctx, segSize)
+		end, ok, err := t.resumeFrom(ctx, lineage, segSize, restart)
 		if err != nil {
 			return 0, nil, err
 		}
-		end, ok := DurableEndOnLineage(objs, lineage, segSize)
 		if !ok {
 			continue
 		}

@@ -20,11 +20,14 @@ type Target struct {
 	Catalog  *Catalog
 	Required bool // its durable position gates the acknowledgement
 
-	log   *slog.Logger
+	log *slog.Logger
+	// jobs and space belong to the current session; a previous session's
+	// worker keeps its own (a late Release on a new semaphore would panic).
 	jobs  chan job
 	space *semaphore.Weighted
 
 	mu      sync.Mutex
+	started bool
 	durable LSN       // end of the WAL this region holds without a gap
 	at      time.Time // when durable last advanced
 	lastErr error
@@ -45,13 +48,17 @@ func (t *Target) Exposure(now time.Time) time.Duration {
 	return now.Sub(t.behindSince)
 }
 
-// job is one object to write: a complete segment or a chunk of the open one.
+// job is one thing to write: a complete segment, a chunk of the open one, a
+// timeline history file, or (first of every session) the check that the region
+// holds this database system's WAL.
 type job struct {
 	seg      Segment
 	segName  string
 	from, to uint64 // byte range within the segment; a whole segment is 0..size
 	data     []byte
 	whole    bool
+	history  bool
+	info     *ClusterInfo
 	end      LSN // durable position once written
 }
 
@@ -79,19 +86,30 @@ func (t *Target) setDurable(l LSN, err error) {
 // start begins a worker writing jobs in order; it stops when jobs is closed.
 func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN) *sync.WaitGroup {
 	t.log = log.With("region", t.region())
-	t.jobs = make(chan job, 1024)
-	t.space = semaphore.NewWeighted(maxQueued)
+	jobs, space := make(chan job, 1024), semaphore.NewWeighted(maxQueued)
+	t.jobs, t.space = jobs, space
 	t.mu.Lock()
-	t.durable, t.at = durable, time.Now()
+	t.durable = max(t.durable, durable)
+	if t.at.IsZero() {
+		t.at = time.Now()
+	}
+	t.behindSince, t.queuedEnd, t.started = time.Time{}, t.durable, true
 	t.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for j := range t.jobs {
+		for j := range jobs {
 			t.write(ctx, j)
-			t.space.Release(int64(len(j.data)))
+			space.Release(int64(len(j.data)))
 		}
 	})
 	return &wg
+}
+
+// isStarted reports whether a session has started writing to the region.
+func (t *Target) isStarted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.started
 }
 
 // enqueue hands j to the worker, waiting while the region's queue is full.
@@ -115,15 +133,24 @@ func (t *Target) write(ctx context.Context, j job) {
 	delay := time.Second
 	for {
 		var err error
-		if j.whole {
+		switch {
+		case j.info != nil:
+			err = t.Catalog.EnsureInfo(ctx, *j.info)
+		case j.history:
+			err = t.Catalog.PutHistory(ctx, j.segName, j.data)
+		case j.whole:
 			err = t.Catalog.PutSegment(ctx, j.segName, j.data)
 			if err == nil {
 				err = t.Catalog.DeletePartials(ctx, j.segName)
 			}
-		} else {
+		default:
 			err = t.Catalog.PutPartial(ctx, j.segName, j.from, j.to, j.data)
 		}
-		t.setDurable(j.end, err)
+		if j.info != nil || j.history {
+			t.setDurable(0, err) // records the error, moves nothing
+		} else {
+			t.setDurable(j.end, err)
+		}
 		if err == nil {
 			return
 		}

@@ -152,7 +152,7 @@ func ErrIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) 
 // Push stores the WAL file at path (archive_command): a segment, a timeline
 // history file, or a "<segment>.partial" left by a promotion. Other files
 // (.backup history) are accepted and ignored.
-func (c *Catalog) Push(ctx context.Context, path string, segSize uint64) error {
+func (c *Catalog) Push(ctx context.Context, path string) error {
 	name := filepath.Base(path)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -160,9 +160,6 @@ func (c *Catalog) Push(ctx context.Context, path string, segSize uint64) error {
 	}
 	switch {
 	case IsSegmentName(name):
-		if uint64(len(data)) != segSize {
-			return fmt.Errorf("%s has %d bytes, a WAL segment has %d", path, len(data), segSize)
-		}
 		return c.PutSegment(ctx, name, data)
 	case IsHistoryName(name):
 		return c.PutHistory(ctx, name, data)

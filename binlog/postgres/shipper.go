@@ -29,7 +29,6 @@ type Shipper struct {
 	Log           *slog.Logger
 
 	mu       sync.Mutex
-	received LSN // end of the WAL received from the server
 	streamed bool
 	// floor is set when the server no longer had the WAL the regions needed:
 	// streaming then starts at the slot, and the gap is logged (and shown by
@@ -56,13 +55,6 @@ func (s *Shipper) Ready() error {
 		return errors.New("not streaming yet")
 	}
 	return nil
-}
-
-// Received returns the end of the WAL received from the server.
-func (s *Shipper) Received() LSN {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.received
 }
 
 // Run streams until ctx ends, reconnecting with backoff after any failure: the
@@ -361,9 +353,6 @@ func (ss *session) write(ctx context.Context, pos LSN, data []byte) error {
 		data = data[n:]
 		ss.received = max(ss.received, pos)
 	}
-	ss.s.mu.Lock()
-	ss.s.received = ss.received
-	ss.s.mu.Unlock()
 	if ss.written == ss.segSize {
 		return ss.seal(ctx)
 	}

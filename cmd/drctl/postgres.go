@@ -47,6 +47,14 @@ func (cf *clusterFlags) resolve() (*config.Config, config.Cluster, error) {
 	return cfg, cl, nil
 }
 
+// addFlags declares --cluster and, when regionHelp is set, --region.
+func (cf *clusterFlags) addFlags(cmd *cobra.Command, regionHelp string) {
+	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	if regionHelp != "" {
+		cmd.Flags().StringVar(&cf.region, "region", "", regionHelp)
+	}
+}
+
 // clusterRegion resolves the cluster and opens its region (--region, default the
 // cluster's own).
 func (cf *clusterFlags) clusterRegion(ctx context.Context, withIdentity bool) (*config.Config, config.Cluster, *storage.Region, error) {
@@ -103,7 +111,7 @@ its stop, so it is restorable even when drd is not running.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	cf.addFlags(cmd, "")
 	return cmd
 }
 
@@ -133,8 +141,7 @@ func newBackupsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
-	cmd.Flags().StringVar(&cf.region, "region", "", "the region (default: the cluster's)")
+	cf.addFlags(cmd, "the region (default: the cluster's)")
 	return cmd
 }
 
@@ -281,8 +288,7 @@ PostgreSQL then aborts recovery instead of ending it early without that WAL.`,
 			}
 		},
 	}
-	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
-	cmd.Flags().StringVar(&cf.region, "region", "", "the region (default: the cluster's)")
+	cf.addFlags(cmd, "the region (default: the cluster's)")
 	cmd.Flags().IntVar(&prefetch, "prefetch", 8, "segments to fetch ahead in parallel")
 	return cmd
 }
@@ -311,19 +317,14 @@ and write the stores (for file:// regions, own the folders).`,
 			if err != nil {
 				return err
 			}
-			fi, err := os.Stat(args[0])
-			if err != nil {
+			if _, err := os.Stat(args[0]); err != nil {
 				return usageErr(err)
-			}
-			segSize := uint64(16 << 20)
-			if name := filepath.Base(args[0]); pgwal.IsSegmentName(name) {
-				segSize = uint64(fi.Size())
 			}
 			var errs []error
 			for _, name := range cl.ShipTo {
 				r, err := storage.OpenRegion(cmd.Context(), cfg, name, storage.RegionOptions{})
 				if err == nil {
-					err = (&pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).Push(cmd.Context(), args[0], segSize)
+					err = (&pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).Push(cmd.Context(), args[0])
 				}
 				if err != nil {
 					errs = append(errs, err) // it names the region already
@@ -332,7 +333,7 @@ and write the stores (for file:// regions, own the folders).`,
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
+	cf.addFlags(cmd, "")
 	return cmd
 }
 
@@ -369,8 +370,7 @@ Exit 0 when everything is restorable, 1 on any gap or checksum failure.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
-	cmd.Flags().StringVar(&cf.region, "region", "", "the region (default: the cluster's)")
+	cf.addFlags(cmd, "the region (default: the cluster's)")
 	cmd.Flags().BoolVar(&all, "all-checksums", false, "read every backup, not only the newest")
 	return cmd
 }
@@ -522,8 +522,7 @@ drd runs it after every scheduled backup and every hour.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
-	cmd.Flags().StringVar(&cf.region, "region", "", "only this region (default: every ship_to region)")
+	cf.addFlags(cmd, "only this region (default: every ship_to region)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would be removed")
 	return cmd
 }

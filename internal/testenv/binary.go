@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -86,9 +87,7 @@ func StopDataDir(tb testing.TB, binDir, dataDir string) {
 		}
 		acct, _ := runAs("postgres")
 		cmd := exec.Command(filepath.Join(binDir, "pg_ctl"), "stop", "-D", dataDir, "-m", "immediate", "-w")
-		if acct.cred != nil {
-			cmd.SysProcAttr = sysProcCred(acct)
-		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: acct.cred}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			tb.Errorf("testenv: stop the restored server: %v\n%s", err, out)
 		}

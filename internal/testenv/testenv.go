@@ -202,7 +202,3 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-func sysProcCred(acct account) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Credential: acct.cred}
-}

@@ -35,37 +35,6 @@ func (c *Catalog) key(parts ...string) string {
 	return c.Cluster + "/" + strings.Join(parts, "/")
 }
 
-// codecExt encodes how an object was written, for its name.
-func codecExt(obj storage.Object) string {
-	switch {
-	case obj.Compression == "zstd" && obj.Encryption == "age":
-		return "zst.age"
-	case obj.Compression == "zstd":
-		return "zst"
-	case obj.Encryption == "age":
-		return "age"
-	}
-	return "raw"
-}
-
-// parseObjectName splits "<base>.<sha256>.<codec>" and fills an Object.
-func parseObjectName(key, name string, size int64) (base string, obj storage.Object, ok bool) {
-	codecs := map[string][2]string{"raw": {"none", "none"}, "zst": {"zstd", "none"}, "age": {"none", "age"}, "zst.age": {"zstd", "age"}}
-	for ext, cd := range codecs {
-		rest, found := strings.CutSuffix(name, "."+ext)
-		if !found {
-			continue
-		}
-		i := strings.LastIndexByte(rest, '.')
-		if i < 0 || len(rest)-i-1 != 64 {
-			continue
-		}
-		obj = storage.Object{Key: key, Size: size, SHA256: rest[i+1:], Compression: cd[0], Encryption: cd[1], PlainSize: -1}
-		return rest[:i], obj, true
-	}
-	return "", storage.Object{}, false
-}
-
 // ReadInfo returns the region's cluster.json, or ErrNotFound.
 func (c *Catalog) ReadInfo(ctx context.Context) (ClusterInfo, error) {
 	var info ClusterInfo
@@ -112,29 +81,17 @@ func (c *Catalog) PutHistory(ctx context.Context, name string, data []byte) erro
 // its final, checksum-bearing name: the name must carry the SHA-256, known only
 // once the bytes are hashed, so hash first (cheap, in memory) and write once.
 func (c *Catalog) putNamed(ctx context.Context, dir, name string, data []byte) error {
-	obj := c.describe(data)
-	_, err := c.Pipeline.Put(ctx, c.key(dir, name+"."+obj.SHA256+"."+codecExt(obj)), bytesReader(data))
+	obj := c.Pipeline.Describe(data)
+	_, err := c.Pipeline.Put(ctx, c.key(dir, name+"."+obj.SHA256+"."+storage.CodecExt(obj)), bytesReader(data))
 	return err
 }
 
 // PutPartial stores bytes [from, to) of the open segment.
 func (c *Catalog) PutPartial(ctx context.Context, segName string, from, to uint64, data []byte) error {
-	obj := c.describe(data)
-	key := c.key("wal", segName+".partial", fmt.Sprintf("%08X-%08X.%s.%s", from, to, obj.SHA256, codecExt(obj)))
+	obj := c.Pipeline.Describe(data)
+	key := c.key("wal", segName+".partial", fmt.Sprintf("%08X-%08X.%s.%s", from, to, obj.SHA256, storage.CodecExt(obj)))
 	_, err := c.Pipeline.Put(ctx, key, bytesReader(data))
 	return err
-}
-
-// describe returns the record a write of data will produce (its name parts).
-func (c *Catalog) describe(data []byte) storage.Object {
-	obj := storage.Object{SHA256: sha256Hex(data), PlainSize: int64(len(data)), Compression: "none", Encryption: "none"}
-	if c.Pipeline.Level > 0 {
-		obj.Compression = "zstd"
-	}
-	if len(c.Pipeline.Recipients) > 0 {
-		obj.Encryption = "age"
-	}
-	return obj
 }
 
 // WALObject is one WAL object in a region: a complete segment, a partial chunk
@@ -183,7 +140,7 @@ func parseWALKey(info storage.ObjectInfo, rel string, segSize uint64) (WALObject
 		if !ok || !IsSegmentName(seg) {
 			return WALObject{}, false
 		}
-		rng, obj, ok := parseObjectName(info.Key, file, info.Size)
+		rng, obj, ok := storage.ParseObjectName(info.Key, file, info.Size)
 		from, to, found := strings.Cut(rng, "-")
 		if !ok || !found {
 			return WALObject{}, false
@@ -197,7 +154,7 @@ func parseWALKey(info storage.ObjectInfo, rel string, segSize uint64) (WALObject
 		obj.PlainSize = int64(t - f)
 		return WALObject{Name: seg, Segment: s, Partial: true, From: f, To: t, Object: obj, ModTime: info.ModTime}, true
 	}
-	name, obj, ok := parseObjectName(info.Key, file, info.Size)
+	name, obj, ok := storage.ParseObjectName(info.Key, file, info.Size)
 	if !ok {
 		return WALObject{}, false
 	}

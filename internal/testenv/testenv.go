@@ -180,7 +180,7 @@ func runTool(ctx context.Context, acct account, dir, bin string, args ...string)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: acct.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, tail(string(out), 20))
+		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, errorLines(string(out), 20))
 	}
 	return nil
 }
@@ -192,6 +192,21 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// errorLines returns the lines of s that report an error, else its last n
+// lines: tools such as mariadb-install-db bury the cause under advice.
+func errorLines(s string, n int) string {
+	var errs []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(strings.ToUpper(l), "ERROR") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) == 0 {
+		return tail(s, n)
+	}
+	return tail(strings.Join(errs, "\n"), n)
 }
 
 // tail returns the last n lines of s.

@@ -1,0 +1,143 @@
+package mysql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/drkit/drkit/storage"
+)
+
+// Catalog names and finds one cluster's binlog in one region's store.
+type Catalog struct {
+	Pipeline *storage.Pipeline
+	Cluster  string
+}
+
+// ClusterInfo is <cluster>/cluster.json, as for PostgreSQL: what the region
+// holds, so that two engines' logs are never mixed under one name.
+type ClusterInfo struct {
+	Engine        string `json:"engine"`
+	Flavor        string `json:"flavor"`
+	ServerVersion string `json:"server_version,omitempty"`
+}
+
+// ChunkRef is a chunk found by listing: its sequence number, its last commit
+// time and the record needed to read and verify it.
+type ChunkRef struct {
+	Seq      uint64
+	LastTime int64
+	Object   storage.Object
+}
+
+func (c *Catalog) prefix() string { return c.Cluster + "/binlog/" }
+
+// chunkKey is <cluster>/binlog/<seq>-<last commit>.<sha256>.<codec>: the zero
+// padded sequence number sorts listings, the commit time lets a restore to a
+// time stop without reading further.
+func (c *Catalog) chunkKey(seq uint64, lastTime int64, obj storage.Object) string {
+	return fmt.Sprintf("%s%012d-%010d.%s.%s", c.prefix(), seq, lastTime, obj.SHA256, storage.CodecExt(obj))
+}
+
+// EnsureInfo writes cluster.json if missing and refuses a region that holds
+// another engine's log under this cluster's name.
+func (c *Catalog) EnsureInfo(ctx context.Context, want ClusterInfo) error {
+	key := c.Cluster + "/cluster.json"
+	rc, err := c.Pipeline.Store.Get(ctx, key, 0, -1)
+	if err == nil {
+		defer rc.Close()
+		var have ClusterInfo
+		if err := json.NewDecoder(rc).Decode(&have); err != nil {
+			return fmt.Errorf("region %s: %s is not valid: %w", c.Pipeline.Region, key, err)
+		}
+		if have.Engine != want.Engine {
+			return fmt.Errorf("region %s holds cluster %q of engine %s, not %s: use another cluster name or clear the region's %s/ folder",
+				c.Pipeline.Region, c.Cluster, have.Engine, want.Engine, c.Cluster)
+		}
+		return nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("region %s: %w", c.Pipeline.Region, err)
+	}
+	b, _ := json.MarshalIndent(want, "", "  ")
+	return c.Pipeline.Store.Put(ctx, key, strings.NewReader(string(b)+"\n"))
+}
+
+// List returns the region's chunks in sequence order.
+func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
+	var out []ChunkRef
+	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
+		if err != nil {
+			return nil, fmt.Errorf("region %s: list binlog: %w", c.Pipeline.Region, err)
+		}
+		name := strings.TrimPrefix(info.Key, c.prefix())
+		base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)
+		if !ok {
+			continue // not ours (an interrupted upload's temporary, a stray file)
+		}
+		seqS, timeS, ok := strings.Cut(base, "-")
+		seq, err1 := strconv.ParseUint(seqS, 10, 64)
+		t, err2 := strconv.ParseInt(timeS, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, ChunkRef{Seq: seq, LastTime: t, Object: obj})
+	}
+	return out, nil
+}
+
+// Put stores a chunk as number seq.
+func (c *Catalog) Put(ctx context.Context, seq uint64, h ChunkHeader, data []byte) (ChunkRef, error) {
+	obj := c.Pipeline.Describe(data)
+	ref := ChunkRef{Seq: seq, LastTime: h.LastTime}
+	key := c.chunkKey(seq, h.LastTime, obj)
+	stored, err := c.Pipeline.Put(ctx, key, bytesReader(data))
+	if err != nil {
+		return ref, fmt.Errorf("put binlog chunk %d: %w", seq, err)
+	}
+	ref.Object = stored
+	return ref, nil
+}
+
+// open returns a reader over a chunk's events; the caller closes rc, and the
+// checksum is verified when the events are read to the end.
+func (c *Catalog) open(ctx context.Context, ref ChunkRef) (*chunkReader, func() error, error) {
+	rc, err := c.Pipeline.Open(ctx, ref.Object)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr, err := newChunkReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("region %s: %s: %w", c.Pipeline.Region, ref.Object.Key, err)
+	}
+	return cr, rc.Close, nil
+}
+
+// Header reads a chunk's header (the first bytes only).
+func (c *Catalog) Header(ctx context.Context, ref ChunkRef) (ChunkHeader, error) {
+	cr, closeFn, err := c.open(ctx, ref)
+	if err != nil {
+		return ChunkHeader{}, err
+	}
+	defer closeFn()
+	return cr.Header, nil
+}
+
+// read downloads and verifies a whole chunk.
+func (c *Catalog) read(ctx context.Context, ref ChunkRef) ([]byte, error) {
+	rc, err := c.Pipeline.Open(ctx, ref.Object)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("binlog chunk %d: %w", ref.Seq, err)
+	}
+	return data, nil
+}

@@ -1,0 +1,130 @@
+package mysql
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// chunkMagic starts every chunk's plaintext; the number is the format version.
+const chunkMagic = "drkit-binlog 1\n"
+
+// ChunkHeader describes one chunk: the transactions it holds continue Start and
+// end at End, so chunk n+1's Start equals chunk n's End unless there is a gap.
+type ChunkHeader struct {
+	Start     string `json:"start"` // GTID position before the first transaction
+	End       string `json:"end"`   // GTID position after the last
+	FirstGTID string `json:"first_gtid"`
+	LastGTID  string `json:"last_gtid"`
+	FirstTime int64  `json:"first_time"` // commit times, Unix seconds
+	LastTime  int64  `json:"last_time"`
+	Txns      int    `json:"txns"`
+	// Checksum is the events' checksum algorithm: "CRC32" or "NONE".
+	Checksum      string `json:"checksum"`
+	ServerVersion string `json:"server_version,omitempty"`
+}
+
+// encodeChunk writes a chunk of txns, which all share one format description
+// event, continuing position start.
+func encodeChunk(start Pos, txns []*Txn, serverVersion string) (ChunkHeader, []byte, error) {
+	if len(txns) == 0 {
+		return ChunkHeader{}, nil, errors.New("empty chunk")
+	}
+	fde := txns[0].FDE
+	alg, err := checksumAlg(fde)
+	if err != nil {
+		return ChunkHeader{}, nil, err
+	}
+	end := start.Clone()
+	size := 0
+	for _, t := range txns {
+		end.Advance(t.GTID)
+		size += t.Size
+	}
+	h := ChunkHeader{
+		Start: start.String(), End: end.String(),
+		FirstGTID: txns[0].GTID.String(), LastGTID: txns[len(txns)-1].GTID.String(),
+		FirstTime: int64(txns[0].Time), LastTime: int64(txns[len(txns)-1].Time),
+		Txns: len(txns), Checksum: "NONE", ServerVersion: serverVersion,
+	}
+	if alg == 1 {
+		h.Checksum = "CRC32"
+	}
+	hj, _ := json.Marshal(h)
+	buf := bytes.NewBuffer(make([]byte, 0, len(chunkMagic)+len(hj)+1+4+len(fde)+size))
+	buf.WriteString(chunkMagic)
+	buf.Write(hj)
+	buf.WriteByte('\n')
+	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(fde))))
+	buf.Write(fde)
+	for _, t := range txns {
+		for _, ev := range t.Events {
+			buf.Write(ev)
+		}
+	}
+	return h, buf.Bytes(), nil
+}
+
+// chunkReader reads a chunk's header, its format description event and then its
+// events one by one, without holding the chunk in memory.
+type chunkReader struct {
+	r      *bufio.Reader
+	Header ChunkHeader
+	FDE    []byte
+}
+
+func newChunkReader(r io.Reader) (*chunkReader, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	magic := make([]byte, len(chunkMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != chunkMagic {
+		return nil, fmt.Errorf("not a drkit binlog chunk (format %q)", bytes.TrimSpace(magic))
+	}
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("chunk header: %w", err)
+	}
+	c := &chunkReader{r: br}
+	if err := json.Unmarshal(line, &c.Header); err != nil {
+		return nil, fmt.Errorf("chunk header: %w", err)
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(br, n[:]); err != nil {
+		return nil, fmt.Errorf("chunk format description: %w", err)
+	}
+	c.FDE = make([]byte, binary.LittleEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(br, c.FDE); err != nil {
+		return nil, fmt.Errorf("chunk format description: %w", err)
+	}
+	return c, nil
+}
+
+// next returns the next raw event, or io.EOF after the last.
+func (c *chunkReader) next() ([]byte, error) {
+	head, err := c.r.Peek(headerLen)
+	if err == io.EOF && len(head) == 0 {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chunk event header: %w", noEOF(err))
+	}
+	size := binary.LittleEndian.Uint32(head[9:])
+	if size < headerLen || size > 1<<30 {
+		return nil, fmt.Errorf("chunk event of %d bytes: the chunk is corrupt", size)
+	}
+	ev := make([]byte, size)
+	if _, err := io.ReadFull(c.r, ev); err != nil {
+		return nil, fmt.Errorf("chunk event: %w", noEOF(err))
+	}
+	return ev, nil
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

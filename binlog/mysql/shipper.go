@@ -1,0 +1,313 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	driver "github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	// maxBatch cuts a chunk early when this many bytes of transactions wait.
+	maxBatch = 16 << 20
+	// queueDepth is how many batches may wait for a slow region before the
+	// stream stops reading (the server keeps the binlog meanwhile).
+	queueDepth = 16
+)
+
+// Shipper streams one cluster's binlog into its regions. It is a drd component.
+type Shipper struct {
+	Cluster string
+	// DSN is a go-sql-driver DSN (user:pass@tcp(host:port)/); the user needs
+	// REPLICATION SLAVE and REPLICATION CLIENT (BINLOG MONITOR on MariaDB).
+	DSN string
+	// ServerID is the replica id drd registers with; it must differ from every
+	// server's in the replication topology.
+	ServerID      uint32
+	FlushInterval time.Duration
+	Targets       []*Target
+	Log           *slog.Logger
+
+	mu       sync.Mutex
+	streamed bool
+	pos      Pos // after the last transaction handed to the targets
+	version  string
+	queues   []chan *batch
+}
+
+// batch is the transactions cut from the stream at one flush.
+type batch struct {
+	start         Pos
+	txns          []*Txn
+	serverVersion string
+}
+
+// Name implements drd's component interface.
+func (s *Shipper) Name() string { return "binlog-shipper/" + s.Cluster }
+
+// Ready reports ready once the shipper has streamed at least once.
+func (s *Shipper) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.streamed {
+		return errors.New("not streaming yet")
+	}
+	return nil
+}
+
+// Run ships until ctx ends. It reconnects forever with backoff, from the
+// position after the last whole transaction it received, so a disconnect, a
+// server restart or a failover to another primary with the same GTID history
+// neither loses nor repeats a transaction.
+func (s *Shipper) Run(ctx context.Context) error {
+	for _, t := range s.Targets {
+		t.log = s.Log
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	s.queues = make([]chan *batch, len(s.Targets))
+	for i, t := range s.Targets {
+		q := make(chan *batch, queueDepth)
+		s.queues[i] = q
+		g.Go(func() error {
+			for b := range q {
+				if err := t.write(ctx, b); err != nil {
+					return nil // ctx ended
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer func() {
+			for _, q := range s.queues {
+				close(q)
+			}
+		}()
+		s.loop(ctx)
+		return nil
+	})
+	return g.Wait()
+}
+
+func (s *Shipper) loop(ctx context.Context) {
+	delay := time.Second
+	for {
+		began := time.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > time.Minute {
+			delay = time.Second
+		}
+		s.Log.Error("binlog streaming stopped; reconnecting", "cluster", s.Cluster, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// session is one replication connection, from setup to its first error.
+func (s *Shipper) session(ctx context.Context) error {
+	cfg, err := driver.ParseDSN(s.DSN)
+	if err != nil {
+		return fmt.Errorf("cluster %s: dsn: %w", s.Cluster, err)
+	}
+	srv, err := checkServer(ctx, s.DSN, s.ServerID)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", s.Cluster, err)
+	}
+	start, err := s.startPos(ctx, srv)
+	if err != nil {
+		return err
+	}
+	host, portS, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cluster %s: dsn address %q: %w", s.Cluster, cfg.Addr, err)
+	}
+	port, _ := strconv.Atoi(portS)
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: s.ServerID, Flavor: gomysql.MariaDBFlavor,
+		Host: host, Port: uint16(port), User: cfg.User, Password: cfg.Passwd, TLSConfig: cfg.TLS,
+		RawModeEnabled:   true,
+		DisableRetrySync: true, // we resume from our own GTID position
+		HeartbeatPeriod:  time.Second,
+		ReadTimeout:      10 * time.Second,
+		Logger:           slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+	set, err := gomysql.ParseMariadbGTIDSet(start.String())
+	if err != nil {
+		return err
+	}
+	stream, err := syncer.StartSyncGTID(set)
+	if err != nil {
+		return fmt.Errorf("cluster %s: start binlog dump from %q: %w", s.Cluster, start, err)
+	}
+	s.mu.Lock()
+	s.streamed, s.pos, s.version = true, start, srv.version
+	s.mu.Unlock()
+	s.Log.Info("binlog streaming", "cluster", s.Cluster, "from", start.String(), "server", srv.version)
+	return s.pump(ctx, stream, start)
+}
+
+// pump reads events, groups them into transactions and hands a batch to the
+// regions every flush interval (or when it grows large).
+func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, start Pos) error {
+	a := &assembler{}
+	b := &batch{start: start.Clone(), serverVersion: s.version}
+	pos, size := start.Clone(), 0
+	interval := s.FlushInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	deadline := time.Now().Add(interval)
+	flush := func() error {
+		if len(b.txns) > 0 {
+			if err := s.hand(ctx, b); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.pos = pos.Clone()
+			s.mu.Unlock()
+		}
+		b = &batch{start: pos.Clone(), serverVersion: s.version}
+		size, deadline = 0, time.Now().Add(interval)
+		return nil
+	}
+	for {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		ev, err := stream.GetEvent(wctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			// Hand over what is whole; the open transaction comes again.
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		tx, err := a.feed(ev.RawData)
+		if err != nil {
+			flush()
+			return err
+		}
+		if tx == nil {
+			continue
+		}
+		if len(b.txns) > 0 && !sameBytes(tx.FDE, b.txns[0].FDE) {
+			if err := flush(); err != nil { // one format description per chunk
+				return err
+			}
+		}
+		b.txns = append(b.txns, tx)
+		pos.Advance(tx.GTID)
+		size += tx.Size
+		if size >= maxBatch || time.Now().After(deadline) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// hand gives b to every region's queue; a full queue blocks the stream.
+func (s *Shipper) hand(ctx context.Context, b *batch) error {
+	for i, q := range s.queues {
+		s.Targets[i].enqueued(1)
+		select {
+		case q <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// startPos is where a session starts: after the last transaction handed over
+// in this process, else the oldest position any region holds, else (every
+// region empty) the server's current position.
+func (s *Shipper) startPos(ctx context.Context, srv serverInfo) (Pos, error) {
+	s.mu.Lock()
+	pos := s.pos
+	s.mu.Unlock()
+	if pos != nil {
+		return pos, nil
+	}
+	info := ClusterInfo{Engine: "mysql", Flavor: "mariadb", ServerVersion: srv.version}
+	var start Pos
+	for _, t := range s.Targets {
+		if err := t.load(ctx, info); err != nil {
+			return nil, err
+		}
+		p, _, _ := t.Position()
+		switch {
+		case p == nil:
+		case start == nil:
+			start = p
+		default:
+			start = Min(start, p)
+		}
+	}
+	if start == nil {
+		return srv.binlogPos, nil
+	}
+	return start, nil
+}
+
+type serverInfo struct {
+	version   string
+	binlogPos Pos
+}
+
+// checkServer verifies the server can be shipped from, naming the setting to
+// change when it cannot.
+func checkServer(ctx context.Context, dsn string, ownID uint32) (serverInfo, error) {
+	var si serverInfo
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return si, err
+	}
+	defer db.Close()
+	var logBin int
+	var format, pos string
+	var serverID uint32
+	err = db.QueryRowContext(ctx, "SELECT @@version, @@log_bin, @@binlog_format, @@gtid_binlog_pos, @@server_id").
+		Scan(&si.version, &logBin, &format, &pos, &serverID)
+	if err != nil {
+		return si, fmt.Errorf("query server settings: %w", err)
+	}
+	switch {
+	case !strings.Contains(si.version, "MariaDB"):
+		return si, fmt.Errorf("server %s is MySQL; drkit ships MariaDB binlogs only so far (MySQL 8 GTID sets are not supported yet)", si.version)
+	case logBin != 1:
+		return si, errors.New("the server's binary log is off: start it with log_bin (and binlog_format=ROW)")
+	case !strings.EqualFold(format, "ROW"):
+		return si, fmt.Errorf("binlog_format is %s: set binlog_format=ROW, the only format a replay reproduces exactly", format)
+	case serverID == ownID:
+		return si, fmt.Errorf("the server's server_id is %d, the same as drd's: give the cluster another server_id", ownID)
+	}
+	if si.binlogPos, err = ParsePos(pos); err != nil {
+		return si, err
+	}
+	return si, nil
+}

@@ -1,0 +1,147 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Target is one region the shipper writes to. Its worker writes batches in
+// order; a failed write is retried until it succeeds, because a later chunk
+// without the earlier one would be a gap.
+type Target struct {
+	Catalog *Catalog
+
+	log *slog.Logger
+
+	mu      sync.Mutex
+	ready   bool
+	pos     Pos // the GTID position the region holds without a gap
+	next    uint64
+	at      time.Time // when pos last advanced
+	lastErr error
+	// behindSince is when the region was first handed a transaction it does not
+	// hold yet; zero when it holds everything handed to it.
+	behindSince time.Time
+	queued      int
+}
+
+func (t *Target) region() string { return t.Catalog.Pipeline.Region }
+
+// Position returns the region's durable GTID position and when it advanced.
+func (t *Target) Position() (Pos, time.Time, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pos.Clone(), t.at, t.lastErr
+}
+
+// Exposure is how long the region has been missing transactions drd received.
+func (t *Target) Exposure(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.behindSince.IsZero() {
+		return 0
+	}
+	return now.Sub(t.behindSince)
+}
+
+// load reads the region's last chunk: where it stands and the next number.
+func (t *Target) load(ctx context.Context, info ClusterInfo) error {
+	if err := t.Catalog.EnsureInfo(ctx, info); err != nil {
+		return err
+	}
+	refs, err := t.Catalog.List(ctx)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ready, t.pos, t.next = true, nil, 0
+	if len(refs) == 0 {
+		return nil
+	}
+	last := refs[len(refs)-1]
+	h, err := t.Catalog.Header(ctx, last)
+	if err != nil {
+		return fmt.Errorf("region %s: read the last binlog chunk: %w", t.region(), err)
+	}
+	if t.pos, err = ParsePos(h.End); err != nil {
+		return fmt.Errorf("region %s: chunk %d: %w", t.region(), last.Seq, err)
+	}
+	t.next, t.at = last.Seq+1, time.Unix(h.LastTime, 0)
+	return nil
+}
+
+// enqueued notes that a batch is on its way to the region.
+func (t *Target) enqueued(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.behindSince.IsZero() {
+		t.behindSince = time.Now()
+	}
+	t.queued += n
+}
+
+// write stores the transactions of b the region lacks as its next chunk,
+// retrying until it succeeds or ctx ends.
+func (t *Target) write(ctx context.Context, b *batch) error {
+	t.mu.Lock()
+	start := t.pos
+	t.mu.Unlock()
+	txns := b.txns
+	if start == nil {
+		start = b.start.Clone() // an empty region starts where the stream does
+	} else {
+		txns = txns[:0:0]
+		for _, tx := range b.txns {
+			if !start.Contains(tx.GTID) {
+				txns = append(txns, tx)
+			}
+		}
+	}
+	if len(txns) > 0 {
+		if err := t.put(ctx, start, txns, b.serverVersion); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.queued--
+	if t.queued == 0 {
+		t.behindSince = time.Time{}
+	}
+	return nil
+}
+
+func (t *Target) put(ctx context.Context, start Pos, txns []*Txn, version string) error {
+	h, data, err := encodeChunk(start, txns, version)
+	if err != nil {
+		return err
+	}
+	end, _ := ParsePos(h.End)
+	delay := time.Second
+	for {
+		t.mu.Lock()
+		seq := t.next
+		t.mu.Unlock()
+		_, err := t.Catalog.Put(ctx, seq, h, data)
+		t.mu.Lock()
+		t.lastErr = err
+		if err == nil {
+			t.pos, t.next, t.at = end, seq+1, time.Now()
+		}
+		t.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		t.log.Error("binlog upload failed; retrying", "region", t.region(), "chunk", seq, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}

@@ -1,0 +1,96 @@
+package mysql
+
+import "fmt"
+
+// Txn is one whole transaction (MariaDB: event group) as raw binlog events,
+// each with its header and, if the binlog has them, its checksum.
+type Txn struct {
+	GTID   GTID
+	Events [][]byte
+	// Time is the commit time: the timestamp of the group's last event (whole
+	// seconds, the binlog's resolution).
+	Time uint32
+	// FDE is the Format_description event of the binlog file the events came
+	// from; replay sends it before them.
+	FDE  []byte
+	Size int
+}
+
+// assembler groups a raw event stream into whole transactions and drops the
+// events that belong to no transaction (rotations, heartbeats, GTID lists).
+type assembler struct {
+	fde []byte
+	crc bool
+
+	cur        *Txn
+	standalone bool
+}
+
+// feed consumes one raw event and returns a transaction when ev completed one.
+func (a *assembler) feed(ev []byte) (*Txn, error) {
+	h, err := parseHeader(ev)
+	if err != nil {
+		return nil, err
+	}
+	switch h.Type {
+	case evFormatDescription:
+		alg, err := checksumAlg(ev)
+		if err != nil {
+			return nil, err
+		}
+		a.fde, a.crc = ev, alg == 1
+		return nil, nil
+	case evRotate, evHeartbeat, evMariaGTIDList, evMariaCheckpoint, evStop:
+		return nil, nil
+	case evMariaGTID:
+		if a.cur != nil {
+			return nil, fmt.Errorf("GTID event from server %d inside transaction %s: the stream lost events", h.ServerID, a.cur.GTID)
+		}
+		if a.fde == nil {
+			return nil, fmt.Errorf("transaction before any format description event")
+		}
+		g, err := parseMariaGTID(ev, h)
+		if err != nil {
+			return nil, err
+		}
+		a.cur = &Txn{GTID: g.GTID, FDE: a.fde, Events: [][]byte{ev}, Size: len(ev)}
+		a.standalone = g.Standalone
+		return nil, nil
+	}
+	if a.cur == nil {
+		return nil, fmt.Errorf("binlog event type %d at %d outside any transaction: the stream lost its GTID event", h.Type, h.LogPos)
+	}
+	a.cur.Events = append(a.cur.Events, ev)
+	a.cur.Size += len(ev)
+	end, err := a.ends(ev, h)
+	if err != nil || !end {
+		return nil, err
+	}
+	t := a.cur
+	t.Time = h.Timestamp
+	a.cur = nil
+	return t, nil
+}
+
+// ends reports whether ev is the last event of the current group: an XID
+// (transactional engines), an XA PREPARE, a COMMIT/ROLLBACK query
+// (non-transactional ones), or the single statement of a standalone group (DDL).
+func (a *assembler) ends(ev []byte, h header) (bool, error) {
+	switch h.Type {
+	case evXID, evXAPrepare:
+		return true, nil
+	case evQuery, evMariaQueryCompr:
+		if a.standalone {
+			return true, nil
+		}
+		if h.Type == evMariaQueryCompr {
+			return false, nil // compressed statements are never COMMIT
+		}
+		q, err := queryText(ev, a.crc)
+		if err != nil {
+			return false, fmt.Errorf("transaction %s: %w", a.cur.GTID, err)
+		}
+		return isCommitQuery(q), nil
+	}
+	return false, nil
+}

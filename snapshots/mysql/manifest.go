@@ -1,0 +1,131 @@
+package mysql
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/drkit/drkit/storage"
+)
+
+// FormatVersion is the manifest format this code writes and reads.
+const FormatVersion = 1
+
+// Manifest describes one snapshot in one region.
+type Manifest struct {
+	FormatVersion int    `json:"format_version"`
+	Engine        string `json:"engine"`
+	Flavor        string `json:"flavor"`
+	Cluster       string `json:"cluster"`
+	ID            string `json:"id"`
+	ServerVersion string `json:"server_version"`
+	// GTIDPos is the server's gtid_binlog_pos at the snapshot: the snapshot holds
+	// exactly the transactions up to it.
+	GTIDPos string `json:"gtid_pos"`
+	// SnapshotTime is the server's clock at the snapshot point.
+	SnapshotTime time.Time      `json:"snapshot_time"`
+	StartTime    time.Time      `json:"start_time"`
+	StopTime     time.Time      `json:"stop_time"`
+	PlainSize    int64          `json:"plain_size"`
+	StoredSize   int64          `json:"stored_size"`
+	Rows         int64          `json:"rows"`
+	Schema       storage.Object `json:"schema"`
+	Tables       []TableParts   `json:"tables"`
+}
+
+// TableParts is one table's data objects.
+type TableParts struct {
+	DB      string           `json:"db"`
+	Name    string           `json:"name"`
+	Columns []Column         `json:"columns"`
+	Rows    int64            `json:"rows"`
+	Parts   []storage.Object `json:"parts"`
+}
+
+// Column is a column whose value the parts hold, in order.
+type Column struct {
+	Name string `json:"name"`
+	// Bit columns travel as their integer value.
+	Bit bool `json:"bit,omitempty"`
+}
+
+func baseKey(cluster, id string, parts ...string) string {
+	return cluster + "/base/" + id + "/" + strings.Join(parts, "/")
+}
+
+// ListBackups returns the complete snapshots (those with a manifest) of cluster
+// in a region, oldest first.
+func ListBackups(ctx context.Context, p *storage.Pipeline, cluster string) ([]Manifest, error) {
+	var out []Manifest
+	for info, err := range p.Store.List(ctx, cluster+"/base/") {
+		if err != nil {
+			return nil, fmt.Errorf("list backups of %s in region %s: %w", cluster, p.Region, err)
+		}
+		if !strings.HasSuffix(info.Key, "/manifest.json") {
+			continue
+		}
+		m, err := readManifest(ctx, p, info.Key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SnapshotTime.Before(out[j].SnapshotTime) })
+	return out, nil
+}
+
+func readManifest(ctx context.Context, p *storage.Pipeline, key string) (Manifest, error) {
+	var m Manifest
+	rc, err := p.Store.Get(ctx, key, 0, -1)
+	if err != nil {
+		return m, fmt.Errorf("region %s: %w", p.Region, err)
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		return m, fmt.Errorf("region %s: %s is not a valid manifest: %w", p.Region, key, err)
+	}
+	if m.FormatVersion != FormatVersion || m.Engine != "mysql" {
+		return m, fmt.Errorf("region %s: %s is a %s manifest of format %d; this drkit reads mysql format %d", p.Region, key, m.Engine, m.FormatVersion, FormatVersion)
+	}
+	return m, nil
+}
+
+func writeManifest(ctx context.Context, st storage.Store, m Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, baseKey(m.Cluster, m.ID, "manifest.json"), strings.NewReader(string(b)+"\n"))
+}
+
+// Schema is schema.json: everything but the rows, in the order a restore
+// creates it.
+type Schema struct {
+	Databases []Object `json:"databases"`
+	Tables    []Object `json:"tables"`
+	// Post-data objects: created after the rows are loaded (triggers must not
+	// fire on loaded rows; views and routines may refer to any table).
+	Routines []Object `json:"routines"`
+	Views    []Object `json:"views"`
+	Triggers []Object `json:"triggers"`
+	Events   []Object `json:"events"`
+	Users    []User   `json:"users"`
+}
+
+// Object is one CREATE statement and the session it must run in.
+type Object struct {
+	DB      string `json:"db,omitempty"`
+	Name    string `json:"name"`
+	SQLMode string `json:"sql_mode,omitempty"`
+	Create  string `json:"create"`
+}
+
+// User is an account: its CREATE USER and its GRANTs.
+type User struct {
+	Name   string   `json:"name"` // 'user'@'host'
+	Create string   `json:"create"`
+	Grants []string `json:"grants"`
+}

@@ -1,0 +1,484 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/errgroup"
+
+	binlog "github.com/drkit/drkit/binlog/mysql"
+	"github.com/drkit/drkit/storage"
+)
+
+// RestoreOptions say what to restore, from where, into what.
+type RestoreOptions struct {
+	Cluster string
+	Region  *storage.Region
+	// TargetDSN is the empty server to restore into (go-sql-driver DSN); its
+	// user needs all privileges (it creates databases, users and a replication
+	// connection).
+	TargetDSN string
+	// Stop is where the binlog replay stops; the zero value replays all the
+	// region holds.
+	Stop binlog.StopAt
+	// NoReplay restores the snapshot only.
+	NoReplay bool
+	// Workers load parts in parallel (default: 2 per core, at most 8).
+	Workers int
+	// ReplayListen is the address the target connects to for the replay.
+	ReplayListen string
+	Log          *slog.Logger
+	// Progress, if set, is told the rows loaded and then the transactions
+	// replayed.
+	Progress func(phase string, n int64)
+}
+
+// RestoreResult says what a restore did.
+type RestoreResult struct {
+	Backup   Manifest    `json:"backup"`
+	Replayed int         `json:"transactions_replayed"`
+	GTIDPos  string      `json:"gtid_pos"`
+	Last     *LastCommit `json:"last_commit,omitempty"`
+}
+
+// LastCommit is the last transaction the restore applied.
+type LastCommit struct {
+	GTID string    `json:"gtid"`
+	Time time.Time `json:"time"`
+}
+
+// Restore loads the newest snapshot before the target into the empty target
+// server and replays the region's binlog up to the target.
+func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
+	var res RestoreResult
+	if o.Workers <= 0 {
+		o.Workers = min(2*runtime.NumCPU(), 8)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	m, err := pickBackup(ctx, o)
+	if err != nil {
+		return res, err
+	}
+	res.Backup = m
+	db, err := openTarget(o.TargetDSN, o.Workers)
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	if err := checkEmpty(ctx, db); err != nil {
+		return res, err
+	}
+	schema, err := readSchema(ctx, o.Region.Pipeline, m)
+	if err != nil {
+		return res, err
+	}
+	o.Log.Info("restoring snapshot", "cluster", o.Cluster, "region", o.Region.Name, "backup", m.ID, "gtid_pos", m.GTIDPos, "rows", m.Rows)
+	if err := load(ctx, o, db, m, schema); err != nil {
+		return res, err
+	}
+	pos, err := binlog.ParsePos(m.GTIDPos)
+	if err != nil {
+		return res, err
+	}
+	if err := setGTIDState(ctx, db, pos); err != nil {
+		return res, err
+	}
+	res.GTIDPos = m.GTIDPos
+	if o.NoReplay {
+		return res, nil
+	}
+	return replay(ctx, o, db, m, pos, res)
+}
+
+func replay(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, pos binlog.Pos, res RestoreResult) (RestoreResult, error) {
+	cfg, _ := driver.ParseDSN(o.TargetDSN)
+	host, _, _ := net.SplitHostPort(cfg.Addr)
+	r := &binlog.Replay{
+		Feed: &binlog.Feed{
+			Catalog:   &binlog.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster},
+			From:      pos,
+			NotBefore: m.SnapshotTime.Add(-time.Minute), // commit times have 1 s resolution; clocks drift
+			Target:    o.Stop,
+		},
+		Target: db, TargetHost: host, Listen: o.ReplayListen, Parallel: min(runtime.NumCPU(), 4), Log: o.Log,
+	}
+	rr, err := r.Run(ctx)
+	if err != nil {
+		return res, fmt.Errorf("replay binlog from region %s after %s: %w", o.Region.Name, m.GTIDPos, err)
+	}
+	res.Replayed, res.GTIDPos = rr.Txns, rr.Pos.String()
+	if rr.Last != nil {
+		res.Last = &LastCommit{GTID: rr.Last.GTID.String(), Time: time.Unix(int64(rr.Last.Time), 0).UTC()}
+	}
+	o.Log.Info("binlog replayed", "cluster", o.Cluster, "transactions", rr.Txns, "gtid_pos", res.GTIDPos)
+	return res, nil
+}
+
+// pickBackup returns the newest complete snapshot before the target.
+func pickBackup(ctx context.Context, o RestoreOptions) (Manifest, error) {
+	list, err := ListBackups(ctx, o.Region.Pipeline, o.Cluster)
+	if err != nil {
+		return Manifest{}, err
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		m := list[i]
+		if !o.Stop.Time.IsZero() && m.SnapshotTime.After(o.Stop.Time) {
+			continue
+		}
+		if g := o.Stop.GTID; g != nil {
+			pos, err := binlog.ParsePos(m.GTIDPos)
+			if err != nil {
+				return m, err
+			}
+			if have, ok := pos[g.Domain]; ok && have.Seq > g.Seq {
+				continue
+			}
+		}
+		return m, nil
+	}
+	if len(list) == 0 {
+		return Manifest{}, fmt.Errorf("region %s holds no complete backup of cluster %s: %w", o.Region.Name, o.Cluster, storage.ErrNotFound)
+	}
+	return Manifest{}, fmt.Errorf("region %s holds no backup of cluster %s taken before %s (the oldest is %s at %s): %w",
+		o.Region.Name, o.Cluster, o.Stop, list[0].ID, list[0].GTIDPos, storage.ErrNotFound)
+}
+
+func openTarget(dsn string, workers int) (*sql.DB, error) {
+	cfg, err := driver.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("--target-dsn: %w", err)
+	}
+	cfg.MultiStatements = false
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(workers + 2)
+	return db, nil
+}
+
+// checkEmpty refuses a target that holds any database of its own.
+func checkEmpty(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+	if err != nil {
+		return fmt.Errorf("target server: %w", err)
+	}
+	defer rows.Close()
+	var have []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		if !systemDBs[name] {
+			have = append(have, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(have) > 0 {
+		return fmt.Errorf("the target server is not empty: it has database(s) %s; restore into a new server, or drop them first (nothing was changed)", strings.Join(have, ", "))
+	}
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT @@version").Scan(&version); err != nil {
+		return err
+	}
+	if !strings.Contains(version, "MariaDB") {
+		return fmt.Errorf("the target server is %s; a MariaDB snapshot restores into MariaDB", version)
+	}
+	return nil
+}
+
+func readSchema(ctx context.Context, p *storage.Pipeline, m Manifest) (Schema, error) {
+	var s Schema
+	rc, err := p.Open(ctx, m.Schema)
+	if err != nil {
+		return s, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return s, fmt.Errorf("region %s: %s: %w", p.Region, m.Schema.Key, err)
+	}
+	return s, nil
+}
+
+// loadSession is how every loading connection runs: unlogged (the replay, not
+// the load, continues the source's binlog), unchecked (the rows were valid on
+// the source) and in the snapshot's byte and time representation.
+var loadSession = []string{
+	sessionSetup,
+	"SET SESSION sql_log_bin=0, unique_checks=0, foreign_key_checks=0, sql_mode='NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+}
+
+func load(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, s Schema) error {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := execAll(ctx, c, loadSession...); err != nil {
+		return err
+	}
+	for _, d := range s.Databases {
+		if err := execAll(ctx, c, d.Create); err != nil {
+			return fmt.Errorf("create database %s: %w", d.Name, err)
+		}
+	}
+	for _, t := range s.Tables {
+		if err := execAll(ctx, c, "USE "+quote(t.DB), t.Create); err != nil {
+			return fmt.Errorf("create table %s.%s: %w", t.DB, t.Name, err)
+		}
+	}
+	if err := loadParts(ctx, o, db, m); err != nil {
+		return err
+	}
+	return createPostData(ctx, o, c, s)
+}
+
+// loadParts loads every part with LOAD DATA, Workers at a time.
+func loadParts(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest) error {
+	type job struct {
+		t   TableParts
+		obj storage.Object
+	}
+	jobs := make(chan job)
+	var loaded atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(jobs)
+		for _, t := range m.Tables {
+			for _, p := range t.Parts {
+				select {
+				case jobs <- job{t, p}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	for range o.Workers {
+		g.Go(func() error {
+			c, err := db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := execAll(ctx, c, loadSession...); err != nil {
+				return err
+			}
+			for j := range jobs {
+				n, err := loadPart(ctx, o.Region.Pipeline, c, j.t, j.obj)
+				if err != nil {
+					return fmt.Errorf("load %s.%s from %s: %w", j.t.DB, j.t.Name, j.obj.Key, err)
+				}
+				if o.Progress != nil {
+					o.Progress("load", loaded.Add(n))
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+var readerSeq atomic.Int64
+
+func loadPart(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
+	rc, err := p.Open(ctx, obj)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	name := fmt.Sprintf("drkit-%d", readerSeq.Add(1))
+	var readErr error
+	driver.RegisterReaderHandler(name, func() io.Reader { return errReader{rc, &readErr} })
+	defer driver.DeregisterReaderHandler(name)
+	cols, sets := loadColumns(t.Columns)
+	q := fmt.Sprintf(`LOAD DATA LOCAL INFILE 'Reader::%s' INTO TABLE %s.%s CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' (%s)%s`,
+		name, quote(t.DB), quote(t.Name), cols, sets)
+	r, err := c.ExecContext(ctx, q)
+	if readErr != nil {
+		// A corrupt or truncated part: the checksum error names the object.
+		return 0, readErr
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "local_infile") || strings.Contains(err.Error(), "1148") {
+			return 0, fmt.Errorf("%w (set local_infile=ON on the target server)", err)
+		}
+		return 0, err
+	}
+	n, _ := r.RowsAffected()
+	return n, nil
+}
+
+// errReader remembers the pipeline's error: the driver reports a failed
+// reader only as a generic LOAD DATA error.
+type errReader struct {
+	r   io.Reader
+	err *error
+}
+
+func (e errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		*e.err = err
+	}
+	return n, err
+}
+
+func loadColumns(cols []Column) (list, sets string) {
+	var names, assign []string
+	for i, c := range cols {
+		if c.Bit {
+			v := fmt.Sprintf("@v%d", i)
+			names = append(names, v)
+			assign = append(assign, fmt.Sprintf("%s = CAST(%s AS UNSIGNED)", quote(c.Name), v))
+			continue
+		}
+		names = append(names, quote(c.Name))
+	}
+	list = strings.Join(names, ", ")
+	if len(assign) > 0 {
+		sets = " SET " + strings.Join(assign, ", ")
+	}
+	return list, sets
+}
+
+// createPostData creates users, routines, views (in dependency order, by
+// retrying), triggers, events and grants.
+func createPostData(ctx context.Context, o RestoreOptions, c *sql.Conn, s Schema) error {
+	for _, u := range s.Users {
+		var exists int
+		user, host := splitAccount(u.Name)
+		if err := c.QueryRowContext(ctx, "SELECT COUNT(*) FROM mysql.user WHERE User = ? AND Host = ?", user, host).Scan(&exists); err != nil {
+			return err
+		}
+		if exists > 0 {
+			o.Log.Info("restore: user exists on the target; kept as is", "user", u.Name)
+			continue
+		}
+		if err := execAll(ctx, c, u.Create); err != nil {
+			return fmt.Errorf("create user %s: %w", u.Name, err)
+		}
+	}
+	for _, r := range s.Routines {
+		if err := execObject(ctx, c, r); err != nil {
+			return fmt.Errorf("create routine %s.%s: %w", r.DB, r.Name, err)
+		}
+	}
+	if err := createViews(ctx, c, s.Views); err != nil {
+		return err
+	}
+	for _, t := range s.Triggers {
+		if err := execObject(ctx, c, t); err != nil {
+			return fmt.Errorf("create trigger %s.%s: %w", t.DB, t.Name, err)
+		}
+	}
+	for _, e := range s.Events {
+		if err := execObject(ctx, c, e); err != nil {
+			return fmt.Errorf("create event %s.%s: %w", e.DB, e.Name, err)
+		}
+	}
+	for _, u := range s.Users {
+		for _, g := range u.Grants {
+			if _, err := c.ExecContext(ctx, g); err != nil {
+				o.Log.Warn("restore: a grant failed; the user exists without it", "user", u.Name, "grant", redactGrant(g), "err", err)
+			}
+		}
+	}
+	// Back to normal: the replay's own statements are logged as the server says.
+	return execAll(ctx, c, "SET SESSION sql_log_bin=1")
+}
+
+// createViews creates views until none is left, since one view may select
+// from another: each pass creates those whose dependencies exist.
+func createViews(ctx context.Context, c *sql.Conn, views []Object) error {
+	left := views
+	for len(left) > 0 {
+		var next []Object
+		var lastErr error
+		for _, v := range left {
+			if err := execAll(ctx, c, "USE "+quote(v.DB), v.Create); err != nil {
+				next, lastErr = append(next, v), fmt.Errorf("create view %s.%s: %w", v.DB, v.Name, err)
+			}
+		}
+		if len(next) == len(left) {
+			return lastErr
+		}
+		left = next
+	}
+	return nil
+}
+
+func execObject(ctx context.Context, c *sql.Conn, o Object) error {
+	return execAll(ctx, c, "USE "+quote(o.DB), "SET SESSION sql_mode='"+escapeString(o.SQLMode)+"'", o.Create,
+		"SET SESSION sql_mode='NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")
+}
+
+func execAll(ctx context.Context, c *sql.Conn, qs ...string) error {
+	for _, q := range qs {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setGTIDState makes the target continue the source's GTID history from the
+// snapshot: gtid_slave_pos is where the replay starts, and a binlogging target
+// gets the same binlog state so gtid_strict_mode accepts what follows.
+func setGTIDState(ctx context.Context, db *sql.DB, pos binlog.Pos) error {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var logBin int
+	var binlogPos string
+	if err := c.QueryRowContext(ctx, "SELECT @@log_bin, @@GLOBAL.gtid_binlog_pos").Scan(&logBin, &binlogPos); err != nil {
+		return err
+	}
+	if logBin == 1 && binlogPos == "" {
+		// The load ran unlogged, so the binlog is still empty: set its state.
+		if err := execAll(ctx, c, "RESET MASTER", "SET GLOBAL gtid_binlog_state='"+pos.String()+"'"); err != nil {
+			return fmt.Errorf("target: set gtid_binlog_state to %s: %w", pos, err)
+		}
+	}
+	if err := execAll(ctx, c, "SET GLOBAL gtid_slave_pos='"+pos.String()+"'"); err != nil {
+		return fmt.Errorf("target: set gtid_slave_pos to %s (stop its replication first): %w", pos, err)
+	}
+	return nil
+}
+
+func splitAccount(acct string) (user, host string) {
+	u, h, _ := strings.Cut(acct, "'@'")
+	return unescape(strings.TrimPrefix(u, "'")), unescape(strings.TrimSuffix(h, "'"))
+}
+
+func unescape(s string) string { return strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(s) }
+
+// redactGrant drops a password hash from a GRANT for logging.
+func redactGrant(g string) string {
+	if i := strings.Index(strings.ToUpper(g), " IDENTIFIED "); i >= 0 {
+		return g[:i] + " IDENTIFIED ..."
+	}
+	return g
+}

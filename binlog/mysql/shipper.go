@@ -16,6 +16,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 	driver "github.com/go-sql-driver/mysql"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/drkit/drkit/binlog"
 )
 
 const (
@@ -310,4 +312,18 @@ func checkServer(ctx context.Context, dsn string, ownID uint32) (serverInfo, err
 		return si, err
 	}
 	return si, nil
+}
+
+// Progress implements binlog.Shipper.
+func (s *Shipper) Progress(now time.Time) (cluster, engine string, regions []binlog.RegionProgress) {
+	for _, t := range s.Targets {
+		t.mu.Lock()
+		ready, at := t.ready, t.at
+		t.mu.Unlock()
+		if !ready {
+			continue // not set up yet: no fact to report
+		}
+		regions = append(regions, binlog.RegionProgress{Region: t.region(), ShippedAt: at, Exposure: t.Exposure(now)})
+	}
+	return s.Cluster, "mysql", regions
 }

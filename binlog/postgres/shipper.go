@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/drkit/drkit/binlog"
 )
 
 // statusInterval is how often the shipper reports its position even when the
@@ -523,4 +525,16 @@ func ensureSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (LSN, err
 		return 0, fmt.Errorf("slot %s has no restart position", slot)
 	}
 	return ParseLSN(string(res[0].Rows[0][1]))
+}
+
+// Progress implements binlog.Shipper.
+func (s *Shipper) Progress(now time.Time) (cluster, engine string, regions []binlog.RegionProgress) {
+	for _, t := range s.Targets {
+		if !t.isStarted() {
+			continue // not streaming yet: no fact to report
+		}
+		_, at, _ := t.Durable()
+		regions = append(regions, binlog.RegionProgress{Region: t.region(), ShippedAt: at, Exposure: t.Exposure(now)})
+	}
+	return s.Cluster, "postgres", regions
 }

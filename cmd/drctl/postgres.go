@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,7 +25,12 @@ type clusterFlags struct {
 	g       *globals
 	cluster string
 	region  string
+	// engines the command supports (default: postgres only).
+	engines []string
 }
+
+// bothEngines is what most commands support.
+var bothEngines = []string{"postgres", "mysql"}
 
 func (cf *clusterFlags) resolve() (*config.Config, config.Cluster, error) {
 	cfg, err := cf.g.loadConfig()
@@ -41,8 +47,12 @@ func (cf *clusterFlags) resolve() (*config.Config, config.Cluster, error) {
 	if !ok {
 		return nil, cl, usageErr(fmt.Errorf("cluster %q is not in %s", cf.cluster, cfg.Path))
 	}
-	if cl.Engine != "postgres" {
-		return nil, cl, usageErr(fmt.Errorf("cluster %s is %s: this command is for PostgreSQL only for now", cl.Name, cl.Engine))
+	engines := cf.engines
+	if len(engines) == 0 {
+		engines = []string{"postgres"}
+	}
+	if !slices.Contains(engines, cl.Engine) {
+		return nil, cl, usageErr(fmt.Errorf("cluster %s is %s: this command supports %s clusters only", cl.Name, cl.Engine, strings.Join(engines, " and ")))
 	}
 	return cfg, cl, nil
 }
@@ -79,7 +89,7 @@ func (cf *clusterFlags) openRegion(ctx context.Context, cfg *config.Config, cl c
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g}
+	cf := &clusterFlags{g: g, engines: bothEngines}
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Take a base backup now, into every ship_to region; prints its id",
@@ -91,6 +101,9 @@ its stop, so it is restorable even when drd is not running.`,
 			cfg, cl, err := cf.resolve()
 			if err != nil {
 				return err
+			}
+			if cl.Engine == "mysql" {
+				return mysqlBackup(cmd, g, cfg, cl)
 			}
 			var regions []*storage.Region
 			for _, name := range cl.ShipTo {
@@ -116,7 +129,7 @@ its stop, so it is restorable even when drd is not running.`,
 }
 
 func newBackupsCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g}
+	cf := &clusterFlags{g: g, engines: bothEngines}
 	cmd := &cobra.Command{
 		Use:   "backups",
 		Short: "List a region's complete base backups of a cluster",
@@ -125,6 +138,9 @@ func newBackupsCmd(g *globals) *cobra.Command {
 			_, cl, r, err := cf.clusterRegion(cmd.Context(), false)
 			if err != nil {
 				return err
+			}
+			if cl.Engine == "mysql" {
+				return mysqlBackups(g, cmd.Context(), r, cl)
 			}
 			list, err := pgsnap.ListBackups(cmd.Context(), r.Pipeline, cl.Name)
 			if err != nil {
@@ -146,13 +162,14 @@ func newBackupsCmd(g *globals) *cobra.Command {
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g}
-	var targetTime, targetLSN, targetDir, targetDSN string
+	cf := &clusterFlags{g: g, engines: bothEngines}
+	var my mysqlRestoreFlags
+	var targetTime, targetLSN, targetDir string
 	var start bool
 	var port int
 	cmd := &cobra.Command{
 		Use:   "restore",
-		Short: "Restore a cluster from one region, to the newest WAL or a target time/LSN",
+		Short: "Restore a cluster from one region, to the newest log or a target time/LSN/GTID",
 		Long: `restore reads region --to-region only: it picks the newest base backup that
 ended before the target, downloads and verifies it into --target-dir, and writes
 recovery settings so that PostgreSQL replays WAL from that region (drctl
@@ -162,21 +179,35 @@ owner and waits until recovery has ended.
 
 The folder must be new or empty. A new folder gets its parent's owner, so make
 the parent belong to the postgres user. The config file and drctl must be
-readable by that user: PostgreSQL runs drctl wal-fetch itself.`,
+readable by that user: PostgreSQL runs drctl wal-fetch itself.
+
+MySQL/MariaDB: restore loads the newest snapshot before the target into the
+empty server --target-dsn (in parallel), then replays the region's binlog up to
+--target-time or --target-gtid (default: all of it) through the server's own
+replication applier: drctl serves the binlog as a primary would, and the
+target connects back to it (--replay-listen). gtid_slave_pos and, on a
+binlogging target, gtid_binlog_state continue the source's GTID history.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if targetDSN != "" {
-				return usageErr(errors.New("--target-dsn is for MySQL clusters; PostgreSQL restores into --target-dir"))
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			if cl.Engine == "mysql" {
+				if targetDir != "" || targetLSN != "" || start {
+					return usageErr(errors.New("--target-dir, --target-lsn and --start are for PostgreSQL clusters; a MySQL cluster restores into --target-dsn"))
+				}
+				my.targetTime = targetTime
+				return mysqlRestore(cmd, g, cf, cfg, cl, my)
+			}
+			if my.targetDSN != "" || my.targetGTID != "" {
+				return usageErr(errors.New("--target-dsn and --target-gtid are for MySQL clusters; PostgreSQL restores into --target-dir"))
 			}
 			if targetDir == "" {
 				return usageErr(errors.New("--target-dir is required"))
 			}
 			if targetTime != "" && targetLSN != "" {
 				return usageErr(errors.New("give --target-time or --target-lsn, not both"))
-			}
-			cfg, cl, err := cf.resolve()
-			if err != nil {
-				return err
 			}
 			o := pgsnap.RestoreOptions{Cluster: cl.Name, Port: port, Log: g.log()}
 			if targetTime != "" {
@@ -234,7 +265,10 @@ readable by that user: PostgreSQL runs drctl wal-fetch itself.`,
 	f.StringVar(&targetTime, "target-time", "", "recover up to this time (RFC 3339)")
 	f.StringVar(&targetLSN, "target-lsn", "", "recover up to this LSN")
 	f.StringVar(&targetDir, "target-dir", "", "the new data folder")
-	f.StringVar(&targetDSN, "target-dsn", "", "MySQL only")
+	f.StringVar(&my.targetDSN, "target-dsn", "", "MySQL: the empty server to restore into (user:password@tcp(host:3306)/)")
+	f.StringVar(&my.targetGTID, "target-gtid", "", "MySQL: replay up to and including this GTID (0-1-42)")
+	f.StringVar(&my.listen, "replay-listen", "", "MySQL: address the target connects back to for the binlog replay (default: this host's address toward the target, a free port)")
+	f.BoolVar(&my.noReplay, "no-replay", false, "MySQL: restore the snapshot only, no binlog")
 	f.BoolVar(&start, "start", false, "start PostgreSQL and wait until recovery has ended")
 	f.IntVar(&port, "port", 0, "the port of the restored server (default: the backup's)")
 	return cmd
@@ -338,7 +372,7 @@ and write the stores (for file:// regions, own the folders).`,
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g}
+	cf := &clusterFlags{g: g, engines: bothEngines}
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -352,6 +386,9 @@ Exit 0 when everything is restorable, 1 on any gap or checksum failure.`,
 			_, cl, r, err := cf.clusterRegion(cmd.Context(), true)
 			if err != nil {
 				return err
+			}
+			if cl.Engine == "mysql" {
+				return mysqlVerify(g, cmd.Context(), r, cl)
 			}
 			rep, err := pgsnap.Verify(cmd.Context(), r.Pipeline, cl.Name, all)
 			if err != nil {
@@ -408,12 +445,23 @@ its current WAL position; an unreachable primary leaves the lag out.`,
 			if err != nil {
 				return err
 			}
-			var out []pgsnap.RegionStatus
+			var out []any
 			for _, cl := range cfg.Clusters {
 				if only != "" && cl.Name != only {
 					continue
 				}
-				if cl.Engine != "postgres" {
+				if cl.Engine != "postgres" && cl.Engine != "mysql" {
+					continue
+				}
+				if cl.Engine == "mysql" {
+					for _, name := range cl.ShipTo {
+						r, err := storage.OpenRegion(cmd.Context(), cfg, name, storage.RegionOptions{})
+						if err != nil {
+							out = append(out, mysqlStatus{Cluster: cl.Name, Engine: "mysql", Region: name, Error: err.Error()})
+							continue
+						}
+						out = append(out, mysqlRegionStatus(cmd.Context(), r, cl))
+					}
 					continue
 				}
 				primary := primaryLSN(cmd.Context(), cl.DSN)
@@ -427,14 +475,27 @@ its current WAL position; an unreachable primary leaves the lag out.`,
 				}
 			}
 			if only != "" && len(out) == 0 {
-				return usageErr(fmt.Errorf("cluster %q is not a PostgreSQL cluster in %s", only, cfg.Path))
+				return usageErr(fmt.Errorf("cluster %q is not a PostgreSQL or MySQL cluster in %s", only, cfg.Path))
 			}
 			if g.json {
 				return printList(g, out)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CLUSTER\tREGION\tDURABLE LSN\tWRITTEN\tLAG BYTES\tLAG S\tLAST BACKUP\tNOTE")
-			for _, s := range out {
+			for _, row := range out {
+				if m, ok := row.(mysqlStatus); ok {
+					last := m.LastBackup
+					if last == "" {
+						last = "-"
+					}
+					written := "-"
+					if !m.LastCommit.IsZero() {
+						written = m.LastCommit.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\tGTID %s\t%s\t-\t-\t%s\t%s\n", m.Cluster, m.Region, m.GTIDPos, written, last, m.Error)
+					continue
+				}
+				s := row.(pgsnap.RegionStatus)
 				lagB, lagS, last := "?", "?", "-"
 				if s.LagBytes != nil {
 					lagB, lagS = fmt.Sprint(*s.LagBytes), fmt.Sprintf("%.1f", *s.LagSeconds)
@@ -477,7 +538,7 @@ func primaryLSN(ctx context.Context, dsn string) *pgwal.LSN {
 }
 
 func newPruneCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g}
+	cf := &clusterFlags{g: g, engines: bothEngines}
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "prune",
@@ -496,12 +557,20 @@ drd runs it after every scheduled backup and every hour.`,
 			if cf.region != "" {
 				regions = []string{cf.region}
 			}
-			var all []pgsnap.PruneResult
+			var all []any
 			for _, name := range regions {
 				cf.region = name
 				r, err := cf.openRegion(cmd.Context(), cfg, cl, false)
 				if err != nil {
 					return err
+				}
+				if cl.Engine == "mysql" {
+					res, err := mysqlPrune(g, cmd.Context(), r, cl, dryRun)
+					if err != nil {
+						return err
+					}
+					all = append(all, res)
+					continue
 				}
 				res, err := pgsnap.Prune(cmd.Context(), r.Pipeline, cl.Name, cl.Retention, time.Now(), dryRun)
 				if err != nil {

@@ -13,12 +13,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/api"
+	"github.com/drkit/drkit/binlog"
+	mywal "github.com/drkit/drkit/binlog/mysql"
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/buildinfo"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
 	"github.com/drkit/drkit/monitor"
+	"github.com/drkit/drkit/snapshots"
+	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
@@ -110,6 +114,15 @@ func pgShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *
 	return sh
 }
 
+// mysqlShipper streams a MySQL/MariaDB cluster's binlog into its ship_to regions.
+func mysqlShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *mywal.Shipper {
+	sh := &mywal.Shipper{Cluster: cl.Name, DSN: cl.DSN, ServerID: cl.ServerID, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	for _, r := range shipRegions(cl, regions) {
+		sh.Targets = append(sh.Targets, &mywal.Target{Catalog: &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}})
+	}
+	return sh
+}
+
 func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
 	log, err := logging.New(stderr, o.logLevel)
 	if err != nil {
@@ -150,17 +163,27 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		Ready:    group.Ready,
 		Log:      log,
 	}))
-	shipped := &pgwal.Collector{}
-	backupMetrics := pgsnap.NewBackupMetrics(reg)
+	shipped := &binlog.Collector{}
+	backupMetrics := snapshots.NewBackupMetrics(reg)
 	for _, cl := range cfg.Clusters {
-		if cl.Engine != "postgres" {
+		to := shipRegions(cl, regions)
+		var engine snapshots.Engine
+		switch cl.Engine {
+		case "postgres":
+			sh := pgShipper(cl, regions, log)
+			shipped.Shippers = append(shipped.Shippers, sh)
+			group.Add(sh)
+			engine = &pgsnap.Engine{Cluster: cl, Regions: to, Log: log}
+		case "mysql":
+			sh := mysqlShipper(cl, regions, log)
+			shipped.Shippers = append(shipped.Shippers, sh)
+			group.Add(sh)
+			engine = &mysnap.Engine{Cluster: cl, Regions: to, Log: log}
+		default:
 			log.Warn("this engine is not shipped yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
 			continue
 		}
-		sh := pgShipper(cl, regions, log)
-		shipped.Shippers = append(shipped.Shippers, sh)
-		group.Add(sh)
-		group.Add(&pgsnap.Scheduler{Cluster: cl, Regions: shipRegions(cl, regions), Metrics: backupMetrics, Log: log})
+		group.Add(&snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log})
 	}
 	reg.MustRegister(shipped)
 	group.Add(&storage.Maintainer{

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -100,6 +101,9 @@ type Cluster struct {
 	FlushInterval Duration `yaml:"flush_interval" json:"flush_interval"`
 	// Slot is the replication slot drd streams from (default drkit_<name>).
 	Slot string `yaml:"slot,omitempty" json:"slot,omitempty"`
+	// ServerID is the replica server_id drd registers with to stream a MySQL
+	// binlog (default: derived from the cluster's name, in 2^31..2^31+2^30).
+	ServerID uint32 `yaml:"server_id,omitempty" json:"server_id,omitempty"`
 	// BaseBackup schedules base backups.
 	BaseBackup BaseBackup `yaml:"base_backup,omitempty" json:"base_backup,omitempty"`
 	// Retention says which backups (and the WAL they need) each region keeps.
@@ -203,6 +207,11 @@ func (c *Config) applyDefaults() {
 		}
 		if cl.FlushInterval == 0 {
 			cl.FlushInterval = DefaultFlushInterval
+		}
+		if cl.ServerID == 0 && cl.Engine == "mysql" {
+			h := fnv.New32a()
+			h.Write([]byte(cl.Name))
+			cl.ServerID = 1<<31 + h.Sum32()%(1<<30)
 		}
 		if cl.Slot == "" && cl.Engine == "postgres" {
 			cl.Slot = "drkit_" + strings.NewReplacer("-", "_", ".", "_").Replace(cl.Name)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"net"
 	"net/url"
 	"regexp"
@@ -149,6 +150,11 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	}
 	if cl.FlushInterval < Duration(100*time.Millisecond) || cl.FlushInterval > Duration(time.Hour) {
 		p.add(c.line(at+".flush_interval"), "%s.flush_interval %s is outside 100ms..1h", at, cl.FlushInterval)
+	}
+	if cl.Engine == "mysql" && cl.DSN != "" {
+		if _, err := mysqldriver.ParseDSN(cl.DSN); err != nil {
+			p.add(c.line(at+".dsn"), "%s.dsn is not a MySQL DSN (user:password@tcp(host:3306)/): %v", at, err)
+		}
 	}
 	if cl.Slot != "" && !slotPattern.MatchString(cl.Slot) {
 		p.add(c.line(at+".slot"), "%s.slot %q is not a valid replication slot name (lower-case letters, digits, _; at most 63)", at, cl.Slot)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -52,9 +53,7 @@ type Column struct {
 	Bit bool `json:"bit,omitempty"`
 }
 
-func baseKey(cluster, id string, parts ...string) string {
-	return cluster + "/base/" + id + "/" + strings.Join(parts, "/")
-}
+var baseKey = snapshots.BaseKey
 
 // ListBackups returns the complete snapshots (those with a manifest) of cluster
 // in a region, oldest first.

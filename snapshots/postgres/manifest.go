@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -35,9 +36,7 @@ type Manifest struct {
 	BackupManifest   storage.Object   `json:"backup_manifest"`
 }
 
-func baseKey(cluster, id string, parts ...string) string {
-	return cluster + "/base/" + id + "/" + strings.Join(parts, "/")
-}
+var baseKey = snapshots.BaseKey
 
 // ListBackups returns the complete backups (those with a manifest) of cluster in
 // a region, oldest first.

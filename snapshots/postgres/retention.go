@@ -7,6 +7,7 @@ import (
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -31,28 +32,27 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	if err != nil || len(backups) == 0 {
 		return res, err
 	}
-	if keep.Full <= 0 && keep.Window <= 0 {
-		for _, b := range backups {
-			res.Kept = append(res.Kept, b.ID)
-		}
-		return res, nil
+	stops := make([]time.Time, len(backups))
+	for i, b := range backups {
+		stops[i] = b.StopTime
 	}
+	keepIt := snapshots.Keep(stops, keep, now)
 	var kept []Manifest
 	for i, b := range backups {
-		newest := i == len(backups)-1
-		inCount := keep.Full > 0 && i >= len(backups)-keep.Full
-		inWindow := keep.Window > 0 && now.Sub(b.StopTime) <= time.Duration(keep.Window)
-		if newest || inCount || inWindow {
+		if keepIt[i] {
 			kept = append(kept, b)
 			res.Kept = append(res.Kept, b.ID)
 			continue
 		}
 		res.Expired = append(res.Expired, b.ID)
 		if !dryRun {
-			if err := deleteBackup(ctx, p.Store, cluster, b.ID); err != nil {
+			if err := snapshots.DeleteBackup(ctx, p.Store, cluster, b.ID); err != nil {
 				return res, err
 			}
 		}
+	}
+	if keep.Full <= 0 && keep.Window <= 0 {
+		return res, nil // no policy: nothing is removed, logs included
 	}
 	oldest := kept[0]
 	start, err := pgwal.ParseLSN(oldest.StartLSN)
@@ -80,21 +80,4 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		}
 	}
 	return res, nil
-}
-
-func deleteBackup(ctx context.Context, st storage.Store, cluster, id string) error {
-	if err := st.Delete(ctx, baseKey(cluster, id, "manifest.json")); err != nil {
-		return fmt.Errorf("expire backup %s: %w", id, err)
-	}
-	var keys []string
-	for info, err := range st.List(ctx, baseKey(cluster, id)) {
-		if err != nil {
-			return fmt.Errorf("expire backup %s: %w", id, err)
-		}
-		keys = append(keys, info.Key)
-	}
-	if err := st.Delete(ctx, keys...); err != nil {
-		return fmt.Errorf("expire backup %s: %w", id, err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package postgres
+package snapshots
 
 import (
 	"context"
@@ -36,12 +36,38 @@ func NewBackupMetrics(reg prometheus.Registerer) *BackupMetrics {
 	}
 }
 
-// Scheduler is drd's backup component for one PostgreSQL cluster: base backups
-// on base_backup.schedule (a run still going is not started again), retention
+// Engine is what the scheduler needs from an engine's snapshot package.
+type Engine interface {
+	// Name is the engine label of the metrics ("postgres", "mysql").
+	Name() string
+	// Backup takes one base backup into every region.
+	Backup(ctx context.Context) error
+	// Prune applies the cluster's retention to one region.
+	Prune(ctx context.Context, r *storage.Region, now time.Time) (PruneSummary, error)
+	// Newest describes the region's newest complete backup; ok is false when
+	// the region has none.
+	Newest(ctx context.Context, r *storage.Region) (b Summary, ok bool, err error)
+}
+
+// Summary is what the metrics say of a backup.
+type Summary struct {
+	Start, Stop time.Time
+	Size        int64
+}
+
+// PruneSummary is what retention removed from a region.
+type PruneSummary struct {
+	Expired    []string
+	LogObjects int
+}
+
+// Scheduler is drd's backup component for one cluster: base backups on
+// base_backup.schedule (a run still going is not started again), retention
 // after each and every hour, and the backup metrics every minute.
 type Scheduler struct {
 	Cluster config.Cluster
 	Regions []*storage.Region // the cluster's ship_to regions
+	Engine  Engine
 	Metrics *BackupMetrics
 	Log     *slog.Logger
 
@@ -90,8 +116,7 @@ func (s *Scheduler) backup(ctx context.Context) {
 		return
 	}
 	defer s.running.Unlock()
-	_, err := Backup(ctx, BackupOptions{Cluster: s.Cluster.Name, DSN: s.Cluster.DSN, Regions: s.Regions, Log: s.Log})
-	if err != nil {
+	if err := s.Engine.Backup(ctx); err != nil {
 		if ctx.Err() == nil {
 			s.Log.Error("scheduled base backup failed", "cluster", s.Cluster.Name, "err", err)
 			s.Metrics.errors.WithLabelValues(s.Cluster.Name, "", "backup").Inc()
@@ -104,7 +129,7 @@ func (s *Scheduler) backup(ctx context.Context) {
 
 func (s *Scheduler) prune(ctx context.Context) {
 	for _, r := range s.Regions {
-		res, err := Prune(ctx, r.Pipeline, s.Cluster.Name, s.Cluster.Retention, time.Now(), false)
+		res, err := s.Engine.Prune(ctx, r, time.Now())
 		if err != nil {
 			if ctx.Err() == nil {
 				s.Log.Error("retention failed", "cluster", s.Cluster.Name, "region", r.Name, "err", err)
@@ -113,7 +138,7 @@ func (s *Scheduler) prune(ctx context.Context) {
 			continue
 		}
 		if len(res.Expired) > 0 {
-			s.Log.Info("retention expired backups", "cluster", s.Cluster.Name, "region", r.Name, "backups", res.Expired, "wal_objects", res.WALObjects)
+			s.Log.Info("retention expired backups", "cluster", s.Cluster.Name, "region", r.Name, "backups", res.Expired, "log_objects", res.LogObjects)
 		}
 	}
 }
@@ -121,14 +146,13 @@ func (s *Scheduler) prune(ctx context.Context) {
 // refresh sets the backup gauges from what each region holds.
 func (s *Scheduler) refresh(ctx context.Context) {
 	for _, r := range s.Regions {
-		list, err := ListBackups(ctx, r.Pipeline, s.Cluster.Name)
-		if err != nil || len(list) == 0 {
+		b, ok, err := s.Engine.Newest(ctx, r)
+		if err != nil || !ok {
 			continue
 		}
-		b := list[len(list)-1]
-		l := []string{s.Cluster.Name, "postgres", r.Name}
-		s.Metrics.last.WithLabelValues(l...).Set(float64(b.StopTime.UnixNano()) / 1e9)
-		s.Metrics.duration.WithLabelValues(l...).Set(b.StopTime.Sub(b.StartTime).Seconds())
-		s.Metrics.size.WithLabelValues(l...).Set(float64(b.PlainSize))
+		l := []string{s.Cluster.Name, s.Engine.Name(), r.Name}
+		s.Metrics.last.WithLabelValues(l...).Set(float64(b.Stop.UnixNano()) / 1e9)
+		s.Metrics.duration.WithLabelValues(l...).Set(b.Stop.Sub(b.Start).Seconds())
+		s.Metrics.size.WithLabelValues(l...).Set(float64(b.Size))
 	}
 }

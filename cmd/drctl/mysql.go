@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	mywal "github.com/drkit/drkit/binlog/mysql"
+	"github.com/drkit/drkit/internal/config"
+	mysnap "github.com/drkit/drkit/snapshots/mysql"
+	"github.com/drkit/drkit/storage"
+)
+
+// The MySQL/MariaDB halves of the engine-neutral commands (backup, backups,
+// restore, verify, status, prune): each command resolves the cluster and calls
+// these when its engine is mysql.
+
+func mysqlBackup(cmd *cobra.Command, g *globals, cfg *config.Config, cl config.Cluster) error {
+	regions, err := shipToRegions(cmd.Context(), cfg, cl)
+	if err != nil {
+		return err
+	}
+	progress, finish := g.countBar("backup rows")
+	o := mysnap.BackupOptions{Cluster: cl.Name, DSN: cl.DSN, Regions: regions, Log: g.log()}
+	if progress != nil {
+		o.Progress = func(n int64) { progress(n, -1) }
+	}
+	m, err := mysnap.Backup(cmd.Context(), o)
+	finish()
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(m)
+	}
+	_, err = fmt.Fprintln(g.stdout, m.ID)
+	return err
+}
+
+func shipToRegions(ctx context.Context, cfg *config.Config, cl config.Cluster) ([]*storage.Region, error) {
+	var regions []*storage.Region
+	for _, name := range cl.ShipTo {
+		r, err := storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{})
+		if err != nil {
+			return nil, err
+		}
+		regions = append(regions, r)
+	}
+	return regions, nil
+}
+
+func mysqlBackups(g *globals, ctx context.Context, r *storage.Region, cl config.Cluster) error {
+	list, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printList(g, list)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSNAPSHOT\tGTID POSITION\tROWS\tSIZE\tSTORED")
+	for _, m := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", m.ID, m.SnapshotTime.Format(time.RFC3339), m.GTIDPos, m.Rows, m.PlainSize, m.StoredSize)
+	}
+	return tw.Flush()
+}
+
+type mysqlRestoreFlags struct {
+	targetTime, targetGTID, targetDSN, listen string
+	noReplay                                  bool
+}
+
+func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.Config, cl config.Cluster, f mysqlRestoreFlags) error {
+	if f.targetDSN == "" {
+		return usageErr(errors.New("--target-dsn is required for a MySQL cluster: the empty server to restore into (user:password@tcp(host:3306)/)"))
+	}
+	if f.targetTime != "" && f.targetGTID != "" {
+		return usageErr(errors.New("give --target-time or --target-gtid, not both"))
+	}
+	o := mysnap.RestoreOptions{Cluster: cl.Name, TargetDSN: f.targetDSN, ReplayListen: f.listen, NoReplay: f.noReplay, Log: g.log()}
+	if f.targetTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, f.targetTime)
+		if err != nil {
+			return usageErr(fmt.Errorf("--target-time %q is not RFC 3339 (2026-11-21T09:14:00Z): %w", f.targetTime, err))
+		}
+		o.Stop.Time = t
+	}
+	if f.targetGTID != "" {
+		gt, err := mywal.ParseGTID(f.targetGTID)
+		if err != nil {
+			return usageErr(fmt.Errorf("--target-gtid: %w", err))
+		}
+		o.Stop.GTID = &gt
+	}
+	var err error
+	if o.Region, err = cf.openRegion(cmd.Context(), cfg, cl, true); err != nil {
+		return err
+	}
+	progress, finish := g.countBar("restore")
+	if progress != nil {
+		o.Progress = func(_ string, n int64) { progress(n, -1) }
+	}
+	res, err := mysnap.Restore(cmd.Context(), o)
+	finish()
+	if err != nil {
+		return notFoundOr(err)
+	}
+	if g.json {
+		return g.printJSON(res)
+	}
+	fmt.Fprintf(g.stdout, "restored backup %s of %s from region %s and replayed %d transaction(s); the server is at GTID %s\n",
+		res.Backup.ID, cl.Name, o.Region.Name, res.Replayed, res.GTIDPos)
+	if res.Last != nil {
+		fmt.Fprintf(g.stdout, "last transaction: %s committed at %s\n", res.Last.GTID, res.Last.Time.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// mysqlVerifyReport is drctl verify's answer for a MySQL cluster.
+type mysqlVerifyReport struct {
+	Cluster  string             `json:"cluster"`
+	Region   string             `json:"region"`
+	Binlog   mywal.VerifyReport `json:"binlog"`
+	Backups  []string           `json:"backups"`
+	Problems []string           `json:"problems"`
+	OK       bool               `json:"ok"`
+}
+
+func mysqlVerify(g *globals, ctx context.Context, r *storage.Region, cl config.Cluster) error {
+	rep := mysqlVerifyReport{Cluster: cl.Name, Region: r.Name}
+	var err error
+	if rep.Binlog, err = mywal.Verify(ctx, &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}); err != nil {
+		return err
+	}
+	rep.Problems = append(rep.Problems, rep.Binlog.Problems...)
+	backups, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name)
+	if err != nil {
+		return err
+	}
+	for _, b := range backups {
+		rep.Backups = append(rep.Backups, b.ID)
+		pos, err := mywal.ParsePos(b.GTIDPos)
+		if err == nil {
+			err = rep.Binlog.Covers(pos)
+		}
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s (GTID %s) cannot be rolled forward: %v", b.ID, b.GTIDPos, err))
+		}
+	}
+	if len(backups) == 0 {
+		rep.Problems = append(rep.Problems, "the region holds no complete backup")
+	}
+	rep.OK = len(rep.Problems) == 0
+	if g.json {
+		if err := g.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.stdout, "cluster %s in region %s: %d binlog chunk(s), %d transaction(s), GTID %s .. %s, last commit %s; %d backup(s)\n",
+			cl.Name, r.Name, rep.Binlog.Chunks, rep.Binlog.Txns, rep.Binlog.First, rep.Binlog.End, rep.Binlog.LastTime.Format(time.RFC3339), len(backups))
+		for _, p := range rep.Problems {
+			fmt.Fprintln(g.stdout, "PROBLEM:", p)
+		}
+		if rep.OK {
+			fmt.Fprintln(g.stdout, "OK: every backup rolls forward to the newest binlog, every checksum matches")
+		}
+	}
+	if !rep.OK {
+		return fmt.Errorf("region %s: %d problem(s) found", r.Name, len(rep.Problems))
+	}
+	return nil
+}
+
+// mysqlStatus is one region's row of drctl status for a MySQL cluster.
+type mysqlStatus struct {
+	Cluster    string    `json:"cluster"`
+	Engine     string    `json:"engine"`
+	Region     string    `json:"region"`
+	GTIDPos    string    `json:"gtid_pos,omitempty"`
+	LastCommit time.Time `json:"last_commit_time,omitzero"`
+	LastBackup string    `json:"last_backup,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+func mysqlRegionStatus(ctx context.Context, r *storage.Region, cl config.Cluster) mysqlStatus {
+	s := mysqlStatus{Cluster: cl.Name, Engine: "mysql", Region: r.Name}
+	cat := &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}
+	refs, err := cat.List(ctx)
+	if err != nil {
+		s.Error = err.Error()
+		return s
+	}
+	if len(refs) > 0 {
+		h, err := cat.Header(ctx, refs[len(refs)-1])
+		if err != nil {
+			s.Error = err.Error()
+			return s
+		}
+		s.GTIDPos, s.LastCommit = h.End, time.Unix(h.LastTime, 0).UTC()
+	}
+	if list, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name); err != nil {
+		s.Error = err.Error()
+	} else if len(list) > 0 {
+		s.LastBackup = list[len(list)-1].ID
+	}
+	return s
+}
+
+func mysqlPrune(g *globals, ctx context.Context, r *storage.Region, cl config.Cluster, dryRun bool) (any, error) {
+	res, err := mysnap.Prune(ctx, r.Pipeline, cl.Name, cl.Retention, time.Now(), dryRun)
+	if err != nil {
+		return nil, err
+	}
+	if !g.json {
+		verb := "expired"
+		if dryRun {
+			verb = "would expire"
+		}
+		fmt.Fprintf(g.stdout, "region %s: kept %d backup(s); %s %v and %d binlog chunk(s)\n", res.Region, len(res.Kept), verb, res.Expired, res.BinlogChunks)
+	}
+	return res, nil
+}

@@ -1,0 +1,53 @@
+package snapshots
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/storage"
+)
+
+// Every engine keeps a base backup under <cluster>/base/<id>/, with its
+// manifest.json written last: a backup without one is incomplete.
+
+// BaseKey is the key of an object of backup id.
+func BaseKey(cluster, id string, parts ...string) string {
+	return cluster + "/base/" + id + "/" + strings.Join(parts, "/")
+}
+
+// Keep decides retention for backups that ended at stops (oldest first): a
+// backup stays if it is among the newest keep.Full or ended within keep.Window
+// (either suffices); the newest always stays; with neither set all stay.
+func Keep(stops []time.Time, keep config.Retention, now time.Time) []bool {
+	out := make([]bool, len(stops))
+	for i, stop := range stops {
+		newest := i == len(stops)-1
+		unset := keep.Full <= 0 && keep.Window <= 0
+		inCount := keep.Full > 0 && i >= len(stops)-keep.Full
+		inWindow := keep.Window > 0 && now.Sub(stop) <= time.Duration(keep.Window)
+		out[i] = unset || newest || inCount || inWindow
+	}
+	return out
+}
+
+// DeleteBackup removes a backup: its manifest first, so that a half-deleted
+// backup never looks complete, then its objects.
+func DeleteBackup(ctx context.Context, st storage.Store, cluster, id string) error {
+	if err := st.Delete(ctx, BaseKey(cluster, id, "manifest.json")); err != nil {
+		return fmt.Errorf("expire backup %s: %w", id, err)
+	}
+	var keys []string
+	for info, err := range st.List(ctx, BaseKey(cluster, id)) {
+		if err != nil {
+			return fmt.Errorf("expire backup %s: %w", id, err)
+		}
+		keys = append(keys, info.Key)
+	}
+	if err := st.Delete(ctx, keys...); err != nil {
+		return fmt.Errorf("expire backup %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	binlog "github.com/drkit/drkit/binlog/mysql"
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
+	"github.com/drkit/drkit/storage"
+)
+
+// PruneResult says what retention removed (or would remove, in a dry run).
+type PruneResult struct {
+	Region       string   `json:"region"`
+	Kept         []string `json:"kept"`
+	Expired      []string `json:"expired"`
+	BinlogChunks int      `json:"binlog_chunks_deleted"`
+	DryRun       bool     `json:"dry_run"`
+}
+
+// Prune applies keep to one region as for PostgreSQL: a backup stays if it is
+// among the newest keep.Full or ended within keep.Window; the newest always
+// stays; with neither set nothing is removed. Then binlog chunks whose every
+// transaction the oldest kept snapshot already holds are deleted, oldest first,
+// stopping at the first chunk it does not hold.
+func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config.Retention, now time.Time, dryRun bool) (PruneResult, error) {
+	res := PruneResult{Region: p.Region, DryRun: dryRun}
+	backups, err := ListBackups(ctx, p, cluster)
+	if err != nil || len(backups) == 0 {
+		return res, err
+	}
+	stops := make([]time.Time, len(backups))
+	for i, b := range backups {
+		stops[i] = b.StopTime
+	}
+	keepIt := snapshots.Keep(stops, keep, now)
+	var kept []Manifest
+	for i, b := range backups {
+		if keepIt[i] {
+			kept = append(kept, b)
+			res.Kept = append(res.Kept, b.ID)
+			continue
+		}
+		res.Expired = append(res.Expired, b.ID)
+		if !dryRun {
+			if err := snapshots.DeleteBackup(ctx, p.Store, cluster, b.ID); err != nil {
+				return res, err
+			}
+		}
+	}
+	if keep.Full <= 0 && keep.Window <= 0 {
+		return res, nil // no policy: nothing is removed, logs included
+	}
+	oldest, err := binlog.ParsePos(kept[0].GTIDPos)
+	if err != nil {
+		return res, err
+	}
+	cat := &binlog.Catalog{Pipeline: p, Cluster: cluster}
+	refs, err := cat.List(ctx)
+	if err != nil {
+		return res, err
+	}
+	var keys []string
+	for _, ref := range refs {
+		if ref.LastTime > kept[0].SnapshotTime.Unix() {
+			break
+		}
+		h, err := cat.Header(ctx, ref)
+		if err != nil {
+			return res, err
+		}
+		end, err := binlog.ParsePos(h.End)
+		if err != nil || !oldest.Covers(end) {
+			break
+		}
+		keys = append(keys, ref.Object.Key)
+	}
+	res.BinlogChunks = len(keys)
+	if !dryRun {
+		if err := p.Store.Delete(ctx, keys...); err != nil {
+			return res, fmt.Errorf("region %s: delete binlog before %s: %w", p.Region, kept[0].GTIDPos, err)
+		}
+	}
+	return res, nil
+}

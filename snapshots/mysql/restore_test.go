@@ -299,3 +299,55 @@ func TestSnapshotAndPITR(t *testing.T) {
 		}
 	})
 }
+
+// TestMillionRows: a table big enough to be split into key ranges and parts,
+// read in parallel and loaded in parallel, arrives identical.
+func TestMillionRows(t *testing.T) {
+	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
+	testenv.Start(t, src, dst)
+	e := newEnv(t, src)
+	mustExec(t, e.db, "CREATE DATABASE big", "CREATE DATABASE seq",
+		"CREATE TABLE big.t (id BIGINT PRIMARY KEY, k INT, c CHAR(60), pad VARCHAR(30), KEY (k))",
+		"INSERT INTO big.t SELECT seq, seq % 1000, MD5(seq), CONCAT('pad-', seq) FROM seq.seq_1_to_1000000",
+		"ANALYZE TABLE big.t")
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: logger(), PartSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := 0
+	for _, tp := range m.Tables {
+		parts += len(tp.Parts)
+	}
+	if m.Rows != 1_000_000 || parts < 4 {
+		t.Fatalf("backup: %d rows in %d parts, want 1000000 rows in at least 4 parts (key ranges)", m.Rows, parts)
+	}
+	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GTIDPos != m.GTIDPos {
+		t.Fatalf("restored at %s, backup at %s", res.GTIDPos, m.GTIDPos)
+	}
+	if got, want := fingerprint(t, dst.Open(t, ""), "big.t"), fingerprint(t, e.db, "big.t"); got != want {
+		t.Fatalf("checksum of big.t: restored %s, source %s", got, want)
+	}
+}
+
+// TestRestoreRefusesNonEmptyTarget: nothing is changed on a server that
+// already holds data.
+func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
+	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
+	testenv.Start(t, src, dst)
+	e := newEnv(t, src)
+	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+	e.backup(t)
+	d := dst.Open(t, "")
+	mustExec(t, d, "CREATE DATABASE precious", "CREATE TABLE precious.t (id INT PRIMARY KEY)", "INSERT INTO precious.t VALUES (1)")
+	_, err := e.restore(t, 0, dst, binlog.StopAt{})
+	if err == nil || !strings.Contains(err.Error(), "precious") || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("restore into a server with data: %v, want a refusal naming the database", err)
+	}
+	if n := queryString(t, d, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'"); n != "0" {
+		t.Fatal("the refused restore created database shop on the target")
+	}
+}

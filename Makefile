@@ -19,7 +19,7 @@ GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION
 
 TEST_FLAGS ?= -race -timeout 20m
 
-.PHONY: all deps deps-apt deps-go build test lint bench bench-storage bench-postgres demo clean
+.PHONY: all deps deps-apt deps-go build test lint bench bench-storage bench-postgres bench-mysql demo clean
 
 all: build
 
@@ -73,7 +73,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres
+bench: bench-storage bench-postgres bench-mysql
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -82,6 +82,10 @@ bench-storage: deps build
 ## bench-postgres: drkit vs pgBackRest and pg_basebackup on a pgbench database (SCALE=60)
 bench-postgres: deps build
 	bench/postgres.sh
+
+## bench-mysql: drkit vs mariadb-dump, mariadb-binlog on a sysbench-like database (TABLES=8 ROWS=500000 TXNS=100000)
+bench-mysql: deps build
+	bench/mysql.sh
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
 demo: deps build

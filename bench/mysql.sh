@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# MariaDB benchmark, one run on one machine and one sysbench-like database
+# (TABLES x ROWS, default 8 x 500000 = ~1 GB), regions on local disk:
+#   snapshot: drctl backup vs mariadb-dump --single-transaction (vs mydumper if installed)
+#   shipping: binlog catch-up throughput of drd vs mariadb-binlog
+#             --read-from-remote-server --raw over the same binlog (TXNS updates)
+#   restore:  drctl restore (snapshot + replay of TXNS transactions) vs
+#             mariadb < dump + mariadb-binlog | mariadb over the same range
+#   exposure: drkit_log_shipping_lag_seconds sampled at 10 Hz while a writer runs:
+#             how long the region has been missing binlog drd received (p50/p99)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TABLES=${TABLES:-8}
+ROWS=${ROWS:-500000}
+TXNS=${TXNS:-100000}
+BIN=$PWD/bin
+work=$(mktemp -d /tmp/drkit-bench-my-XXXX); chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages
+  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  /usr/bin/time -f "%e" -o "$work/time.out" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
+  cat "$work/time.out"
+}
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+# start_maria NAME SERVER_ID: a throwaway mariadbd (binlog ROW, GTID strict);
+# prints its port.
+start_maria() {
+  local dir=$work/$1 port; port=$(freeport)
+  mkdir -p "$dir"; chown mysql "$dir" 2>/dev/null || true
+  mariadb-install-db --no-defaults --user=mysql --datadir="$dir/data" --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1
+  mariadbd --no-defaults --user=mysql --datadir="$dir/data" --socket="$dir/sock" --pid-file="$dir/pid" --port="$port" \
+    --bind-address=127.0.0.1 --skip-name-resolve --server-id="$2" --log-bin=mysql-bin --binlog-format=ROW --gtid-strict-mode=ON \
+    --innodb-buffer-pool-size=512M --innodb-log-file-size=256M --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 \
+    --max-allowed-packet=256M >"$dir/mariadbd.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do mariadb -h127.0.0.1 -P"$port" -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "$port"
+}
+sqlq() { mariadb -h127.0.0.1 -P"$1" -uroot -N -B -e "$2"; }
+
+src=$(start_maria src 1)
+echo "bench: loading $TABLES tables x $ROWS rows"
+sqlq "$src" "CREATE DATABASE sbtest; CREATE DATABASE seq"
+for i in $(seq "$TABLES"); do
+  sqlq "$src" "CREATE TABLE sbtest.sbtest$i (id INT PRIMARY KEY AUTO_INCREMENT, k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', pad CHAR(60) NOT NULL DEFAULT '', KEY k_$i (k)) ENGINE=InnoDB;
+    INSERT INTO sbtest.sbtest$i (k, c, pad) SELECT FLOOR(RAND()*$ROWS), CONCAT_WS('-', MD5(seq), MD5(seq+1), MD5(seq+2)), CONCAT(MD5(seq), '-pad') FROM seq.seq_1_to_$ROWS;
+    ANALYZE TABLE sbtest.sbtest$i" >/dev/null
+done
+sqlq "$src" "DROP DATABASE seq"
+size=$(sqlq "$src" "SELECT ROUND(SUM(DATA_LENGTH+INDEX_LENGTH)/1048576) FROM information_schema.TABLES WHERE TABLE_SCHEMA='sbtest'")
+echo "bench: database is $size MiB"
+sqlq "$src" "CREATE PROCEDURE sbtest.work(n INT) BEGIN DECLARE i INT DEFAULT 0; WHILE i < n DO UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1 + (i * 7919) % $ROWS; SET i = i + 1; END WHILE; END"
+
+mport=$(freeport)
+cat >"$work/drkit.yaml" <<CONF
+drd:
+  listen: 127.0.0.1:$mport
+  state_dir: $work/state
+regions:
+  - name: local
+    store: file://$work/region
+clusters:
+  - name: bench
+    engine: mysql
+    region: local
+    dsn: root@tcp(127.0.0.1:$src)/
+    flush_interval: 1s
+CONF
+start_drd() { "$BIN/drd" --config "$work/drkit.yaml" >>"$work/drd.log" 2>&1 & drd_pid=$!; pids+=($drd_pid)
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null && break; sleep 0.1; done; }
+durable() { "$BIN/drctl" status --config "$work/drkit.yaml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get("gtid_pos",""))'; }
+wait_durable() { local want; want=$(sqlq "$src" "SELECT @@gtid_binlog_pos"); while [ "$(durable)" != "$want" ]; do sleep 0.05; done; }
+
+# The region starts one transaction before the snapshots, so it holds the
+# binlog both restores replay.
+start_drd
+sqlq "$src" "UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1"
+wait_durable
+
+echo "bench: snapshot"
+t_drkit_snap=$(secs "$BIN/drctl" backup --config "$work/drkit.yaml")
+t_dump=$(secs bash -c "mariadb-dump -h127.0.0.1 -P$src -uroot --single-transaction --master-data=2 --routines --triggers --databases sbtest >$work/dump.sql")
+t_mydumper=""
+if command -v mydumper >/dev/null; then
+  t_mydumper=$(secs mydumper -h 127.0.0.1 -P "$src" -u root -B sbtest -t 4 -o "$work/mydumper")
+fi
+kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true
+
+echo "bench: $TXNS transactions while drd is stopped"
+first_log=$(sqlq "$src" "SHOW MASTER STATUS" | cut -f1)
+sqlq "$src" "FLUSH BINARY LOGS"; work_log=$(sqlq "$src" "SHOW MASTER STATUS" | cut -f1)
+sqlq "$src" "CALL sbtest.work($TXNS)"
+sqlq "$src" "FLUSH BINARY LOGS"
+binlog_bytes=$(sqlq "$src" "SHOW BINARY LOGS" | awk -v f="$work_log" '$1>=f {s+=$2} END {print s}')
+last_log=$(sqlq "$src" "SHOW BINARY LOGS" | tail -2 | head -1 | cut -f1)
+
+echo "bench: shipping catch-up"
+t0=$(date +%s.%N); start_drd; wait_durable; t1=$(date +%s.%N)
+t_drkit_ship=$(echo "$t1 - $t0" | bc)
+mkdir -p "$work/rawbinlog"
+t_mbinlog=$(secs mariadb-binlog --read-from-remote-server -h127.0.0.1 -P"$src" -uroot --raw --result-file="$work/rawbinlog/" --to-last-log "$work_log")
+
+echo "bench: restore"
+tgt1=$(start_maria tgt1 11); tgt2=$(start_maria tgt2 12)
+t_drkit_restore=$(secs "$BIN/drctl" restore --config "$work/drkit.yaml" --target-dsn "root@tcp(127.0.0.1:$tgt1)/")
+pos=$(grep -m1 -o "MASTER_LOG_POS=[0-9]*" "$work/dump.sql" | cut -d= -f2)
+file=$(grep -m1 -o "MASTER_LOG_FILE='[^']*'" "$work/dump.sql" | cut -d"'" -f2)
+logs=$(sqlq "$src" "SHOW BINARY LOGS" | awk -v f="$file" '$1>=f {print $1}' | tr '\n' ' ')
+# The dump loads unlogged (as drkit loads): logged, its statements would take
+# GTID sequence numbers the replay then repeats, and gtid_strict_mode rejects
+# them (the WAL-G MariaDB failure).
+t_anchor_restore=$(secs bash -c "mariadb -h127.0.0.1 -P$tgt2 -uroot --init-command=\"SET sql_log_bin=0\" <$work/dump.sql && cd $work/src/data && mariadb-binlog --start-position=$pos $logs | mariadb -h127.0.0.1 -P$tgt2 -uroot")
+a=$(sqlq "$tgt1" "CHECKSUM TABLE sbtest.sbtest1" | cut -f2); b=$(sqlq "$tgt2" "CHECKSUM TABLE sbtest.sbtest1" | cut -f2); s=$(sqlq "$src" "CHECKSUM TABLE sbtest.sbtest1" | cut -f2)
+[ "$a" = "$s" ] && [ "$b" = "$s" ] || { echo "bench: restored tables differ from the source ($a / $b / $s)" >&2; exit 1; }
+
+echo "bench: exposure under load"
+sqlq "$src" "CALL sbtest.work($TXNS)" & writer=$!
+: >"$work/lag"
+while kill -0 "$writer" 2>/dev/null; do
+  curl -s "http://127.0.0.1:$mport/metrics" | awk '/^drkit_log_shipping_lag_seconds/ {print $2}' >>"$work/lag"; sleep 0.1
+done
+p() { sort -n "$work/lag" | awk -v q="$1" '{a[NR]=$1} END {i=int(NR*q); if (i<1) i=1; print a[i]}'; }
+
+mib=$(echo "scale=1; $binlog_bytes / 1048576" | bc)
+echo
+echo "== MariaDB benchmark: $TABLES x $ROWS rows ($size MiB), $TXNS transactions ($mib MiB of binlog), $(nproc) cores"
+printf "snapshot   drkit %6.1f s   mariadb-dump %6.1f s   ratio %sx faster\n" "$t_drkit_snap" "$t_dump" "$(ratio "$t_dump" "$t_drkit_snap")"
+[ -n "$t_mydumper" ] && printf "           mydumper %6.1f s   ratio %sx\n" "$t_mydumper" "$(ratio "$t_mydumper" "$t_drkit_snap")"
+printf "shipping   drkit %6.1f s (%s MiB/s)   mariadb-binlog --raw %6.1f s (%s MiB/s)   ratio %sx\n" \
+  "$t_drkit_ship" "$(echo "scale=1; $mib / $t_drkit_ship" | bc)" "$t_mbinlog" "$(echo "scale=1; $mib / $t_mbinlog" | bc)" "$(ratio "$t_mbinlog" "$t_drkit_ship")"
+printf "restore    drkit %6.1f s   mariadb + mariadb-binlog|mariadb %6.1f s   ratio %sx faster\n" "$t_drkit_restore" "$t_anchor_restore" "$(ratio "$t_anchor_restore" "$t_drkit_restore")"
+printf "exposure   p50 %s s   p99 %s s   max %s s   (%d samples)\n" "$(p 0.5)" "$(p 0.99)" "$(p 1.0)" "$(wc -l <"$work/lag")"

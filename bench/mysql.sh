@@ -53,7 +53,8 @@ done
 sqlq "$src" "DROP DATABASE seq"
 size=$(sqlq "$src" "SELECT ROUND(SUM(DATA_LENGTH+INDEX_LENGTH)/1048576) FROM information_schema.TABLES WHERE TABLE_SCHEMA='sbtest'")
 echo "bench: database is $size MiB"
-sqlq "$src" "CREATE PROCEDURE sbtest.work(n INT) BEGIN DECLARE i INT DEFAULT 0; WHILE i < n DO UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1 + (i * 7919) % $ROWS; SET i = i + 1; END WHILE; END"
+printf 'DELIMITER //\nCREATE PROCEDURE sbtest.work(n INT) BEGIN DECLARE i INT DEFAULT 0; WHILE i < n DO UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1 + (i * 7919) %% %s; SET i = i + 1; END WHILE; END//\n' "$ROWS" |
+  mariadb -h127.0.0.1 -P"$src" -uroot
 
 mport=$(freeport)
 cat >"$work/drkit.yaml" <<CONF
@@ -73,7 +74,9 @@ CONF
 start_drd() { "$BIN/drd" --config "$work/drkit.yaml" >>"$work/drd.log" 2>&1 & drd_pid=$!; pids+=($drd_pid)
   for _ in $(seq 300); do curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null && break; sleep 0.1; done; }
 durable() { "$BIN/drctl" status --config "$work/drkit.yaml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get("gtid_pos",""))'; }
-wait_durable() { local want; want=$(sqlq "$src" "SELECT @@gtid_binlog_pos"); while [ "$(durable)" != "$want" ]; do sleep 0.05; done; }
+wait_durable() { local want; want=$(sqlq "$src" "SELECT @@gtid_binlog_pos")
+  for _ in $(seq 12000); do [ "$(durable)" = "$want" ] && return; sleep 0.05; done
+  echo "bench: the region never reached $want; drd's log:" >&2; tail -20 "$work/drd.log" >&2; exit 1; }
 
 # The region starts one transaction before the snapshots, so it holds the
 # binlog both restores replay.

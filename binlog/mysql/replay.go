@@ -40,8 +40,6 @@ type Replay struct {
 	// Parallel is slave_parallel_threads during the replay (0: leave as is).
 	Parallel int
 	Log      *slog.Logger
-	// Progress, if set, is called as transactions are applied.
-	Progress func(applied int)
 }
 
 // ReplayResult says what a replay applied.

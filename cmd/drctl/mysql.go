@@ -24,7 +24,7 @@ func mysqlBackup(cmd *cobra.Command, g *globals, cfg *config.Config, cl config.C
 	if err != nil {
 		return err
 	}
-	progress, finish := g.countBar("backup rows")
+	progress, finish := g.countBar("backup rows", false)
 	o := mysnap.BackupOptions{Cluster: cl.Name, DSN: cl.DSN, Regions: regions, Log: g.log()}
 	if progress != nil {
 		o.Progress = func(n int64) { progress(n, -1) }
@@ -100,9 +100,9 @@ func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.
 	if o.Region, err = cf.openRegion(cmd.Context(), cfg, cl, true); err != nil {
 		return err
 	}
-	progress, finish := g.countBar("restore")
+	progress, finish := g.countBar("rows loaded", false)
 	if progress != nil {
-		o.Progress = func(_ string, n int64) { progress(n, -1) }
+		o.Progress = func(n int64) { progress(n, -1) }
 	}
 	res, err := mysnap.Restore(cmd.Context(), o)
 	finish()

@@ -233,7 +233,7 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 			if o.RestoreCommand, err = restoreCommand(cfg.Path, cl.Name, o.Region.Name); err != nil {
 				return err
 			}
-			progress, finish := g.countBar("restore")
+			progress, finish := g.countBar("restore", true)
 			o.Progress = progress
 			res, err := pgsnap.Restore(cmd.Context(), o)
 			finish()

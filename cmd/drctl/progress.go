@@ -26,9 +26,10 @@ func (g *globals) progress(r io.Reader, size int64, what string) (io.Reader, fun
 	return &pr, func() { _ = bar.Finish() }
 }
 
-// countBar returns a progress callback (done, total bytes) drawing a bar on a
-// terminal, and a func to finish it; both are no-ops elsewhere.
-func (g *globals) countBar(what string) (func(done, total int64), func()) {
+// countBar returns a progress callback (done, total; total -1 when unknown)
+// drawing a bar on a terminal, and a func to finish it; both are no-ops
+// elsewhere. bytes says whether the counts are bytes (else rows, transactions).
+func (g *globals) countBar(what string, bytes bool) (func(done, total int64), func()) {
 	f, ok := g.stderr.(*os.File)
 	if g.json || !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil, func() {}
@@ -37,7 +38,7 @@ func (g *globals) countBar(what string) (func(done, total int64), func()) {
 	return func(done, total int64) {
 			if bar == nil {
 				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(f), progressbar.OptionSetDescription(what),
-					progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100_000_000), progressbar.OptionClearOnFinish())
+					progressbar.OptionShowBytes(bytes), progressbar.OptionShowCount(), progressbar.OptionThrottle(100_000_000), progressbar.OptionClearOnFinish())
 			}
 			_ = bar.Set64(done)
 		}, func() {

@@ -38,9 +38,9 @@ type RestoreOptions struct {
 	// ReplayListen is the address the target connects to for the replay.
 	ReplayListen string
 	Log          *slog.Logger
-	// Progress, if set, is told the rows loaded and then the transactions
-	// replayed.
-	Progress func(phase string, n int64)
+	// Progress, if set, is told the rows loaded so far (the replay logs its own
+	// progress).
+	Progress func(rows int64)
 }
 
 // RestoreResult says what a restore did.
@@ -290,7 +290,7 @@ func loadParts(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest) er
 					return fmt.Errorf("load %s.%s from %s: %w", j.t.DB, j.t.Name, j.obj.Key, err)
 				}
 				if o.Progress != nil {
-					o.Progress("load", loaded.Add(n))
+					o.Progress(loaded.Add(n))
 				}
 			}
 			return nil

@@ -2,6 +2,7 @@ package snapshots
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -50,4 +51,52 @@ func DeleteBackup(ctx context.Context, st storage.Store, cluster, id string) err
 		return fmt.Errorf("expire backup %s: %w", id, err)
 	}
 	return nil
+}
+
+// ListManifests reads every complete backup's manifest.json of cluster in a
+// region into M; check refuses a manifest this code cannot read (format,
+// engine). The caller sorts.
+func ListManifests[M any](ctx context.Context, p *storage.Pipeline, cluster string, check func(M) error) ([]M, error) {
+	var out []M
+	for info, err := range p.Store.List(ctx, cluster+"/base/") {
+		if err != nil {
+			return nil, fmt.Errorf("list backups of %s in region %s: %w", cluster, p.Region, err)
+		}
+		if !strings.HasSuffix(info.Key, "/manifest.json") {
+			continue
+		}
+		m, err := ReadManifest(ctx, p, info.Key, check)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ReadManifest reads one manifest.json into M and checks it.
+func ReadManifest[M any](ctx context.Context, p *storage.Pipeline, key string, check func(M) error) (M, error) {
+	var m M
+	rc, err := p.Store.Get(ctx, key, 0, -1)
+	if err != nil {
+		return m, fmt.Errorf("region %s: %w", p.Region, err)
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		return m, fmt.Errorf("region %s: %s is not a valid manifest: %w", p.Region, key, err)
+	}
+	if err := check(m); err != nil {
+		return m, fmt.Errorf("region %s: %s: %w", p.Region, key, err)
+	}
+	return m, nil
+}
+
+// WriteManifest stores m as backup id's manifest.json: the last object a
+// backup writes.
+func WriteManifest(ctx context.Context, st storage.Store, cluster, id string, m any) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, BaseKey(cluster, id, "manifest.json"), strings.NewReader(string(b)+"\n"))
 }

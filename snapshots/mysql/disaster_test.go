@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +46,8 @@ clusters:
     region: eu
     dsn: root@tcp(127.0.0.1:%[2]d)/
     flush_interval: %[3]s
+    base_backup:
+      schedule: "@every 4s"
 `, e.work, src.Port, flush)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -53,7 +56,7 @@ clusters:
 }
 
 // startDrd runs drd until the test ends and waits until it ships.
-func (e *drkitEnv) startDrd(t *testing.T) *exec.Cmd {
+func (e *drkitEnv) startDrd(t *testing.T) (*exec.Cmd, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -80,7 +83,7 @@ func (e *drkitEnv) startDrd(t *testing.T) *exec.Cmd {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return cmd
+	return cmd, addr
 }
 
 func (e *drkitEnv) run(args ...string) (string, error) {
@@ -102,7 +105,7 @@ func TestDisaster(t *testing.T) {
 	e := newDrkitEnv(t, src, flush)
 	db := src.Open(t, "")
 	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY, at DATETIME(6))")
-	drd := e.startDrd(t)
+	drd, addr := e.startDrd(t)
 	if out, err := e.run("backup", "--cluster", "shop"); err != nil {
 		t.Fatalf("drctl backup: %v\n%s", err, out)
 	}
@@ -136,6 +139,22 @@ func TestDisaster(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	src.Restart(t, false) // drd must resume without gap or duplicate
 	time.Sleep(3 * time.Second)
+
+	// drd's scheduled backups and its shipping show in its metrics; drctl
+	// status reads the regions.
+	waitFor(t, 20*time.Second, "drd exports MySQL shipping and backup metrics", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `drkit_log_shipped_timestamp_seconds{cluster="shop",engine="mysql",region="us"}`) &&
+			strings.Contains(string(b), `drkit_backup_last_success_timestamp_seconds{cluster="shop",engine="mysql",region="us"}`)
+	})
+	if out, err := e.run("status", "--cluster", "shop"); err != nil || !strings.Contains(out, "GTID 0-") {
+		t.Fatalf("drctl status: %v\n%s", err, out)
+	}
 
 	killed := time.Now()
 	if err := src.Kill(); err != nil {

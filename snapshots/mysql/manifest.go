@@ -2,10 +2,8 @@ package mysql
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/drkit/drkit/snapshots"
@@ -58,46 +56,20 @@ var baseKey = snapshots.BaseKey
 // ListBackups returns the complete snapshots (those with a manifest) of cluster
 // in a region, oldest first.
 func ListBackups(ctx context.Context, p *storage.Pipeline, cluster string) ([]Manifest, error) {
-	var out []Manifest
-	for info, err := range p.Store.List(ctx, cluster+"/base/") {
-		if err != nil {
-			return nil, fmt.Errorf("list backups of %s in region %s: %w", cluster, p.Region, err)
-		}
-		if !strings.HasSuffix(info.Key, "/manifest.json") {
-			continue
-		}
-		m, err := readManifest(ctx, p, info.Key)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
+	out, err := snapshots.ListManifests(ctx, p, cluster, checkManifest)
 	sort.Slice(out, func(i, j int) bool { return out[i].SnapshotTime.Before(out[j].SnapshotTime) })
-	return out, nil
+	return out, err
 }
 
-func readManifest(ctx context.Context, p *storage.Pipeline, key string) (Manifest, error) {
-	var m Manifest
-	rc, err := p.Store.Get(ctx, key, 0, -1)
-	if err != nil {
-		return m, fmt.Errorf("region %s: %w", p.Region, err)
-	}
-	defer rc.Close()
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
-		return m, fmt.Errorf("region %s: %s is not a valid manifest: %w", p.Region, key, err)
-	}
+func checkManifest(m Manifest) error {
 	if m.FormatVersion != FormatVersion || m.Engine != "mysql" {
-		return m, fmt.Errorf("region %s: %s is a %s manifest of format %d; this drkit reads mysql format %d", p.Region, key, m.Engine, m.FormatVersion, FormatVersion)
+		return fmt.Errorf("a %s manifest of format %d; this drkit reads mysql format %d", m.Engine, m.FormatVersion, FormatVersion)
 	}
-	return m, nil
+	return nil
 }
 
 func writeManifest(ctx context.Context, st storage.Store, m Manifest) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return st.Put(ctx, baseKey(m.Cluster, m.ID, "manifest.json"), strings.NewReader(string(b)+"\n"))
+	return snapshots.WriteManifest(ctx, st, m.Cluster, m.ID, m)
 }
 
 // Schema is schema.json: everything but the rows, in the order a restore

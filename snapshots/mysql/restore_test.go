@@ -11,6 +11,7 @@ import (
 	"time"
 
 	binlog "github.com/drkit/drkit/binlog/mysql"
+	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/testenv"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	"github.com/drkit/drkit/storage"
@@ -349,5 +350,45 @@ func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
 	}
 	if n := queryString(t, d, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'"); n != "0" {
 		t.Fatal("the refused restore created database shop on the target")
+	}
+}
+
+// TestRetention: the expired backup goes, and so does the binlog only it
+// needed; what the kept backup needs stays and still rolls forward.
+func TestRetention(t *testing.T) {
+	src := &testenv.MariaDB{}
+	testenv.Start(t, src)
+	e := newEnv(t, src)
+	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
+	e.ship(t)
+	old := e.backup(t)
+	for range 3 {
+		mustExec(t, e.db, "INSERT INTO shop.t VALUES ()")
+		e.waitShipped(t)
+		time.Sleep(flushInterval) // one chunk each
+	}
+	time.Sleep(time.Second) // backup ids are per second
+	kept := e.backup(t)
+	mustExec(t, e.db, "INSERT INTO shop.t VALUES ()")
+	e.waitShipped(t)
+
+	p := e.regions[0].Pipeline
+	res, err := mysnap.Prune(context.Background(), p, "shop", config.Retention{Full: 1}, time.Now(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Expired) != 1 || res.Expired[0] != old.ID || res.BinlogChunks < 3 {
+		t.Fatalf("prune: expired %v and %d binlog chunks, want [%s] and at least 3", res.Expired, res.BinlogChunks, old.ID)
+	}
+	rep, err := binlog.Verify(context.Background(), &binlog.Catalog{Pipeline: p, Cluster: "shop"})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("verify after prune: %v %v", err, rep.Problems)
+	}
+	pos, _ := binlog.ParsePos(kept.GTIDPos)
+	if err := rep.Covers(pos); err != nil {
+		t.Fatalf("the kept backup lost its binlog: %v", err)
+	}
+	if list, _ := mysnap.ListBackups(context.Background(), p, "shop"); len(list) != 1 || list[0].ID != kept.ID {
+		t.Fatalf("backups after prune: %v", list)
 	}
 }

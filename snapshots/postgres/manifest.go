@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/drkit/drkit/snapshots"
@@ -41,45 +39,18 @@ var baseKey = snapshots.BaseKey
 // ListBackups returns the complete backups (those with a manifest) of cluster in
 // a region, oldest first.
 func ListBackups(ctx context.Context, p *storage.Pipeline, cluster string) ([]Manifest, error) {
-	var out []Manifest
-	prefix := cluster + "/base/"
-	for info, err := range p.Store.List(ctx, prefix) {
-		if err != nil {
-			return nil, fmt.Errorf("list backups of %s in region %s: %w", cluster, p.Region, err)
-		}
-		if !strings.HasSuffix(info.Key, "/manifest.json") {
-			continue
-		}
-		m, err := readManifest(ctx, p, info.Key)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
+	out, err := snapshots.ListManifests(ctx, p, cluster, checkManifest)
 	sort.Slice(out, func(i, j int) bool { return out[i].StartTime.Before(out[j].StartTime) })
-	return out, nil
+	return out, err
 }
 
-func readManifest(ctx context.Context, p *storage.Pipeline, key string) (Manifest, error) {
-	var m Manifest
-	rc, err := p.Store.Get(ctx, key, 0, -1)
-	if err != nil {
-		return m, fmt.Errorf("region %s: %w", p.Region, err)
-	}
-	defer rc.Close()
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
-		return m, fmt.Errorf("region %s: %s is not a valid manifest: %w", p.Region, key, err)
-	}
+func checkManifest(m Manifest) error {
 	if m.FormatVersion != FormatVersion {
-		return m, fmt.Errorf("region %s: %s has manifest format %d; this drkit reads %d", p.Region, key, m.FormatVersion, FormatVersion)
+		return fmt.Errorf("manifest format %d; this drkit reads %d", m.FormatVersion, FormatVersion)
 	}
-	return m, nil
+	return nil
 }
 
 func writeManifest(ctx context.Context, st storage.Store, m Manifest) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return st.Put(ctx, baseKey(m.Cluster, m.ID, "manifest.json"), strings.NewReader(string(b)+"\n"))
+	return snapshots.WriteManifest(ctx, st, m.Cluster, m.ID, m)
 }

@@ -26,6 +26,9 @@ const (
 	// queueDepth is how many batches may wait for a slow region before the
 	// stream stops reading (the server keeps the binlog meanwhile).
 	queueDepth = 16
+	// idleFlush is how long a stream reading a backlog may pause before its
+	// tail is flushed.
+	idleFlush = 20 * time.Millisecond
 )
 
 // Shipper streams one cluster's binlog into its regions. It is a drd component.
@@ -178,6 +181,11 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		interval = time.Second
 	}
 	deadline := time.Now().Add(interval)
+	// catchingUp: the stream is reading a backlog (a session's start, or a
+	// batch cut for size). A backlog's tail is flushed as soon as the stream
+	// goes idle instead of at the interval: a catch-up ends durable at once,
+	// while steady traffic still gets one chunk per interval.
+	catchingUp := true
 	flush := func() error {
 		if len(b.txns) > 0 {
 			if err := s.hand(ctx, b); err != nil {
@@ -192,10 +200,17 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		return nil
 	}
 	for {
-		wctx, cancel := context.WithDeadline(ctx, deadline)
+		wait := deadline
+		if catchingUp && len(b.txns) > 0 {
+			if idle := time.Now().Add(idleFlush); idle.Before(deadline) {
+				wait = idle
+			}
+		}
+		wctx, cancel := context.WithDeadline(ctx, wait)
 		ev, err := stream.GetEvent(wctx)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			catchingUp = catchingUp && len(b.txns) == 0
 			if err := flush(); err != nil {
 				return err
 			}
@@ -225,6 +240,7 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		pos.Advance(tx.GTID)
 		size += tx.Size
 		if size >= maxBatch || time.Now().After(deadline) {
+			catchingUp = catchingUp || size >= maxBatch
 			if err := flush(); err != nil {
 				return err
 			}

@@ -33,8 +33,8 @@
 // round-trip of row events happens.
 //
 // Only MariaDB is supported today: MySQL 8 needs COM_BINLOG_DUMP_GTID with GTID
-// sets on both sides, which cannot be tested on this machine (no MySQL server);
-// the config rejects engine mysql with flavor mysql until it is.
+// sets on both sides, which cannot be tested on this machine (no MySQL server).
+// The shipper, the snapshot and the restore refuse a MySQL server by name.
 //
 // Imported by snapshots/mysql (the same engine), monitor, api and cmd.
 package mysql

@@ -19,19 +19,29 @@ func BaseKey(cluster, id string, parts ...string) string {
 	return cluster + "/base/" + id + "/" + strings.Join(parts, "/")
 }
 
-// Keep decides retention for backups that ended at stops (oldest first): a
-// backup stays if it is among the newest keep.Full or ended within keep.Window
-// (either suffices); the newest always stays; with neither set all stay.
-func Keep(stops []time.Time, keep config.Retention, now time.Time) []bool {
-	out := make([]bool, len(stops))
-	for i, stop := range stops {
-		newest := i == len(stops)-1
-		unset := keep.Full <= 0 && keep.Window <= 0
-		inCount := keep.Full > 0 && i >= len(stops)-keep.Full
-		inWindow := keep.Window > 0 && now.Sub(stop) <= time.Duration(keep.Window)
-		out[i] = unset || newest || inCount || inWindow
+// Expire applies keep to backups (oldest first): a backup stays if it is among
+// the newest keep.Full or ended (stop) within keep.Window, either suffices; the
+// newest always stays; with neither set all stay. The others are deleted
+// unless dryRun. It returns the kept backups and the ids kept and expired.
+func Expire[M any](ctx context.Context, st storage.Store, cluster string, backups []M, id func(M) string, stop func(M) time.Time,
+	keep config.Retention, now time.Time, dryRun bool) (kept []M, keptIDs, expiredIDs []string, err error) {
+	unset := keep.Full <= 0 && keep.Window <= 0
+	for i, b := range backups {
+		newest := i == len(backups)-1
+		inCount := keep.Full > 0 && i >= len(backups)-keep.Full
+		inWindow := keep.Window > 0 && now.Sub(stop(b)) <= time.Duration(keep.Window)
+		if unset || newest || inCount || inWindow {
+			kept, keptIDs = append(kept, b), append(keptIDs, id(b))
+			continue
+		}
+		expiredIDs = append(expiredIDs, id(b))
+		if !dryRun {
+			if err := DeleteBackup(ctx, st, cluster, id(b)); err != nil {
+				return kept, keptIDs, expiredIDs, err
+			}
+		}
 	}
-	return out
+	return kept, keptIDs, expiredIDs, nil
 }
 
 // DeleteBackup removes a backup: its manifest first, so that a half-deleted

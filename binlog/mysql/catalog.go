@@ -91,16 +91,12 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 }
 
 // Put stores a chunk as number seq.
-func (c *Catalog) Put(ctx context.Context, seq uint64, h ChunkHeader, data []byte) (ChunkRef, error) {
-	obj := c.Pipeline.Describe(data)
-	ref := ChunkRef{Seq: seq, LastTime: h.LastTime}
-	key := c.chunkKey(seq, h.LastTime, obj)
-	stored, err := c.Pipeline.Put(ctx, key, bytesReader(data))
-	if err != nil {
-		return ref, fmt.Errorf("put binlog chunk %d: %w", seq, err)
+func (c *Catalog) Put(ctx context.Context, seq uint64, h ChunkHeader, data []byte) error {
+	key := c.chunkKey(seq, h.LastTime, c.Pipeline.Describe(data))
+	if _, err := c.Pipeline.Put(ctx, key, bytesReader(data)); err != nil {
+		return fmt.Errorf("put binlog chunk %d: %w", seq, err)
 	}
-	ref.Object = stored
-	return ref, nil
+	return nil
 }
 
 // open returns a reader over a chunk's events; the caller closes rc, and the

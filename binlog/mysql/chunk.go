@@ -29,23 +29,23 @@ type ChunkHeader struct {
 }
 
 // encodeChunk writes a chunk of txns, which all share one format description
-// event, continuing position start.
-func encodeChunk(start Pos, txns []*Txn, serverVersion string) (ChunkHeader, []byte, error) {
+// event, continuing position start; end is the position after it.
+func encodeChunk(start Pos, txns []*Txn, serverVersion string) (h ChunkHeader, data []byte, end Pos, err error) {
 	if len(txns) == 0 {
-		return ChunkHeader{}, nil, errors.New("empty chunk")
+		return h, nil, nil, errors.New("empty chunk")
 	}
 	fde := txns[0].FDE
 	alg, err := checksumAlg(fde)
 	if err != nil {
-		return ChunkHeader{}, nil, err
+		return h, nil, nil, err
 	}
-	end := start.Clone()
+	end = start.Clone()
 	size := 0
 	for _, t := range txns {
 		end.Advance(t.GTID)
 		size += t.Size
 	}
-	h := ChunkHeader{
+	h = ChunkHeader{
 		Start: start.String(), End: end.String(),
 		FirstGTID: txns[0].GTID.String(), LastGTID: txns[len(txns)-1].GTID.String(),
 		FirstTime: int64(txns[0].Time), LastTime: int64(txns[len(txns)-1].Time),
@@ -66,7 +66,7 @@ func encodeChunk(start Pos, txns []*Txn, serverVersion string) (ChunkHeader, []b
 			buf.Write(ev)
 		}
 	}
-	return h, buf.Bytes(), nil
+	return h, buf.Bytes(), end, nil
 }
 
 // chunkReader reads a chunk's header, its format description event and then its

@@ -218,9 +218,11 @@ type primary struct {
 	// carrying its own id, so such a transaction fails the replay instead.
 	targetID uint32
 
-	mu    sync.Mutex
+	// The first session to reach the feed's end records its outcome once; a
+	// later reconnect of the target (which serves only what is past its
+	// connect state) cannot overwrite it. Read them after done is closed.
 	once  sync.Once
-	done  chan struct{} // closed when the feed has been served to its end
+	done  chan struct{}
 	err   error
 	count int
 	last  *Txn
@@ -260,9 +262,9 @@ func (p *primary) handle(ctx context.Context, c net.Conn) {
 	}
 }
 
-func (p *primary) finish(err error) {
+func (p *primary) finish(count int, last *Txn, err error) {
 	p.once.Do(func() {
-		p.err = err
+		p.count, p.last, p.err = count, last, err
 		close(p.done)
 	})
 }
@@ -360,10 +362,7 @@ func (s *session) stream(st *replication.BinlogStreamer) {
 		last = tx
 		return nil
 	})
-	s.p.mu.Lock()
-	s.p.count, s.p.last = count, last
-	s.p.mu.Unlock()
-	s.p.finish(err)
+	s.p.finish(count, last, err)
 	if err != nil {
 		st.AddErrorToStreamer(err)
 		return

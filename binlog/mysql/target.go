@@ -116,17 +116,16 @@ func (t *Target) write(ctx context.Context, b *batch) error {
 }
 
 func (t *Target) put(ctx context.Context, start Pos, txns []*Txn, version string) error {
-	h, data, err := encodeChunk(start, txns, version)
+	h, data, end, err := encodeChunk(start, txns, version)
 	if err != nil {
 		return err
 	}
-	end, _ := ParsePos(h.End)
 	delay := time.Second
 	for {
 		t.mu.Lock()
 		seq := t.next
 		t.mu.Unlock()
-		_, err := t.Catalog.Put(ctx, seq, h, data)
+		err := t.Catalog.Put(ctx, seq, h, data)
 		t.mu.Lock()
 		t.lastErr = err
 		if err == nil {

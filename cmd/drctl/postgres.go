@@ -105,13 +105,9 @@ its stop, so it is restorable even when drd is not running.`,
 			if cl.Engine == "mysql" {
 				return mysqlBackup(cmd, g, cfg, cl)
 			}
-			var regions []*storage.Region
-			for _, name := range cl.ShipTo {
-				r, err := storage.OpenRegion(cmd.Context(), cfg, name, storage.RegionOptions{})
-				if err != nil {
-					return err
-				}
-				regions = append(regions, r)
+			regions, err := shipToRegions(cmd.Context(), cfg, cl)
+			if err != nil {
+				return err
 			}
 			m, err := pgsnap.Backup(cmd.Context(), pgsnap.BackupOptions{Cluster: cl.Name, DSN: cl.DSN, Regions: regions, Log: g.log()})
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,8 +65,7 @@ type table struct {
 	rows     atomic.Int64
 	mu       sync.Mutex
 	objects  [][]storage.Object // per region
-	ranges   []keyRange
-	hasRange bool
+	ranges   []keyRange         // none: the table is read whole
 }
 
 type keyRange struct{ lo, hi int64 } // [lo, hi); hi == 0 on the last: open
@@ -102,7 +102,7 @@ func Backup(ctx context.Context, o BackupOptions) (Manifest, error) {
 	if err := copyTables(ctx, o, snap, id); err != nil {
 		return m, err
 	}
-	schemaJSON, err := marshal(snap.schema)
+	schemaJSON, err := json.MarshalIndent(snap.schema, "", "  ")
 	if err != nil {
 		return m, err
 	}
@@ -181,7 +181,7 @@ func copyTables(ctx context.Context, o BackupOptions, snap *snapshot, id string)
 // copyRange streams one key range of a table into parts.
 func copyRange(ctx context.Context, o BackupOptions, conn *sql.Conn, id string, t *table, r keyRange, total *atomic.Int64) error {
 	q := fmt.Sprintf("SELECT %s FROM %s.%s", strings.Join(t.exprs, ", "), quote(t.db), quote(t.name))
-	if t.hasRange {
+	if len(t.ranges) > 0 {
 		q += fmt.Sprintf(" WHERE %s >= %d", quote(t.pk), r.lo)
 		if r.hi != 0 {
 			q += fmt.Sprintf(" AND %s < %d", quote(t.pk), r.hi)

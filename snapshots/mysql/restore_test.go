@@ -282,7 +282,7 @@ func TestSnapshotAndPITR(t *testing.T) {
 		checks := map[string]string{
 			"SELECT HEX(data) FROM shop.orders WHERE id = 4":               "5C4E",
 			"SELECT note FROM shop.orders WHERE id = 3":                    "ünïcödé 😀",
-			"SELECT HEX(legacy) FROM shop.orders WHERE id = 2":             "",
+			"SELECT legacy IS NULL FROM shop.orders WHERE id = 2":          "1",
 			"SELECT BIN(flags) FROM shop.orders WHERE id = 4":              "11111111",
 			"SELECT UNIX_TIMESTAMP(created) FROM shop.orders WHERE id = 4": "946666799.000000",
 			"SELECT COUNT(*) FROM shop.big_ids":                            "1",
@@ -295,8 +295,9 @@ func TestSnapshotAndPITR(t *testing.T) {
 				t.Errorf("%s = %q, want %q", q, got, want)
 			}
 		}
-		if g := queryString(t, d, "SHOW GRANTS FOR 'app'@'%'"); !strings.Contains(g, "USAGE") {
-			t.Errorf("grants for app: %q", g)
+		// The first row (USAGE) exists with the user alone; the grant is the point.
+		if g := queryString(t, d, "SELECT GROUP_CONCAT(PRIVILEGE_TYPE ORDER BY PRIVILEGE_TYPE) FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = \"'app'@'%'\" AND TABLE_SCHEMA = 'shop'"); g != "INSERT,SELECT" {
+			t.Errorf("app's privileges on shop: %q, want INSERT,SELECT", g)
 		}
 	})
 }

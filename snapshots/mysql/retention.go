@@ -31,24 +31,11 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	if err != nil || len(backups) == 0 {
 		return res, err
 	}
-	stops := make([]time.Time, len(backups))
-	for i, b := range backups {
-		stops[i] = b.StopTime
-	}
-	keepIt := snapshots.Keep(stops, keep, now)
-	var kept []Manifest
-	for i, b := range backups {
-		if keepIt[i] {
-			kept = append(kept, b)
-			res.Kept = append(res.Kept, b.ID)
-			continue
-		}
-		res.Expired = append(res.Expired, b.ID)
-		if !dryRun {
-			if err := snapshots.DeleteBackup(ctx, p.Store, cluster, b.ID); err != nil {
-				return res, err
-			}
-		}
+	kept, keptIDs, expired, err := snapshots.Expire(ctx, p.Store, cluster, backups,
+		func(m Manifest) string { return m.ID }, func(m Manifest) time.Time { return m.StopTime }, keep, now, dryRun)
+	res.Kept, res.Expired = keptIDs, expired
+	if err != nil {
+		return res, err
 	}
 	if keep.Full <= 0 && keep.Window <= 0 {
 		return res, nil // no policy: nothing is removed, logs included

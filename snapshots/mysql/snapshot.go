@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -301,7 +300,6 @@ func (s *snapshot) planRanges(ctx context.Context, rangeRows int64) error {
 		}
 		n := t.estRows / rangeRows
 		step := max((hi.Int64-lo.Int64)/n+1, 1)
-		t.hasRange = true
 		for k := lo.Int64; ; k += step {
 			if k+step > hi.Int64 {
 				t.ranges = append(t.ranges, keyRange{lo: k})
@@ -313,28 +311,16 @@ func (s *snapshot) planRanges(ctx context.Context, rangeRows int64) error {
 	return nil
 }
 
+// showCreate returns column col of the first row of a SHOW CREATE statement.
 func showCreate(ctx context.Context, c *sql.Conn, q string, col int) (string, error) {
-	rows, err := c.QueryContext(ctx, q)
+	_, rows, err := queryTable(ctx, c, q)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return "", fmt.Errorf("%s: %w", q, err)
-		}
-		return "", fmt.Errorf("%s: no row", q)
-	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
 		return "", err
 	}
-	return vals[col].String, rows.Err()
+	if len(rows) == 0 {
+		return "", fmt.Errorf("%s: no row", q)
+	}
+	return rows[0][col], nil
 }
 
 // showCreateObject reads SHOW CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT, whose
@@ -342,56 +328,47 @@ func showCreate(ctx context.Context, c *sql.Conn, q string, col int) (string, er
 // Statement" column.
 func showCreateObject(ctx context.Context, c *sql.Conn, q, db, name string) (Object, error) {
 	o := Object{DB: db, Name: name}
-	rows, err := c.QueryContext(ctx, q)
+	cols, rows, err := queryTable(ctx, c, q)
 	if err != nil {
-		return o, fmt.Errorf("%s: %w", q, err)
+		return o, err
+	}
+	if len(rows) > 0 {
+		for i, col := range cols {
+			switch {
+			case col == "sql_mode":
+				o.SQLMode = rows[0][i]
+			case strings.HasPrefix(col, "Create ") || col == "SQL Original Statement":
+				o.Create = rows[0][i]
+			}
+		}
+	}
+	if o.Create == "" {
+		return o, fmt.Errorf("%s: no definition returned (the backup user may lack the privilege to see it)", q)
+	}
+	return o, nil
+}
+
+// queryTable runs q and returns its column names and every row as strings
+// (NULL as ""); an error names the statement.
+func queryTable(ctx context.Context, c *sql.Conn, q string, args ...any) ([]string, [][]string, error) {
+	rows, err := c.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", firstLine(q), err)
 	}
 	defer rows.Close()
-	cols, _ := rows.Columns()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return o, fmt.Errorf("%s: %w", q, err)
-		}
-		return o, fmt.Errorf("%s: no row (the backup user may lack the privilege to see it)", q)
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, nil, err
 	}
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return o, err
-	}
-	for i, col := range cols {
-		switch {
-		case col == "sql_mode":
-			o.SQLMode = vals[i].String
-		case strings.HasPrefix(col, "Create ") || col == "SQL Original Statement":
-			o.Create = vals[i].String
-		}
-	}
-	if o.Create == "" {
-		return o, fmt.Errorf("%s: no definition returned (the backup user may lack the privilege to see it)", q)
-	}
-	return o, rows.Err()
-}
-
-func queryRows(ctx context.Context, c *sql.Conn, q string, args ...any) ([][]string, error) {
-	rows, err := c.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", strings.Fields(q)[0]+" ...", err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out [][]string
 	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		row := make([]string, len(cols))
 		for i, v := range vals {
@@ -399,7 +376,20 @@ func queryRows(ctx context.Context, c *sql.Conn, q string, args ...any) ([][]str
 		}
 		out = append(out, row)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", firstLine(q), err)
+	}
+	return cols, out, nil
+}
+
+func queryRows(ctx context.Context, c *sql.Conn, q string, args ...any) ([][]string, error) {
+	_, rows, err := queryTable(ctx, c, q, args...)
+	return rows, err
+}
+
+func firstLine(q string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(q), "\n")
+	return l
 }
 
 func queryStrings(ctx context.Context, c *sql.Conn, q string, args ...any) ([]string, error) {
@@ -414,5 +404,3 @@ func queryStrings(ctx context.Context, c *sql.Conn, q string, args ...any) ([]st
 func escapeString(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
 }
-
-func marshal(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }

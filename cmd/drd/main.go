@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/api"
@@ -20,7 +21,10 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
+	"github.com/drkit/drkit/internal/metrics"
 	"github.com/drkit/drkit/monitor"
+	mymon "github.com/drkit/drkit/monitor/mysql"
+	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/snapshots"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
@@ -123,6 +127,41 @@ func mysqlShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger
 	return sh
 }
 
+// watcher returns the probes (and heartbeat, when the cluster has replicas)
+// of a PostgreSQL or MySQL cluster.
+func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*monitor.Watcher, error) {
+	w := &monitor.Watcher{Cluster: cl.Name, Engine: cl.Engine, Interval: time.Duration(cl.Monitor.Interval),
+		Errors: metrics.ErrorsTotal(reg), Log: log}
+	beat := len(cl.Replicas) > 0 && !cl.Monitor.Heartbeat.Disabled
+	table := ""
+	if beat {
+		table = cl.Monitor.Heartbeat.Table
+	}
+	var err error
+	switch cl.Engine {
+	case "postgres":
+		var replicas []pgmon.Server
+		for _, r := range cl.Replicas {
+			replicas = append(replicas, pgmon.Server{Name: r.Name, Region: r.Region, DSN: r.DSN})
+		}
+		if w.Prober, err = pgmon.NewProber(cl.Name, table, pgmon.Server{Region: cl.Region, DSN: cl.DSN}, replicas); err == nil && beat {
+			w.Heart, err = pgmon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
+		}
+	case "mysql":
+		var replicas []mymon.Server
+		for _, r := range cl.Replicas {
+			replicas = append(replicas, mymon.Server{Name: r.Name, Region: r.Region, DSN: r.DSN})
+		}
+		if w.Prober, err = mymon.NewProber(cl.Name, table, mymon.Server{Region: cl.Region, DSN: cl.DSN}, replicas); err == nil && beat {
+			w.Heart, err = mymon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: monitor: %w", cl.Name, err)
+	}
+	return w, nil
+}
+
 func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
 	log, err := logging.New(stderr, o.logLevel)
 	if err != nil {
@@ -165,6 +204,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	}))
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
+	probed := &monitor.Collector{}
 	for _, cl := range cfg.Clusters {
 		to := shipRegions(cl, regions)
 		var engine snapshots.Engine
@@ -184,8 +224,14 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 			continue
 		}
 		group.Add(&snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log})
+		w, err := watcher(cl, reg, log)
+		if err != nil {
+			return usageError{err}
+		}
+		probed.Watchers = append(probed.Watchers, w)
+		group.Add(w)
 	}
-	reg.MustRegister(shipped)
+	reg.MustRegister(shipped, probed)
 	group.Add(&storage.Maintainer{
 		Regions:    regions,
 		Metrics:    storeMetrics,

@@ -108,6 +108,48 @@ type Cluster struct {
 	BaseBackup BaseBackup `yaml:"base_backup,omitempty" json:"base_backup,omitempty"`
 	// Retention says which backups (and the WAL they need) each region keeps.
 	Retention Retention `yaml:"retention,omitempty" json:"retention,omitempty"`
+	// Replicas are the servers that replicate this primary; drd's probes
+	// measure their lag and sync state.
+	Replicas []Replica `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Monitor configures the probes and the heartbeat.
+	Monitor Monitor `yaml:"monitor,omitempty" json:"monitor,omitempty"`
+}
+
+// Replica is a server replicating a cluster's primary.
+type Replica struct {
+	Name string `yaml:"name" json:"name"`
+	// Region is where the replica runs.
+	Region string `yaml:"region" json:"region"`
+	// DSN reaches the replica with the same engine's syntax as the cluster's dsn.
+	DSN string `yaml:"dsn" json:"dsn"`
+}
+
+// Monitor configures a cluster's probes.
+type Monitor struct {
+	// Interval between probes of the primary and every replica (default 5s).
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Heartbeat is the row drd writes on the primary every second and reads on
+	// each replica, for lag in true seconds (as pt-heartbeat does).
+	Heartbeat Heartbeat `yaml:"heartbeat,omitempty" json:"heartbeat,omitempty"`
+}
+
+// Heartbeat configures the heartbeat writer. It runs only for clusters with replicas.
+type Heartbeat struct {
+	// Disabled turns the writer off: lag then comes from the engine's own view.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	// Table is [schema.]table (default: drkit_heartbeat in the DSN's database on
+	// PostgreSQL, drkit.heartbeat on MySQL). drd creates it when missing.
+	Table string `yaml:"table,omitempty" json:"table,omitempty"`
+	// DSN is used for the writes when the cluster's dsn may not write (default: dsn).
+	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
+}
+
+// HeartbeatDSN is the DSN the heartbeat writer connects with.
+func (cl Cluster) HeartbeatDSN() string {
+	if cl.Monitor.Heartbeat.DSN != "" {
+		return cl.Monitor.Heartbeat.DSN
+	}
+	return cl.DSN
 }
 
 // BaseBackup configures scheduled base backups.
@@ -170,6 +212,7 @@ const (
 	DefaultMultipartThreshold = 100 << 20
 	DefaultSweepAfter         = Duration(24 * time.Hour)
 	DefaultFlushInterval      = Duration(time.Second)
+	DefaultProbeInterval      = Duration(5 * time.Second)
 )
 
 func (c *Config) applyDefaults() {
@@ -212,6 +255,13 @@ func (c *Config) applyDefaults() {
 			h := fnv.New32a()
 			h.Write([]byte(cl.Name))
 			cl.ServerID = 1<<31 + h.Sum32()%(1<<30)
+		}
+		if cl.Monitor.Interval == 0 {
+			cl.Monitor.Interval = DefaultProbeInterval
+		}
+		hb := &cl.Monitor.Heartbeat
+		if hb.Table == "" {
+			hb.Table = map[string]string{"postgres": "drkit_heartbeat", "mysql": "drkit.heartbeat"}[cl.Engine]
 		}
 		if cl.Slot == "" && cl.Engine == "postgres" {
 			cl.Slot = "drkit_" + strings.NewReplacer("-", "_", ".", "_").Replace(cl.Name)

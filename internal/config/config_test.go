@@ -83,6 +83,8 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"bad yaml", "regions:\n  - name: a\n\tstore: x\n", []string{"c.yaml:2:", "tab character"}},
 		{"empty file", "", []string{"c.yaml: the file is empty"}},
+		{"replica in unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    replicas:\n      - {name: r1, region: b, dsn: postgres://r/db}\n      - {name: r1, region: a}\n", []string{"c.yaml:8:", `replicas[0].region "b" is not a configured region`, "c.yaml:9:", `replica name "r1" is already used at line 8`, "replicas[1] (r1) has no dsn"}},
+		{"bad monitor", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    monitor: {interval: 100ms, heartbeat: {table: 'x; drop'}}\n", []string{"c.yaml:7:", "monitor.interval 100ms is outside 1s..1h", `heartbeat.table "x; drop" is not a [schema.]table name`}},
 		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, drd, regions, storage"}},
 		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: encryption, name, store"}},
 		{"wrong kind", "regions:\n  name: a\n", []string{"c.yaml:2:", "regions must be a list"}},

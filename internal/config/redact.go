@@ -25,6 +25,11 @@ func (c *Config) Redacted() *Config {
 	for i, cl := range c.Clusters {
 		cl.DSN = RedactDSN(cl.DSN)
 		cl.ShipTo = append([]string(nil), cl.ShipTo...)
+		cl.Monitor.Heartbeat.DSN = RedactDSN(cl.Monitor.Heartbeat.DSN)
+		cl.Replicas = append([]Replica(nil), cl.Replicas...)
+		for j := range cl.Replicas {
+			cl.Replicas[j].DSN = RedactDSN(cl.Replicas[j].DSN)
+		}
 		out.Clusters[i] = cl
 	}
 	return &out

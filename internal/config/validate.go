@@ -167,6 +167,34 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	if cl.Retention.Full < 0 {
 		p.add(c.line(at+".retention.full"), "%s.retention.full must be 1 or more", at)
 	}
+	c.checkMonitor(p, at, cl)
+}
+
+// tablePattern is an unquoted [schema.]table name, safe to splice into SQL.
+var tablePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$`)
+
+func (c *Config) checkMonitor(p *problems, at string, cl Cluster) {
+	if iv := cl.Monitor.Interval; iv < Duration(time.Second) || iv > Duration(time.Hour) {
+		p.add(c.line(at+".monitor.interval"), "%s.monitor.interval %s is outside 1s..1h", at, iv)
+	}
+	if t := cl.Monitor.Heartbeat.Table; t != "" && !tablePattern.MatchString(t) {
+		p.add(c.line(at+".monitor.heartbeat.table"), "%s.monitor.heartbeat.table %q is not a [schema.]table name (letters, digits, _)", at, t)
+	}
+	seen := map[string]int{}
+	for j, r := range cl.Replicas {
+		rat := at + ".replicas[" + strconv.Itoa(j) + "]"
+		c.checkName(p, rat+".name", "replica", r.Name, seen)
+		if _, ok := c.Region(r.Region); !ok {
+			p.add(c.line(rat+".region"), "%s.region %q is not a configured region; configured: %s", rat, r.Region, c.regionList())
+		}
+		if r.DSN == "" {
+			p.add(c.line(rat), "%s (%s) has no dsn: give the connection string drd's probes use to reach the replica", rat, r.Name)
+		} else if cl.Engine == "mysql" {
+			if _, err := mysqldriver.ParseDSN(r.DSN); err != nil {
+				p.add(c.line(rat+".dsn"), "%s.dsn is not a MySQL DSN (user:password@tcp(host:3306)/): %v", rat, err)
+			}
+		}
+	}
 }
 
 // checkName validates a region or cluster name and its uniqueness; seen maps

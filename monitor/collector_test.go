@@ -1,0 +1,66 @@
+package monitor
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// staticProber returns fixed states: the collector's input, not a server.
+type staticProber []ServerState
+
+func (s staticProber) Probe(context.Context) []ServerState { return s }
+func (staticProber) Close()                                {}
+
+func TestCollectorReportsDownNotZero(t *testing.T) {
+	w := &Watcher{Cluster: "orders", Engine: "postgres", Interval: time.Second, Log: slog.New(slog.DiscardHandler),
+		Prober: staticProber{
+			{Region: "a", Up: true},
+			{Replica: "r1", Region: "b", Up: true, LinkUp: true, InSync: true, LagSeconds: Float(2.5), LagBytes: Float(4096)},
+			{Replica: "r2", Region: "c", Error: "connection refused"},
+		}}
+	c := &Collector{Watchers: []*Watcher{w}}
+	if n := testutil.CollectAndCount(c); n != 0 {
+		t.Fatalf("before the first probe: %d series, want none", n)
+	}
+	w.probe(context.Background())
+	want := `
+# HELP drkit_replication_lag_seconds How far the replica's replay is behind the primary, in seconds (heartbeat, else the engine's view).
+# TYPE drkit_replication_lag_seconds gauge
+drkit_replication_lag_seconds{cluster="orders",engine="postgres",region="b",replica="r1"} 2.5
+# HELP drkit_up Whether drd's last probe reached the server (1) or not (0); replica="" is the primary.
+# TYPE drkit_up gauge
+drkit_up{cluster="orders",engine="postgres",region="a",replica=""} 1
+drkit_up{cluster="orders",engine="postgres",region="b",replica="r1"} 1
+drkit_up{cluster="orders",engine="postgres",region="c",replica="r2"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "drkit_up", "drkit_replication_lag_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHeartbeatLag(t *testing.T) {
+	now := time.Now()
+	at := func(ago time.Duration) *time.Time { x := now.Add(-ago); return &x }
+	for _, c := range []struct {
+		name             string
+		primary, replica *time.Time
+		lag              float64
+		ok               bool
+	}{
+		{"caught up", at(time.Second), at(time.Second), 0, true},
+		{"behind", at(time.Second), at(31 * time.Second), 30, true},
+		{"replica ahead of the read primary", at(2 * time.Second), at(time.Second), 0, true},
+		{"stale primary heartbeat", at(time.Minute), at(2 * time.Minute), 0, false},
+		{"no replica heartbeat", at(time.Second), nil, 0, false},
+	} {
+		lag, ok := HeartbeatLag(now, c.primary, c.replica)
+		if lag != c.lag || ok != c.ok {
+			t.Errorf("%s: got %v %v, want %v %v", c.name, lag, ok, c.lag, c.ok)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package monitor
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Watcher probes one cluster every Interval and keeps its heartbeat going;
+// it is a lifecycle component of drd.
+type Watcher struct {
+	Cluster, Engine string
+	// Interval between probes.
+	Interval time.Duration
+	Prober   Prober
+	// Heart is nil when the heartbeat is off.
+	Heart Heartbeater
+	// Errors counts failed heartbeats (kind heartbeat); may be nil.
+	Errors *prometheus.CounterVec
+	Log    *slog.Logger
+
+	state atomic.Pointer[ClusterState]
+}
+
+// Name implements lifecycle.Component.
+func (w *Watcher) Name() string { return "monitor " + w.Cluster }
+
+// State returns the latest probe's result (empty before the first).
+func (w *Watcher) State() ClusterState {
+	if s := w.state.Load(); s != nil {
+		return *s
+	}
+	return ClusterState{Cluster: w.Cluster, Engine: w.Engine}
+}
+
+// Run probes until ctx is done.
+func (w *Watcher) Run(ctx context.Context) error {
+	defer w.Prober.Close()
+	if w.Heart != nil {
+		defer w.Heart.Close()
+		go w.beat(ctx)
+	}
+	t := time.NewTicker(w.Interval)
+	defer t.Stop()
+	for {
+		w.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// probe runs one probe bounded by the interval, so a hung server delays no
+// later probe.
+func (w *Watcher) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, w.Interval)
+	defer cancel()
+	servers := w.Prober.Probe(pctx)
+	if ctx.Err() != nil {
+		return
+	}
+	w.state.Store(&ClusterState{Cluster: w.Cluster, Engine: w.Engine, At: time.Now(), Servers: servers})
+	for _, s := range servers {
+		if !s.Up {
+			w.Log.Debug("probe: server down", "cluster", w.Cluster, "replica", s.Replica, "err", s.Error)
+		}
+	}
+}
+
+// beat writes the heartbeat every BeatInterval. Failures are logged once per
+// change of error text, so a down primary does not flood the log.
+func (w *Watcher) beat(ctx context.Context) {
+	t := time.NewTicker(BeatInterval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		bctx, cancel := context.WithTimeout(ctx, BeatInterval)
+		err := w.Heart.Beat(bctx, time.Now())
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if w.Errors != nil {
+				w.Errors.WithLabelValues(w.Cluster, "", "heartbeat").Inc()
+			}
+			if err.Error() != lastErr {
+				w.Log.Warn("heartbeat write failed; lag falls back to the engine's view", "cluster", w.Cluster, "err", err)
+			}
+			lastErr = err.Error()
+		case lastErr != "":
+			w.Log.Info("heartbeat writes again", "cluster", w.Cluster)
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -5,9 +5,7 @@ package deploy
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/drkit/drkit/internal/testenv"
 )
@@ -103,54 +100,6 @@ func queriedMetrics(t *testing.T) []string {
 	names := metricName.FindAllString(text, -1)
 	slices.Sort(names)
 	return slices.Compact(names)
-}
-
-// TestQueriedMetricsAreExported runs drd against a real PostgreSQL with a base
-// backup in its region, and checks its /metrics against the rules and dashboards.
-func TestQueriedMetricsAreExported(t *testing.T) {
-	want := queriedMetrics(t)
-	if len(want) < 5 {
-		t.Fatalf("found only %v in the rules and dashboards", want)
-	}
-	drd, drctl := testenv.Binary(t, "drd"), testenv.Binary(t, "drctl")
-	pg := testenv.StartPostgres(t)
-	work := testenv.SharedDir(t)
-	cfg := filepath.Join(work, "drkit.yaml")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	body := fmt.Sprintf("drd:\n  listen: %s\nregions:\n  - {name: local, store: 'file://%s/local'}\nclusters:\n  - {name: orders, engine: postgres, region: local, dsn: '%s'}\n", addr, work, pg.DSN("postgres"))
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(drctl, "backup", "--config", cfg).CombinedOutput(); err != nil {
-		t.Fatalf("drctl backup: %v\n%s", err, out)
-	}
-	cmd := exec.Command(drd, "--config", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	var missing []string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		exported := scrapeNames(addr)
-		missing = missing[:0]
-		for _, n := range want {
-			if !exported[n] {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) == 0 {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("the rules or dashboards query metrics drd does not export: %s", strings.Join(missing, ", "))
 }
 
 // scrapeNames returns the names of the series drd exposes.

@@ -13,7 +13,7 @@ VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 
 # Debian packages the tests and benchmarks run: real servers and anchor tools.
-APT_PACKAGES := postgresql mariadb-server mariadb-client redis-server prometheus pgbackrest rclone time bc curl
+APT_PACKAGES := postgresql mariadb-server mariadb-client redis-server prometheus pgbackrest rclone prometheus-postgres-exporter prometheus-mysqld-exporter time bc curl
 
 GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 

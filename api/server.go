@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,19 @@ type Options struct {
 	// Ready reports whether drd as a whole is ready; nil means always ready.
 	Ready func() error
 	Log   *slog.Logger
+
+	// Version is drd's version, reported by /api/v1/status.
+	Version string
+	// Clusters are what the JSON API serves.
+	Clusters []Cluster
+	// Tokens authenticate API requests; nil means none are configured.
+	Tokens *Tokens
+	// TLS, if set, makes the listener serve HTTPS.
+	TLS *tls.Config
+	// ClientCAs says TLS verifies client certificates (an authentication means).
+	ClientCAs bool
+	// ProtectAll requires authentication on /healthz, /readyz and /metrics too.
+	ProtectAll bool
 }
 
 // Server is drd's HTTP listener, run as a lifecycle component.
@@ -35,24 +49,44 @@ type Server struct {
 	http  *http.Server
 	addr  atomic.Pointer[net.Addr]
 	ready chan struct{}
+	jobs  jobs
+	// runCtx is Run's context: jobs started by requests live as long as drd.
+	runCtx atomic.Pointer[context.Context]
 }
 
 // NewServer returns a server; it listens only when Run is called.
 func NewServer(opts Options) *Server {
 	s := &Server{opts: opts, ready: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+	open := func(h http.HandlerFunc) http.HandlerFunc {
+		if opts.ProtectAll {
+			return s.read(h)
+		}
+		return h
+	}
+	metrics := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelError),
-	}))
+	})
+	mux.HandleFunc("GET /healthz", open(s.healthz))
+	mux.HandleFunc("GET /readyz", open(s.readyz))
+	mux.HandleFunc("GET /metrics", open(metrics.ServeHTTP))
+	s.routes(mux)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         opts.TLS,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
 	return s
+}
+
+// jobCtx is the context jobs run under: drd's, once Run has started.
+func (s *Server) jobCtx() context.Context {
+	if c := s.runCtx.Load(); c != nil {
+		return *c
+	}
+	return context.Background()
 }
 
 // Name implements lifecycle.Component.
@@ -64,10 +98,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (drd.listen): %w", s.opts.Addr, err)
 	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
+	s.runCtx.Store(&ctx)
 	addr := ln.Addr()
 	s.addr.Store(&addr)
 	close(s.ready)
-	s.opts.Log.Info("listening", "addr", addr.String())
+	s.opts.Log.Info("listening", "addr", addr.String(), "tls", s.opts.TLS != nil, "api_auth", s.authenticated())
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()

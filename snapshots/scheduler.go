@@ -2,6 +2,7 @@ package snapshots
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -40,19 +41,20 @@ func NewBackupMetrics(reg prometheus.Registerer) *BackupMetrics {
 type Engine interface {
 	// Name is the engine label of the metrics ("postgres", "mysql").
 	Name() string
-	// Backup takes one base backup into every region.
-	Backup(ctx context.Context) error
+	// Backup takes one base backup into every region and returns its id.
+	Backup(ctx context.Context) (id string, err error)
 	// Prune applies the cluster's retention to one region.
 	Prune(ctx context.Context, r *storage.Region, now time.Time) (PruneSummary, error)
-	// Newest describes the region's newest complete backup; ok is false when
-	// the region has none.
-	Newest(ctx context.Context, r *storage.Region) (b Summary, ok bool, err error)
+	// List describes the region's complete backups, oldest first.
+	List(ctx context.Context, r *storage.Region) ([]Summary, error)
 }
 
-// Summary is what the metrics say of a backup.
+// Summary describes one complete backup.
 type Summary struct {
-	Start, Stop time.Time
-	Size        int64
+	ID    string    `json:"id"`
+	Start time.Time `json:"start"`
+	Stop  time.Time `json:"stop"`
+	Size  int64     `json:"size"`
 }
 
 // PruneSummary is what retention removed from a region.
@@ -116,15 +118,36 @@ func (s *Scheduler) backup(ctx context.Context) {
 		return
 	}
 	defer s.running.Unlock()
-	if err := s.Engine.Backup(ctx); err != nil {
+	if _, err := s.run(ctx); err != nil && ctx.Err() == nil {
+		s.Log.Error("scheduled base backup failed", "cluster", s.Cluster.Name, "err", err)
+	}
+}
+
+// ErrBackupRunning is BackupNow's answer while another backup of the cluster runs.
+var ErrBackupRunning = errors.New("a base backup of this cluster is already running")
+
+// BackupNow takes a backup on demand (drd's API), unless one is running.
+func (s *Scheduler) BackupNow(ctx context.Context) (string, error) {
+	if !s.running.TryLock() {
+		return "", ErrBackupRunning
+	}
+	defer s.running.Unlock()
+	return s.run(ctx)
+}
+
+// run takes a backup, then applies retention and refreshes the metrics.
+func (s *Scheduler) run(ctx context.Context) (string, error) {
+	id, err := s.Engine.Backup(ctx)
+	if err != nil {
 		if ctx.Err() == nil {
-			s.Log.Error("scheduled base backup failed", "cluster", s.Cluster.Name, "err", err)
 			s.Metrics.errors.WithLabelValues(s.Cluster.Name, "", "backup").Inc()
 		}
-		return
+		return "", err
 	}
+	s.Log.Info("base backup complete", "cluster", s.Cluster.Name, "backup", id)
 	s.prune(ctx)
 	s.refresh(ctx)
+	return id, nil
 }
 
 func (s *Scheduler) prune(ctx context.Context) {
@@ -146,10 +169,11 @@ func (s *Scheduler) prune(ctx context.Context) {
 // refresh sets the backup gauges from what each region holds.
 func (s *Scheduler) refresh(ctx context.Context) {
 	for _, r := range s.Regions {
-		b, ok, err := s.Engine.Newest(ctx, r)
-		if err != nil || !ok {
+		list, err := s.Engine.List(ctx, r)
+		if err != nil || len(list) == 0 {
 			continue
 		}
+		b := list[len(list)-1]
 		l := []string{s.Cluster.Name, s.Engine.Name(), r.Name}
 		s.Metrics.last.WithLabelValues(l...).Set(float64(b.Stop.UnixNano()) / 1e9)
 		s.Metrics.duration.WithLabelValues(l...).Set(b.Stop.Sub(b.Start).Seconds())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drkit/drkit/api"
 	"os"
 	"path/filepath"
 	"slices"
@@ -429,17 +430,39 @@ func printVerify(g *globals, rep pgsnap.VerifyReport) {
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	var only string
+	var only, source, drdURL string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Per cluster and region: newest durable WAL, lag to the primary, last backup",
-		Long: `status reads every region's store (no drd needed) and asks the primary for
-its current WAL position; an unreachable primary leaves the lag out.`,
+		Long: `status asks a running drd (drd.listen; token from $DRKIT_API_TOKEN or
+drd.api.tokens_file) for each region's log shipping and each replica's lag and
+sync state. When drd is not reachable (or --source stores), it reads every
+region's store instead and asks the primary for its current WAL position; an
+unreachable primary leaves the lag out.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
+			}
+			switch source {
+			case "auto", "drd":
+				var st api.Status
+				c := newDrdClient(cfg)
+				if drdURL != "" {
+					c.base = strings.TrimSuffix(drdURL, "/")
+				}
+				err := c.get(cmd.Context(), "/api/v1/status", &st)
+				if err == nil {
+					return printDrdStatus(g, st, only)
+				}
+				if source == "drd" {
+					return err
+				}
+				fmt.Fprintf(g.stderr, "drctl: %v; reading the stores instead\n", err)
+			case "stores":
+			default:
+				return usageErr(fmt.Errorf("--source %q: use auto, drd or stores", source))
 			}
 			var out []any
 			for _, cl := range cfg.Clusters {
@@ -509,6 +532,8 @@ its current WAL position; an unreachable primary leaves the lag out.`,
 		},
 	}
 	cmd.Flags().StringVar(&only, "cluster", "", "only this cluster")
+	cmd.Flags().StringVar(&source, "source", "auto", "auto (drd if reachable, else the stores), drd or stores")
+	cmd.Flags().StringVar(&drdURL, "drd", "", "drd's URL (default: from drd.listen)")
 	return cmd
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +164,58 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 	return w, nil
 }
 
+// apiCluster is what the JSON API serves about cl.
+func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, engine snapshots.Engine, sched *snapshots.Scheduler, w *monitor.Watcher) api.Cluster {
+	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo,
+		Shipping: func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p },
+		Monitor:  w.State,
+		Backup:   sched.BackupNow,
+		Backups: func(ctx context.Context, region string) ([]snapshots.Summary, error) {
+			for _, r := range to {
+				if r.Name == region {
+					return engine.List(ctx, r)
+				}
+			}
+			return nil, fmt.Errorf("cluster %s does not ship to region %s", cl.Name, region)
+		},
+	}
+	for _, r := range cl.Replicas {
+		c.Replicas = append(c.Replicas, api.Replica{Name: r.Name, Region: r.Region})
+	}
+	return c
+}
+
+// apiOptions loads the listener's tokens and TLS files.
+func apiOptions(c config.API) (api.Options, error) {
+	o := api.Options{ProtectAll: c.ProtectAll}
+	if c.TokensFile != "" {
+		t, err := api.LoadTokens(c.TokensFile)
+		if err != nil {
+			return o, err
+		}
+		o.Tokens = t
+	}
+	if c.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return o, fmt.Errorf("drd.api.tls: load cert_file %s and key_file %s: %w", c.TLS.CertFile, c.TLS.KeyFile, err)
+		}
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if c.TLS.ClientCAFile != "" {
+			pem, err := os.ReadFile(c.TLS.ClientCAFile)
+			if err != nil {
+				return o, fmt.Errorf("drd.api.tls.client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return o, fmt.Errorf("drd.api.tls.client_ca_file %s holds no PEM certificate", c.TLS.ClientCAFile)
+			}
+			o.TLS.ClientCAs, o.TLS.ClientAuth, o.ClientCAs = pool, tls.VerifyClientCertIfGiven, true
+		}
+	}
+	return o, nil
+}
+
 func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
 	log, err := logging.New(stderr, o.logLevel)
 	if err != nil {
@@ -196,41 +250,49 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	}
 
 	group := lifecycle.NewGroup(log)
-	group.Add(api.NewServer(api.Options{
-		Addr:     cfg.Drd.Listen,
-		Gatherer: reg,
-		Ready:    group.Ready,
-		Log:      log,
-	}))
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
 	probed := &monitor.Collector{}
+	var served []api.Cluster
 	for _, cl := range cfg.Clusters {
 		to := shipRegions(cl, regions)
-		var engine snapshots.Engine
+		var (
+			engine  snapshots.Engine
+			shipper interface {
+				binlog.Shipper
+				lifecycle.Component
+			}
+		)
 		switch cl.Engine {
 		case "postgres":
-			sh := pgShipper(cl, regions, log)
-			shipped.Shippers = append(shipped.Shippers, sh)
-			group.Add(sh)
+			shipper = pgShipper(cl, regions, log)
 			engine = &pgsnap.Engine{Cluster: cl, Regions: to, Log: log}
 		case "mysql":
-			sh := mysqlShipper(cl, regions, log)
-			shipped.Shippers = append(shipped.Shippers, sh)
-			group.Add(sh)
+			shipper = mysqlShipper(cl, regions, log)
 			engine = &mysnap.Engine{Cluster: cl, Regions: to, Log: log}
 		default:
 			log.Warn("this engine is not shipped yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
 			continue
 		}
-		group.Add(&snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log})
+		shipped.Shippers = append(shipped.Shippers, shipper)
+		group.Add(shipper)
+		sched := &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log}
+		group.Add(sched)
 		w, err := watcher(cl, reg, log)
 		if err != nil {
 			return usageError{err}
 		}
 		probed.Watchers = append(probed.Watchers, w)
 		group.Add(w)
+		served = append(served, apiCluster(cl, to, shipper, engine, sched, w))
 	}
+	httpOpts, err := apiOptions(cfg.Drd.API)
+	if err != nil {
+		return usageError{err}
+	}
+	httpOpts.Addr, httpOpts.Gatherer, httpOpts.Ready, httpOpts.Log = cfg.Drd.Listen, reg, group.Ready, log
+	httpOpts.Version, httpOpts.Clusters = info.Version, served
+	group.Add(api.NewServer(httpOpts))
 	reg.MustRegister(shipped, probed)
 	group.Add(&storage.Maintainer{
 		Regions:    regions,

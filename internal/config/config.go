@@ -49,6 +49,28 @@ type Drd struct {
 	// StateDir holds local caches (resumable-upload state). Nothing in it is a
 	// record: it can be deleted and is rebuilt from the stores and the database.
 	StateDir string `yaml:"state_dir,omitempty" json:"state_dir,omitempty"`
+	// API secures drd's HTTP listener.
+	API API `yaml:"api,omitempty" json:"api,omitempty"`
+}
+
+// API configures authentication and TLS of drd's HTTP listener.
+type API struct {
+	// TokensFile holds bearer tokens, one per line ("name:token" or "token";
+	// # comments). Without it the read-only endpoints are open and the ones
+	// that act (start a backup) are refused.
+	TokensFile string `yaml:"tokens_file,omitempty" json:"tokens_file,omitempty"`
+	// ProtectAll requires a token on /healthz, /readyz and /metrics too.
+	ProtectAll bool `yaml:"protect_all,omitempty" json:"protect_all,omitempty"`
+	// TLS serves HTTPS; with ClientCAFile, clients must present a certificate
+	// signed by that CA.
+	TLS *TLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// TLS names PEM files.
+type TLS struct {
+	CertFile     string `yaml:"cert_file" json:"cert_file"`
+	KeyFile      string `yaml:"key_file" json:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file,omitempty" json:"client_ca_file,omitempty"`
 }
 
 // Storage tunes how objects are written to every region.

@@ -53,6 +53,12 @@ func (c *Config) validateDrd(p *problems) {
 	if err != nil {
 		p.add(c.line("drd.listen"), "drd.listen %q is not host:port (for example 127.0.0.1:9580 or :9580)", c.Drd.Listen)
 	}
+	if t := c.Drd.API.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		p.add(c.line("drd.api.tls"), "drd.api.tls needs both cert_file and key_file")
+	}
+	if c.Drd.API.ProtectAll && c.Drd.API.TokensFile == "" {
+		p.add(c.line("drd.api.protect_all"), "drd.api.protect_all needs drd.api.tokens_file")
+	}
 }
 
 func (c *Config) validateStorage(p *problems) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,7 +142,7 @@ func TestDisaster(t *testing.T) {
 	time.Sleep(3 * time.Second)
 
 	// drd's scheduled backups and its shipping show in its metrics; drctl
-	// status reads the regions.
+	// status reads the regions, or asks drd's API.
 	waitFor(t, 20*time.Second, "drd exports MySQL shipping and backup metrics", func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
@@ -152,8 +153,12 @@ func TestDisaster(t *testing.T) {
 		return strings.Contains(string(b), `drkit_log_shipped_timestamp_seconds{cluster="shop",engine="mysql",region="us"}`) &&
 			strings.Contains(string(b), `drkit_backup_last_success_timestamp_seconds{cluster="shop",engine="mysql",region="us"}`)
 	})
-	if out, err := e.run("status", "--cluster", "shop"); err != nil || !strings.Contains(out, "GTID 0-") {
-		t.Fatalf("drctl status: %v\n%s", err, out)
+	if out, err := e.run("status", "--cluster", "shop", "--source", "stores"); err != nil || !strings.Contains(out, "GTID 0-") {
+		t.Fatalf("drctl status --source stores: %v\n%s", err, out)
+	}
+	if out, err := e.run("status", "--cluster", "shop", "--source", "drd", "--drd", "http://"+addr); err != nil || !regexp.MustCompile(`shop\s+us\s+\S+Z\s+\d`).MatchString(out) ||
+		!regexp.MustCompile(`shop\s+primary\s+\S+\s+yes`).MatchString(out) {
+		t.Fatalf("drctl status --source drd: want region us's shipping and the primary up: %v\n%s", err, out)
 	}
 
 	killed := time.Now()

@@ -23,9 +23,9 @@ var _ snapshots.Engine = (*Engine)(nil)
 func (e *Engine) Name() string { return "mysql" }
 
 // Backup implements snapshots.Engine.
-func (e *Engine) Backup(ctx context.Context) error {
-	_, err := Backup(ctx, BackupOptions{Cluster: e.Cluster.Name, DSN: e.Cluster.DSN, Regions: e.Regions, Log: e.Log})
-	return err
+func (e *Engine) Backup(ctx context.Context) (string, error) {
+	m, err := Backup(ctx, BackupOptions{Cluster: e.Cluster.Name, DSN: e.Cluster.DSN, Regions: e.Regions, Log: e.Log})
+	return m.ID, err
 }
 
 // Prune implements snapshots.Engine.
@@ -34,12 +34,15 @@ func (e *Engine) Prune(ctx context.Context, r *storage.Region, now time.Time) (s
 	return snapshots.PruneSummary{Expired: res.Expired, LogObjects: res.BinlogChunks}, err
 }
 
-// Newest implements snapshots.Engine.
-func (e *Engine) Newest(ctx context.Context, r *storage.Region) (snapshots.Summary, bool, error) {
+// List implements snapshots.Engine.
+func (e *Engine) List(ctx context.Context, r *storage.Region) ([]snapshots.Summary, error) {
 	list, err := ListBackups(ctx, r.Pipeline, e.Cluster.Name)
-	if err != nil || len(list) == 0 {
-		return snapshots.Summary{}, false, err
+	if err != nil {
+		return nil, err
 	}
-	b := list[len(list)-1]
-	return snapshots.Summary{Start: b.StartTime, Stop: b.StopTime, Size: b.PlainSize}, true, nil
+	out := make([]snapshots.Summary, len(list))
+	for i, b := range list {
+		out[i] = snapshots.Summary{ID: b.ID, Start: b.StartTime, Stop: b.StopTime, Size: b.PlainSize}
+	}
+	return out, nil
 }

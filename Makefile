@@ -11,18 +11,19 @@ BIN := $(CURDIR)/bin
 MINIO_VERSION       := v0.0.0-20260212201848-7aac2a2c5b7c
 VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
+HELM_VERSION        := v3.17.3
 
 # Debian packages the tests and benchmarks run: real servers and anchor tools.
 APT_PACKAGES := postgresql mariadb-server mariadb-client redis-server prometheus pgbackrest rclone prometheus-postgres-exporter prometheus-mysqld-exporter time bc curl
 
-GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
+GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) $(BIN)/.helm-$(HELM_VERSION)
 
 # -p 1: one package at a time. Tests that bound real time (commits lost at a
 # kill within 2 x flush_interval) need the CPU a server would have; on 2 cores
 # a PostgreSQL and a MariaDB package running side by side starve each other.
 TEST_FLAGS ?= -race -p 1 -timeout 20m
 
-.PHONY: all deps deps-apt deps-go build test lint bench bench-storage bench-postgres bench-mysql demo clean
+.PHONY: all deps deps-apt deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-monitor demo clean
 
 all: build
 
@@ -54,6 +55,12 @@ $(BIN)/.versitygw-$(VERSITYGW_VERSION):
 	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 	@touch $@
 
+# helm lints and renders deploy/helm in `make test`.
+$(BIN)/.helm-$(HELM_VERSION):
+	@echo "deps: go install helm@$(HELM_VERSION)"
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@touch $@
+
 $(BIN)/.staticcheck-$(STATICCHECK_VERSION):
 	@echo "deps: go install staticcheck@$(STATICCHECK_VERSION)"
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -76,7 +83,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres bench-mysql
+bench: bench-storage bench-postgres bench-mysql bench-monitor
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -89,6 +96,10 @@ bench-postgres: deps build
 ## bench-mysql: drkit vs mariadb-dump, mariadb-binlog on a sysbench-like database (TABLES=8 ROWS=500000 TXNS=100000)
 bench-mysql: deps build
 	bench/mysql.sh
+
+## bench-monitor: alert latency with shipped defaults; drd's idle CPU/RSS with 4 clusters vs the exporters
+bench-monitor: deps build
+	bench/monitor.sh
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
 demo: deps build

@@ -55,7 +55,7 @@ func testRules(t *testing.T, dir string) string {
 	return path
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func tail(s string, n int) string {
 
 // alertState returns the state ("pending", "firing") of the alert name whose
 // labels include match, or "" when Prometheus has none.
-func alertState(t *testing.T, promURL, name string, match map[string]string) string {
+func alertState(t testing.TB, promURL, name string, match map[string]string) string {
 	resp, err := http.Get(promURL + "/api/v1/alerts")
 	if err != nil {
 		t.Fatalf("prometheus alerts API: %v", err)
@@ -174,7 +174,7 @@ func waitAlert(t *testing.T, promURL, name string, match map[string]string, want
 	}
 }
 
-func pgExec(t *testing.T, dsn, q string) {
+func pgExec(t testing.TB, dsn, q string) {
 	t.Helper()
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, dsn)

@@ -93,3 +93,14 @@ func StopDataDir(tb testing.TB, binDir, dataDir string) {
 		}
 	})
 }
+
+// Tool returns the path of a tool `make deps` installs (helm, promtool, ...):
+// $PATH, then ./bin. The test fails, naming `make deps`, when it is missing.
+func Tool(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := findBinary(name)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	return p
+}

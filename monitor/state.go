@@ -75,3 +75,35 @@ const staleHeartbeat = 5 * BeatInterval
 
 // Float returns a pointer to v, for the optional lag fields.
 func Float(v float64) *float64 { return &v }
+
+// Server is one server a prober watches.
+type Server struct {
+	// Name is the replica's name; "" for the primary.
+	Name, Region, DSN string
+}
+
+// String names the server in errors.
+func (s Server) String() string {
+	if s.Name == "" {
+		return "primary"
+	}
+	return "replica " + s.Name
+}
+
+// ProbeCluster is the shape of every engine's probe: the primary first, then
+// each replica compared with the primary's facts (nil when the primary could
+// not be read, so the replica's lag stays unknown).
+func ProbeCluster[F any](ctx context.Context, primary Server, replicas []Server,
+	probePrimary func(context.Context) (*F, error), probeReplica func(context.Context, Server, *F) ServerState) []ServerState {
+	out := []ServerState{{Region: primary.Region}}
+	facts, err := probePrimary(ctx)
+	if err != nil {
+		out[0].Error = err.Error()
+	} else {
+		out[0].Up = true
+	}
+	for _, r := range replicas {
+		out = append(out, probeReplica(ctx, r, facts))
+	}
+	return out
+}

@@ -15,10 +15,7 @@ import (
 )
 
 // Server is one server to probe.
-type Server struct {
-	// Name is the replica's name; "" for the primary.
-	Name, Region, DSN string
-}
+type Server = monitor.Server
 
 // Prober probes a MariaDB primary and its replicas over one small
 // database/sql pool per server.
@@ -37,7 +34,7 @@ func NewProber(cluster, table string, primary Server, replicas []Server) (*Probe
 		db, err := open(s.DSN)
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("%s: %w", what(s), err)
+			return nil, fmt.Errorf("%s: %w", s.String(), err)
 		}
 		p.dbs[s.Name] = db
 	}
@@ -62,13 +59,6 @@ func open(dsn string) (*sql.DB, error) {
 	return db, nil
 }
 
-func what(s Server) string {
-	if s.Name == "" {
-		return "primary"
-	}
-	return "replica " + s.Name
-}
-
 // Close implements monitor.Prober.
 func (p *Prober) Close() {
 	for _, db := range p.dbs {
@@ -89,17 +79,7 @@ type primaryFacts struct {
 
 // Probe implements monitor.Prober.
 func (p *Prober) Probe(ctx context.Context) []monitor.ServerState {
-	out := []monitor.ServerState{{Region: p.primary.Region}}
-	pf, err := p.probePrimary(ctx)
-	if err != nil {
-		out[0].Error = err.Error()
-	} else {
-		out[0].Up = true
-	}
-	for _, r := range p.replicas {
-		out = append(out, p.probeReplica(ctx, r, pf))
-	}
-	return out
+	return monitor.ProbeCluster(ctx, p.primary, p.replicas, p.probePrimary, p.probeReplica)
 }
 
 func (p *Prober) probePrimary(ctx context.Context) (*primaryFacts, error) {

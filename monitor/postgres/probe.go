@@ -15,10 +15,7 @@ import (
 )
 
 // Server is one server to probe.
-type Server struct {
-	// Name is the replica's name; "" for the primary.
-	Name, Region, DSN string
-}
+type Server = monitor.Server
 
 // Prober probes a primary and its standbys. It keeps one small connection pool
 // per server, which reconnects by itself after the server comes back.
@@ -37,7 +34,7 @@ func NewProber(cluster, table string, primary Server, replicas []Server) (*Probe
 		cfg, err := pgxpool.ParseConfig(s.DSN)
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("%s: parse dsn: %w", what(s), err)
+			return nil, fmt.Errorf("%s: parse dsn: %w", s.String(), err)
 		}
 		cfg.MaxConns = 1
 		cfg.ConnConfig.RuntimeParams["application_name"] = "drkit-probe"
@@ -45,18 +42,11 @@ func NewProber(cluster, table string, primary Server, replicas []Server) (*Probe
 		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("%s: %w", what(s), err)
+			return nil, fmt.Errorf("%s: %w", s.String(), err)
 		}
 		p.pools[s.Name] = pool
 	}
 	return p, nil
-}
-
-func what(s Server) string {
-	if s.Name == "" {
-		return "primary"
-	}
-	return "replica " + s.Name
 }
 
 // Close implements monitor.Prober.
@@ -76,17 +66,7 @@ type primaryFacts struct {
 
 // Probe implements monitor.Prober.
 func (p *Prober) Probe(ctx context.Context) []monitor.ServerState {
-	out := []monitor.ServerState{{Region: p.primary.Region}}
-	pf, err := p.probePrimary(ctx)
-	if err != nil {
-		out[0].Error = err.Error()
-	} else {
-		out[0].Up = true
-	}
-	for _, r := range p.replicas {
-		out = append(out, p.probeReplica(ctx, r, pf))
-	}
-	return out
+	return monitor.ProbeCluster(ctx, p.primary, p.replicas, p.probePrimary, p.probeReplica)
 }
 
 func (p *Prober) probePrimary(ctx context.Context) (*primaryFacts, error) {

@@ -17,15 +17,23 @@ type Tokens struct {
 	sums  [][sha256.Size]byte
 }
 
-// LoadTokens reads a tokens file: one token per line, "name:token" or just
+// Token is one line of a tokens file.
+type Token struct {
+	Name, Value string
+	// Line is where the token is in the file.
+	Line int
+}
+
+// ReadTokens reads a tokens file: one token per line, "name:token" or just
 // "token" (named after its line); blank lines and # comments are skipped.
-func LoadTokens(path string) (*Tokens, error) {
+// drd loads it with LoadTokens; drctl takes its first token to call drd.
+func ReadTokens(path string) ([]Token, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("drd.api.tokens_file: %w", err)
 	}
 	defer f.Close()
-	t := &Tokens{}
+	var out []Token
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -36,17 +44,31 @@ func LoadTokens(path string) (*Tokens, error) {
 		if !ok {
 			name, tok = fmt.Sprintf("line%d", n), line
 		}
-		if len(tok) < 16 {
-			return nil, fmt.Errorf("drd.api.tokens_file %s:%d: token %q is shorter than 16 characters; use a random one (openssl rand -hex 32)", path, n, name)
-		}
-		t.names = append(t.names, name)
-		t.sums = append(t.sums, sha256.Sum256([]byte(tok)))
+		out = append(out, Token{Name: name, Value: tok, Line: n})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("drd.api.tokens_file %s: %w", path, err)
 	}
-	if len(t.sums) == 0 {
+	return out, nil
+}
+
+// LoadTokens reads the tokens drd accepts; it refuses an empty file and
+// tokens shorter than 16 characters.
+func LoadTokens(path string) (*Tokens, error) {
+	list, err := ReadTokens(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
 		return nil, fmt.Errorf("drd.api.tokens_file %s holds no token", path)
+	}
+	t := &Tokens{}
+	for _, tok := range list {
+		if len(tok.Value) < 16 {
+			return nil, fmt.Errorf("drd.api.tokens_file %s:%d: token %q is shorter than 16 characters; use a random one (openssl rand -hex 32)", path, tok.Line, tok.Name)
+		}
+		t.names = append(t.names, tok.Name)
+		t.sums = append(t.sums, sha256.Sum256([]byte(tok.Value)))
 	}
 	return t, nil
 }
@@ -83,7 +105,7 @@ func (s *Server) who(r *http.Request) (string, bool) {
 
 // authenticated is whether the listener has any means of authentication.
 func (s *Server) authenticated() bool {
-	return s.opts.Tokens != nil || s.opts.ClientCAs
+	return s.opts.Tokens != nil || (s.opts.TLS != nil && s.opts.TLS.ClientCAs != nil)
 }
 
 // read guards read-only endpoints: open when drd has no means of

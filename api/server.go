@@ -35,10 +35,9 @@ type Options struct {
 	Clusters []Cluster
 	// Tokens authenticate API requests; nil means none are configured.
 	Tokens *Tokens
-	// TLS, if set, makes the listener serve HTTPS.
+	// TLS, if set, makes the listener serve HTTPS; with ClientCAs set, a
+	// verified client certificate authenticates a request.
 	TLS *tls.Config
-	// ClientCAs says TLS verifies client certificates (an authentication means).
-	ClientCAs bool
 	// ProtectAll requires authentication on /healthz, /readyz and /metrics too.
 	ProtectAll bool
 }

@@ -231,7 +231,7 @@ func TestClientCertificates(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	serverCert := tls.Certificate{Certificate: [][]byte{srv.Raw}, PrivateKey: srvKey}
-	base := start(t, Options{Clusters: []Cluster{backupCluster(nil, nil)}, ClientCAs: true,
+	base := start(t, Options{Clusters: []Cluster{backupCluster(nil, nil)},
 		TLS: &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}})
 
 	withCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,

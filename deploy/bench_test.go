@@ -53,17 +53,20 @@ func BenchmarkMonitor(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = drd.Process.Kill(); _ = drd.Wait() })
 
-	var anchors []*exec.Cmd
-	for _, dsn := range []string{pg.DSN("postgres"), sb.DSN("postgres")} {
-		c := exec.Command("prometheus-postgres-exporter", "--web.listen-address="+freeAddr(b))
+	var (
+		anchors     []*exec.Cmd
+		anchorAddrs []string
+	)
+	exporter := func(bin, dsn string) {
+		addr := freeAddr(b)
+		c := exec.Command(bin, "--web.listen-address="+addr)
 		c.Env = append(os.Environ(), "DATA_SOURCE_NAME="+dsn)
-		anchors = append(anchors, c)
+		anchors, anchorAddrs = append(anchors, c), append(anchorAddrs, addr)
 	}
-	for _, m := range []*testenv.MariaDB{my, repl} {
-		c := exec.Command("prometheus-mysqld-exporter", "--web.listen-address="+freeAddr(b))
-		c.Env = append(os.Environ(), fmt.Sprintf("DATA_SOURCE_NAME=root@(127.0.0.1:%d)/", m.Port))
-		anchors = append(anchors, c)
-	}
+	exporter("prometheus-postgres-exporter", pg.DSN("postgres"))
+	exporter("prometheus-postgres-exporter", sb.DSN("postgres"))
+	exporter("prometheus-mysqld-exporter", fmt.Sprintf("root@(127.0.0.1:%d)/", my.Port))
+	exporter("prometheus-mysqld-exporter", fmt.Sprintf("root@(127.0.0.1:%d)/", repl.Port))
 	for _, c := range anchors {
 		if err := c.Start(); err != nil {
 			b.Fatalf("start %s (make deps installs it): %v", c.Path, err)
@@ -76,12 +79,8 @@ func BenchmarkMonitor(b *testing.B) {
 	defer close(stop)
 	go func() {
 		for {
-			for _, c := range anchors {
-				for _, a := range c.Args[1:] {
-					if addr, ok := strings.CutPrefix(a, "--web.listen-address="); ok {
-						scrapeNames(addr)
-					}
-				}
+			for _, addr := range anchorAddrs {
+				scrapeNames(addr)
 			}
 			select {
 			case <-stop:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -53,25 +52,14 @@ func newDrdClient(cfg *config.Config) *drdClient {
 	return c
 }
 
-// firstToken returns the first token of a tokens file, or "".
+// firstToken returns the first token of a tokens file, or "" when this user
+// cannot read it.
 func firstToken(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
+	list, err := api.ReadTokens(path)
+	if err != nil || len(list) == 0 {
 		return ""
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if _, tok, ok := strings.Cut(line, ":"); ok {
-			return tok
-		}
-		return line
-	}
-	return ""
+	return list[0].Value
 }
 
 // get fetches path into out; a JSON error body becomes the error's text.

@@ -438,12 +438,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 drd.api.tokens_file) for each region's log shipping and each replica's lag and
 sync state. When drd is not reachable (or --source stores), it reads every
 region's store instead and asks the primary for its current WAL position; an
-unreachable primary leaves the lag out.`,
+unreachable primary leaves the lag out. --json prints the stores' rows unless
+--source drd is given, so a script gets one shape whether drd runs or not.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
+			}
+			if source == "auto" && g.json {
+				source = "stores"
 			}
 			switch source {
 			case "auto", "drd":

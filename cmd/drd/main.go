@@ -139,22 +139,19 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 	if beat {
 		table = cl.Monitor.Heartbeat.Table
 	}
+	primary := monitor.Server{Region: cl.Region, DSN: cl.DSN}
+	var replicas []monitor.Server
+	for _, r := range cl.Replicas {
+		replicas = append(replicas, monitor.Server{Name: r.Name, Region: r.Region, DSN: r.DSN})
+	}
 	var err error
 	switch cl.Engine {
 	case "postgres":
-		var replicas []pgmon.Server
-		for _, r := range cl.Replicas {
-			replicas = append(replicas, pgmon.Server{Name: r.Name, Region: r.Region, DSN: r.DSN})
-		}
-		if w.Prober, err = pgmon.NewProber(cl.Name, table, pgmon.Server{Region: cl.Region, DSN: cl.DSN}, replicas); err == nil && beat {
+		if w.Prober, err = pgmon.NewProber(cl.Name, table, primary, replicas); err == nil && beat {
 			w.Heart, err = pgmon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
 		}
 	case "mysql":
-		var replicas []mymon.Server
-		for _, r := range cl.Replicas {
-			replicas = append(replicas, mymon.Server{Name: r.Name, Region: r.Region, DSN: r.DSN})
-		}
-		if w.Prober, err = mymon.NewProber(cl.Name, table, mymon.Server{Region: cl.Region, DSN: cl.DSN}, replicas); err == nil && beat {
+		if w.Prober, err = mymon.NewProber(cl.Name, table, primary, replicas); err == nil && beat {
 			w.Heart, err = mymon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
 		}
 	}
@@ -210,7 +207,7 @@ func apiOptions(c config.API) (api.Options, error) {
 			if !pool.AppendCertsFromPEM(pem) {
 				return o, fmt.Errorf("drd.api.tls.client_ca_file %s holds no PEM certificate", c.TLS.ClientCAFile)
 			}
-			o.TLS.ClientCAs, o.TLS.ClientAuth, o.ClientCAs = pool, tls.VerifyClientCertIfGiven, true
+			o.TLS.ClientCAs, o.TLS.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		}
 	}
 	return o, nil

@@ -40,7 +40,7 @@ func TestVerifyAndStatus(t *testing.T) {
 		t.Fatalf("verify of a healthy region: exit %d\n%s", code, out)
 	}
 
-	out, code = e.drctlRun(t, "status", "--json", "--source", "stores")
+	out, code = e.drctlRun(t, "status", "--json")
 	var st []struct {
 		Region     string
 		DurableLSN string               `json:"durable_lsn"`

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"iter"
@@ -85,4 +86,27 @@ func SizeOf(r io.Reader) int64 {
 		}
 	}
 	return -1
+}
+
+// ErrExists is returned, wrapped with the key, by PutIfAbsent when the key is
+// already taken.
+var ErrExists = errors.New("object already exists")
+
+// ExclusiveCreator is implemented by stores that can create an object only if
+// its key is free, atomically (file: link(2); S3: PutObject with
+// If-None-Match: *). Scheduled jobs use it as a lease so that two drd
+// instances never run the same activation of a job.
+type ExclusiveCreator interface {
+	// PutIfAbsent stores r under key unless an object is there, in which case
+	// it returns ErrExists (wrapped) and changes nothing.
+	PutIfAbsent(ctx context.Context, key string, r io.Reader) error
+}
+
+// PutIfAbsent creates key in s if it is free; see ExclusiveCreator.
+func PutIfAbsent(ctx context.Context, s Store, key string, r io.Reader) error {
+	c, ok := Unwrap(s).(ExclusiveCreator)
+	if !ok {
+		return fmt.Errorf("put %s: %s cannot create objects exclusively, which scheduled jobs need as a lease", key, s)
+	}
+	return c.PutIfAbsent(ctx, key, r)
 }

@@ -35,6 +35,8 @@ type Config struct {
 	Storage  Storage   `yaml:"storage" json:"storage"`
 	Regions  []Region  `yaml:"regions" json:"regions"`
 	Clusters []Cluster `yaml:"clusters" json:"clusters"`
+	// Copies are scheduled copies of backup sets between regions.
+	Copies []Copy `yaml:"copies,omitempty" json:"copies,omitempty"`
 
 	// Path is the file the config was read from ("" when parsed from memory).
 	Path string `yaml:"-" json:"-"`
@@ -51,6 +53,32 @@ type Drd struct {
 	StateDir string `yaml:"state_dir,omitempty" json:"state_dir,omitempty"`
 	// API secures drd's HTTP listener.
 	API API `yaml:"api,omitempty" json:"api,omitempty"`
+	// JobsRegion is the region whose store keeps the scheduled jobs' records
+	// (last runs, history, the lease of each run), so that a restarted or
+	// moved drd knows what ran (default: the first region).
+	JobsRegion string `yaml:"jobs_region,omitempty" json:"jobs_region,omitempty"`
+}
+
+// Copy is a scheduled copy of a cluster's backup set (base backups and the
+// log they need) from one region's store to another's.
+type Copy struct {
+	Cluster string `yaml:"cluster" json:"cluster"`
+	From    string `yaml:"from" json:"from"`
+	To      string `yaml:"to" json:"to"`
+	Job     `yaml:",inline" json:",inline"`
+}
+
+// Job is when a periodic job runs.
+type Job struct {
+	// Schedule is a cron expression ("0 * * * *", "@hourly").
+	Schedule string `yaml:"schedule" json:"schedule"`
+	// CatchUp says what a drd that was not running at an activation does when
+	// it starts: "once" runs the job once for every missed activation together
+	// (default), "skip" waits for the next one.
+	CatchUp string `yaml:"catch_up,omitempty" json:"catch_up,omitempty"`
+	// Jitter delays each run by a random time up to it, so that jobs on the
+	// same schedule do not all hit the stores at once.
+	Jitter Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
 }
 
 // API configures authentication and TLS of drd's HTTP listener.
@@ -259,6 +287,14 @@ func (c *Config) applyDefaults() {
 	}
 	if st.SweepAfter == 0 {
 		st.SweepAfter = DefaultSweepAfter
+	}
+	if c.Drd.JobsRegion == "" && len(c.Regions) > 0 {
+		c.Drd.JobsRegion = c.Regions[0].Name
+	}
+	for i := range c.Copies {
+		if c.Copies[i].CatchUp == "" {
+			c.Copies[i].CatchUp = "once"
+		}
 	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]

@@ -85,7 +85,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty file", "", []string{"c.yaml: the file is empty"}},
 		{"replica in unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    replicas:\n      - {name: r1, region: b, dsn: postgres://r/db}\n      - {name: r1, region: a}\n", []string{"c.yaml:8:", `replicas[0].region "b" is not a configured region`, "c.yaml:9:", `replica name "r1" is already used at line 8`, "replicas[1] (r1) has no dsn"}},
 		{"bad monitor", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    monitor: {interval: 100ms, heartbeat: {table: 'x; drop'}}\n", []string{"c.yaml:7:", "monitor.interval 100ms is outside 1s..1h", `heartbeat.table "x; drop" is not a [schema.]table name`}},
-		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, drd, regions, storage"}},
+		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, regions, storage"}},
 		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: encryption, name, store"}},
 		{"wrong kind", "regions:\n  name: a\n", []string{"c.yaml:2:", "regions must be a list"}},
 		{"duplicate key", "regions: []\nregions: []\n", []string{"c.yaml:2:", `"regions" already defined`}},
@@ -114,6 +114,9 @@ func TestParseErrors(t *testing.T) {
 		{"required not shipped", "regions: [{name: a, store: 'file:///a'}, {name: b, store: 'file:///b'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: x\n    ship_to: [a]\n    required_regions: [b]\n", []string{"c.yaml:8:", `required_regions names "b"`}},
 		{"bad cron", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: x\n    base_backup:\n      schedule: every day\n", []string{"c.yaml:8:", "not a cron expression"}},
 		{"bad flush interval", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: postgres, region: a, dsn: x, flush_interval: 10ms}\n", []string{"c.yaml:3:", "outside 100ms..1h"}},
+		{"bad copy", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: postgres, region: a, dsn: x}\ncopies:\n  - {cluster: c, from: a, to: a, schedule: often, catch_up: never}\n  - {cluster: d, from: a, to: z}\n",
+			[]string{"c.yaml:5:", "onto itself", `schedule "often"`, `catch_up "never"`, "c.yaml:6:", `cluster "d"`, `to "z"`, "has no schedule"}},
+		{"bad jobs region", "drd:\n  jobs_region: q\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", `jobs_region "q"`}},
 		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},
 	}
 	for _, tc := range cases {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"sort"
@@ -154,7 +155,11 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && opts == "inline" {
+			maps.Copy(out, yamlFields(f.Type)) // an embedded struct's keys are the parent's
+			continue
+		}
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}

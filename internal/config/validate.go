@@ -27,6 +27,7 @@ func (c *Config) validate() error {
 	c.validateStorage(&p)
 	c.validateRegions(&p)
 	c.validateClusters(&p)
+	c.validateCopies(&p)
 	return p.err(c.Path)
 }
 
@@ -200,6 +201,50 @@ func (c *Config) checkMonitor(p *problems, at string, cl Cluster) {
 				p.add(c.line(rat+".dsn"), "%s.dsn is not a MySQL DSN (user:password@tcp(host:3306)/): %v", rat, err)
 			}
 		}
+	}
+}
+
+func (c *Config) validateCopies(p *problems) {
+	if r := c.Drd.JobsRegion; r != "" {
+		if _, ok := c.Region(r); !ok {
+			p.add(c.line("drd.jobs_region"), "drd.jobs_region %q is not a configured region; configured: %s", r, c.regionList())
+		}
+	}
+	seen := map[string]int{}
+	for i, cp := range c.Copies {
+		at := "copies[" + strconv.Itoa(i) + "]"
+		if _, ok := c.Cluster(cp.Cluster); !ok {
+			p.add(c.line(at+".cluster"), "%s.cluster %q is not a configured cluster", at, cp.Cluster)
+		}
+		for _, f := range []struct{ field, name string }{{"from", cp.From}, {"to", cp.To}} {
+			if _, ok := c.Region(f.name); !ok {
+				p.add(c.line(at+"."+f.field), "%s.%s %q is not a configured region; configured: %s", at, f.field, f.name, c.regionList())
+			}
+		}
+		if cp.From == cp.To && cp.From != "" {
+			p.add(c.line(at+".to"), "%s copies region %q onto itself: from and to must differ", at, cp.From)
+		}
+		key := cp.Cluster + "/" + cp.From + "/" + cp.To
+		if l := seen[key]; l != 0 {
+			p.add(c.line(at), "%s repeats the copy of %s from %s to %s at line %d", at, cp.Cluster, cp.From, cp.To, l)
+		}
+		seen[key] = max(c.line(at), 1)
+		c.checkJob(p, at, cp.Job)
+	}
+}
+
+// checkJob validates a periodic job's schedule, catch-up policy and jitter.
+func (c *Config) checkJob(p *problems, at string, j Job) {
+	if j.Schedule == "" {
+		p.add(c.line(at), "%s has no schedule: give a cron expression such as \"0 * * * *\" or @hourly", at)
+	} else if _, err := cron.ParseStandard(j.Schedule); err != nil {
+		p.add(c.line(at+".schedule"), "%s.schedule %q is not a cron expression (minute hour day month weekday, or @daily): %v", at, j.Schedule, err)
+	}
+	if j.CatchUp != "once" && j.CatchUp != "skip" {
+		p.add(c.line(at+".catch_up"), "%s.catch_up %q is not known; allowed: once, skip", at, j.CatchUp)
+	}
+	if j.Jitter < 0 || j.Jitter > Duration(time.Hour) {
+		p.add(c.line(at+".jitter"), "%s.jitter %s is outside 0..1h", at, j.Jitter)
 	}
 }
 

@@ -50,7 +50,10 @@ type Store struct {
 	root string
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store            = (*Store)(nil)
+	_ storage.ExclusiveCreator = (*Store)(nil)
+)
 
 // Open returns a store rooted at root, creating the folder if needed.
 func Open(root string) (*Store, error) {
@@ -72,6 +75,27 @@ func (s *Store) path(key string) (string, error) {
 
 // Put implements storage.Store.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	return s.put(ctx, key, r, os.Rename)
+}
+
+// PutIfAbsent implements storage.ExclusiveCreator: link(2) fails when the
+// name exists, so of two writers exactly one wins.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader) error {
+	return s.put(ctx, key, r, func(tmp, p string) error {
+		err := os.Link(tmp, p)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %w", key, storage.ErrExists)
+		}
+		if err == nil {
+			err = os.Remove(tmp)
+		}
+		return err
+	})
+}
+
+// put writes r to a temporary file beside key's path, syncs it and publishes
+// it with place (rename, or link for an exclusive create).
+func (s *Store) put(ctx context.Context, key string, r io.Reader, place func(tmp, p string) error) error {
 	p, err := s.path(key)
 	if err != nil {
 		return err
@@ -103,7 +127,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if err := place(tmp.Name(), p); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return err
+		}
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	done = true

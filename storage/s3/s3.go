@@ -50,7 +50,10 @@ type Store struct {
 	credID string
 }
 
-var _ storage.Store = (*Store)(nil)
+var (
+	_ storage.Store            = (*Store)(nil)
+	_ storage.ExclusiveCreator = (*Store)(nil)
+)
 
 // Open opens the store described by u (see the package doc for its parameters).
 func Open(ctx context.Context, u *url.URL, opts storage.Options) (*Store, error) {
@@ -216,6 +219,40 @@ func (s *Store) putObject(ctx context.Context, key, full string, body io.ReadSee
 		return s.wrap("put", key, err)
 	}
 	return nil
+}
+
+// PutIfAbsent implements storage.ExclusiveCreator with a conditional
+// PutObject (If-None-Match: *, which S3 and MinIO honour). r is read into
+// memory: exclusive objects are small records (leases), never backups. A
+// retried request whose first attempt succeeded also answers 412; the caller
+// (a lease) tells the two apart by reading its own record back.
+func (s *Store) PutIfAbsent(ctx context.Context, key string, r io.Reader) error {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("put %s: read source: %w", key, err)
+	}
+	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &full, Body: bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))), IfNoneMatch: aws.String("*")}
+	if _, err := s.client.PutObject(ctx, in); err != nil {
+		if isPreconditionFailed(err) {
+			return fmt.Errorf("%s: %w", key, storage.ErrExists)
+		}
+		return s.wrap("put", key, err)
+	}
+	return nil
+}
+
+func isPreconditionFailed(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode() == "PreconditionFailed" || apiErr.ErrorCode() == "ConditionalRequestConflict") {
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict)
 }
 
 // md5Base64 returns the Content-MD5 of a bytes.Reader's whole content.

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
+	t.Run("PutIfAbsent", func(t *testing.T) { testPutIfAbsent(t, open(t)) })
 }
 
 // unsized hides a reader's Size so the store sees a stream of unknown length.
@@ -152,6 +153,41 @@ func testOverwrite(t *testing.T, s storage.Store) {
 	big := Data(7, 11<<20)
 	put(t, s, "ow/k", unsized{bytes.NewReader(big)})
 	same(t, "overwritten by multipart", get(t, s, "ow/k", 0, -1), big)
+}
+
+// testPutIfAbsent: an exclusive create wins once; of writers racing for one
+// key exactly one wins and the object holds its bytes.
+func testPutIfAbsent(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	if err := storage.PutIfAbsent(ctx, s, "lease/a", strings.NewReader("first")); err != nil {
+		t.Fatalf("PutIfAbsent of a free key: %v", err)
+	}
+	err := storage.PutIfAbsent(ctx, s, "lease/a", strings.NewReader("second"))
+	if !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("PutIfAbsent of a taken key: got %v, want ErrExists", err)
+	}
+	same(t, "after a refused create", get(t, s, "lease/a", 0, -1), []byte("first"))
+
+	const writers = 8
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() { errs <- storage.PutIfAbsent(ctx, s, "lease/race", strings.NewReader(fmt.Sprintf("writer %d", i))) }()
+	}
+	won := 0
+	for range writers {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, storage.ErrExists):
+			t.Fatalf("racing PutIfAbsent: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d racing writers won the key, want exactly 1", won, writers)
+	}
+	if got := string(get(t, s, "lease/race", 0, -1)); !strings.HasPrefix(got, "writer ") {
+		t.Fatalf("the raced key holds %q", got)
+	}
 }
 
 // failing yields n bytes then an error, as a dying source would.

@@ -67,8 +67,8 @@ type Record struct {
 	Start      time.Time `json:"start"`
 	// Renewed is when the running instance last said it is alive.
 	Renewed time.Time `json:"renewed,omitzero"`
-	End        time.Time `json:"end,omitzero"`
-	Seconds    float64   `json:"seconds"`
+	End     time.Time `json:"end,omitzero"`
+	Seconds float64   `json:"seconds"`
 	Result
 	Error string `json:"error,omitempty"`
 }

@@ -171,7 +171,9 @@ func testPutIfAbsent(t *testing.T, s storage.Store) {
 	const writers = 8
 	errs := make(chan error, writers)
 	for i := range writers {
-		go func() { errs <- storage.PutIfAbsent(ctx, s, "lease/race", strings.NewReader(fmt.Sprintf("writer %d", i))) }()
+		go func() {
+			errs <- storage.PutIfAbsent(ctx, s, "lease/race", strings.NewReader(fmt.Sprintf("writer %d", i)))
+		}()
 	}
 	won := 0
 	for range writers {

@@ -46,6 +46,12 @@ func Unwrap(s Store) Store {
 // skips an object dst already holds with the same size and content; copies
 // server-side where the stores allow; otherwise streams through a multipart upload
 // with bounded memory, resumable like any upload when dst has a state folder.
+//
+// Every copy is verified: the copy's bytes are read back and their SHA-256
+// compared with the source's (hashed as it streamed, or read when the store
+// copied server-side and the tags differ); a copy that differs is deleted and
+// reported. That costs a read of the target, and proves the target holds the
+// bytes, which a size check or a multipart ETag does not.
 func Copy(ctx context.Context, src, dst Store, key string) (CopyResult, error) {
 	res := CopyResult{Key: key}
 	si, err := src.Stat(ctx, key)
@@ -72,7 +78,7 @@ func Copy(ctx context.Context, src, dst Store, key string) (CopyResult, error) {
 		}
 		if handled {
 			res.ServerSide = true
-			return res, verifyCopy(ctx, dst, key, si.Size)
+			return res, verifyServerSide(ctx, src, dst, si)
 		}
 	}
 	rc, err := src.Get(ctx, key, 0, -1)
@@ -80,19 +86,45 @@ func Copy(ctx context.Context, src, dst Store, key string) (CopyResult, error) {
 		return res, fmt.Errorf("copy %s: read %s: %w", key, src, err)
 	}
 	defer rc.Close()
-	if err := dst.Put(ctx, key, SizedReader{Reader: rc, N: si.Size}); err != nil {
+	h := sha256.New()
+	if err := dst.Put(ctx, key, SizedReader{Reader: io.TeeReader(rc, h), N: si.Size}); err != nil {
 		return res, fmt.Errorf("copy %s to %s: %w", key, dst, err)
 	}
-	return res, verifyCopy(ctx, dst, key, si.Size)
+	return res, verifyCopy(ctx, dst, key, si.Size, h.Sum(nil))
 }
 
-func verifyCopy(ctx context.Context, dst Store, key string, size int64) error {
+// verifyServerSide checks a copy the store made: equal tags suffice (same
+// endpoint, same bytes); else both are read.
+func verifyServerSide(ctx context.Context, src, dst Store, si ObjectInfo) error {
+	di, err := dst.Stat(ctx, si.Key)
+	if err == nil && si.ETag != "" && di.ETag == si.ETag && di.Size == si.Size {
+		return nil
+	}
+	want, err := digest(ctx, src, si.Key)
+	if err != nil {
+		return fmt.Errorf("copy %s: verify: %w", si.Key, err)
+	}
+	return verifyCopy(ctx, dst, si.Key, si.Size, want)
+}
+
+// verifyCopy reads dst's copy back and compares its size and SHA-256 with the
+// source's; a bad copy is deleted.
+func verifyCopy(ctx context.Context, dst Store, key string, size int64, sum []byte) error {
 	di, err := dst.Stat(ctx, key)
 	if err != nil {
 		return fmt.Errorf("copy %s: check the copy in %s: %w", key, dst, err)
 	}
 	if di.Size != size {
-		return fmt.Errorf("copy %s: %s holds %d bytes, the source %d", key, dst, di.Size, size)
+		_ = dst.Delete(ctx, key)
+		return fmt.Errorf("copy %s: %s held %d bytes, the source %d; the bad copy was deleted", key, dst, di.Size, size)
+	}
+	got, err := digest(ctx, dst, key)
+	if err != nil {
+		return fmt.Errorf("copy %s: verify: %w", key, err)
+	}
+	if !bytes.Equal(got, sum) {
+		_ = dst.Delete(ctx, key)
+		return fmt.Errorf("copy %s: the copy in %s differs from the source (SHA-256 %x, want %x); the bad copy was deleted", key, dst, got, sum)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	mymon "github.com/drkit/drkit/monitor/mysql"
 	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/snapshots"
+	"github.com/drkit/drkit/snapshots/schedule"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage"
@@ -213,6 +214,28 @@ func apiOptions(c config.API) (api.Options, error) {
 	return o, nil
 }
 
+// copyJobs builds the scheduled copies' component, nil when none is configured.
+func copyJobs(cfg *config.Config, regions []*storage.Region, m *snapshots.CopyMetrics, log *slog.Logger) (*snapshots.Jobs, error) {
+	if len(cfg.Copies) == 0 {
+		return nil, nil
+	}
+	byName := map[string]*storage.Region{}
+	for _, r := range regions {
+		byName[r.Name] = r
+	}
+	open := func(name string) (*storage.Region, error) { return byName[name], nil } // validated by config
+	jobs := &snapshots.Jobs{Metrics: m, Runner: &schedule.Runner{Store: byName[cfg.Drd.JobsRegion].Store, Log: log}}
+	for _, cp := range cfg.Copies {
+		cl, _ := cfg.Cluster(cp.Cluster)
+		j, err := snapshots.NewBackupSetJob(cp, cl.Engine, open, log)
+		if err != nil {
+			return nil, err
+		}
+		jobs.Jobs = append(jobs.Jobs, j)
+	}
+	return jobs, nil
+}
+
 func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
 	log, err := logging.New(stderr, o.logLevel)
 	if err != nil {
@@ -282,6 +305,13 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		probed.Watchers = append(probed.Watchers, w)
 		group.Add(w)
 		served = append(served, apiCluster(cl, to, shipper, engine, sched, w))
+	}
+	jobs, err := copyJobs(cfg, regions, snapshots.NewCopyMetrics(reg), log)
+	if err != nil {
+		return usageError{err}
+	}
+	if jobs != nil {
+		group.Add(jobs)
 	}
 	httpOpts, err := apiOptions(cfg.Drd.API)
 	if err != nil {

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/drkit/drkit/internal/config"
@@ -45,4 +46,13 @@ func (e *Engine) List(ctx context.Context, r *storage.Region) ([]snapshots.Summa
 		out[i] = snapshots.Summary{ID: b.ID, Start: b.StartTime, Stop: b.StopTime, Size: b.PlainSize}
 	}
 	return out, nil
+}
+
+// Binlog chunks are <seq>-<last commit>.<sha256>.<codec> under <cluster>/binlog/
+// (binlog/mysql's catalog); the sequence number is a chunk's place in the log.
+func init() {
+	snapshots.RegisterLayout("mysql", snapshots.LogLayout{Dir: "binlog", Slot: func(base string) string {
+		seq, _, _ := strings.Cut(base, "-")
+		return seq
+	}})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
+	"github.com/drkit/drkit/snapshots/schedule"
 )
 
 func scrape(t *testing.T, addr string) string {
@@ -75,5 +76,43 @@ func TestDrdShipsBacksUpAndExports(t *testing.T) {
 	}
 	if !strings.Contains(e.drdLog(), "retention expired backups") {
 		t.Fatalf("no scheduled backup was expired; drd log:\n%s", tailString(e.drdLog(), 30))
+	}
+}
+
+// The real drd runs a scheduled backup-set copy into a region the cluster
+// does not ship to, records each run in the jobs region and exports when the
+// last one succeeded.
+func TestDrdScheduledCopy(t *testing.T) {
+	e := newEnvWith(t, "    ship_to: [eu]\ncopies:\n  - {cluster: orders, from: eu, to: us, schedule: \"@every 2s\", catch_up: skip}\n")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	e.startDrdAt(t, addr)
+	eu, us := e.regions[0], e.regions[1]
+	e.regions = e.regions[:1]
+	m := e.backup(t)
+	want := regexp.MustCompile(`drkit_copy_last_success_timestamp_seconds\{kind="backup-set",source_region="eu",target_region="us"\} \d`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		list, _ := pgsnap.ListBackups(context.Background(), us.Pipeline, "orders")
+		if want.MatchString(scrape(t, addr)) && len(list) == 1 && list[0].ID == m.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no successful scheduled copy of backup %s to us after 60s; drd log:\n%s", m.ID, tailString(e.drdLog(), 30))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	runner := &schedule.Runner{Store: eu.Store}
+	recs, err := runner.Records(context.Background(), "copy-orders-eu-to-us")
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("no job records in the jobs region (eu): %v", err)
+	}
+	var ok *schedule.Record
+	for i := range recs {
+		if recs[i].Status == schedule.StatusOK && recs[i].Objects > 0 {
+			ok = &recs[i]
+		}
+	}
+	if ok == nil || ok.Bytes == 0 || ok.Kind != "backup-set" {
+		t.Fatalf("no record of the run that copied the backup: %+v", recs)
 	}
 }

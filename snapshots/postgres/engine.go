@@ -46,3 +46,9 @@ func (e *Engine) List(ctx context.Context, r *storage.Region) ([]snapshots.Summa
 	}
 	return out, nil
 }
+
+// WAL objects live under <cluster>/wal/ (binlog/postgres's catalog), named by
+// segment, history file or partial range: the name is the place in the log.
+func init() {
+	snapshots.RegisterLayout("postgres", snapshots.LogLayout{Dir: "wal"})
+}

@@ -28,9 +28,9 @@ import (
 	mymon "github.com/drkit/drkit/monitor/mysql"
 	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/snapshots"
-	"github.com/drkit/drkit/snapshots/schedule"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
+	"github.com/drkit/drkit/snapshots/schedule"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
 )

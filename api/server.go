@@ -33,6 +33,8 @@ type Options struct {
 	Version string
 	// Clusters are what the JSON API serves.
 	Clusters []Cluster
+	// Schedules lists the periodic jobs and their recent runs; nil means none.
+	Schedules func(ctx context.Context) []ScheduledJob
 	// Tokens authenticate API requests; nil means none are configured.
 	Tokens *Tokens
 	// TLS, if set, makes the listener serve HTTPS; with ClientCAs set, a

@@ -98,6 +98,8 @@ clusters:
     dsn: '%s'
     replicas: [{name: replica, region: far, dsn: '%s'}]
     monitor: {interval: 1s}
+copies:
+  - {cluster: orders, from: near, to: far, schedule: "@every 5s", catch_up: skip}
 `, s.drdAddr, work, farURL, s.pg.DSN("postgres"), s.sb.DSN("postgres"), s.my.DSN(""), s.myRepl.DSN(""))
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)

@@ -75,6 +75,11 @@ func (m *CopyMetrics) Observe(j CopyJob, rec schedule.Record) {
 	m.errors.WithLabelValues(j.Cluster, j.To, "copy").Inc()
 }
 
+// CopyJobName names a copies entry's job (and its records' folder).
+func CopyJobName(cp config.Copy) string {
+	return fmt.Sprintf("copy-%s-%s-to-%s", cp.Cluster, cp.From, cp.To)
+}
+
 // NewBackupSetJob builds the scheduled job of one copies entry. open returns
 // a configured region by name.
 func NewBackupSetJob(cp config.Copy, engine string, open func(name string) (*storage.Region, error), log *slog.Logger) (CopyJob, error) {
@@ -96,7 +101,7 @@ func NewBackupSetJob(cp config.Copy, engine string, open func(name string) (*sto
 			Detail: fmt.Sprintf("%d backups copied, %d already there, %d log objects, %d objects skipped", len(rep.Backups), rep.BackupsPresent, rep.LogObjects, rep.Skipped)}
 		return res, err
 	}
-	name := fmt.Sprintf("copy-%s-%s-to-%s", cp.Cluster, cp.From, cp.To)
+	name := CopyJobName(cp)
 	return CopyJob{Kind: KindBackupSet, Cluster: cp.Cluster, From: cp.From, To: cp.To,
 		Job: schedule.Job{Name: name, Kind: KindBackupSet, Spec: cp.Job, Run: run}}, nil
 }

@@ -532,7 +532,10 @@ unreachable primary leaves the lag out. --json prints the stores' rows unless
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Cluster, s.Region, s.DurableLSN, written, lagB, lagS, last, s.Error)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printCopies(g.stdout, copyHistories(cmd.Context(), cfg))
 		},
 	}
 	cmd.Flags().StringVar(&only, "cluster", "", "only this cluster")

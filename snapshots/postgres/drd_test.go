@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drkit/drkit/api"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/snapshots/schedule"
 )
@@ -114,5 +116,26 @@ func TestDrdScheduledCopy(t *testing.T) {
 	}
 	if ok == nil || ok.Bytes == 0 || ok.Kind != "backup-set" {
 		t.Fatalf("no record of the run that copied the backup: %+v", recs)
+	}
+	resp, err := http.Get("http://" + addr + "/api/v1/schedules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var jobs []api.ScheduledJob
+	if err := json.NewDecoder(resp.Body).Decode(&jobs); err != nil || len(jobs) != 1 {
+		t.Fatalf("GET /api/v1/schedules: %v, %+v", err, jobs)
+	}
+	if j := jobs[0]; j.Name != "copy-orders-eu-to-us" || j.From != "eu" || j.To != "us" || len(j.Runs) == 0 || j.Runs[0].Job != j.Name {
+		t.Fatalf("GET /api/v1/schedules: %+v", j)
+	}
+	// Without drd: drctl reads the same records from the jobs region.
+	out, code := e.drctlRun(t, "status", "--source", "stores")
+	if code != 0 || !regexp.MustCompile(`orders eu -> us\s+@every 2s\s+\S+\s+(ok|running)\s+20\d\d-`).MatchString(out) {
+		t.Fatalf("drctl status does not show the copy's last success: exit %d\n%s", code, out)
+	}
+	out, code = e.drctlRun(t, "schedules", "--json")
+	if code != 0 || !strings.Contains(out, `"job": "copy-orders-eu-to-us"`) || !strings.Contains(out, `"status": "ok"`) {
+		t.Fatalf("drctl schedules --json: exit %d\n%s", code, out)
 	}
 }

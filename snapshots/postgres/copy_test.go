@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
@@ -40,20 +38,7 @@ clusters:
     ship_to: [eu]
     flush_interval: 200ms
 `, e.work, a.StoreURL("eu"), b.StoreURL("us"), e.pg.DSN("postgres"))
-	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if e.cfg, err = config.Load(e.cfgPath); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"eu", "us"} {
-		r, err := storage.OpenRegion(context.Background(), e.cfg, name, storage.RegionOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.regions = append(e.regions, r)
-	}
+	e.writeConfig(t, cfg)
 	return e, a, b
 }
 

@@ -69,6 +69,13 @@ clusters:
     region: eu
     dsn: %[2]s
 %[3]s`, e.work, e.pg.DSN("postgres"), clusterYAML)
+	e.writeConfig(t, cfg)
+	return e
+}
+
+// writeConfig writes and loads the config and opens its regions eu and us.
+func (e *env) writeConfig(t *testing.T, cfg string) {
+	t.Helper()
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +90,6 @@ clusters:
 		}
 		e.regions = append(e.regions, r)
 	}
-	return e
 }
 
 // ship runs a WAL shipper into both regions until the test ends.

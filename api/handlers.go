@@ -9,7 +9,6 @@ import (
 	"github.com/drkit/drkit/binlog"
 	"github.com/drkit/drkit/monitor"
 	"github.com/drkit/drkit/snapshots"
-	"github.com/drkit/drkit/snapshots/schedule"
 )
 
 // Cluster is what the API serves about one cluster. drd fills the function
@@ -196,23 +195,8 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, job)
 }
 
-// ScheduledJob is one periodic job and its recent runs, newest first, as
-// recorded in the jobs region (runs of every drd instance).
-type ScheduledJob struct {
-	Name     string            `json:"name"`
-	Kind     string            `json:"kind"`
-	Cluster  string            `json:"cluster,omitempty"`
-	From     string            `json:"source_region"`
-	To       string            `json:"target_region"`
-	Schedule string            `json:"schedule"`
-	CatchUp  string            `json:"catch_up"`
-	Runs     []schedule.Record `json:"runs"`
-	// Error says why the runs could not be read (the jobs region is down).
-	Error string `json:"error,omitempty"`
-}
-
 func (s *Server) schedules(w http.ResponseWriter, r *http.Request) {
-	out := []ScheduledJob{}
+	out := []snapshots.JobStatus{}
 	if s.opts.Schedules != nil {
 		out = s.opts.Schedules(r.Context())
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/drkit/drkit/snapshots"
 )
 
 // shutdownGrace bounds how long in-flight requests may take once drd stops.
@@ -34,7 +36,7 @@ type Options struct {
 	// Clusters are what the JSON API serves.
 	Clusters []Cluster
 	// Schedules lists the periodic jobs and their recent runs; nil means none.
-	Schedules func(ctx context.Context) []ScheduledJob
+	Schedules func(ctx context.Context) []snapshots.JobStatus
 	// Tokens authenticate API requests; nil means none are configured.
 	Tokens *Tokens
 	// TLS, if set, makes the listener serve HTTPS; with ClientCAs set, a

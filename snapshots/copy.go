@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -217,10 +218,10 @@ func (c *setCopy) copyLog(ctx context.Context) error {
 // checkOneHistory refuses when the target holds, at the same place in the
 // log, an object with other contents than the source's.
 func (c *setCopy) checkOneHistory(src, dst map[string]storage.ObjectInfo, prefix string) error {
-	slots := map[string]string{}
+	held := map[string]storage.Object{} // slot -> the target's object there
 	for key, info := range dst {
 		if base, obj, ok := storage.ParseObjectName(key, strings.TrimPrefix(key, prefix), info.Size); ok {
-			slots[c.slot(base)] = obj.SHA256 + " " + key
+			held[c.slot(base)] = obj
 		}
 	}
 	for key, info := range src {
@@ -228,10 +229,9 @@ func (c *setCopy) checkOneHistory(src, dst map[string]storage.ObjectInfo, prefix
 		if !ok {
 			continue
 		}
-		if have, found := slots[c.slot(base)]; found && !strings.HasPrefix(have, obj.SHA256+" ") {
-			_, other, _ := strings.Cut(have, " ")
+		if other, found := held[c.slot(base)]; found && other.SHA256 != obj.SHA256 {
 			return fmt.Errorf("region %s holds %s where region %s holds %s: the two regions hold different log histories at the same place (for MySQL: a region that drd began shipping to before the copy numbers its binlog chunks from that moment); nothing was copied. Copy into a region before drd ships to it, or clear the target's %s folder to replace it with the source's",
-				c.to.Name, other, c.from.Name, key, prefix)
+				c.to.Name, other.Key, c.from.Name, key, prefix)
 		}
 	}
 	return nil
@@ -257,14 +257,7 @@ func (c *setCopy) copyBackups(ctx context.Context) error {
 		id, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "/")
 		byID[id] = append(byID[id], key)
 	}
-	ids := slices.Sorted(func(yield func(string) bool) {
-		for id := range byID {
-			if !yield(id) {
-				return
-			}
-		}
-	})
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
 		manifest := BaseKey(c.cluster, id, "manifest.json")
 		if _, ok := src[manifest]; !ok {
 			c.rep.Incomplete = append(c.rep.Incomplete, id)

@@ -57,9 +57,9 @@ func NewCopyMetrics(reg prometheus.Registerer) *CopyMetrics {
 	return &CopyMetrics{last: last, errors: metrics.ErrorsTotal(reg)}
 }
 
-// CopyJob is one scheduled copy, as drd runs it.
+// CopyJob is one scheduled copy, as drd runs it (Job.Run is nil in one that
+// only describes, as DescribeCopy's).
 type CopyJob struct {
-	Kind    string
 	Cluster string // "" for image and snapshot copies
 	From    string
 	To      string
@@ -69,15 +69,54 @@ type CopyJob struct {
 // Observe records a finished run of j.
 func (m *CopyMetrics) Observe(j CopyJob, rec schedule.Record) {
 	if rec.Status == schedule.StatusOK {
-		m.last.WithLabelValues(j.Kind, j.From, j.To).Set(float64(rec.End.UnixNano()) / 1e9)
+		m.last.WithLabelValues(j.Job.Kind, j.From, j.To).Set(float64(rec.End.UnixNano()) / 1e9)
 		return
 	}
 	m.errors.WithLabelValues(j.Cluster, j.To, "copy").Inc()
 }
 
-// CopyJobName names a copies entry's job (and its records' folder).
-func CopyJobName(cp config.Copy) string {
-	return fmt.Sprintf("copy-%s-%s-to-%s", cp.Cluster, cp.From, cp.To)
+// DescribeCopy returns a copies entry's job without its Run: its name (and
+// records' folder), kind and schedule.
+func DescribeCopy(cp config.Copy) CopyJob {
+	return CopyJob{Cluster: cp.Cluster, From: cp.From, To: cp.To,
+		Job: schedule.Job{Name: fmt.Sprintf("copy-%s-%s-to-%s", cp.Cluster, cp.From, cp.To), Kind: KindBackupSet, Spec: cp.Job}}
+}
+
+// JobStatus is a scheduled job and its recent runs, newest first, as
+// recorded in the jobs region (runs of every drd instance).
+type JobStatus struct {
+	Name     string            `json:"name"`
+	Kind     string            `json:"kind"`
+	Cluster  string            `json:"cluster,omitempty"`
+	From     string            `json:"source_region"`
+	To       string            `json:"target_region"`
+	Schedule string            `json:"schedule"`
+	CatchUp  string            `json:"catch_up"`
+	Runs     []schedule.Record `json:"runs"`
+	// Error says why the runs could not be read (the jobs region is down).
+	Error string `json:"error,omitempty"`
+}
+
+// Statuses reads each job's records through r; with r nil (the jobs region
+// could not be opened) every status carries unreadable as its error.
+func Statuses(ctx context.Context, r *schedule.Runner, jobs []CopyJob, unreadable error) []JobStatus {
+	out := make([]JobStatus, 0, len(jobs))
+	for _, j := range jobs {
+		st := JobStatus{Name: j.Job.Name, Kind: j.Job.Kind, Cluster: j.Cluster, From: j.From, To: j.To,
+			Schedule: j.Job.Spec.Schedule, CatchUp: j.Job.Spec.CatchUp, Runs: []schedule.Record{}}
+		err := unreadable
+		if r != nil {
+			var runs []schedule.Record
+			if runs, err = r.Records(ctx, j.Job.Name); runs != nil {
+				st.Runs = runs
+			}
+		}
+		if err != nil {
+			st.Error = err.Error()
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // NewBackupSetJob builds the scheduled job of one copies entry. open returns
@@ -101,9 +140,9 @@ func NewBackupSetJob(cp config.Copy, engine string, open func(name string) (*sto
 			Detail: fmt.Sprintf("%d backups copied, %d already there, %d log objects, %d objects skipped", len(rep.Backups), rep.BackupsPresent, rep.LogObjects, rep.Skipped)}
 		return res, err
 	}
-	name := CopyJobName(cp)
-	return CopyJob{Kind: KindBackupSet, Cluster: cp.Cluster, From: cp.From, To: cp.To,
-		Job: schedule.Job{Name: name, Kind: KindBackupSet, Spec: cp.Job, Run: run}}, nil
+	j := DescribeCopy(cp)
+	j.Job.Run = run
+	return j, nil
 }
 
 // Jobs is drd's component running the scheduled copies.

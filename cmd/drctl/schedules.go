@@ -15,40 +15,24 @@ import (
 	"github.com/drkit/drkit/storage"
 )
 
-// copyHistory is one configured copy and its recorded runs, newest first.
-type copyHistory struct {
-	Job      string            `json:"job"`
-	Cluster  string            `json:"cluster"`
-	From     string            `json:"source_region"`
-	To       string            `json:"target_region"`
-	Schedule string            `json:"schedule"`
-	Runs     []schedule.Record `json:"runs"`
-	Error    string            `json:"error,omitempty"`
-}
-
 // copyHistories reads every configured copy's records from the jobs region.
-func copyHistories(ctx context.Context, cfg *config.Config) []copyHistory {
+func copyHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatus {
 	if len(cfg.Copies) == 0 {
 		return nil
 	}
-	r, err := storage.OpenRegion(ctx, cfg, cfg.Drd.JobsRegion, storage.RegionOptions{})
-	out := make([]copyHistory, 0, len(cfg.Copies))
-	for _, cp := range cfg.Copies {
-		h := copyHistory{Job: snapshots.CopyJobName(cp), Cluster: cp.Cluster, From: cp.From, To: cp.To, Schedule: cp.Schedule, Runs: []schedule.Record{}}
-		if err != nil {
-			h.Error = fmt.Sprintf("jobs region %s: %v", cfg.Drd.JobsRegion, err)
-		} else if runs, rerr := (&schedule.Runner{Store: r.Store}).Records(ctx, h.Job); rerr != nil {
-			h.Error = rerr.Error()
-		} else if runs != nil {
-			h.Runs = runs
-		}
-		out = append(out, h)
+	jobs := make([]snapshots.CopyJob, len(cfg.Copies))
+	for i, cp := range cfg.Copies {
+		jobs[i] = snapshots.DescribeCopy(cp)
 	}
-	return out
+	r, err := storage.OpenRegion(ctx, cfg, cfg.Drd.JobsRegion, storage.RegionOptions{})
+	if err != nil {
+		return snapshots.Statuses(ctx, nil, jobs, fmt.Errorf("jobs region %s: %w", cfg.Drd.JobsRegion, err))
+	}
+	return snapshots.Statuses(ctx, &schedule.Runner{Store: r.Store}, jobs, nil)
 }
 
 // printCopies prints one line per copy: its newest run and newest success.
-func printCopies(w io.Writer, hist []copyHistory) error {
+func printCopies(w io.Writer, hist []snapshots.JobStatus) error {
 	if len(hist) == 0 {
 		return nil
 	}

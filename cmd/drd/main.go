@@ -236,24 +236,6 @@ func copyJobs(cfg *config.Config, regions []*storage.Region, m *snapshots.CopyMe
 	return jobs, nil
 }
 
-// scheduled describes the jobs and their recent runs for the API.
-func scheduled(ctx context.Context, jobs *snapshots.Jobs) []api.ScheduledJob {
-	out := make([]api.ScheduledJob, 0, len(jobs.Jobs))
-	for _, j := range jobs.Jobs {
-		sj := api.ScheduledJob{Name: j.Job.Name, Kind: j.Kind, Cluster: j.Cluster, From: j.From, To: j.To,
-			Schedule: j.Job.Spec.Schedule, CatchUp: j.Job.Spec.CatchUp, Runs: []schedule.Record{}}
-		runs, err := jobs.Runner.Records(ctx, j.Job.Name)
-		if err != nil {
-			sj.Error = err.Error()
-		}
-		if runs != nil {
-			sj.Runs = runs
-		}
-		out = append(out, sj)
-	}
-	return out
-}
-
 func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) error {
 	log, err := logging.New(stderr, o.logLevel)
 	if err != nil {
@@ -338,7 +320,9 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	httpOpts.Addr, httpOpts.Gatherer, httpOpts.Ready, httpOpts.Log = cfg.Drd.Listen, reg, group.Ready, log
 	httpOpts.Version, httpOpts.Clusters = info.Version, served
 	if jobs != nil {
-		httpOpts.Schedules = func(ctx context.Context) []api.ScheduledJob { return scheduled(ctx, jobs) }
+		httpOpts.Schedules = func(ctx context.Context) []snapshots.JobStatus {
+			return snapshots.Statuses(ctx, jobs.Runner, jobs.Jobs, nil)
+		}
 	}
 	group.Add(api.NewServer(httpOpts))
 	reg.MustRegister(shipped, probed)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drkit/drkit/api"
+	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/snapshots/schedule"
 )
@@ -122,7 +122,7 @@ func TestDrdScheduledCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var jobs []api.ScheduledJob
+	var jobs []snapshots.JobStatus
 	if err := json.NewDecoder(resp.Body).Decode(&jobs); err != nil || len(jobs) != 1 {
 		t.Fatalf("GET /api/v1/schedules: %v, %+v", err, jobs)
 	}

@@ -154,33 +154,19 @@ func (r *Runner) loop(ctx context.Context, j Job, s cron.Schedule) {
 // missed returns the newest activation after the job's newest record and not
 // after now, or zero when none was missed or the job never ran.
 func (r *Runner) missed(ctx context.Context, j Job, s cron.Schedule, now time.Time) time.Time {
-	hist, err := r.Records(ctx, j.Name)
+	newest, ok, err := r.newest(ctx, j.Name)
 	if err != nil {
 		r.Log.Warn("cannot read the job's records; no catch-up", "job", j.Name, "err", err)
 		return time.Time{}
 	}
-	if len(hist) == 0 {
+	if !ok {
 		return time.Time{}
 	}
 	var last time.Time
-	for t, n := s.Next(hist[0].Activation), 0; !t.IsZero() && !t.After(now) && n < 1_000_000; t, n = s.Next(t), n+1 {
+	for t, n := s.Next(newest.Activation), 0; !t.IsZero() && !t.After(now) && n < 1_000_000; t, n = s.Next(t), n+1 {
 		last = t
 	}
 	return last
-}
-
-// RunNow runs j once for an activation of now (drctl, the API) under the same
-// lease and records as scheduled runs.
-func (r *Runner) RunNow(ctx context.Context, j Job) (Record, error) {
-	r.init()
-	rec, ran := r.activate(ctx, j, time.Now().Truncate(time.Second), false)
-	if !ran {
-		return rec, fmt.Errorf("job %s: another run holds the lease (%s, started %s by %s)", j.Name, rec.Status, rec.Start.Format(time.RFC3339), rec.Instance)
-	}
-	if rec.Status != StatusOK {
-		return rec, errors.New(rec.Error)
-	}
-	return rec, nil
 }
 
 // activate takes the lease of one activation and runs it. ran is false when
@@ -264,11 +250,10 @@ func (r *Runner) renew(ctx context.Context, rec Record) (stop func()) {
 // running returns the newest record of j if it is a run still going: renewed
 // (or started) within 3 × Renew.
 func (r *Runner) running(ctx context.Context, j Job) (Record, bool) {
-	hist, err := r.Records(ctx, j.Name)
-	if err != nil || len(hist) == 0 {
+	last, ok, err := r.newest(ctx, j.Name)
+	if err != nil || !ok {
 		return Record{}, false
 	}
-	last := hist[0]
 	alive := last.Renewed
 	if alive.IsZero() {
 		alive = last.Start
@@ -340,6 +325,17 @@ func (r *Runner) Records(ctx context.Context, job string) ([]Record, error) {
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// newest returns job's newest record; ok is false when it has none. It reads
+// one object, where Records reads them all.
+func (r *Runner) newest(ctx context.Context, job string) (rec Record, ok bool, err error) {
+	keys, err := r.keys(ctx, job)
+	if err != nil || len(keys) == 0 {
+		return rec, false, err
+	}
+	rec, err = r.read(ctx, keys[len(keys)-1])
+	return rec, err == nil, err
 }
 
 // keys lists job's record keys, oldest first.

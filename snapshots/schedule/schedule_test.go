@@ -160,14 +160,13 @@ func TestRunningRecordBlocksUntilStale(t *testing.T) {
 	if err := r.write(context.Background(), live); err != nil {
 		t.Fatal(err)
 	}
-	_, err := r.RunNow(context.Background(), job)
-	if err == nil || !strings.Contains(err.Error(), "another run holds the lease") {
-		t.Fatalf("RunNow while another instance's run is alive: %v, want refused", err)
+	now := func() time.Time { return time.Now().Truncate(time.Second) }
+	if held, ran := r.activate(context.Background(), job, now(), false); ran || held.Instance != "other" {
+		t.Fatalf("a run while another instance's run is alive: ran %v, held by %q; want refused, held by other", ran, held.Instance)
 	}
 	time.Sleep(400 * time.Millisecond) // > 3 × Renew without renewal: that drd died
-	rec, err := r.RunNow(context.Background(), job)
-	if err != nil || rec.Status != StatusOK {
-		t.Fatalf("RunNow after the other run went stale: %+v, %v", rec, err)
+	if rec, ran := r.activate(context.Background(), job, now(), false); !ran || rec.Status != StatusOK {
+		t.Fatalf("a run after the other run went stale: ran %v, %+v", ran, rec)
 	}
 }
 
@@ -185,8 +184,9 @@ func TestLongRunRenewsItsRecord(t *testing.T) {
 			seen <- recs[0]
 			return Result{}, nil
 		}}
-	if _, err := r.RunNow(context.Background(), job); err != nil {
-		t.Fatal(err)
+	r.init()
+	if rec, ran := r.activate(context.Background(), job, time.Now().Truncate(time.Second), false); !ran || rec.Status != StatusOK {
+		t.Fatalf("the long run: ran %v, %+v", ran, rec)
 	}
 	rec := <-seen
 	if rec.Status != StatusRunning || rec.Renewed.Sub(rec.Start) < 100*time.Millisecond {

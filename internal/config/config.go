@@ -37,6 +37,12 @@ type Config struct {
 	Clusters []Cluster `yaml:"clusters" json:"clusters"`
 	// Copies are scheduled copies of backup sets between regions.
 	Copies []Copy `yaml:"copies,omitempty" json:"copies,omitempty"`
+	// EC2 configures the EC2-compatible API of image and volume snapshot copies.
+	EC2 EC2 `yaml:"ec2,omitempty" json:"ec2,omitempty"`
+	// Images are scheduled cross-region copies of machine images (AMIs).
+	Images []ImageCopy `yaml:"images,omitempty" json:"images,omitempty"`
+	// VolumeSnapshots are scheduled cross-region copies of EBS volume snapshots.
+	VolumeSnapshots []SnapshotCopy `yaml:"volume_snapshots,omitempty" json:"volume_snapshots,omitempty"`
 
 	// Path is the file the config was read from ("" when parsed from memory).
 	Path string `yaml:"-" json:"-"`
@@ -79,6 +85,71 @@ type Job struct {
 	// Jitter delays each run by a random time up to it, so that jobs on the
 	// same schedule do not all hit the stores at once.
 	Jitter Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+}
+
+// EC2 configures the EC2 API (or an EC2-compatible cloud's) that image and
+// volume snapshot copies call. Credentials come from the AWS SDK's usual
+// chain (environment, shared config and credentials files, instance role).
+type EC2 struct {
+	// Profile is the shared-config profile to use unless an entry names its own.
+	Profile string `yaml:"profile,omitempty" json:"profile,omitempty"`
+	// Endpoints maps a region to its API URL, for EC2-compatible clouds
+	// (default: AWS's endpoint of the region).
+	Endpoints map[string]string `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	// MaxConcurrentCopies caps the copies in flight per destination region
+	// (default 5; AWS allows 20 concurrent snapshot copies per region).
+	MaxConcurrentCopies int `yaml:"max_concurrent_copies,omitempty" json:"max_concurrent_copies,omitempty"`
+	// CopyTimeout is how long a copy may stay pending before it is given up,
+	// deleted and reported (default 6h).
+	CopyTimeout Duration `yaml:"copy_timeout,omitempty" json:"copy_timeout,omitempty"`
+}
+
+// MachineCopy is what image and volume snapshot copies share: which
+// resources of a source region are copied where, when, and what is kept.
+type MachineCopy struct {
+	// Name identifies the entry; copies are tagged with it.
+	Name string `yaml:"name" json:"name"`
+	// Profile overrides ec2.profile (another account or role).
+	Profile      string `yaml:"profile,omitempty" json:"profile,omitempty"`
+	SourceRegion string `yaml:"source_region" json:"source_region"`
+	// Filters choose the source resources.
+	Filters Filters `yaml:"filters,omitempty" json:"filters,omitempty"`
+	// To lists the destination regions.
+	To  []string `yaml:"to" json:"to"`
+	Job `yaml:",inline" json:",inline"`
+	// Keep is how many of the newest sources are kept copied in each
+	// destination; KeepWithin keeps those younger than it too. Neither set
+	// keeps everything. The newest good copy is always kept.
+	Keep       int      `yaml:"keep,omitempty" json:"keep,omitempty"`
+	KeepWithin Duration `yaml:"keep_within,omitempty" json:"keep_within,omitempty"`
+	// Encrypted encrypts the copies, with KMSKey (default: the account's EBS key).
+	Encrypted bool   `yaml:"encrypted,omitempty" json:"encrypted,omitempty"`
+	KMSKey    string `yaml:"kms_key,omitempty" json:"kms_key,omitempty"`
+}
+
+// Filters select source images or snapshots: all of the tags and, if given,
+// only the listed ids.
+type Filters struct {
+	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	IDs  []string          `yaml:"ids,omitempty" json:"ids,omitempty"`
+}
+
+// ImageCopy copies machine images (and so their snapshots).
+type ImageCopy struct {
+	MachineCopy `yaml:",inline" json:",inline"`
+}
+
+// SnapshotCopy copies volume snapshots, optionally taking them first.
+type SnapshotCopy struct {
+	MachineCopy `yaml:",inline" json:",inline"`
+	// Create, if set, snapshots the volumes with these tags in the source
+	// region at each run before copying.
+	Create *CreateSnapshots `yaml:"create,omitempty" json:"create,omitempty"`
+}
+
+// CreateSnapshots says which volumes to snapshot.
+type CreateSnapshots struct {
+	VolumeTags map[string]string `yaml:"volume_tags" json:"volume_tags"`
 }
 
 // API configures authentication and TLS of drd's HTTP listener.
@@ -263,7 +334,17 @@ const (
 	DefaultSweepAfter         = Duration(24 * time.Hour)
 	DefaultFlushInterval      = Duration(time.Second)
 	DefaultProbeInterval      = Duration(5 * time.Second)
+	// DefaultMaxConcurrentCopies leaves room under AWS's 20 concurrent
+	// snapshot copies per region for other tools' copies.
+	DefaultMaxConcurrentCopies = 5
+	DefaultCopyTimeout         = Duration(6 * time.Hour)
 )
+
+func defaultCatchUp(j *Job) {
+	if j.CatchUp == "" {
+		j.CatchUp = "once"
+	}
+}
 
 func (c *Config) applyDefaults() {
 	if c.Drd.Listen == "" {
@@ -292,9 +373,19 @@ func (c *Config) applyDefaults() {
 		c.Drd.JobsRegion = c.Regions[0].Name
 	}
 	for i := range c.Copies {
-		if c.Copies[i].CatchUp == "" {
-			c.Copies[i].CatchUp = "once"
-		}
+		defaultCatchUp(&c.Copies[i].Job)
+	}
+	for i := range c.Images {
+		defaultCatchUp(&c.Images[i].Job)
+	}
+	for i := range c.VolumeSnapshots {
+		defaultCatchUp(&c.VolumeSnapshots[i].Job)
+	}
+	if c.EC2.MaxConcurrentCopies == 0 {
+		c.EC2.MaxConcurrentCopies = DefaultMaxConcurrentCopies
+	}
+	if c.EC2.CopyTimeout == 0 {
+		c.EC2.CopyTimeout = DefaultCopyTimeout
 	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]

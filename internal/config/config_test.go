@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -85,7 +86,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty file", "", []string{"c.yaml: the file is empty"}},
 		{"replica in unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    replicas:\n      - {name: r1, region: b, dsn: postgres://r/db}\n      - {name: r1, region: a}\n", []string{"c.yaml:8:", `replicas[0].region "b" is not a configured region`, "c.yaml:9:", `replica name "r1" is already used at line 8`, "replicas[1] (r1) has no dsn"}},
 		{"bad monitor", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    monitor: {interval: 100ms, heartbeat: {table: 'x; drop'}}\n", []string{"c.yaml:7:", "monitor.interval 100ms is outside 1s..1h", `heartbeat.table "x; drop" is not a [schema.]table name`}},
-		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, regions, storage"}},
+		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, ec2, images, regions, storage, volume_snapshots"}},
 		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: encryption, name, store"}},
 		{"wrong kind", "regions:\n  name: a\n", []string{"c.yaml:2:", "regions must be a list"}},
 		{"duplicate key", "regions: []\nregions: []\n", []string{"c.yaml:2:", `"regions" already defined`}},
@@ -116,6 +117,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad flush interval", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: postgres, region: a, dsn: x, flush_interval: 10ms}\n", []string{"c.yaml:3:", "outside 100ms..1h"}},
 		{"bad copy", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: postgres, region: a, dsn: x}\ncopies:\n  - {cluster: c, from: a, to: a, schedule: often, catch_up: never}\n  - {cluster: d, from: a, to: z}\n",
 			[]string{"c.yaml:5:", "onto itself", `schedule "often"`, `catch_up "never"`, "c.yaml:6:", `cluster "d"`, `to "z"`, "has no schedule"}},
+		{"bad image copy", "regions: [{name: a, store: 'file:///a'}]\nec2:\n  endpoints: {us-east-1: 'fcu.example'}\n  max_concurrent_copies: 500\nimages:\n  - {name: web, source_region: eu-west-1, to: [eu-west-1, us_east], schedule: '@daily', kms_key: k, filters: {ids: [snap-1]}}\n  - {name: web, source_region: x, to: [], schedule: '@daily'}\n",
+			[]string{"c.yaml:3:", "must be an http:// or https:// URL", "c.yaml:4:", "max_concurrent_copies 500", "c.yaml:6:", "is the source region", `"us_east" is not a region`, "encrypted is not", `"snap-1" is not an id starting with ami-`,
+				"c.yaml:7:", "already used", `source_region "x"`, "to is empty", "has no filters"}},
+		{"bad snapshot copy", "regions: [{name: a, store: 'file:///a'}]\nvolume_snapshots:\n  - name: db\n    source_region: eu-west-1\n    to: [us-east-1]\n    schedule: '@daily'\n    keep: -1\n    create: {}\n",
+			[]string{"c.yaml:7:", "keep -1", "c.yaml:8:", "needs volume_tags"}},
+		{"tags as a list", "regions: [{name: a, store: 'file:///a'}]\nimages:\n  - name: db\n    filters: {tags: [a]}\n", []string{"c.yaml:4:", "filters.tags must be a mapping"}},
 		{"bad jobs region", "drd:\n  jobs_region: q\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", `jobs_region "q"`}},
 		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},
 	}
@@ -217,5 +224,46 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if len(cfg.Regions) != 2 || len(cfg.Clusters) != 1 {
 		t.Fatalf("example has %d regions and %d clusters, want 2 and 1", len(cfg.Regions), len(cfg.Clusters))
+	}
+}
+
+func TestParseMachineCopies(t *testing.T) {
+	src := `regions: [{name: a, store: 'file:///a'}]
+ec2:
+  endpoints: {eu-west-2: 'https://fcu.eu-west-2.outscale.com'}
+images:
+  - name: web
+    source_region: eu-west-1
+    filters: {tags: {role: web, env: prod}}
+    to: [us-east-1, eu-west-2]
+    schedule: '@daily'
+    keep: 3
+    keep_within: 30d
+    encrypted: true
+    kms_key: alias/dr
+volume_snapshots:
+  - name: db
+    source_region: eu-west-1
+    create: {volume_tags: {backup: "true"}}
+    to: [us-east-1]
+    schedule: '0 * * * *'
+    catch_up: skip
+`
+	cfg, err := Parse("c.yaml", []byte(src), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := cfg.Images[0]
+	if im.Filters.Tags["role"] != "web" || im.Filters.Tags["env"] != "prod" || len(im.To) != 2 || im.Keep != 3 ||
+		im.KeepWithin != Duration(30*24*time.Hour) || !im.Encrypted || im.KMSKey != "alias/dr" || im.CatchUp != "once" {
+		t.Errorf("image entry decoded as %+v", im)
+	}
+	sc := cfg.VolumeSnapshots[0]
+	if sc.Create == nil || sc.Create.VolumeTags["backup"] != "true" || sc.CatchUp != "skip" || sc.Schedule != "0 * * * *" {
+		t.Errorf("snapshot entry decoded as %+v", sc)
+	}
+	if cfg.EC2.MaxConcurrentCopies != DefaultMaxConcurrentCopies || cfg.EC2.CopyTimeout != DefaultCopyTimeout ||
+		cfg.EC2.Endpoints["eu-west-2"] != "https://fcu.eu-west-2.outscale.com" {
+		t.Errorf("ec2 decoded as %+v", cfg.EC2)
 	}
 }

@@ -82,6 +82,14 @@ func (d *decoder) walk(n *yaml.Node, t reflect.Type, path string) {
 	switch t.Kind() {
 	case reflect.Struct:
 		d.walkStruct(n, t, path)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.errs.add(n.Line, "%s must be a mapping of keys to values, not a %s", describe(path), kindName(n.Kind))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			d.walk(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value)
+		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errs.add(n.Line, "%s must be a list", describe(path))

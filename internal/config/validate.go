@@ -28,6 +28,7 @@ func (c *Config) validate() error {
 	c.validateRegions(&p)
 	c.validateClusters(&p)
 	c.validateCopies(&p)
+	c.validateEC2(&p)
 	return p.err(c.Path)
 }
 

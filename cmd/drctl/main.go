@@ -93,7 +93,8 @@ It needs no running drd: every region's store describes itself.
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
 	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g),
 		newBackupCmd(g), newBackupsCmd(g), newRestoreCmd(g), newWALFetchCmd(g), newWALPushCmd(g),
-		newVerifyCmd(g), newStatusCmd(g), newPruneCmd(g), newCopyCmd(g), newSchedulesCmd(g))
+		newVerifyCmd(g), newStatusCmd(g), newPruneCmd(g), newCopyCmd(g), newSchedulesCmd(g),
+		newImagesCmd(g), newSnapshotsCmd(g))
 	return root
 }
 

@@ -11,18 +11,20 @@ import (
 
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/snapshots"
+	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/schedule"
 	"github.com/drkit/drkit/storage"
 )
 
 // copyHistories reads every configured copy's records from the jobs region.
 func copyHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatus {
-	if len(cfg.Copies) == 0 {
-		return nil
+	var jobs []snapshots.CopyJob
+	for _, cp := range cfg.Copies {
+		jobs = append(jobs, snapshots.DescribeCopy(cp))
 	}
-	jobs := make([]snapshots.CopyJob, len(cfg.Copies))
-	for i, cp := range cfg.Copies {
-		jobs[i] = snapshots.DescribeCopy(cp)
+	jobs = append(jobs, ec2.Jobs(cfg, nil)...)
+	if len(jobs) == 0 {
+		return nil
 	}
 	r, err := storage.OpenRegion(ctx, cfg, cfg.Drd.JobsRegion, storage.RegionOptions{})
 	if err != nil {
@@ -55,7 +57,11 @@ func printCopies(w io.Writer, hist []snapshots.JobStatus) error {
 				break
 			}
 		}
-		fmt.Fprintf(tw, "%s %s -> %s\t%s\t%s\t%s\t%s\t%s\n", h.Cluster, h.From, h.To, h.Schedule, last, result, success, note)
+		what := h.Cluster // a backup-set copy's; image and snapshot jobs have their name
+		if what == "" {
+			what = h.Name + ":"
+		}
+		fmt.Fprintf(tw, "%s %s -> %s\t%s\t%s\t%s\t%s\t%s\n", what, h.From, h.To, h.Schedule, last, result, success, note)
 	}
 	return tw.Flush()
 }

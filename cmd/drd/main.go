@@ -28,6 +28,7 @@ import (
 	mymon "github.com/drkit/drkit/monitor/mysql"
 	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/snapshots"
+	"github.com/drkit/drkit/snapshots/ec2"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/snapshots/schedule"
@@ -216,7 +217,7 @@ func apiOptions(c config.API) (api.Options, error) {
 
 // copyJobs builds the scheduled copies' component, nil when none is configured.
 func copyJobs(cfg *config.Config, regions []*storage.Region, m *snapshots.CopyMetrics, log *slog.Logger) (*snapshots.Jobs, error) {
-	if len(cfg.Copies) == 0 {
+	if len(cfg.Copies) == 0 && len(cfg.Images) == 0 && len(cfg.VolumeSnapshots) == 0 {
 		return nil, nil
 	}
 	byName := map[string]*storage.Region{}
@@ -233,6 +234,9 @@ func copyJobs(cfg *config.Config, regions []*storage.Region, m *snapshots.CopyMe
 		}
 		jobs.Jobs = append(jobs.Jobs, j)
 	}
+	// One Manager for all entries: its limit on copies in flight is per
+	// destination region, across entries.
+	jobs.Jobs = append(jobs.Jobs, ec2.Jobs(cfg, ec2.NewManager(cfg, log))...)
 	return jobs, nil
 }
 

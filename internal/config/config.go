@@ -102,6 +102,9 @@ type EC2 struct {
 	// CopyTimeout is how long a copy may stay pending before it is given up,
 	// deleted and reported (default 6h).
 	CopyTimeout Duration `yaml:"copy_timeout,omitempty" json:"copy_timeout,omitempty"`
+	// PollInterval is the first wait between checks of a pending copy; it
+	// grows up to 2 minutes (default 15s, the SDK waiters' own).
+	PollInterval Duration `yaml:"poll_interval,omitempty" json:"poll_interval,omitempty"`
 }
 
 // MachineCopy is what image and volume snapshot copies share: which
@@ -338,6 +341,7 @@ const (
 	// snapshot copies per region for other tools' copies.
 	DefaultMaxConcurrentCopies = 5
 	DefaultCopyTimeout         = Duration(6 * time.Hour)
+	DefaultPollInterval        = Duration(15 * time.Second)
 )
 
 func defaultCatchUp(j *Job) {
@@ -386,6 +390,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.EC2.CopyTimeout == 0 {
 		c.EC2.CopyTimeout = DefaultCopyTimeout
+	}
+	if c.EC2.PollInterval == 0 {
+		c.EC2.PollInterval = DefaultPollInterval
 	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]

@@ -30,6 +30,9 @@ func (c *Config) validateEC2(p *problems) {
 	if c.EC2.CopyTimeout < Duration(time.Minute) {
 		p.add(c.line("ec2.copy_timeout"), "ec2.copy_timeout %s is too short: copies of large volumes take hours; use at least 1m", c.EC2.CopyTimeout)
 	}
+	if c.EC2.PollInterval < Duration(100*time.Millisecond) || c.EC2.PollInterval > Duration(5*time.Minute) {
+		p.add(c.line("ec2.poll_interval"), "ec2.poll_interval %s is outside 100ms..5m", c.EC2.PollInterval)
+	}
 	seen := map[string]int{}
 	for i, im := range c.Images {
 		c.checkMachineCopy(p, "images["+strconv.Itoa(i)+"]", im.MachineCopy, "ami-", seen)

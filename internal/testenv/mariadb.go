@@ -96,16 +96,24 @@ func (m *MariaDB) start(ctx context.Context, tb testing.TB) error {
 	registerCleanup(tb, cleanup(&m.proc, m.Dir, syscall.SIGTERM))
 	data := filepath.Join(m.Dir, "data")
 	installArgs := []string{"--no-defaults", "--user=mysql", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}
-	if err := runTool(ctx, m.acct, m.Dir, install, installArgs...); err != nil {
-		// Seen rarely when several servers initialise at once on this VM; one
-		// retry on a clean folder, and the first failure is kept in the log.
+	// mariadb-install-db crashed (signal 11, "Unknown table
+	// 'mysql.tmp_user_sys'") when several ran at once on this VM, from
+	// several test binaries: one at a time across processes, and one retry
+	// on a clean folder with the first failure kept in the log.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "drkit-mariadb-install.lock"))
+	if err != nil {
+		return err
+	}
+	err = runTool(ctx, m.acct, m.Dir, install, installArgs...)
+	if err != nil {
 		tb.Logf("testenv: retrying mariadb-install-db once after: %v", err)
-		if rerr := os.RemoveAll(data); rerr != nil {
-			return err
+		if rerr := os.RemoveAll(data); rerr == nil {
+			err = runTool(ctx, m.acct, m.Dir, install, installArgs...)
 		}
-		if err := runTool(ctx, m.acct, m.Dir, install, installArgs...); err != nil {
-			return err
-		}
+	}
+	unlock()
+	if err != nil {
+		return err
 	}
 	if m.Port, err = freePort(); err != nil {
 		return err
@@ -248,4 +256,17 @@ func (m *MariaDB) Restart(tb testing.TB, crash bool) {
 	if err := m.proc.waitReady(ctx, m.ping); err != nil {
 		tb.Fatalf("restart mariadbd: %v", err)
 	}
+}
+
+// lockFile takes an exclusive flock(2) on path, waiting for other processes.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

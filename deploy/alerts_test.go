@@ -189,6 +189,29 @@ func pgExec(t testing.TB, dsn, q string) {
 	}
 }
 
+// resumeReplay resumes WAL replay on a standby. Resumed replay may cancel
+// the very session that resumed it (SQLSTATE 40001, a recovery conflict with
+// its snapshot), so the result is read back from pg_is_wal_replay_paused.
+func resumeReplay(t testing.TB, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	for range 5 {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(ctx, "SELECT pg_wal_replay_resume()")
+		var paused bool
+		qerr := c.QueryRow(ctx, "SELECT pg_is_wal_replay_paused()").Scan(&paused)
+		c.Close(ctx)
+		if err == nil || (qerr == nil && !paused) {
+			return
+		}
+		t.Logf("resume replay: %v; retrying", err)
+	}
+	t.Fatal("WAL replay is still paused after 5 attempts to resume it")
+}
+
 func myExec(t *testing.T, db *sql.DB, q string) {
 	t.Helper()
 	if _, err := db.Exec(q); err != nil {
@@ -234,7 +257,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			pgExec(t, s.sb.DSN("postgres"), "SELECT pg_wal_replay_pause()")
 			took := waitAlert(t, s.prom.URL, "ReplicationLagHigh", match, "firing", 90*time.Second)
 			t.Logf("ReplicationLagHigh fired %s after pg_wal_replay_pause (threshold 30 s, for shortened to 2 s)", took.Round(time.Second))
-			pgExec(t, s.sb.DSN("postgres"), "SELECT pg_wal_replay_resume()")
+			resumeReplay(t, s.sb.DSN("postgres"))
 			waitAlert(t, s.prom.URL, "ReplicationLagHigh", match, "", 30*time.Second)
 		})
 		t.Run("mariadb SQL thread stopped", func(t *testing.T) {

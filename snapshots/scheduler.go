@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/robfig/cron/v3"
 
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/metrics"
+	"github.com/drkit/drkit/snapshots/schedule"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -64,16 +65,46 @@ type PruneSummary struct {
 }
 
 // Scheduler is drd's backup component for one cluster: base backups on
-// base_backup.schedule (a run still going is not started again), retention
-// after each and every hour, and the backup metrics every minute.
+// base_backup.schedule through the schedule engine (run records and a lease
+// in the jobs region, catch-up, jitter; a run still going is not started
+// again), retention after each and every hour, and the backup metrics every
+// minute.
 type Scheduler struct {
 	Cluster config.Cluster
 	Regions []*storage.Region // the cluster's ship_to regions
 	Engine  Engine
 	Metrics *BackupMetrics
 	Log     *slog.Logger
+	// Jobs runs the scheduled backups and keeps their records (drd's runner
+	// on the jobs region); required when the cluster has a schedule.
+	Jobs *schedule.Runner
 
 	running sync.Mutex
+}
+
+// KindBaseBackup is the kind of scheduled base backup jobs.
+const KindBaseBackup = "base-backup"
+
+// DescribeBackup returns a cluster's scheduled backup job without its Run.
+func DescribeBackup(cl config.Cluster) CopyJob {
+	return CopyJob{Cluster: cl.Name, From: cl.Region, To: strings.Join(cl.ShipTo, ","),
+		Job: schedule.Job{Name: "backup-" + cl.Name, Kind: KindBaseBackup, Spec: cl.BaseBackup.Job}}
+}
+
+// Described returns the config's scheduled jobs (base backups and backup-set
+// copies) without their Run, for status; image and snapshot jobs are
+// snapshots/ec2's.
+func Described(cfg *config.Config) []CopyJob {
+	var out []CopyJob
+	for _, cl := range cfg.Clusters {
+		if cl.BaseBackup.Schedule != "" {
+			out = append(out, DescribeBackup(cl))
+		}
+	}
+	for _, cp := range cfg.Copies {
+		out = append(out, DescribeCopy(cp))
+	}
+	return out
 }
 
 // Name implements drd's component interface.
@@ -87,13 +118,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for _, r := range s.Regions {
 		s.Metrics.errors.WithLabelValues(s.Cluster.Name, r.Name, "retention")
 	}
-	c := cron.New()
-	if spec := s.Cluster.BaseBackup.Schedule; spec != "" {
-		if _, err := c.AddFunc(spec, func() { s.backup(ctx) }); err != nil {
-			return err
+	if s.Cluster.BaseBackup.Schedule != "" {
+		if s.Jobs == nil {
+			return errors.New("scheduler of " + s.Cluster.Name + ": a schedule needs the jobs runner")
 		}
-		c.Start()
-		defer func() { <-c.Stop().Done() }()
+		job := DescribeBackup(s.Cluster).Job
+		job.Run = s.scheduled
+		done := make(chan error, 1)
+		go func() { done <- s.Jobs.Run(ctx, []schedule.Job{job}) }()
+		defer func() { <-done }()
 	}
 	s.refresh(ctx)
 	refresh, prune := time.NewTicker(time.Minute), time.NewTicker(time.Hour)
@@ -111,16 +144,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// backup takes one scheduled backup, unless the previous one still runs.
-func (s *Scheduler) backup(ctx context.Context) {
+// scheduled takes one scheduled backup, unless one (on demand) is running:
+// the run is then recorded as failed with ErrBackupRunning.
+func (s *Scheduler) scheduled(ctx context.Context) (schedule.Result, error) {
 	if !s.running.TryLock() {
-		s.Log.Warn("scheduled base backup skipped: the previous one is still running", "cluster", s.Cluster.Name)
-		return
+		return schedule.Result{}, ErrBackupRunning
 	}
 	defer s.running.Unlock()
-	if _, err := s.run(ctx); err != nil && ctx.Err() == nil {
-		s.Log.Error("scheduled base backup failed", "cluster", s.Cluster.Name, "err", err)
+	id, err := s.run(ctx)
+	if err != nil {
+		return schedule.Result{}, err
 	}
+	return schedule.Result{Detail: "backup " + id}, nil
 }
 
 // ErrBackupRunning is BackupNow's answer while another backup of the cluster runs.

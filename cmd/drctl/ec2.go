@@ -97,46 +97,26 @@ list shows, per destination, the copies kept, to copy and to delete; copy and
 prune do what drd's scheduled runs do, now. Each takes --dry-run.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
-	cmd.AddCommand(newMachineListCmd(g, k), newMachineCopyCmd(g, k), newMachinePruneCmd(g, k))
-	return cmd
-}
-
-func newMachineListCmd(g *globals, k ec2.Kind) *cobra.Command {
-	f := &machineFlags{g: g, kind: k}
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "Show each destination's copies and what the next run would do",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, specs, err := f.resolve()
-			if err != nil {
-				return err
-			}
-			reps, err := forEachDestination(cmd.Context(), specs, func(ctx context.Context, s ec2.Spec, to string) (ec2.Report, error) {
-				pl, err := m.PlanFor(ctx, s, to)
-				return ec2.Report{Region: to, Plan: pl}, err
-			})
-			if perr := f.print(reps, printPlans); perr != nil {
-				return perr
-			}
-			return err
-		},
+	for _, a := range machineActions {
+		cmd.AddCommand(a.command(g, k))
 	}
-	f.add(cmd, false)
 	return cmd
 }
 
-func newMachineCopyCmd(g *globals, k ec2.Kind) *cobra.Command {
+// machineAction is one of the list, copy and prune subcommands: what it
+// does per entry and destination, and how its reports print.
+type machineAction struct {
+	use, short, long string
+	dryRun           bool // takes --dry-run
+	// before runs once per selected entry first (copy: take snapshots).
+	before func(ctx context.Context, g *globals, m *ec2.Manager, s ec2.Spec, dryRun bool) error
+	each   func(ctx context.Context, m *ec2.Manager, s ec2.Spec, to string, dryRun bool) (ec2.Report, error)
+	text   func(io.Writer, []entryReport, bool)
+}
+
+func (a machineAction) command(g *globals, k ec2.Kind) *cobra.Command {
 	f := &machineFlags{g: g, kind: k}
-	cmd := &cobra.Command{
-		Use:   "copy",
-		Short: "Copy what each destination lacks and wait for the copies",
-		Long: `copy copies the newest sources that retention keeps to each destination
-that lacks them (CopyImage/CopySnapshot called in the destination), tags and
-waits for them (ec2.copy_timeout), and deletes copies that failed. A volume
-snapshot entry with create first snapshots its volumes. Run again after an
-interruption: copies already made are found by their description and tag.`,
-		Args: usageArgs(cobra.NoArgs),
+	cmd := &cobra.Command{Use: a.use, Short: a.short, Long: a.long, Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, specs, err := f.resolve()
 			if err != nil {
@@ -144,57 +124,67 @@ interruption: copies already made are found by their description and tag.`,
 			}
 			var errs []error
 			for _, s := range specs {
-				if len(s.VolumeTags) > 0 {
-					ids, _, err := m.Take(cmd.Context(), s, f.dryRun)
-					errs = append(errs, err)
-					verb := "took"
-					if f.dryRun {
-						verb = "would snapshot volumes"
-					}
-					if !g.json && len(ids) > 0 {
-						fmt.Fprintf(g.stdout, "%s %s in %s: %s\n", s.Name, verb, s.SourceRegion, strings.Join(ids, ", "))
-					}
+				if a.before != nil {
+					errs = append(errs, a.before(cmd.Context(), g, m, s, f.dryRun))
 				}
 			}
 			reps, err := forEachDestination(cmd.Context(), specs, func(ctx context.Context, s ec2.Spec, to string) (ec2.Report, error) {
-				return m.CopyTo(ctx, s, to, f.dryRun)
+				return a.each(ctx, m, s, to, f.dryRun)
 			})
-			if perr := f.print(reps, printCopied); perr != nil {
+			if perr := f.print(reps, a.text); perr != nil {
 				return perr
 			}
 			return errors.Join(append(errs, err)...)
-		},
-	}
-	f.add(cmd, true)
+		}}
+	f.add(cmd, a.dryRun)
 	return cmd
 }
 
-func newMachinePruneCmd(g *globals, k ec2.Kind) *cobra.Command {
-	f := &machineFlags{g: g, kind: k}
-	cmd := &cobra.Command{
-		Use:   "prune",
-		Short: "Delete the copies retention no longer keeps",
-		Long: `prune deletes, in each destination, the copies outside the entry's keep and
+var machineActions = []machineAction{{
+	use: "list", short: "Show each destination's copies and what the next run would do",
+	each: func(ctx context.Context, m *ec2.Manager, s ec2.Spec, to string, _ bool) (ec2.Report, error) {
+		pl, err := m.PlanFor(ctx, s, to)
+		return ec2.Report{Region: to, Plan: pl}, err
+	},
+	text: printPlans,
+}, {
+	use: "copy", short: "Copy what each destination lacks and wait for the copies", dryRun: true,
+	long: `copy copies the newest sources that retention keeps to each destination
+that lacks them (CopyImage/CopySnapshot called in the destination), tags and
+waits for them (ec2.copy_timeout), and deletes copies that failed. A volume
+snapshot entry with create first snapshots its volumes. Run again after an
+interruption: copies already made are found by their description and tag.`,
+	before: takeSnapshots,
+	each: func(ctx context.Context, m *ec2.Manager, s ec2.Spec, to string, dryRun bool) (ec2.Report, error) {
+		return m.CopyTo(ctx, s, to, dryRun)
+	},
+	text: printCopied,
+}, {
+	use: "prune", short: "Delete the copies retention no longer keeps", dryRun: true,
+	long: `prune deletes, in each destination, the copies outside the entry's keep and
 keep_within (and failed or timed-out ones): images are deregistered and their
 snapshots deleted unless another image uses them. The newest good copy and any
 snapshot a registered image uses are never deleted.`,
-		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, specs, err := f.resolve()
-			if err != nil {
-				return err
-			}
-			reps, err := forEachDestination(cmd.Context(), specs, func(ctx context.Context, s ec2.Spec, to string) (ec2.Report, error) {
-				return m.Prune(ctx, s, to, f.dryRun)
-			})
-			if perr := f.print(reps, printPruned); perr != nil {
-				return perr
-			}
-			return err
-		},
+	each: func(ctx context.Context, m *ec2.Manager, s ec2.Spec, to string, dryRun bool) (ec2.Report, error) {
+		return m.Prune(ctx, s, to, dryRun)
+	},
+	text: printPruned,
+}}
+
+// takeSnapshots runs a volume snapshot entry's create step before its copies.
+func takeSnapshots(ctx context.Context, g *globals, m *ec2.Manager, s ec2.Spec, dryRun bool) error {
+	if len(s.VolumeTags) == 0 {
+		return nil
 	}
-	f.add(cmd, true)
-	return cmd
+	ids, _, err := m.Take(ctx, s, dryRun)
+	verb := "took"
+	if dryRun {
+		verb = "would snapshot volumes"
+	}
+	if !g.json && len(ids) > 0 {
+		fmt.Fprintf(g.stdout, "%s %s in %s: %s\n", s.Name, verb, s.SourceRegion, strings.Join(ids, ", "))
+	}
+	return err
 }
 
 // forEachDestination runs fn for every entry and destination, one after the

@@ -18,11 +18,7 @@ import (
 
 // copyHistories reads every configured copy's records from the jobs region.
 func copyHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatus {
-	var jobs []snapshots.CopyJob
-	for _, cp := range cfg.Copies {
-		jobs = append(jobs, snapshots.DescribeCopy(cp))
-	}
-	jobs = append(jobs, ec2.Jobs(cfg, nil)...)
+	jobs := append(snapshots.Described(cfg), ec2.Jobs(cfg, nil)...)
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -39,7 +35,7 @@ func printCopies(w io.Writer, hist []snapshots.JobStatus) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nCOPY\tSCHEDULE\tLAST RUN\tRESULT\tLAST SUCCESS\tNOTE")
+	fmt.Fprintln(tw, "\nSCHEDULED JOB\tSCHEDULE\tLAST RUN\tRESULT\tLAST SUCCESS\tNOTE")
 	for _, h := range hist {
 		last, result, success, note := "-", "-", "-", h.Error
 		if len(h.Runs) > 0 {
@@ -58,7 +54,10 @@ func printCopies(w io.Writer, hist []snapshots.JobStatus) error {
 			}
 		}
 		what := h.Cluster // a backup-set copy's; image and snapshot jobs have their name
-		if what == "" {
+		switch {
+		case h.Kind == snapshots.KindBaseBackup:
+			what += " base backup:"
+		case what == "":
 			what = h.Name + ":"
 		}
 		fmt.Fprintf(tw, "%s %s -> %s\t%s\t%s\t%s\t%s\t%s\n", what, h.From, h.To, h.Schedule, last, result, success, note)
@@ -69,8 +68,9 @@ func printCopies(w io.Writer, hist []snapshots.JobStatus) error {
 func newSchedulesCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "schedules",
-		Short: "The scheduled copies and their recent runs, from the jobs region",
-		Long: `schedules reads the records drd keeps of every run of the configured copies
+		Short: "The scheduled jobs (base backups, copies) and their recent runs, from the jobs region",
+		Long: `schedules reads the records drd keeps of every run of the scheduled jobs (base backups,
+copies, image and volume snapshot copies)
 (in drd.jobs_region: start, end, result, objects and bytes, which drd ran it),
 so it works whether drd runs or not. --json prints every recorded run.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -84,7 +84,7 @@ so it works whether drd runs or not. --json prints every recorded run.`,
 				return printList(g, hist)
 			}
 			if len(hist) == 0 {
-				_, err := fmt.Fprintf(g.stdout, "no copies are configured in %s\n", cfg.Path)
+				_, err := fmt.Fprintf(g.stdout, "no scheduled jobs (base_backup.schedule, copies, images, volume_snapshots) are configured in %s\n", cfg.Path)
 				return err
 			}
 			return printCopies(g.stdout, hist)

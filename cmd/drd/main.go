@@ -273,6 +273,12 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		regions = append(regions, r)
 	}
 
+	var jobsStore storage.Store // validated: drd.jobs_region is a configured region
+	for _, r := range regions {
+		if r.Name == cfg.Drd.JobsRegion {
+			jobsStore = r.Store
+		}
+	}
 	group := lifecycle.NewGroup(log)
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
@@ -300,7 +306,8 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		}
 		shipped.Shippers = append(shipped.Shippers, shipper)
 		group.Add(shipper)
-		sched := &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log}
+		sched := &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log,
+			Jobs: &schedule.Runner{Store: jobsStore, Log: log}}
 		group.Add(sched)
 		w, err := watcher(cl, reg, log)
 		if err != nil {
@@ -323,10 +330,9 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	}
 	httpOpts.Addr, httpOpts.Gatherer, httpOpts.Ready, httpOpts.Log = cfg.Drd.Listen, reg, group.Ready, log
 	httpOpts.Version, httpOpts.Clusters = info.Version, served
-	if jobs != nil {
-		httpOpts.Schedules = func(ctx context.Context) []snapshots.JobStatus {
-			return snapshots.Statuses(ctx, jobs.Runner, jobs.Jobs, nil)
-		}
+	described := append(snapshots.Described(cfg), ec2.Jobs(cfg, nil)...)
+	httpOpts.Schedules = func(ctx context.Context) []snapshots.JobStatus {
+		return snapshots.Statuses(ctx, &schedule.Runner{Store: jobsStore}, described, nil)
 	}
 	group.Add(api.NewServer(httpOpts))
 	reg.MustRegister(shipped, probed)

@@ -276,10 +276,10 @@ func (cl Cluster) HeartbeatDSN() string {
 	return cl.DSN
 }
 
-// BaseBackup configures scheduled base backups.
+// BaseBackup configures scheduled base backups: schedule (empty means on
+// demand only), catch_up and jitter, as every periodic job.
 type BaseBackup struct {
-	// Schedule is a cron expression ("0 3 * * *"); empty means on demand only.
-	Schedule string `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Job `yaml:",inline" json:",inline"`
 }
 
 // Retention keeps the newest Full backups and/or those younger than Window;
@@ -396,6 +396,9 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
+		if cl.BaseBackup.Schedule != "" {
+			defaultCatchUp(&cl.BaseBackup.Job)
+		}
 		if len(cl.ShipTo) == 0 {
 			for _, r := range c.Regions {
 				cl.ShipTo = append(cl.ShipTo, r.Name)

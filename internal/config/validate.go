@@ -167,10 +167,8 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	if cl.Slot != "" && !slotPattern.MatchString(cl.Slot) {
 		p.add(c.line(at+".slot"), "%s.slot %q is not a valid replication slot name (lower-case letters, digits, _; at most 63)", at, cl.Slot)
 	}
-	if s := cl.BaseBackup.Schedule; s != "" {
-		if _, err := cron.ParseStandard(s); err != nil {
-			p.add(c.line(at+".base_backup.schedule"), "%s.base_backup.schedule %q is not a cron expression (minute hour day month weekday, or @daily): %v", at, s, err)
-		}
+	if cl.BaseBackup.Schedule != "" {
+		c.checkJob(p, at+".base_backup", cl.BaseBackup.Job)
 	}
 	if cl.Retention.Full < 0 {
 		p.add(c.line(at+".retention.full"), "%s.retention.full must be 1 or more", at)

@@ -79,6 +79,12 @@ func TestDrdShipsBacksUpAndExports(t *testing.T) {
 	if !strings.Contains(e.drdLog(), "retention expired backups") {
 		t.Fatalf("no scheduled backup was expired; drd log:\n%s", tailString(e.drdLog(), 30))
 	}
+	// The scheduled backups ran through the schedule engine: each run is
+	// recorded in the jobs region, where drctl reads it without drd.
+	out, code := e.drctlRun(t, "schedules", "--json")
+	if code != 0 || !strings.Contains(out, `"job": "backup-orders"`) || !strings.Contains(out, `"kind": "base-backup"`) || !strings.Contains(out, `"status": "ok"`) {
+		t.Fatalf("drctl schedules --json lacks the scheduled backups' runs: exit %d\n%s", code, out)
+	}
 }
 
 // The real drd runs a scheduled backup-set copy into a region the cluster

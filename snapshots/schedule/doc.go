@@ -1,5 +1,5 @@
-// Package schedule runs drd's periodic jobs (backup-set copies, image and
-// volume-snapshot copies) on cron schedules, with a record of every run kept
+// Package schedule runs drd's periodic jobs (base backups, backup-set copies,
+// image and volume-snapshot copies) on cron schedules, with a record of every run kept
 // in a region's store rather than on drd's disk.
 //
 // Per job and activation (the cron time a run belongs to) one record,

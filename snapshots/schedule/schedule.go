@@ -48,7 +48,7 @@ type Result struct {
 type Job struct {
 	// Name is unique among jobs and safe as an object-key segment.
 	Name string
-	// Kind groups jobs in status and metrics ("backup-set", "image", "volume-snapshot").
+	// Kind groups jobs in status and metrics ("base-backup", "backup-set", "image", "volume-snapshot", "volume-snapshot-take").
 	Kind string
 	Spec config.Job
 	// Timeout bounds a run (default DefaultTimeout).

@@ -181,14 +181,7 @@ func (s *Server) Images(reg string) []Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	var out []Image
-	for _, im := range s.region(reg).images {
-		c := *im
-		c.Tags = maps.Clone(im.Tags)
-		out = append(out, c)
-	}
-	slices.SortFunc(out, func(a, b Image) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	return sortedCopies(s.region(reg).images, func(im Image) Image { im.Tags = maps.Clone(im.Tags); return im })
 }
 
 // Snapshots returns copies of reg's snapshots, sorted by id.
@@ -196,13 +189,15 @@ func (s *Server) Snapshots(reg string) []Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	var out []Snapshot
-	for _, sn := range s.region(reg).snapshots {
-		c := *sn
-		c.Tags = maps.Clone(sn.Tags)
-		out = append(out, c)
+	return sortedCopies(s.region(reg).snapshots, func(sn Snapshot) Snapshot { sn.Tags = maps.Clone(sn.Tags); return sn })
+}
+
+// sortedCopies returns deep-enough copies of m's values in key (id) order.
+func sortedCopies[T any](m map[string]*T, clone func(T) T) []T {
+	var out []T
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, clone(*m[id]))
 	}
-	slices.SortFunc(out, func(a, b Snapshot) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

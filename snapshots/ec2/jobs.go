@@ -34,7 +34,7 @@ func Specs(cfg *config.Config) []Spec {
 	return out
 }
 
-// Spec returns the entry called name.
+// SpecNamed returns the entry of kind k called name.
 func SpecNamed(cfg *config.Config, k Kind, name string) (Spec, error) {
 	var names []string
 	for _, s := range Specs(cfg) {

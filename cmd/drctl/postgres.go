@@ -535,7 +535,7 @@ unreachable primary leaves the lag out. --json prints the stores' rows unless
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			return printCopies(g.stdout, copyHistories(cmd.Context(), cfg))
+			return printSchedules(g.stdout, jobHistories(cmd.Context(), cfg))
 		},
 	}
 	cmd.Flags().StringVar(&only, "cluster", "", "only this cluster")

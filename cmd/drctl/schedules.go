@@ -16,8 +16,8 @@ import (
 	"github.com/drkit/drkit/storage"
 )
 
-// copyHistories reads every configured copy's records from the jobs region.
-func copyHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatus {
+// jobHistories reads every scheduled job's records from the jobs region.
+func jobHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatus {
 	jobs := append(snapshots.Described(cfg), ec2.Jobs(cfg, nil)...)
 	if len(jobs) == 0 {
 		return nil
@@ -29,8 +29,8 @@ func copyHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatu
 	return snapshots.Statuses(ctx, &schedule.Runner{Store: r.Store}, jobs, nil)
 }
 
-// printCopies prints one line per copy: its newest run and newest success.
-func printCopies(w io.Writer, hist []snapshots.JobStatus) error {
+// printSchedules prints one line per scheduled job: its newest run and newest success.
+func printSchedules(w io.Writer, hist []snapshots.JobStatus) error {
 	if len(hist) == 0 {
 		return nil
 	}
@@ -79,7 +79,7 @@ so it works whether drd runs or not. --json prints every recorded run.`,
 			if err != nil {
 				return err
 			}
-			hist := copyHistories(cmd.Context(), cfg)
+			hist := jobHistories(cmd.Context(), cfg)
 			if g.json {
 				return printList(g, hist)
 			}
@@ -87,7 +87,7 @@ so it works whether drd runs or not. --json prints every recorded run.`,
 				_, err := fmt.Fprintf(g.stdout, "no scheduled jobs (base_backup.schedule, copies, images, volume_snapshots) are configured in %s\n", cfg.Path)
 				return err
 			}
-			return printCopies(g.stdout, hist)
+			return printSchedules(g.stdout, hist)
 		},
 	}
 }

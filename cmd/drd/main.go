@@ -216,7 +216,7 @@ func apiOptions(c config.API) (api.Options, error) {
 }
 
 // copyJobs builds the scheduled copies' component, nil when none is configured.
-func copyJobs(cfg *config.Config, regions []*storage.Region, m *snapshots.CopyMetrics, log *slog.Logger) (*snapshots.Jobs, error) {
+func copyJobs(cfg *config.Config, regions []*storage.Region, jobsStore storage.Store, m *snapshots.CopyMetrics, log *slog.Logger) (*snapshots.Jobs, error) {
 	if len(cfg.Copies) == 0 && len(cfg.Images) == 0 && len(cfg.VolumeSnapshots) == 0 {
 		return nil, nil
 	}
@@ -225,7 +225,7 @@ func copyJobs(cfg *config.Config, regions []*storage.Region, m *snapshots.CopyMe
 		byName[r.Name] = r
 	}
 	open := func(name string) (*storage.Region, error) { return byName[name], nil } // validated by config
-	jobs := &snapshots.Jobs{Metrics: m, Runner: &schedule.Runner{Store: byName[cfg.Drd.JobsRegion].Store, Log: log}}
+	jobs := &snapshots.Jobs{Metrics: m, Runner: &schedule.Runner{Store: jobsStore, Log: log}}
 	for _, cp := range cfg.Copies {
 		cl, _ := cfg.Cluster(cp.Cluster)
 		j, err := snapshots.NewBackupSetJob(cp, cl.Engine, open, log)
@@ -317,7 +317,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		group.Add(w)
 		served = append(served, apiCluster(cl, to, shipper, engine, sched, w))
 	}
-	jobs, err := copyJobs(cfg, regions, snapshots.NewCopyMetrics(reg), log)
+	jobs, err := copyJobs(cfg, regions, jobsStore, snapshots.NewCopyMetrics(reg), log)
 	if err != nil {
 		return usageError{err}
 	}

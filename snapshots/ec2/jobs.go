@@ -63,11 +63,10 @@ func JobName(s Spec, region string) string {
 // With m nil the jobs only describe (no Run), as drctl's status needs.
 func Jobs(cfg *config.Config, m *Manager) []snapshots.CopyJob {
 	var out []snapshots.CopyJob
-	for i, s := range Specs(cfg) {
-		job := jobOf(cfg, i)
+	for _, s := range Specs(cfg) {
 		if len(s.VolumeTags) > 0 {
 			j := snapshots.CopyJob{From: s.SourceRegion, To: s.SourceRegion,
-				Job: schedule.Job{Name: "snapshots-" + s.Name + "-take", Kind: KindTake, Spec: job}}
+				Job: schedule.Job{Name: "snapshots-" + s.Name + "-take", Kind: KindTake, Spec: s.Job}}
 			if m != nil {
 				j.Job.Run = func(ctx context.Context) (schedule.Result, error) {
 					ids, rep, err := m.Take(ctx, s, false)
@@ -78,7 +77,7 @@ func Jobs(cfg *config.Config, m *Manager) []snapshots.CopyJob {
 			out = append(out, j)
 		}
 		for _, to := range s.To {
-			j := snapshots.CopyJob{From: s.SourceRegion, To: to, Job: schedule.Job{Name: JobName(s, to), Kind: string(s.Kind), Spec: job}}
+			j := snapshots.CopyJob{From: s.SourceRegion, To: to, Job: schedule.Job{Name: JobName(s, to), Kind: string(s.Kind), Spec: s.Job}}
 			if m != nil {
 				j.Job.Run = func(ctx context.Context) (schedule.Result, error) { return m.run(ctx, s, to) }
 			}
@@ -86,14 +85,6 @@ func Jobs(cfg *config.Config, m *Manager) []snapshots.CopyJob {
 		}
 	}
 	return out
-}
-
-// jobOf returns the schedule of the i-th entry of Specs(cfg).
-func jobOf(cfg *config.Config, i int) config.Job {
-	if i < len(cfg.Images) {
-		return cfg.Images[i].Job
-	}
-	return cfg.VolumeSnapshots[i-len(cfg.Images)].Job
 }
 
 // run is one scheduled run for one destination: copy, then prune.

@@ -184,13 +184,13 @@ func (m *Manager) copyAll(ctx context.Context, dst API, s Spec, region string, s
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case err != nil && id != "":
+			case err == nil:
+				rep.Copied = append(rep.Copied, id)
+			case id != "": // made, then failed or timed out (and deleted)
 				rep.Failed = append(rep.Failed, id)
 				errs = append(errs, err)
-			case err != nil:
-				errs = append(errs, err)
 			default:
-				rep.Copied = append(rep.Copied, id)
+				errs = append(errs, err)
 			}
 		})
 	}

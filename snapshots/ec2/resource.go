@@ -114,6 +114,8 @@ type Spec struct {
 	KMSKey       string
 	// VolumeTags, if set, are the tags of the volumes to snapshot (create).
 	VolumeTags map[string]string
+	// Job is when drd runs the entry.
+	Job config.Job
 }
 
 // ImageSpec converts an images entry.
@@ -136,7 +138,7 @@ func spec(k Kind, m config.MachineCopy, defaultProfile string) Spec {
 		p = defaultProfile
 	}
 	return Spec{Kind: k, Name: m.Name, Profile: p, SourceRegion: m.SourceRegion, Tags: m.Filters.Tags, IDs: m.Filters.IDs,
-		To: m.To, Keep: m.Keep, KeepWithin: time.Duration(m.KeepWithin), Encrypted: m.Encrypted, KMSKey: m.KMSKey}
+		To: m.To, Keep: m.Keep, KeepWithin: time.Duration(m.KeepWithin), Encrypted: m.Encrypted, KMSKey: m.KMSKey, Job: m.Job}
 }
 
 // description is what a copy of id carries from the copy call on; Copies

@@ -80,78 +80,51 @@ func page(ids []string, f formValues) ([]string, string) {
 }
 
 func (s *Server) describeImages(r *region, f formValues) (string, *apiError) {
-	want := f.list("ImageId")
-	for _, id := range want {
-		if _, ok := r.images[id]; !ok {
-			return "", notFound("AMIID", id)
-		}
-	}
-	fs := filters(f)
-	var ids []string
-	for id, im := range r.images {
-		fields := map[string]string{"image-id": id, "name": im.Name, "description": im.Description, "state": im.State}
-		if (len(want) == 0 || slices.Contains(want, id)) && matches(fs, fields, im.Tags) {
-			ids = append(ids, id)
-		}
-	}
-	ids, next := page(ids, f)
-	var b strings.Builder
-	b.WriteString("<imagesSet>")
-	for _, id := range ids {
-		b.WriteString(imageXML(r.images[id]))
-	}
-	b.WriteString("</imagesSet>")
-	if next != "" {
-		b.WriteString(xmlField("nextToken", next))
-	}
-	return b.String(), nil
+	return describe(r.images, f.list("ImageId"), "AMIID", "imagesSet", f, func(im *Image) (map[string]string, map[string]string) {
+		return map[string]string{"image-id": im.ID, "name": im.Name, "description": im.Description, "state": im.State}, im.Tags
+	}, imageXML)
 }
 
 func (s *Server) describeSnapshots(r *region, f formValues) (string, *apiError) {
-	want := f.list("SnapshotId")
-	for _, id := range want {
-		if _, ok := r.snapshots[id]; !ok {
-			return "", notFound("Snapshot", id)
-		}
-	}
-	fs := filters(f)
-	var ids []string
-	for id, sn := range r.snapshots {
-		fields := map[string]string{"snapshot-id": id, "volume-id": sn.VolumeID, "description": sn.Description, "status": sn.State}
-		if (len(want) == 0 || slices.Contains(want, id)) && matches(fs, fields, sn.Tags) {
-			ids = append(ids, id)
-		}
-	}
-	ids, next := page(ids, f)
-	var b strings.Builder
-	b.WriteString("<snapshotSet>")
-	for _, id := range ids {
-		b.WriteString(snapshotXML(r.snapshots[id], true))
-	}
-	b.WriteString("</snapshotSet>")
-	if next != "" {
-		b.WriteString(xmlField("nextToken", next))
-	}
-	return b.String(), nil
+	return describe(r.snapshots, f.list("SnapshotId"), "Snapshot", "snapshotSet", f, func(sn *Snapshot) (map[string]string, map[string]string) {
+		return map[string]string{"snapshot-id": sn.ID, "volume-id": sn.VolumeID, "description": sn.Description, "status": sn.State}, sn.Tags
+	}, func(sn *Snapshot) string { return snapshotXML(sn, true) })
 }
 
 func (s *Server) describeVolumes(r *region, f formValues) (string, *apiError) {
+	return describe(r.volumes, nil, "Volume", "volumeSet", f, func(v *Volume) (map[string]string, map[string]string) {
+		return map[string]string{"volume-id": v.ID}, v.Tags
+	}, func(v *Volume) string {
+		return "<item>" + xmlField("volumeId", v.ID) + xmlField("size", strconv.Itoa(int(v.SizeGiB))) +
+			xmlField("status", "in-use") + tagsXML(v.Tags) + "</item>"
+	})
+}
+
+// describe answers a Describe* call over items: every id asked for must
+// exist; the filters apply to a resource's fields and tags; the page is
+// rendered as the set element, with nextToken when more follow.
+func describe[T any](items map[string]*T, want []string, kind, set string, f formValues,
+	fields func(*T) (map[string]string, map[string]string), render func(*T) string) (string, *apiError) {
+	for _, id := range want {
+		if _, ok := items[id]; !ok {
+			return "", notFound(kind, id)
+		}
+	}
 	fs := filters(f)
 	var ids []string
-	for id, v := range r.volumes {
-		if matches(fs, map[string]string{"volume-id": id}, v.Tags) {
+	for id, it := range items {
+		fl, tags := fields(it)
+		if (len(want) == 0 || slices.Contains(want, id)) && matches(fs, fl, tags) {
 			ids = append(ids, id)
 		}
 	}
 	ids, next := page(ids, f)
 	var b strings.Builder
-	b.WriteString("<volumeSet>")
+	b.WriteString("<" + set + ">")
 	for _, id := range ids {
-		v := r.volumes[id]
-		fmt.Fprintf(&b, "<item>%s%s%s%s</item>", xmlField("volumeId", v.ID), xmlField("size", strconv.Itoa(int(v.SizeGiB))),
-			xmlField("status", "in-use"), tagsXML(v.Tags))
+		b.WriteString(render(items[id]))
 	}
-	b.WriteString("</volumeSet>")
+	b.WriteString("</" + set + ">")
 	if next != "" {
 		b.WriteString(xmlField("nextToken", next))
 	}

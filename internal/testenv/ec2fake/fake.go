@@ -85,6 +85,7 @@ type Server struct {
 	copyTime   time.Duration
 	failCopies int
 	throttle   int
+	throttled  int
 	failNext   map[string][]string
 	calls      map[string]int
 	maxPending map[string]int
@@ -131,6 +132,13 @@ func (s *Server) LimitPendingCopies(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limit = n
+}
+
+// Throttled returns how many requests were answered RequestLimitExceeded.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
 }
 
 // Calls returns how many requests named action were answered (successfully
@@ -292,6 +300,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handle(reg, action string, f formValues) (string, *apiError) {
 	if s.throttle > 0 {
 		s.throttle--
+		s.throttled++
 		return "", &apiError{503, "RequestLimitExceeded", "Request limit exceeded."}
 	}
 	s.calls[action]++

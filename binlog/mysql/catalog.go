@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/drkit/drkit/storage"
 )
@@ -136,4 +137,21 @@ func (c *Catalog) read(ctx context.Context, ref ChunkRef) ([]byte, error) {
 		return nil, fmt.Errorf("binlog chunk %d: %w", ref.Seq, err)
 	}
 	return data, nil
+}
+
+// End returns the GTID position after the region's newest chunk and that
+// chunk's last commit time; ok is false when the region holds no binlog yet.
+func (c *Catalog) End(ctx context.Context) (end Pos, last time.Time, ok bool, err error) {
+	refs, err := c.List(ctx)
+	if err != nil || len(refs) == 0 {
+		return nil, time.Time{}, false, err
+	}
+	h, err := c.Header(ctx, refs[len(refs)-1])
+	if err != nil {
+		return nil, time.Time{}, false, err
+	}
+	if end, err = ParsePos(h.End); err != nil {
+		return nil, time.Time{}, false, fmt.Errorf("region %s: newest binlog chunk %d: %w", c.Pipeline.Region, refs[len(refs)-1].Seq, err)
+	}
+	return end, time.Unix(h.LastTime, 0).UTC(), true, nil
 }

@@ -188,19 +188,13 @@ type mysqlStatus struct {
 
 func mysqlRegionStatus(ctx context.Context, r *storage.Region, cl config.Cluster) mysqlStatus {
 	s := mysqlStatus{Cluster: cl.Name, Engine: "mysql", Region: r.Name}
-	cat := &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}
-	refs, err := cat.List(ctx)
+	end, last, ok, err := (&mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).End(ctx)
 	if err != nil {
 		s.Error = err.Error()
 		return s
 	}
-	if len(refs) > 0 {
-		h, err := cat.Header(ctx, refs[len(refs)-1])
-		if err != nil {
-			s.Error = err.Error()
-			return s
-		}
-		s.GTIDPos, s.LastCommit = h.End, time.Unix(h.LastTime, 0).UTC()
+	if ok {
+		s.GTIDPos, s.LastCommit = end.String(), last
 	}
 	if list, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name); err != nil {
 		s.Error = err.Error()

@@ -77,7 +77,7 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, err
 	}
 	defer db.Close()
-	if err := checkEmpty(ctx, db); err != nil {
+	if err := CheckEmpty(ctx, db); err != nil {
 		return res, err
 	}
 	schema, err := readSchema(ctx, o.Region.Pipeline, m)
@@ -169,8 +169,9 @@ func openTarget(dsn string, workers int) (*sql.DB, error) {
 	return db, nil
 }
 
-// checkEmpty refuses a target that holds any database of its own.
-func checkEmpty(ctx context.Context, db *sql.DB) error {
+// CheckEmpty refuses a target that holds any database of its own, or that is
+// not MariaDB; it changes nothing.
+func CheckEmpty(ctx context.Context, db *sql.DB) error {
 	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
 	if err != nil {
 		return fmt.Errorf("target server: %w", err)

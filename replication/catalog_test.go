@@ -1,0 +1,119 @@
+package replication
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/monitor"
+	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/file"
+)
+
+func regions(t *testing.T, names ...string) []*storage.Region {
+	t.Helper()
+	var out []*storage.Region
+	for _, n := range names {
+		st, err := file.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &storage.Region{Name: n, Store: st, Pipeline: &storage.Pipeline{Store: st, Region: n}})
+	}
+	return out
+}
+
+func TestCatalogKeepsNoPasswordAndMergesWithConfig(t *testing.T) {
+	ctx := context.Background()
+	regs := regions(t, "eu", "us")
+	cat := &Catalog{Cluster: "shop", Regions: regs}
+	rec := Record{Cluster: "shop", Name: "us-1", Engine: "mysql", Region: "us",
+		DSN: "repl:s3cr3t@tcp(10.0.0.9:3306)/", Mode: "stream", Status: RecordReady, Created: time.Now()}
+	if err := cat.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Put(ctx, Record{Name: "../x"}); err == nil || !strings.Contains(err.Error(), "replica name") {
+		t.Fatalf("a bad name was accepted: %v", err)
+	}
+	for _, r := range regs {
+		got, err := (&Catalog{Cluster: "shop", Regions: []*storage.Region{r}}).Get(ctx, "us-1")
+		if err != nil {
+			t.Fatalf("region %s: %v", r.Name, err)
+		}
+		if strings.Contains(got.DSN, "s3cr3t") || !strings.Contains(got.DSN, config.Redacted) {
+			t.Fatalf("region %s stores the DSN %q", r.Name, got.DSN)
+		}
+	}
+	recs, err := cat.List(ctx)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("List = %v, %v", recs, err)
+	}
+	cl := config.Cluster{Name: "shop", DSN: "repl:pw@tcp(10.0.0.5:3306)/",
+		Replicas: []config.Replica{{Name: "eu-1", Region: "eu", DSN: "repl:pw@tcp(10.0.0.6:3306)/"}}}
+	merged := Merge(cl, append(recs, Record{Name: "eu-1", DSN: "other"}, Record{Name: "old", Status: RecordPromoted}))
+	if len(merged) != 2 || merged[0].DSN != cl.Replicas[0].DSN || merged[1].DSN != "repl:pw@tcp(10.0.0.9:3306)/" {
+		t.Fatalf("Merge = %+v", merged)
+	}
+}
+
+func TestWithPasswordForEveryDSNForm(t *testing.T) {
+	for _, tc := range []struct{ stored, cluster, want string }{
+		{"postgres://u:" + config.Redacted + "@h:5432/db", "postgres://u:p%40ss@a/db", "postgres://u:p%40ss@h:5432/db"},
+		{"host=h password=" + config.Redacted + " user=u", "host=a password='a b' user=u", "host=h password='a b' user=u"},
+		{"u:" + config.Redacted + "@tcp(h:3306)/", "u:p@ss@tcp(a:3306)/", "u:p@ss@tcp(h:3306)/"},
+		{"redis://:" + config.Redacted + "@h:6379", "redis://:pw@a:6379", "redis://:pw@h:6379"},
+		{"u@tcp(h:3306)/", "u:pw@tcp(a:3306)/", "u@tcp(h:3306)/"},
+	} {
+		if got := WithPassword(tc.stored, tc.cluster); got != tc.want {
+			t.Errorf("WithPassword(%q, %q) = %q, want %q", tc.stored, tc.cluster, got, tc.want)
+		}
+		if strings.Contains(tc.stored, config.Redacted) && config.RedactDSN(tc.want) != tc.stored {
+			t.Errorf("RedactDSN(%q) = %q, want %q", tc.want, config.RedactDSN(tc.want), tc.stored)
+		}
+	}
+}
+
+func TestPromotionNewestWins(t *testing.T) {
+	ctx := context.Background()
+	regs := regions(t, "eu", "us")
+	if _, ok, err := (&Catalog{Cluster: "c", Regions: regs}).Promotion(ctx); ok || err != nil {
+		t.Fatalf("no promotion yet: ok=%v err=%v", ok, err)
+	}
+	old := Promotion{Replica: "a", At: time.Now().Add(-time.Hour)}
+	if err := (&Catalog{Cluster: "c", Regions: regs}).Promoted(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Catalog{Cluster: "c", Regions: regs[1:]}).Promoted(ctx, Promotion{Replica: "b", At: time.Now(), DSN: "postgres://u:x@h/db"}); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := (&Catalog{Cluster: "c", Regions: regs}).Promotion(ctx)
+	if err != nil || !ok || p.Replica != "b" || strings.Contains(p.DSN, ":x@") {
+		t.Fatalf("Promotion = %+v, %v, %v", p, ok, err)
+	}
+}
+
+func TestState(t *testing.T) {
+	lag := func(v float64) *float64 { return &v }
+	up := &monitor.ServerState{Up: true, InSync: true, LinkUp: true, LagSeconds: lag(1)}
+	for _, tc := range []struct {
+		name  string
+		rec   *Record
+		probe *monitor.ServerState
+		want  string
+	}{
+		{"creating", &Record{Status: RecordCreating}, nil, StateCreating},
+		{"not probed", nil, nil, StateBroken},
+		{"down", nil, &monitor.ServerState{}, StateBroken},
+		{"diverged", nil, &monitor.ServerState{Up: true, LinkUp: true}, StateBroken},
+		{"link down", nil, &monitor.ServerState{Up: true, InSync: true, LagSeconds: lag(0)}, StateBroken},
+		{"from store", &Record{Mode: "from-store"}, &monitor.ServerState{Up: true, InSync: true, LagSeconds: lag(2)}, StateStreaming},
+		{"behind", nil, &monitor.ServerState{Up: true, InSync: true, LinkUp: true, LagSeconds: lag(600)}, StateCatchingUp},
+		{"streaming", &Record{Status: RecordReady}, up, StateStreaming},
+	} {
+		if got := State(tc.rec, tc.probe); got != tc.want {
+			t.Errorf("%s: State = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -58,6 +58,9 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 	if o.Wait <= 0 {
 		o.Wait = time.Minute
 	}
+	if err := replication.CheckName(o.Name); err != nil {
+		return CreateResult{}, err
+	}
 	src, err := sourceOf(o.Cluster.DSN)
 	if err != nil {
 		return CreateResult{}, err

@@ -38,6 +38,20 @@ type RestoreOptions struct {
 	Log            *slog.Logger
 	// Progress, if set, is told the tar bytes unpacked so far and the total.
 	Progress func(done, total int64)
+	// Standby, if set, makes the folder a standby that keeps replaying (no
+	// target, standby.signal instead of recovery.signal).
+	Standby *Standby
+}
+
+// Standby configures a restored folder as a standby: it replays WAL from the
+// region (restore_command) and, with PrimaryConnInfo, streams from the
+// primary once it has caught up with the region.
+type Standby struct {
+	// PrimaryConnInfo is the libpq connection string of the primary; "" makes
+	// a standby that replays from the region's store only.
+	PrimaryConnInfo string
+	// Slot is the primary's physical slot the standby streams from.
+	Slot string
 }
 
 // RestoreResult says what was restored.
@@ -272,7 +286,7 @@ func writePGManifest(ctx context.Context, o RestoreOptions, m Manifest, uid, gid
 }
 
 // writeRecoveryConfig appends the recovery settings to postgresql.auto.conf and
-// creates recovery.signal. It also unties the copy from the old host: its port,
+// creates recovery.signal (standby.signal for a standby). It also unties the copy from the old host: its port,
 // socket folder, archiving and any replication source.
 func writeRecoveryConfig(o RestoreOptions, uid, gid int) error {
 	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -280,13 +294,20 @@ func writeRecoveryConfig(o RestoreOptions, uid, gid int) error {
 		"",
 		"# Written by drkit restore (" + time.Now().UTC().Format(time.RFC3339) + ")",
 		"restore_command = " + q(o.RestoreCommand),
-		"recovery_target_action = 'promote'",
 		"recovery_target_timeline = 'latest'",
 		"archive_mode = 'off'",
 		"archive_command = ''",
-		"primary_conninfo = ''",
-		"primary_slot_name = ''",
 		"unix_socket_directories = " + q(o.TargetDir),
+	}
+	signal := filepath.Join(o.TargetDir, "recovery.signal")
+	switch {
+	case o.Standby != nil:
+		signal = filepath.Join(o.TargetDir, "standby.signal")
+		lines = append(lines, "hot_standby = 'on'",
+			"primary_conninfo = "+q(o.Standby.PrimaryConnInfo),
+			"primary_slot_name = "+q(o.Standby.Slot))
+	default:
+		lines = append(lines, "recovery_target_action = 'promote'", "primary_conninfo = ''", "primary_slot_name = ''")
 	}
 	switch {
 	case o.TargetTime != nil:
@@ -309,7 +330,6 @@ func writeRecoveryConfig(o RestoreOptions, uid, gid int) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	signal := filepath.Join(o.TargetDir, "recovery.signal")
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {
 		return err
 	}

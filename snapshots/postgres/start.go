@@ -39,6 +39,17 @@ func BinDir(serverVersion string) (string, error) {
 // Start starts the restored server in dir as the folder's owner and waits until
 // it accepts connections and recovery has ended. It never runs PostgreSQL as root.
 func Start(ctx context.Context, dir, binDir string) error {
+	return start(ctx, dir, binDir, "in production")
+}
+
+// StartStandby starts a restored standby in dir as the folder's owner and
+// waits until it accepts read-only connections (it has replayed to a
+// consistent point and keeps replaying).
+func StartStandby(ctx context.Context, dir, binDir string) error {
+	return start(ctx, dir, binDir, "in archive recovery")
+}
+
+func start(ctx context.Context, dir, binDir, want string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return err
@@ -61,7 +72,7 @@ func Start(ctx context.Context, dir, binDir string) error {
 		if err != nil {
 			return err
 		}
-		if state == "in production" {
+		if state == want {
 			return nil
 		}
 		if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {

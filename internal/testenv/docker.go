@@ -134,7 +134,11 @@ func (r *Redis) startDocker(ctx context.Context, tb testing.TB) error {
 	if r.primary != nil {
 		return errNoDockerReplica
 	}
-	c, err := runContainer(ctx, tb, imageRedis, "6379/tcp", nil, []string{"redis-server", "--save", "", "--appendonly", "no"})
+	args := []string{"redis-server", "--save", "", "--appendonly", "no"}
+	if r.Password != "" {
+		args = append(args, "--requirepass", r.Password, "--masterauth", r.Password)
+	}
+	c, err := runContainer(ctx, tb, imageRedis, "6379/tcp", nil, args)
 	if err != nil {
 		return err
 	}

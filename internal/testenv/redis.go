@@ -14,6 +14,10 @@ import (
 
 // Redis is a throwaway Redis server without persistence, or a replica of another.
 type Redis struct {
+	// Password, if set, is required of clients (requirepass) and used by a
+	// replica toward its primary (masterauth) (option).
+	Password string
+
 	// Port is the TCP port on 127.0.0.1; set by Start.
 	Port int
 	// Dir is the server's folder; set by Start.
@@ -35,9 +39,17 @@ func StartRedis(tb testing.TB) *Redis {
 // link to r is up.
 func (r *Redis) StartReplica(tb testing.TB) *Redis {
 	tb.Helper()
-	rep := &Redis{primary: r}
+	rep := &Redis{primary: r, Password: r.Password}
 	Start(tb, rep)
 	return rep
+}
+
+// URL returns a redis:// URL of the server, with its password if any.
+func (r *Redis) URL() string {
+	if r.Password != "" {
+		return fmt.Sprintf("redis://:%s@%s", r.Password, r.Addr())
+	}
+	return "redis://" + r.Addr()
 }
 
 // Addr returns host:port.
@@ -46,7 +58,7 @@ func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
 // Client returns a client for r, closed when the test ends.
 func (r *Redis) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), Password: r.Password})
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
@@ -78,6 +90,9 @@ func (r *Redis) start(ctx context.Context, tb testing.TB) error {
 		// A replica's first full sync otherwise waits 5s for more replicas to join.
 		"--repl-diskless-sync-delay", "0",
 	}
+	if r.Password != "" {
+		args = append(args, "--requirepass", r.Password, "--masterauth", r.Password)
+	}
 	if r.primary != nil {
 		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(r.primary.Port))
 	}
@@ -89,7 +104,7 @@ func (r *Redis) start(ctx context.Context, tb testing.TB) error {
 
 // ready answers PING; a replica must also have its link to the primary up.
 func (r *Redis) ready(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), Password: r.Password, MaxRetries: -1})
 	defer c.Close()
 	if err := c.Ping(ctx).Err(); err != nil {
 		return err

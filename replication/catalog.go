@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path"
 	"regexp"
@@ -75,6 +76,8 @@ type Catalog struct {
 	Cluster string
 	// Regions are written to together; reads take the first that answers.
 	Regions []*storage.Region
+	// Log is told about regions a write missed (may be nil).
+	Log *slog.Logger
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -93,8 +96,9 @@ func (c *Catalog) recordKey(name string) string {
 
 func (c *Catalog) promotionKey() string { return path.Join(c.Cluster, "replication", "primary.json") }
 
-// Put writes rec (password removed) to every region. It fails if any region
-// fails, naming them; the others hold the record.
+// Put writes rec (password removed) to every region. It fails only when no
+// region took it: during a disaster some regions are down, and the record
+// must still reach the others (each miss is logged).
 func (c *Catalog) Put(ctx context.Context, rec Record) error {
 	if err := CheckName(rec.Name); err != nil {
 		return err
@@ -121,7 +125,52 @@ func (c *Catalog) putAll(ctx context.Context, key string, v any) error {
 			errs = append(errs, fmt.Errorf("region %s: write %s: %w", r.Name, key, err))
 		}
 	}
+	if len(errs) < len(c.Regions) {
+		for _, err := range errs {
+			if c.Log != nil {
+				c.Log.Warn("a region missed a catalog record; it is written again by the next change", "err", err)
+			}
+		}
+		return nil
+	}
 	return errors.Join(errs...)
+}
+
+// View is who a cluster's primary is now and which replicas follow it.
+type View struct {
+	// PrimaryDSN and PrimaryRegion: the newest promotion's, else the config's.
+	PrimaryDSN, PrimaryRegion string
+	Promotion                 *Promotion
+	Replicas                  []config.Replica
+	Records                   map[string]Record
+}
+
+// View merges the config with the catalog: the newest promotion (if any)
+// names the primary, and the replicas are Merge's minus the promoted one.
+func (c *Catalog) View(ctx context.Context, cl config.Cluster) (View, error) {
+	v := View{PrimaryDSN: cl.DSN, PrimaryRegion: cl.Region, Records: map[string]Record{}}
+	recs, err := c.List(ctx)
+	if err != nil {
+		return v, err
+	}
+	for _, r := range recs {
+		v.Records[r.Name] = r
+	}
+	p, ok, err := c.Promotion(ctx)
+	if err != nil {
+		return v, err
+	}
+	promoted := ""
+	if ok {
+		v.Promotion, promoted = &p, p.Replica
+		v.PrimaryDSN, v.PrimaryRegion = WithPassword(p.DSN, cl.DSN), p.Region
+	}
+	for _, r := range Merge(cl, recs) {
+		if r.Name != promoted {
+			v.Replicas = append(v.Replicas, r)
+		}
+	}
+	return v, nil
 }
 
 // List returns the cluster's registered replicas, by name, from the first

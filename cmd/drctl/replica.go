@@ -1,0 +1,546 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/replication"
+	myrepl "github.com/drkit/drkit/replication/mysql"
+	pgrepl "github.com/drkit/drkit/replication/postgres"
+	rdrepl "github.com/drkit/drkit/replication/redis"
+	"github.com/drkit/drkit/replication/route53"
+	"github.com/drkit/drkit/storage"
+)
+
+// replicaEngines are the engines drctl sets up replicas for.
+var replicaEngines = []string{"postgres", "mysql", "redis"}
+
+// catalogFor opens the cluster's ship_to regions that answer (during a
+// disaster some do not) as the replication catalog; region names the one
+// that must open.
+func catalogFor(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, region string) (*replication.Catalog, *storage.Region, error) {
+	cat := &replication.Catalog{Cluster: cl.Name, Log: g.log()}
+	names := cl.ShipTo
+	if region != "" && !contains(names, region) {
+		names = append([]string{region}, names...)
+	}
+	var must *storage.Region
+	for _, name := range names {
+		r, err := storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{WithIdentity: true})
+		if err != nil {
+			if name == region {
+				return nil, nil, err
+			}
+			g.log().Warn("region not reachable; the replication catalog is read and written without it", "region", name, "err", err)
+			continue
+		}
+		if name == region {
+			must = r
+		}
+		cat.Regions = append(cat.Regions, r)
+	}
+	if len(cat.Regions) == 0 {
+		return nil, nil, fmt.Errorf("no region of cluster %s could be opened", cl.Name)
+	}
+	return cat, must, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func newReplicaCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "replica",
+		Short: "Set up, list and check cross-region replicas",
+	}
+	cmd.AddCommand(newReplicaCreateCmd(g), newReplicaListCmd(g), newReplicaCheckCmd(g))
+	return cmd
+}
+
+type replicaCreateFlags struct {
+	name, dsn, dataDir, listen string
+	fromStore, force           bool
+}
+
+func newReplicaCreateCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g, engines: replicaEngines}
+	var f replicaCreateFlags
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Make a replica of the cluster's primary in a region, from that region's store",
+		Long: `create sets up a replica in --region and registers it in the cluster's
+catalog in every region, so drd watches it and drctl promote finds it.
+
+PostgreSQL: the newest base backup in the region's store is unpacked into
+--data-dir (new or empty; it gets its parent's owner, which PostgreSQL runs
+as) and started on --dsn's port as a standby that replays the region's WAL
+(drctl wal-fetch), then streams from the primary through a slot of its own.
+--from-store makes a standby that never connects to the primary.
+
+MySQL/MariaDB: the region's newest snapshot and binlog are loaded into the
+empty server --dsn, which then replicates from the primary with GTID
+(CHANGE MASTER ... MASTER_USE_GTID=slave_pos) and is made read_only.
+
+Redis: the empty server --dsn replicates from the primary (REPLICAOF, with
+the cluster's password), after a check that the primary's backlog and
+replica output buffer can carry its writes across regions (--force skips it).
+
+Running create again for the same replica only makes sure it runs. Every
+refusal (target not empty, wrong credentials, primary unreachable) comes
+before anything is changed.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			if cf.region == "" || f.dsn == "" {
+				return usageErr(errors.New("--region and --dsn are required"))
+			}
+			if _, ok := cfg.Region(cf.region); !ok {
+				return usageErr(fmt.Errorf("region %q is not configured in %s; configured: %s", cf.region, cfg.Path, regionNames(cfg.Regions)))
+			}
+			if cl.Engine != "postgres" && (f.dataDir != "" || f.fromStore) {
+				return usageErr(errors.New("--data-dir and --from-store are for PostgreSQL clusters"))
+			}
+			if cl.Engine == "postgres" && f.dataDir == "" {
+				return usageErr(errors.New("--data-dir is required for a PostgreSQL replica"))
+			}
+			if f.name == "" {
+				f.name = cf.region
+			}
+			if err := replication.CheckName(f.name); err != nil {
+				return usageErr(err)
+			}
+			cat, region, err := catalogFor(cmd.Context(), g, cfg, cl, cf.region)
+			if err != nil {
+				return err
+			}
+			res, err := createReplica(cmd.Context(), g, cfg, cl, cat, region, f)
+			if err != nil {
+				return notFoundOr(err)
+			}
+			if g.json {
+				return g.printJSON(res)
+			}
+			fmt.Fprintf(g.stdout, "replica %s of %s in region %s is %s\n", f.name, cl.Name, cf.region, replication.RecordReady)
+			return nil
+		},
+	}
+	cf.addFlags(cmd, "the replica's region: its store is read (required)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", "", "the replica's name (default: the region's)")
+	fl.StringVar(&f.dsn, "dsn", "", "how to reach the replica server (required; PostgreSQL: it runs on this port)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "PostgreSQL: the replica's new data folder")
+	fl.BoolVar(&f.fromStore, "from-store", false, "PostgreSQL: replay WAL from the region's store only, never connecting to the primary")
+	fl.BoolVar(&f.force, "force", false, "Redis: create even when the primary's backlog or buffers look too small")
+	fl.StringVar(&f.listen, "replay-listen", "", "MySQL: address the replica connects back to for the binlog replay")
+	return cmd
+}
+
+func createReplica(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, cat *replication.Catalog, region *storage.Region, f replicaCreateFlags) (any, error) {
+	switch cl.Engine {
+	case "postgres":
+		dir, err := filepath.Abs(f.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := restoreCommand(cfg.Path, cl.Name, region.Name)
+		if err != nil {
+			return nil, err
+		}
+		progress, finish := g.countBar("base backup", true)
+		defer finish()
+		return pgrepl.Create(ctx, pgrepl.CreateOptions{Cluster: cl, Name: f.name, Region: region, DSN: f.dsn, DataDir: dir,
+			RestoreCommand: rc, FromStore: f.fromStore, Catalog: cat, Log: g.log(), Progress: progress})
+	case "mysql":
+		return myrepl.Create(ctx, myrepl.CreateOptions{Cluster: cl, Name: f.name, Region: region, DSN: f.dsn,
+			Catalog: cat, ReplayListen: f.listen, Log: g.log()})
+	default:
+		return rdrepl.Create(ctx, rdrepl.CreateOptions{Cluster: cl, Name: f.name, Region: region.Name, DSN: f.dsn,
+			Catalog: cat, Force: f.force, Log: g.log()})
+	}
+}
+
+// replicaRow is one line of drctl replica list.
+type replicaRow struct {
+	Name   string `json:"name"`
+	Region string `json:"region"`
+	DSN    string `json:"dsn"`
+	Source string `json:"source"` // config or catalog
+	Mode   string `json:"mode,omitempty"`
+	Status string `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func newReplicaListCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g, engines: replicaEngines}
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the cluster's replicas: the config's and the catalog's",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			cat, _, err := catalogFor(cmd.Context(), g, cfg, cl, "")
+			if err != nil {
+				return err
+			}
+			v, err := cat.View(cmd.Context(), cl)
+			if err != nil {
+				return err
+			}
+			var rows []replicaRow
+			for _, r := range v.Replicas {
+				row := replicaRow{Name: r.Name, Region: r.Region, DSN: config.RedactDSN(r.DSN), Source: "config"}
+				if rec, ok := v.Records[r.Name]; ok {
+					row.Source, row.Mode, row.Status, row.Error = "catalog", rec.Mode, rec.Status, rec.Error
+				}
+				rows = append(rows, row)
+			}
+			if g.json {
+				return printList(g, rows)
+			}
+			fmt.Fprintf(g.stdout, "primary: %s (region %s)\n", config.RedactDSN(v.PrimaryDSN), v.PrimaryRegion)
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tREGION\tSOURCE\tMODE\tSTATUS\tDSN")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Region, r.Source, r.Mode, r.Status, r.DSN)
+			}
+			return tw.Flush()
+		},
+	}
+	cf.addFlags(cmd, "")
+	return cmd
+}
+
+func newReplicaCheckCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g, engines: bothEngines}
+	var only string
+	var chunkRows int
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Compare every table of the primary and its replicas, chunk by chunk",
+		Long: `check cuts every table into primary-key ranges of --chunk-rows rows and
+compares each range's checksum on the primary and on each replica at the
+same log position: the replica is waited for until it has replayed the
+primary's position first. A range that changes meanwhile is compared again.
+It prints the tables and key ranges that differ and exits 1 when any does.
+PostgreSQL compares the database the DSNs name.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			cat, _, err := catalogFor(cmd.Context(), g, cfg, cl, "")
+			if err != nil {
+				return err
+			}
+			v, err := cat.View(cmd.Context(), cl)
+			if err != nil {
+				return err
+			}
+			reports, err := checkReplicas(cmd.Context(), g, cl, v, only, chunkRows, wait)
+			if g.json {
+				if jerr := printList(g, reports); jerr != nil {
+					return jerr
+				}
+			} else {
+				printChecks(g, reports)
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range reports {
+				if !r.InSync() {
+					return &exitError{code: exitFailure, err: fmt.Errorf("replica %s differs from the primary in %v", r.Replica, r.DriftTables())}
+				}
+			}
+			return nil
+		},
+	}
+	cf.addFlags(cmd, "")
+	cmd.Flags().StringVar(&only, "replica", "", "check only this replica (default: all)")
+	cmd.Flags().IntVar(&chunkRows, "chunk-rows", 1000, "rows per compared chunk")
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for a replica to reach the primary's position")
+	return cmd
+}
+
+// checkReplicas runs the checksum comparison against each replica.
+func checkReplicas(ctx context.Context, g *globals, cl config.Cluster, v replication.View, only string, chunkRows int, wait time.Duration) ([]replication.Report, error) {
+	var reports []replication.Report
+	found := false
+	for _, r := range v.Replicas {
+		if only != "" && r.Name != only {
+			continue
+		}
+		found = true
+		rep, err := checkReplica(ctx, cl, v.PrimaryDSN, r, chunkRows, wait, g.log())
+		if err != nil {
+			return reports, fmt.Errorf("replica %s: %w", r.Name, err)
+		}
+		reports = append(reports, rep)
+	}
+	if only != "" && !found {
+		return nil, &exitError{code: exitNotFound, err: fmt.Errorf("cluster %s has no replica %q (drctl replica list shows them)", cl.Name, only)}
+	}
+	return reports, nil
+}
+
+// checkReplica compares one replica with the primary.
+func checkReplica(ctx context.Context, cl config.Cluster, primaryDSN string, r config.Replica, chunkRows int, wait time.Duration, log *slog.Logger) (replication.Report, error) {
+	c, closeAll, err := checker(ctx, cl.Engine, primaryDSN, r.DSN)
+	if err != nil {
+		return replication.Report{Replica: r.Name}, err
+	}
+	defer closeAll()
+	c.ChunkRows, c.Wait, c.Skip, c.Log = chunkRows, wait, []string{heartbeatTable(cl)}, log
+	rep, err := c.Run(ctx)
+	rep.Replica = r.Name
+	return rep, err
+}
+
+// heartbeatTable is the heartbeat's schema.table, skipped by checks: it
+// changes every second by design.
+func heartbeatTable(cl config.Cluster) string {
+	t := cl.Monitor.Heartbeat.Table
+	if cl.Engine == "postgres" && filepath.Ext(t) == "" {
+		return "public." + t
+	}
+	return t
+}
+
+func checker(ctx context.Context, engine, primaryDSN, replicaDSN string) (*replication.Checker, func(), error) {
+	switch engine {
+	case "postgres":
+		p, err := pgrepl.OpenSide(ctx, "primary", primaryDSN)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := pgrepl.OpenSide(ctx, "replica", replicaDSN)
+		if err != nil {
+			p.Pool.Close()
+			return nil, nil, err
+		}
+		return &replication.Checker{Primary: p, Replica: r}, func() { p.Pool.Close(); r.Pool.Close() }, nil
+	default:
+		p, err := myrepl.OpenSide(ctx, "primary", primaryDSN)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := myrepl.OpenSide(ctx, "replica", replicaDSN)
+		if err != nil {
+			p.DB.Close()
+			return nil, nil, err
+		}
+		return &replication.Checker{Primary: p, Replica: r}, func() { p.DB.Close(); r.DB.Close() }, nil
+	}
+}
+
+func printChecks(g *globals, reports []replication.Report) {
+	for _, r := range reports {
+		verdict := "in sync"
+		if !r.InSync() {
+			verdict = fmt.Sprintf("DRIFT in %d range(s)", len(r.Diffs))
+		}
+		fmt.Fprintf(g.stdout, "replica %s: %s (%d tables, %d chunks, %d rows, %s)\n", r.Replica, verdict, r.Tables, r.Chunks, r.Rows,
+			r.Finished.Sub(r.Started).Round(time.Millisecond))
+		for _, d := range r.Diffs {
+			fmt.Fprintf(g.stdout, "  %s %s: primary %d rows, replica %d rows, contents differ\n", d.Table, d.Range(), d.PrimaryRows, d.ReplicaRows)
+		}
+		for _, d := range r.Unstable {
+			fmt.Fprintf(g.stdout, "  %s %s: changed at every attempt, not compared\n", d.Table, d.Range())
+		}
+	}
+}
+
+type promoteFlags struct {
+	name                                                string
+	force                                               bool
+	wait                                                time.Duration
+	dnsZone, dnsName, dnsValue, dnsEndpoint, dnsProfile string
+	dnsTTL                                              int64
+}
+
+func newPromoteCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g, engines: replicaEngines}
+	var f promoteFlags
+	cmd := &cobra.Command{
+		Use:   "promote",
+		Short: "Make the replica in a region the cluster's primary",
+		Long: `promote makes the cluster's replica in --region (or --replica) its primary.
+
+First it fences the old primary if it answers (PostgreSQL: new transactions
+read-only and client sessions ended; MariaDB: read_only; Redis: writes
+paused, then it becomes a replica of the new primary) and waits until the
+replica has everything the old primary wrote. Then it checks that the replica
+has all of the log that the region's store holds and refuses, showing the
+gap, unless --force. Then it promotes (pg_promote, a new timeline; STOP SLAVE
++ RESET SLAVE ALL + read_only off; REPLICAOF NO ONE), records the promotion
+in every region's catalog (drd ships from the new primary from then on) and
+prints what clients must change. With --dns-zone and --dns-name it also
+points that Route 53 name at the new primary and waits until it is in sync.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			if cf.region == "" && f.name == "" {
+				return usageErr(errors.New("--region or --replica is required"))
+			}
+			if (f.dnsZone == "") != (f.dnsName == "") {
+				return usageErr(errors.New("--dns-zone and --dns-name go together"))
+			}
+			return promote(cmd.Context(), g, cfg, cl, cf.region, f)
+		},
+	}
+	cf.addFlags(cmd, "the region whose replica becomes the primary; its store is checked")
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "replica", "", "the replica to promote (default: the only one in --region)")
+	fl.BoolVar(&f.force, "force", false, "promote even when the replica lacks log the store holds (that log is lost)")
+	fl.DurationVar(&f.wait, "wait", 30*time.Second, "how long to wait for the replica to catch up")
+	fl.StringVar(&f.dnsZone, "dns-zone", "", "Route 53 hosted zone id whose --dns-name to switch")
+	fl.StringVar(&f.dnsName, "dns-name", "", "the DNS name clients use (db.example.com)")
+	fl.StringVar(&f.dnsValue, "dns-value", "", "what the name points at (default: the new primary's host)")
+	fl.Int64Var(&f.dnsTTL, "dns-ttl", 60, "the record's TTL in seconds")
+	fl.StringVar(&f.dnsEndpoint, "dns-endpoint", "", "Route 53 API endpoint (default: AWS's)")
+	fl.StringVar(&f.dnsProfile, "dns-profile", "", "AWS shared-config profile for Route 53")
+	return cmd
+}
+
+func promote(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, region string, f promoteFlags) error {
+	cat, _, err := catalogFor(ctx, g, cfg, cl, region)
+	if err != nil {
+		return err
+	}
+	v, err := cat.View(ctx, cl)
+	if err != nil {
+		return err
+	}
+	rep, err := pickReplica(cl, v, region, f.name)
+	if err != nil {
+		return err
+	}
+	if region == "" {
+		region = rep.Region
+	}
+	var r *storage.Region
+	for _, reg := range cat.Regions {
+		if reg.Name == region {
+			r = reg
+		}
+	}
+	if r == nil && cl.Engine != "redis" {
+		return fmt.Errorf("region %s's store is needed to check the replica has all its log, and it could not be opened", region)
+	}
+	var res replication.PromoteResult
+	switch cl.Engine {
+	case "postgres":
+		res, err = pgrepl.Promote(ctx, pgrepl.PromoteOptions{Cluster: cl.Name, PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait, Log: g.log()})
+	case "mysql":
+		res, err = myrepl.Promote(ctx, myrepl.PromoteOptions{Cluster: cl.Name, PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait, Log: g.log()})
+	default:
+		res, err = rdrepl.Promote(ctx, rdrepl.PromoteOptions{Cluster: cl.Name, PrimaryDSN: v.PrimaryDSN, Replica: rep, Wait: f.wait, Log: g.log()})
+	}
+	if err != nil {
+		if g.json {
+			_ = g.printJSON(res)
+		}
+		return err
+	}
+	if err := cat.Promoted(ctx, res.Promotion); err != nil {
+		return fmt.Errorf("promoted, but the promotion could not be recorded in any region (drd keeps shipping from the old primary's dsn until it is): %w", err)
+	}
+	if rec, ok := v.Records[rep.Name]; ok {
+		rec.Status = replication.RecordPromoted
+		_ = cat.Put(ctx, rec)
+	}
+	if f.dnsZone != "" {
+		if res.DNS, err = switchDNS(ctx, f, rep.DSN, cl.Name); err != nil {
+			return fmt.Errorf("promoted and recorded, but the DNS switch failed (run it again or switch by hand): %w", err)
+		}
+	}
+	if g.json {
+		return g.printJSON(res)
+	}
+	fmt.Fprintf(g.stdout, "promoted %s (region %s) to primary of %s at %s\n", rep.Name, rep.Region, cl.Name, res.Promotion.Position)
+	fmt.Fprintf(g.stdout, "old primary: %s\n", res.FenceNote)
+	if res.Gap != "" {
+		fmt.Fprintf(g.stdout, "LOST (--force): %s\n", res.Gap)
+	}
+	if res.DNS != "" {
+		fmt.Fprintf(g.stdout, "dns: %s\n", res.DNS)
+	}
+	fmt.Fprintf(g.stdout, "clients: %s\n", res.ClientChange)
+	fmt.Fprintf(g.stdout, "config: set clusters[%s].dsn and region to the new primary when convenient; drd already follows the recorded promotion\n", cl.Name)
+	return nil
+}
+
+// pickReplica finds the replica to promote by name or region.
+func pickReplica(cl config.Cluster, v replication.View, region, name string) (config.Replica, error) {
+	var match []config.Replica
+	for _, r := range v.Replicas {
+		if (name == "" || r.Name == name) && (region == "" || r.Region == region) {
+			match = append(match, r)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return config.Replica{}, &exitError{code: exitNotFound, err: fmt.Errorf("cluster %s has no replica in region %q named %q (drctl replica list shows them)", cl.Name, region, name)}
+	}
+	return config.Replica{}, usageErr(fmt.Errorf("cluster %s has %d replicas in region %s: pick one with --replica", cl.Name, len(match), region))
+}
+
+func switchDNS(ctx context.Context, f promoteFlags, dsn, cluster string) (string, error) {
+	value := f.dnsValue
+	if value == "" {
+		value = dsnHost(dsn)
+	}
+	c, err := route53.NewClient(ctx, f.dnsProfile, f.dnsEndpoint)
+	if err != nil {
+		return "", err
+	}
+	return route53.Switch{API: c, Zone: f.dnsZone, Name: f.dnsName, Value: value, TTL: f.dnsTTL,
+		Comment: "drctl promote of cluster " + cluster}.Run(ctx)
+}
+
+var (
+	mysqlHost = regexp.MustCompile(`@tcp\(([^:)]+)`)
+	kvHost    = regexp.MustCompile(`(?:^|\s)host=([^\s]+)`)
+)
+
+// dsnHost is the host a DSN of any form connects to.
+func dsnHost(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Host != "" {
+		return u.Hostname()
+	}
+	for _, re := range []*regexp.Regexp{mysqlHost, kvHost} {
+		if m := re.FindStringSubmatch(dsn); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}

@@ -11,13 +11,17 @@ var (
 	linkDesc = prometheus.NewDesc("drkit_replication_link_up",
 		"Whether the replica is connected to its primary and receiving its log.", serverLabels, nil)
 	inSyncDesc = prometheus.NewDesc("drkit_replica_in_sync",
-		"Whether the replica follows this primary and can converge on it (same system, no apply error, no transactions of its own). Lag alone does not clear it.", serverLabels, nil)
+		"Whether the replica follows this primary and can converge on it (same system, no apply error, no transactions of its own) and its last checksum comparison found no drift. Lag alone does not clear it.", serverLabels, nil)
 	lagSecondsDesc = prometheus.NewDesc("drkit_replication_lag_seconds",
 		"How far the replica's replay is behind the primary, in seconds (heartbeat, else the engine's view).", serverLabels, nil)
 	lagBytesDesc = prometheus.NewDesc("drkit_replication_lag_bytes",
 		"How much of the primary's log the replica has not replayed, in bytes.", serverLabels, nil)
 	lagTxnsDesc = prometheus.NewDesc("drkit_replication_lag_transactions",
 		"How many of the primary's transactions the replica has not applied (GTID distance).", serverLabels, nil)
+	driftDesc = prometheus.NewDesc("drkit_replica_drift_chunks",
+		"How many key-range chunks differed from the primary at drd's last checksum comparison (sync_check); 0 is in sync.", serverLabels, nil)
+	stateDesc = prometheus.NewDesc("drkit_replica_state",
+		"1 for the replica's lifecycle state, named by kind: creating, catching_up, streaming or broken.", append(serverLabels, "kind"), nil)
 	probeDesc = prometheus.NewDesc("drkit_probe_timestamp_seconds",
 		"When drd last finished probing the cluster (Unix time).", []string{"cluster", "engine"}, nil)
 )
@@ -29,7 +33,7 @@ type Collector struct {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, linkDesc, inSyncDesc, lagSecondsDesc, lagBytesDesc, lagTxnsDesc, probeDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, linkDesc, inSyncDesc, lagSecondsDesc, lagBytesDesc, lagTxnsDesc, driftDesc, stateDesc, probeDesc} {
 		ch <- d
 	}
 }
@@ -54,11 +58,18 @@ func collectServer(ch chan<- prometheus.Metric, st ClusterState, s ServerState) 
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(upDesc, boolValue(s.Up))
+	if s.Replica != "" && s.State != "" {
+		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, append(labels, s.State)...)
+	}
+	if s.DriftChunks != nil {
+		gauge(driftDesc, float64(*s.DriftChunks))
+	}
 	if s.Replica == "" || !s.Up {
 		return
 	}
 	gauge(linkDesc, boolValue(s.LinkUp))
-	gauge(inSyncDesc, boolValue(s.InSync))
+	// Data that differs is out of sync however well the link runs.
+	gauge(inSyncDesc, boolValue(s.InSync && (s.DriftChunks == nil || *s.DriftChunks == 0)))
 	for d, v := range map[*prometheus.Desc]*float64{lagSecondsDesc: s.LagSeconds, lagBytesDesc: s.LagBytes, lagTxnsDesc: s.LagTransactions} {
 		if v != nil {
 			gauge(d, *v)

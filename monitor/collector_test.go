@@ -64,3 +64,37 @@ func TestHeartbeatLag(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectorDriftClearsInSyncAndStateIsExported(t *testing.T) {
+	w := &Watcher{Cluster: "shop", Engine: "mysql", Interval: time.Second, Log: slog.New(slog.DiscardHandler),
+		Prober: staticProber{
+			{Region: "a", Up: true},
+			{Replica: "r1", Region: "b", Up: true, LinkUp: true, InSync: true},
+			{Replica: "r2", Region: "c", Up: true, LinkUp: true, InSync: true},
+		},
+		Lifecycle: func(s ServerState) string {
+			if s.Replica == "r1" {
+				return "streaming"
+			}
+			return "catching_up"
+		}}
+	w.SetDrift("r2", 3)
+	w.probe(context.Background())
+	want := `
+# HELP drkit_replica_drift_chunks How many key-range chunks differed from the primary at drd's last checksum comparison (sync_check); 0 is in sync.
+# TYPE drkit_replica_drift_chunks gauge
+drkit_replica_drift_chunks{cluster="shop",engine="mysql",region="c",replica="r2"} 3
+# HELP drkit_replica_in_sync Whether the replica follows this primary and can converge on it (same system, no apply error, no transactions of its own) and its last checksum comparison found no drift. Lag alone does not clear it.
+# TYPE drkit_replica_in_sync gauge
+drkit_replica_in_sync{cluster="shop",engine="mysql",region="b",replica="r1"} 1
+drkit_replica_in_sync{cluster="shop",engine="mysql",region="c",replica="r2"} 0
+# HELP drkit_replica_state 1 for the replica's lifecycle state, named by kind: creating, catching_up, streaming or broken.
+# TYPE drkit_replica_state gauge
+drkit_replica_state{cluster="shop",engine="mysql",kind="catching_up",region="c",replica="r2"} 1
+drkit_replica_state{cluster="shop",engine="mysql",kind="streaming",region="b",replica="r1"} 1
+`
+	if err := testutil.CollectAndCompare(&Collector{Watchers: []*Watcher{w}}, strings.NewReader(want),
+		"drkit_replica_drift_chunks", "drkit_replica_in_sync", "drkit_replica_state"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -30,6 +30,12 @@ type ServerState struct {
 	LagTransactions *float64 `json:"lag_transactions,omitempty"`
 	// LagSource says where LagSeconds came from: "heartbeat" or "engine".
 	LagSource string `json:"lag_source,omitempty"`
+	// State is the replica's lifecycle state (creating, catching_up,
+	// streaming, broken), when the watcher has a Lifecycle.
+	State string `json:"state,omitempty"`
+	// DriftChunks is how many chunks differed from the primary at the last
+	// checksum comparison; nil before the first.
+	DriftChunks *int `json:"drift_chunks,omitempty"`
 }
 
 // ClusterState is the result of one probe of a cluster.

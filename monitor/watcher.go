@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +22,42 @@ type Watcher struct {
 	// Errors counts failed heartbeats (kind heartbeat); may be nil.
 	Errors *prometheus.CounterVec
 	Log    *slog.Logger
+	// Lifecycle, if set, names each replica's lifecycle state from its probe
+	// (drd derives it with the replication catalog's records).
+	Lifecycle func(ServerState) string
 
 	state atomic.Pointer[ClusterState]
+	mu    sync.Mutex
+	drift map[string]int
+}
+
+// SetDrift records how many chunks of replica differed at the last checksum
+// comparison; the next probe reports it.
+func (w *Watcher) SetDrift(replica string, chunks int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.drift == nil {
+		w.drift = map[string]int{}
+	}
+	w.drift[replica] = chunks
+}
+
+// annotate adds drift and lifecycle state to the replicas' probe results.
+func (w *Watcher) annotate(servers []ServerState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := range servers {
+		s := &servers[i]
+		if s.Replica == "" {
+			continue
+		}
+		if n, ok := w.drift[s.Replica]; ok {
+			s.DriftChunks = &n
+		}
+		if w.Lifecycle != nil {
+			s.State = w.Lifecycle(*s)
+		}
+	}
 }
 
 // Name implements lifecycle.Component.
@@ -64,6 +99,7 @@ func (w *Watcher) probe(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	w.annotate(servers)
 	w.state.Store(&ClusterState{Cluster: w.Cluster, Engine: w.Engine, At: time.Now(), Servers: servers})
 	for _, s := range servers {
 		if !s.Up {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/replication"
+	replall "github.com/drkit/drkit/replication/all"
 	myrepl "github.com/drkit/drkit/replication/mysql"
 	pgrepl "github.com/drkit/drkit/replication/postgres"
 	rdrepl "github.com/drkit/drkit/replication/redis"
@@ -295,7 +295,7 @@ func checkReplicas(ctx context.Context, g *globals, cl config.Cluster, v replica
 			continue
 		}
 		found = true
-		rep, err := checkReplica(ctx, cl, v.PrimaryDSN, r, chunkRows, wait, g.log())
+		rep, err := replall.Check(ctx, cl, v.PrimaryDSN, r, chunkRows, wait, g.log())
 		if err != nil {
 			return reports, fmt.Errorf("replica %s: %w", r.Name, err)
 		}
@@ -305,56 +305,6 @@ func checkReplicas(ctx context.Context, g *globals, cl config.Cluster, v replica
 		return nil, &exitError{code: exitNotFound, err: fmt.Errorf("cluster %s has no replica %q (drctl replica list shows them)", cl.Name, only)}
 	}
 	return reports, nil
-}
-
-// checkReplica compares one replica with the primary.
-func checkReplica(ctx context.Context, cl config.Cluster, primaryDSN string, r config.Replica, chunkRows int, wait time.Duration, log *slog.Logger) (replication.Report, error) {
-	c, closeAll, err := checker(ctx, cl.Engine, primaryDSN, r.DSN)
-	if err != nil {
-		return replication.Report{Replica: r.Name}, err
-	}
-	defer closeAll()
-	c.ChunkRows, c.Wait, c.Skip, c.Log = chunkRows, wait, []string{heartbeatTable(cl)}, log
-	rep, err := c.Run(ctx)
-	rep.Replica = r.Name
-	return rep, err
-}
-
-// heartbeatTable is the heartbeat's schema.table, skipped by checks: it
-// changes every second by design.
-func heartbeatTable(cl config.Cluster) string {
-	t := cl.Monitor.Heartbeat.Table
-	if cl.Engine == "postgres" && filepath.Ext(t) == "" {
-		return "public." + t
-	}
-	return t
-}
-
-func checker(ctx context.Context, engine, primaryDSN, replicaDSN string) (*replication.Checker, func(), error) {
-	switch engine {
-	case "postgres":
-		p, err := pgrepl.OpenSide(ctx, "primary", primaryDSN)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, err := pgrepl.OpenSide(ctx, "replica", replicaDSN)
-		if err != nil {
-			p.Pool.Close()
-			return nil, nil, err
-		}
-		return &replication.Checker{Primary: p, Replica: r}, func() { p.Pool.Close(); r.Pool.Close() }, nil
-	default:
-		p, err := myrepl.OpenSide(ctx, "primary", primaryDSN)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, err := myrepl.OpenSide(ctx, "replica", replicaDSN)
-		if err != nil {
-			p.DB.Close()
-			return nil, nil, err
-		}
-		return &replication.Checker{Primary: p, Replica: r}, func() { p.DB.Close(); r.DB.Close() }, nil
-	}
 }
 
 func printChecks(g *globals, reports []replication.Report) {

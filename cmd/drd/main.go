@@ -286,6 +286,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	var served []api.Cluster
 	for _, cl := range cfg.Clusters {
 		to := shipRegions(cl, regions)
+		cl, cw := clusterView(ctx, cl, to, log)
 		var (
 			engine  snapshots.Engine
 			shipper interface {
@@ -313,8 +314,13 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		if err != nil {
 			return usageError{err}
 		}
+		w.Lifecycle = cw.lifecycle
 		probed.Watchers = append(probed.Watchers, w)
 		group.Add(w)
+		group.Add(cw)
+		if cl.SyncCheck.Schedule != "" {
+			group.Add(&syncChecks{cl: cl, runner: &schedule.Runner{Store: jobsStore, Log: log}, w: w, log: log})
+		}
 		served = append(served, apiCluster(cl, to, shipper, engine, sched, w))
 	}
 	jobs, err := copyJobs(cfg, regions, jobsStore, snapshots.NewCopyMetrics(reg), log)
@@ -331,6 +337,11 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	httpOpts.Addr, httpOpts.Gatherer, httpOpts.Ready, httpOpts.Log = cfg.Drd.Listen, reg, group.Ready, log
 	httpOpts.Version, httpOpts.Clusters = info.Version, served
 	described := append(snapshots.Described(cfg), ec2.Jobs(cfg, nil)...)
+	for _, cl := range cfg.Clusters {
+		if cl.SyncCheck.Schedule != "" {
+			described = append(described, describeCheck(cl))
+		}
+	}
 	httpOpts.Schedules = func(ctx context.Context) []snapshots.JobStatus {
 		return snapshots.Statuses(ctx, &schedule.Runner{Store: jobsStore}, described, nil)
 	}

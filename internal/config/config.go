@@ -237,7 +237,21 @@ type Cluster struct {
 	Replicas []Replica `yaml:"replicas,omitempty" json:"replicas,omitempty"`
 	// Monitor configures the probes and the heartbeat.
 	Monitor Monitor `yaml:"monitor,omitempty" json:"monitor,omitempty"`
+	// SyncCheck schedules drd's chunked checksum comparison of the primary
+	// with each replica (PostgreSQL and MySQL).
+	SyncCheck SyncCheck `yaml:"sync_check,omitempty" json:"sync_check,omitempty"`
 }
+
+// SyncCheck schedules replica checksum comparisons: schedule (empty: only
+// drctl replica check runs them), catch_up, jitter, and the chunk size.
+type SyncCheck struct {
+	Job `yaml:",inline" json:",inline"`
+	// ChunkRows is the rows per compared chunk (default 1000).
+	ChunkRows int `yaml:"chunk_rows,omitempty" json:"chunk_rows,omitempty"`
+}
+
+// DefaultChunkRows is the rows per chunk of a replica check.
+const DefaultChunkRows = 1000
 
 // Replica is a server replicating a cluster's primary.
 type Replica struct {
@@ -398,6 +412,12 @@ func (c *Config) applyDefaults() {
 		cl := &c.Clusters[i]
 		if cl.BaseBackup.Schedule != "" {
 			defaultCatchUp(&cl.BaseBackup.Job)
+		}
+		if cl.SyncCheck.Schedule != "" {
+			defaultCatchUp(&cl.SyncCheck.Job)
+		}
+		if cl.SyncCheck.ChunkRows == 0 {
+			cl.SyncCheck.ChunkRows = DefaultChunkRows
 		}
 		if len(cl.ShipTo) == 0 {
 			for _, r := range c.Regions {

@@ -167,6 +167,15 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	if cl.Slot != "" && !slotPattern.MatchString(cl.Slot) {
 		p.add(c.line(at+".slot"), "%s.slot %q is not a valid replication slot name (lower-case letters, digits, _; at most 63)", at, cl.Slot)
 	}
+	if cl.SyncCheck.Schedule != "" {
+		if cl.Engine != "postgres" && cl.Engine != "mysql" {
+			p.add(c.line(at+".sync_check"), "%s.sync_check: checksum comparisons are for postgres and mysql clusters, not %s", at, cl.Engine)
+		}
+		c.checkJob(p, at+".sync_check", cl.SyncCheck.Job)
+	}
+	if cl.SyncCheck.ChunkRows < 1 {
+		p.add(c.line(at+".sync_check.chunk_rows"), "%s.sync_check.chunk_rows must be at least 1", at)
+	}
 	if cl.BaseBackup.Schedule != "" {
 		c.checkJob(p, at+".base_backup", cl.BaseBackup.Job)
 	}

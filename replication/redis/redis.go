@@ -260,7 +260,7 @@ func replicaOf(ctx context.Context, rep *goredis.Client, primaryDSN, host, port 
 			}
 		}
 	}
-	if err := rep.SlaveOf(ctx, host, port).Err(); err != nil {
+	if err := rep.ReplicaOf(ctx, host, port).Err(); err != nil {
 		return fmt.Errorf("replica: REPLICAOF %s %s: %w", host, port, err)
 	}
 	return nil
@@ -331,7 +331,7 @@ func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, 
 	} else {
 		res.FenceNote = "not reachable: " + oldErr.Error() + "; writes it took after replica offset " + ri["slave_repl_offset"] + " are lost (Redis keeps no log in the stores)"
 	}
-	if err := rep.SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
+	if err := rep.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
 		return res, fmt.Errorf("replica: REPLICAOF NO ONE: %w", err)
 	}
 	if oldErr == nil {
@@ -342,7 +342,7 @@ func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, 
 			}
 		}
 		if err == nil {
-			err = old.SlaveOf(ctx, host, port).Err()
+			err = old.ReplicaOf(ctx, host, port).Err()
 		}
 		if err == nil {
 			// A replica refuses writes by itself; the pause would also hold

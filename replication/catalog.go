@@ -313,6 +313,49 @@ func Password(dsn string) (string, bool) {
 	return "", false
 }
 
+// PromoteOptions say which replica becomes the primary; every engine's
+// Promote takes them.
+type PromoteOptions struct {
+	Cluster string
+	// PrimaryDSN reaches the current primary, to fence it if it answers.
+	PrimaryDSN string
+	Replica    config.Replica
+	// Region's store holds the log the replica must have (PostgreSQL and
+	// MySQL; Redis keeps none).
+	Region *storage.Region
+	// Force promotes even when the replica lacks log the store holds.
+	Force bool
+	// Wait bounds each wait for the replica to catch up (default 30s).
+	Wait time.Duration
+	Log  *slog.Logger
+}
+
+// WithDefaults fills in Wait and Log.
+func (o PromoteOptions) WithDefaults() PromoteOptions {
+	if o.Wait <= 0 {
+		o.Wait = 30 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Result starts a PromoteResult for o.
+func (o PromoteOptions) Result() PromoteResult {
+	return PromoteResult{Promotion: Promotion{Cluster: o.Cluster, Replica: o.Replica.Name,
+		Region: o.Replica.Region, DSN: o.Replica.DSN, OldPrimary: o.PrimaryDSN}}
+}
+
+// Failed records that creating rec failed with err, and returns err.
+func (c *Catalog) Failed(ctx context.Context, rec Record, err error) error {
+	rec.Status, rec.Error = RecordFailed, err.Error()
+	if perr := c.Put(ctx, rec); perr != nil && c.Log != nil {
+		c.Log.Error("could not record the failed create", "replica", rec.Name, "err", perr)
+	}
+	return err
+}
+
 // PromoteResult says what a promotion did and found.
 type PromoteResult struct {
 	Promotion Promotion `json:"promotion"`

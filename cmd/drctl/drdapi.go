@@ -112,14 +112,15 @@ func printDrdStatus(g *globals, st api.Status, only string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\n", c.Name, s.Region, s.ShippedAt.Format(time.RFC3339), s.ExposureSeconds)
 		}
 	}
-	fmt.Fprintln(tw, "\nCLUSTER\tSERVER\tREGION\tUP\tLINK\tIN SYNC\tLAG S\tLAG BYTES\tNOTE")
+	fmt.Fprintln(tw, "\nCLUSTER\tSERVER\tREGION\tUP\tLINK\tIN SYNC\tSTATE\tLAG S\tLAG BYTES\tNOTE")
 	for _, c := range clusters {
 		for _, s := range c.Servers {
-			name, link, sync := "primary", "-", "-"
+			name, link, sync, state := "primary", "-", "-", "-"
 			if s.Replica != "" {
-				name, link, sync = s.Replica, yesNo(s.LinkUp), yesNo(s.InSync)
+				name, link, state = s.Replica, yesNo(s.LinkUp), s.State
+				sync = yesNo(s.InSync && (s.DriftChunks == nil || *s.DriftChunks == 0))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, name, s.Region, yesNo(s.Up), link, sync,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, name, s.Region, yesNo(s.Up), link, sync, state,
 				num(s.LagSeconds, "%.1f"), num(s.LagBytes, "%.0f"), s.Error)
 		}
 	}

@@ -97,16 +97,16 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 	restored, err := mysnap.Restore(ctx, mysnap.RestoreOptions{Cluster: o.Cluster.Name, Region: o.Region,
 		TargetDSN: o.DSN, ReplayListen: o.ReplayListen, Log: o.Log, Progress: o.Progress})
 	if err != nil {
-		return res, failed(ctx, o, rec, fmt.Errorf("load region %s's snapshot and binlog: %w", o.Region.Name, err))
+		return res, o.Catalog.Failed(ctx, rec, fmt.Errorf("load region %s's snapshot and binlog: %w", o.Region.Name, err))
 	}
 	res.Restore, rec.Backup = &restored, restored.Backup.ID
 	o.Log.Info("snapshot loaded; connecting the replica to the primary", "replica", o.Name,
 		"gtid_pos", restored.GTIDPos, "primary", src.host+":"+src.port)
 	if err := startReplication(ctx, target, src); err != nil {
-		return res, failed(ctx, o, rec, err)
+		return res, o.Catalog.Failed(ctx, rec, err)
 	}
 	if err := waitRunning(ctx, target, o.Wait); err != nil {
-		return res, failed(ctx, o, rec, err)
+		return res, o.Catalog.Failed(ctx, rec, err)
 	}
 	rec.Status = replication.RecordReady
 	res.Record = rec
@@ -133,15 +133,6 @@ func resume(ctx context.Context, o CreateOptions, target *sql.DB, src source, st
 		rec.Created, rec.Backup = old.Created, old.Backup
 	}
 	return CreateResult{Record: rec, Existing: true}, o.Catalog.Put(ctx, rec)
-}
-
-// failed records a failed create and returns err.
-func failed(ctx context.Context, o CreateOptions, rec replication.Record, err error) error {
-	rec.Status, rec.Error = replication.RecordFailed, err.Error()
-	if perr := o.Catalog.Put(ctx, rec); perr != nil {
-		o.Log.Error("could not record the failed create", "replica", o.Name, "err", perr)
-	}
-	return err
 }
 
 // compatible refuses a replica older than its primary (a newer minor or

@@ -4,42 +4,22 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
 	mywal "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/replication"
-	"github.com/drkit/drkit/storage"
 )
 
 // PromoteOptions say which replica becomes the primary.
-type PromoteOptions struct {
-	Cluster string
-	// PrimaryDSN reaches the current primary, to fence it if it answers.
-	PrimaryDSN string
-	Replica    config.Replica
-	// Region's store is what the replica must hold everything of.
-	Region *storage.Region
-	// Force promotes even when the replica lacks transactions the store holds.
-	Force bool
-	// Wait bounds the wait for the replica to catch up (default 30s).
-	Wait time.Duration
-	Log  *slog.Logger
-}
+type PromoteOptions = replication.PromoteOptions
 
 // Promote makes o.Replica the primary; see the package doc. The returned
 // Promotion is not recorded: the caller records it (replication.Catalog).
 func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, error) {
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	if o.Wait <= 0 {
-		o.Wait = 30 * time.Second
-	}
-	res := replication.PromoteResult{Promotion: replication.Promotion{Cluster: o.Cluster, Replica: o.Replica.Name,
-		Region: o.Replica.Region, DSN: o.Replica.DSN, OldPrimary: o.PrimaryDSN}}
+	o = o.WithDefaults()
+	res := o.Result()
 	rep, err := open(ctx, "replica "+o.Replica.Name, o.Replica.DSN, 2)
 	if err != nil {
 		return res, err

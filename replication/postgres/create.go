@@ -98,12 +98,12 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 	res, err := pgsnap.Restore(ctx, pgsnap.RestoreOptions{Cluster: o.Cluster.Name, Region: o.Region, TargetDir: o.DataDir,
 		RestoreCommand: o.RestoreCommand, Port: port, Log: o.Log, Progress: o.Progress, Standby: standby})
 	if err != nil {
-		return CreateResult{}, failed(ctx, o, rec, err)
+		return CreateResult{}, o.Catalog.Failed(ctx, rec, err)
 	}
 	rec.Backup = res.Backup.ID
 	o.Log.Info("base backup unpacked; starting the standby", "replica", o.Name, "dir", o.DataDir, "port", port)
 	if err := pgsnap.StartStandby(ctx, o.DataDir, bin); err != nil {
-		return CreateResult{}, failed(ctx, o, rec, err)
+		return CreateResult{}, o.Catalog.Failed(ctx, rec, err)
 	}
 	rec.Status = replication.RecordReady
 	return CreateResult{Record: rec, Backup: res.Backup.ID}, o.Catalog.Put(ctx, rec)
@@ -173,14 +173,6 @@ func resume(ctx context.Context, o CreateOptions, rec replication.Record) (Creat
 	}
 	rec.Status = replication.RecordReady
 	return CreateResult{Record: rec, Existing: true, Backup: rec.Backup}, o.Catalog.Put(ctx, rec)
-}
-
-func failed(ctx context.Context, o CreateOptions, rec replication.Record, err error) error {
-	rec.Status, rec.Error = replication.RecordFailed, err.Error()
-	if perr := o.Catalog.Put(ctx, rec); perr != nil {
-		o.Log.Error("could not record the failed create", "replica", o.Name, "err", perr)
-	}
-	return err
 }
 
 // isStandbyDir reports whether dir holds a standby drkit made; a folder

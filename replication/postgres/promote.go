@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,35 +11,16 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/replication"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
-	"github.com/drkit/drkit/storage"
 )
 
-// PromoteOptions say which standby becomes the primary.
-type PromoteOptions struct {
-	Cluster string
-	// PrimaryDSN reaches the current primary, to fence it if it answers.
-	PrimaryDSN string
-	Replica    config.Replica
-	// Region's store is what the standby must have replayed all of.
-	Region *storage.Region
-	// Force promotes even when the standby has not replayed all of it.
-	Force bool
-	// Wait bounds each wait for the standby to catch up (default 30s).
-	Wait time.Duration
-	Log  *slog.Logger
-}
+// PromoteOptions say which replica becomes the primary.
+type PromoteOptions = replication.PromoteOptions
 
 // Promote makes o.Replica the primary; see the package doc. The returned
 // Promotion is not recorded: the caller records it (replication.Catalog).
 func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, error) {
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	if o.Wait <= 0 {
-		o.Wait = 30 * time.Second
-	}
-	res := replication.PromoteResult{Promotion: replication.Promotion{Cluster: o.Cluster, Replica: o.Replica.Name,
-		Region: o.Replica.Region, DSN: o.Replica.DSN, OldPrimary: o.PrimaryDSN}}
+	o = o.WithDefaults()
+	res := o.Result()
 	rep, err := OpenSide(ctx, "standby "+o.Replica.Name, o.Replica.DSN)
 	if err != nil {
 		return res, err

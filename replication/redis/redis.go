@@ -139,21 +139,13 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 		return CreateResult{}, fmt.Errorf("register replica %s: %w", o.Name, err)
 	}
 	if err := replicaOf(ctx, rep, o.Cluster.DSN, host, port); err != nil {
-		return CreateResult{}, failed(ctx, o, rec, err)
+		return CreateResult{}, o.Catalog.Failed(ctx, rec, err)
 	}
 	if err := waitLink(ctx, rep, o.Wait); err != nil {
-		return CreateResult{}, failed(ctx, o, rec, err)
+		return CreateResult{}, o.Catalog.Failed(ctx, rec, err)
 	}
 	rec.Status = replication.RecordReady
 	return CreateResult{Record: rec, Warnings: warnings}, o.Catalog.Put(ctx, rec)
-}
-
-func failed(ctx context.Context, o CreateOptions, rec replication.Record, err error) error {
-	rec.Status, rec.Error = replication.RecordFailed, err.Error()
-	if perr := o.Catalog.Put(ctx, rec); perr != nil {
-		o.Log.Error("could not record the failed create", "replica", o.Name, "err", perr)
-	}
-	return err
 }
 
 // checkTarget refuses a replica that holds keys (REPLICAOF would discard
@@ -290,25 +282,12 @@ func waitLink(ctx context.Context, rep *goredis.Client, within time.Duration) er
 }
 
 // PromoteOptions say which replica becomes the primary.
-type PromoteOptions struct {
-	Cluster    string
-	PrimaryDSN string
-	Replica    config.Replica
-	// Wait bounds the wait for the replica to reach the old primary's offset (default 30s).
-	Wait time.Duration
-	Log  *slog.Logger
-}
+type PromoteOptions = replication.PromoteOptions
 
 // Promote makes o.Replica the primary; see the package doc.
 func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, error) {
-	if o.Wait <= 0 {
-		o.Wait = 30 * time.Second
-	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	res := replication.PromoteResult{Promotion: replication.Promotion{Cluster: o.Cluster, Replica: o.Replica.Name,
-		Region: o.Replica.Region, DSN: o.Replica.DSN, OldPrimary: o.PrimaryDSN}}
+	o = o.WithDefaults()
+	res := o.Result()
 	rep, err := connect(ctx, "replica "+o.Replica.Name, o.Replica.DSN)
 	if err != nil {
 		return res, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -286,7 +287,7 @@ func loadParts(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest) er
 				return err
 			}
 			for j := range jobs {
-				n, err := loadPart(ctx, o.Region.Pipeline, c, j.t, j.obj)
+				n, err := loadPartRetrying(ctx, o.Region.Pipeline, c, j.t, j.obj)
 				if err != nil {
 					return fmt.Errorf("load %s.%s from %s: %w", j.t.DB, j.t.Name, j.obj.Key, err)
 				}
@@ -301,6 +302,25 @@ func loadParts(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest) er
 }
 
 var readerSeq atomic.Int64
+
+// loadPartRetrying loads a part, again when InnoDB chose its LOAD DATA as a
+// deadlock victim (parts of one table load in parallel and their index
+// page locks can cross). Each LOAD DATA commits on its own (autocommit), so
+// the victim left no row behind and the part is simply read again.
+func loadPartRetrying(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := loadPart(ctx, p, c, t, obj)
+		var myErr *driver.MySQLError
+		if err == nil || attempt == 5 || !errors.As(err, &myErr) || (myErr.Number != 1213 && myErr.Number != 1205) {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Duration(attempt*50) * time.Millisecond):
+		}
+	}
+}
 
 func loadPart(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
 	rc, err := p.Open(ctx, obj)

@@ -276,7 +276,7 @@ func WithPassword(dsn, from string) string {
 	if !strings.Contains(dsn, config.Redacted) {
 		return dsn
 	}
-	pw, ok := Password(from)
+	pw, ok := config.Password(from)
 	if !ok {
 		return dsn
 	}
@@ -288,29 +288,6 @@ func WithPassword(dsn, from string) string {
 		}
 	}
 	return strings.Replace(dsn, config.Redacted, pw, 1)
-}
-
-var (
-	mysqlPassword = regexp.MustCompile(`^[^:@/]*:(.*)@(?:tcp\(|unix\(|/)`)
-	kvPassword    = regexp.MustCompile(`(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
-)
-
-// Password returns the password in a DSN of any form drkit accepts.
-func Password(dsn string) (string, bool) {
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil || u.User == nil {
-			return "", false
-		}
-		return u.User.Password()
-	}
-	if m := kvPassword.FindStringSubmatch(dsn); m != nil {
-		return m[1], true
-	}
-	if m := mysqlPassword.FindStringSubmatch(dsn); m != nil {
-		return m[1], true
-	}
-	return "", false
 }
 
 // PromoteOptions say which replica becomes the primary; every engine's

@@ -10,11 +10,6 @@ const (
 	StateBroken     = "broken"      // unreachable, not replicating, or diverged
 )
 
-// States lists every lifecycle state, for metrics that export each.
-func States() []string {
-	return []string{StateCreating, StateCatchingUp, StateStreaming, StateBroken}
-}
-
 // CatchUpLagSeconds is the lag above which a replica counts as catching up.
 const CatchUpLagSeconds = 30
 

@@ -58,19 +58,8 @@ func startShipper(t *testing.T, m *testenv.MariaDB, cats ...*Catalog) (sh *Shipp
 		}
 	}
 	t.Cleanup(stop)
-	waitFor(t, 20*time.Second, "the shipper streams", func() bool { return sh.Ready() == nil })
+	testenv.WaitFor(t, 20*time.Second, "the shipper streams", func() bool { return sh.Ready() == nil })
 	return sh, stop
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func mustExec(t *testing.T, db *sql.DB, qs ...string) {
@@ -98,7 +87,7 @@ func gtidPos(t *testing.T, db *sql.DB, v string) Pos {
 // waitShipped waits until every catalog's region holds want.
 func waitShipped(t *testing.T, sh *Shipper, want Pos) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "regions hold "+want.String(), func() bool {
+	testenv.WaitFor(t, 20*time.Second, "regions hold "+want.String(), func() bool {
 		for _, tg := range sh.Targets {
 			p, _, _ := tg.Position()
 			if !p.Covers(want) {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -31,7 +32,7 @@ var replicaEngines = []string{"postgres", "mysql", "redis"}
 func catalogFor(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, region string) (*replication.Catalog, *storage.Region, error) {
 	cat := &replication.Catalog{Cluster: cl.Name, Log: g.log()}
 	names := cl.ShipTo
-	if region != "" && !contains(names, region) {
+	if region != "" && !slices.Contains(names, region) {
 		names = append([]string{region}, names...)
 	}
 	var must *storage.Region
@@ -55,13 +56,19 @@ func catalogFor(ctx context.Context, g *globals, cfg *config.Config, cl config.C
 	return cat, must, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
+// resolveView resolves --cluster and reads who its primary and replicas
+// are now (the config merged with the catalog).
+func (cf *clusterFlags) resolveView(ctx context.Context) (config.Cluster, replication.View, error) {
+	cfg, cl, err := cf.resolve()
+	if err != nil {
+		return cl, replication.View{}, err
 	}
-	return false
+	cat, _, err := catalogFor(ctx, cf.g, cfg, cl, "")
+	if err != nil {
+		return cl, replication.View{}, err
+	}
+	v, err := cat.View(ctx, cl)
+	return cl, v, err
 }
 
 func newReplicaCmd(g *globals) *cobra.Command {
@@ -196,15 +203,7 @@ func newReplicaListCmd(g *globals) *cobra.Command {
 		Short: "List the cluster's replicas: the config's and the catalog's",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, cl, err := cf.resolve()
-			if err != nil {
-				return err
-			}
-			cat, _, err := catalogFor(cmd.Context(), g, cfg, cl, "")
-			if err != nil {
-				return err
-			}
-			v, err := cat.View(cmd.Context(), cl)
+			_, v, err := cf.resolveView(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -248,15 +247,7 @@ It prints the tables and key ranges that differ and exits 1 when any does.
 PostgreSQL compares the database the DSNs name.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, cl, err := cf.resolve()
-			if err != nil {
-				return err
-			}
-			cat, _, err := catalogFor(cmd.Context(), g, cfg, cl, "")
-			if err != nil {
-				return err
-			}
-			v, err := cat.View(cmd.Context(), cl)
+			cl, v, err := cf.resolveView(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -105,3 +105,24 @@ func RedactDSN(dsn string) string {
 	}
 	return dsn
 }
+
+// Password returns the password in a DSN of any form RedactDSN knows; a
+// registered replica's DSN is stored redacted and gets its cluster's back.
+func Password(dsn string) (string, bool) {
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil || u.User == nil {
+			return "", false
+		}
+		return u.User.Password()
+	}
+	for _, m := range kvSecret.FindAllStringSubmatch(dsn, -1) {
+		if strings.EqualFold(m[1], "password") {
+			return m[2], true
+		}
+	}
+	if m := mysqlDSN.FindStringSubmatch(dsn); m != nil {
+		return m[2], true
+	}
+	return "", false
+}

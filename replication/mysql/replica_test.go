@@ -112,7 +112,7 @@ func (e *env) ship(t *testing.T) {
 		}
 	}
 	t.Cleanup(e.stop)
-	waitFor(t, 30*time.Second, "the shipper streams", func() bool { return e.shipper.Ready() == nil })
+	testenv.WaitFor(t, 30*time.Second, "the shipper streams", func() bool { return e.shipper.Ready() == nil })
 }
 
 func (e *env) waitShipped(t *testing.T) {
@@ -122,7 +122,7 @@ func (e *env) waitShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := binlog.ParsePos(s)
-	waitFor(t, 30*time.Second, "both regions hold "+s, func() bool {
+	testenv.WaitFor(t, 30*time.Second, "both regions hold "+s, func() bool {
 		for _, tg := range e.shipper.Targets {
 			if p, _, _ := tg.Position(); !p.Covers(want) {
 				return false
@@ -162,17 +162,6 @@ func (e *env) check(t *testing.T, replica *testenv.MariaDB) replication.Report {
 	return rep
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func count(t *testing.T, db *sql.DB, q string) int {
 	t.Helper()
 	var n int
@@ -201,7 +190,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 	}
 	rdb := replica.Open(t, "")
 	exec(t, e.db, "INSERT INTO shop.items VALUES (5000, 'after create', 1, NULL)")
-	waitFor(t, 20*time.Second, "the new row replicates", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the new row replicates", func() bool {
 		return count(t, rdb, "SELECT COUNT(*) FROM shop.items WHERE id = 5000") == 1
 	})
 	if rep := e.check(t, replica); !rep.InSync() || rep.Tables != 3 || rep.Rows != int64(3001+147+2) {

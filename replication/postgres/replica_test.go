@@ -108,7 +108,7 @@ func (e *env) waitShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := pgwal.ParseLSN(lsn)
-	waitFor(t, 30*time.Second, "region us holds "+lsn, func() bool {
+	testenv.WaitFor(t, 30*time.Second, "region us holds "+lsn, func() bool {
 		st := pgsnap.Status(context.Background(), e.regions[1].Pipeline, "orders", nil, time.Now())
 		have, err := pgwal.ParseLSN(st.DurableLSN)
 		return err == nil && have >= want
@@ -188,17 +188,6 @@ func count(t *testing.T, conn *pgx.Conn, sql string) int {
 	return n
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestStreamingStandbyFromStoreThenPromoteAfterCrash: a standby made from
 // region us's base backup and WAL streams from the primary through its own
 // slot, checks in sync chunk by chunk; bad input changes nothing; after the
@@ -216,10 +205,10 @@ func TestStreamingStandbyFromStoreThenPromoteAfterCrash(t *testing.T) {
 	}
 	sb := connect(t, dsn)
 	exec1(t, e.conn, "INSERT INTO items VALUES (7000, 'after create', 1)")
-	waitFor(t, 30*time.Second, "the standby has the new row", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the standby has the new row", func() bool {
 		return count(t, sb, "SELECT count(*) FROM items WHERE id = 7000") == 1
 	})
-	waitFor(t, 30*time.Second, "the standby streams from the primary through its slot", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the standby streams from the primary through its slot", func() bool {
 		return count(t, e.conn, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'us-1' AND state = 'streaming'") == 1 &&
 			count(t, e.conn, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'drkit_replica_us_1' AND active") == 1
 	})

@@ -168,12 +168,16 @@ func checkTarget(ctx context.Context, prim, rep *goredis.Client) error {
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
-	pmaj, _, _ := strings.Cut(ps["redis_version"], ".")
-	rmaj, _, _ := strings.Cut(rs["redis_version"], ".")
-	if p, _ := strconv.Atoi(pmaj); func() bool { r, _ := strconv.Atoi(rmaj); return r < p }() {
+	if major(rs["redis_version"]) < major(ps["redis_version"]) {
 		return fmt.Errorf("the replica runs Redis %s, older than the primary's %s: a replica must run the same or a newer major version; nothing was changed", rs["redis_version"], ps["redis_version"])
 	}
 	return nil
+}
+
+// major is the major number of a "7.0.15" version.
+func major(version string) int {
+	n, _ := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
+	return n
 }
 
 // checkSizing compares the primary's backlog and replica output buffer with

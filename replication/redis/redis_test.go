@@ -35,17 +35,6 @@ func fill(t *testing.T, c *goredis.Client, from, to int) {
 	}
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func role(t *testing.T, c *goredis.Client) string {
 	t.Helper()
 	s, err := c.Info(context.Background(), "replication").Result()
@@ -129,7 +118,7 @@ func TestReplicaCreateRefusalsAndSwitchover(t *testing.T) {
 	if err := rc.Set(ctx, "after", "promote", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the old primary follows the new one", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the old primary follows the new one", func() bool {
 		return role(t, pc) == "slave" && pc.Get(ctx, "after").Val() == "promote"
 	})
 	if err := pc.Set(ctx, "x", "y", 0).Err(); err == nil || !strings.Contains(err.Error(), "READONLY") {
@@ -149,7 +138,7 @@ func TestPromoteAfterCrash(t *testing.T) {
 	if _, err := rdrepl.Create(ctx, rdrepl.CreateOptions{Cluster: cl, Name: "us-1", Region: "us", DSN: rep.URL(), Catalog: catalog(t)}); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	waitFor(t, 10*time.Second, "200 keys replicated", func() bool { return rc.DBSize(ctx).Val() == 200 })
+	testenv.WaitFor(t, 10*time.Second, "200 keys replicated", func() bool { return rc.DBSize(ctx).Val() == 200 })
 	if err := prim.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func (e *drkitEnv) startDrd(t *testing.T) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-	waitFor(t, 30*time.Second, "drd is ready (see drd.log)", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "drd is ready (see drd.log)", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
@@ -143,7 +143,7 @@ func TestDisaster(t *testing.T) {
 
 	// drd's scheduled backups and its shipping show in its metrics; drctl
 	// status reads the regions, or asks drd's API.
-	waitFor(t, 20*time.Second, "drd exports MySQL shipping and backup metrics", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "drd exports MySQL shipping and backup metrics", func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return false

@@ -74,14 +74,14 @@ func (e *env) ship(t *testing.T) {
 		}
 	}
 	t.Cleanup(e.stop)
-	waitFor(t, 30*time.Second, "the shipper streams", func() bool { return e.shipper.Ready() == nil })
+	testenv.WaitFor(t, 30*time.Second, "the shipper streams", func() bool { return e.shipper.Ready() == nil })
 }
 
 // waitShipped waits until both regions hold the source's current position.
 func (e *env) waitShipped(t *testing.T) binlog.Pos {
 	t.Helper()
 	want := gtidPos(t, e.db)
-	waitFor(t, 30*time.Second, "both regions hold "+want.String(), func() bool {
+	testenv.WaitFor(t, 30*time.Second, "both regions hold "+want.String(), func() bool {
 		for _, tg := range e.shipper.Targets {
 			if p, _, _ := tg.Position(); !p.Covers(want) {
 				return false
@@ -106,17 +106,6 @@ func (e *env) restore(t *testing.T, region int, target *testenv.MariaDB, stop bi
 	return mysnap.Restore(context.Background(), mysnap.RestoreOptions{
 		Cluster: "shop", Region: e.regions[region], TargetDSN: target.DSN(""), Stop: stop, Log: logger(),
 	})
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func gtidPos(t *testing.T, db *sql.DB) binlog.Pos {

@@ -61,9 +61,10 @@ type changeRequest struct {
 }
 
 type changeInfo struct {
-	ID          string `xml:"Id"`
-	Status      string `xml:"Status"`
-	SubmittedAt string `xml:"SubmittedAt"`
+	XMLName     xml.Name `xml:"ChangeInfo"`
+	ID          string   `xml:"Id"`
+	Status      string   `xml:"Status"`
+	SubmittedAt string   `xml:"SubmittedAt"`
 }
 
 const ns = "https://route53.amazonaws.com/doc/2013-04-01/"
@@ -133,8 +134,7 @@ func (s *Server) getChange(w http.ResponseWriter, id string) {
 func reply(w http.ResponseWriter, root string, ci changeInfo) {
 	w.Header().Set("Content-Type", "text/xml")
 	b, _ := xml.Marshal(ci)
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><%s xmlns="%s">%s</%s>`, root, ns,
-		strings.Replace(strings.Replace(string(b), "<changeInfo>", "<ChangeInfo>", 1), "</changeInfo>", "</ChangeInfo>", 1), root)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><%s xmlns="%s">%s</%s>`, root, ns, b, root)
 }
 
 func fail(w http.ResponseWriter, status int, code, msg string) {

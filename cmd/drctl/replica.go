@@ -232,7 +232,7 @@ func newReplicaListCmd(g *globals) *cobra.Command {
 }
 
 func newReplicaCheckCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g, engines: bothEngines}
+	cf := &clusterFlags{g: g, engines: replicaEngines}
 	var only string
 	var chunkRows int
 	var wait time.Duration
@@ -244,7 +244,9 @@ compares each range's checksum on the primary and on each replica at the
 same log position: the replica is waited for until it has replayed the
 primary's position first. A range that changes meanwhile is compared again.
 It prints the tables and key ranges that differ and exits 1 when any does.
-PostgreSQL compares the database the DSNs name.`,
+PostgreSQL compares the database the DSNs name. Redis compares every
+database's keys (value, type and expiry), sorted by name, as tables dbN.keys;
+keys created after the check started are left for the next check.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, v, err := cf.resolveView(cmd.Context())

@@ -114,3 +114,41 @@ func ship(t *testing.T, cfg *config.Config) {
 }
 
 func testLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestReplicaCommandsRedis: replica create on a Redis cluster, check in sync
+// and then with a key changed on the replica alone (exit 1, the key's range
+// shown), promote.
+func TestReplicaCommandsRedis(t *testing.T) {
+	prim, target := &testenv.Redis{Password: "pw"}, &testenv.Redis{Password: "pw"}
+	testenv.Start(t, prim, target)
+	dir := t.TempDir()
+	cfgPath := writeFile(t, fmt.Sprintf("regions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+		"clusters:\n  - {name: cache, engine: redis, region: eu, dsn: '%[2]s'}\n", dir, prim.URL()))
+	ctx := context.Background()
+	pc, tc := prim.Client(t), target.Client(t)
+	for i := range 2500 {
+		if err := pc.Set(ctx, fmt.Sprintf("k%05d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := drctl(t, "replica", "create", "--config", cfgPath, "--region", "us", "--name", "us-1", "--dsn", target.URL(), "--force")
+	if code != exitOK {
+		t.Fatalf("replica create: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = drctl(t, "replica", "check", "--config", cfgPath); code != exitOK || !strings.Contains(out, "replica us-1: in sync (1 tables, 3 chunks, 2500 rows") {
+		t.Fatalf("replica check: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := tc.ConfigSet(ctx, "replica-read-only", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Set(ctx, "k01500", "drift", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = drctl(t, "replica", "check", "--config", cfgPath)
+	if code != exitFailure || !strings.Contains(out, "db0.keys [k01000, k02000): primary 1000 rows, replica 1000 rows, contents differ") {
+		t.Fatalf("replica check with drift: exit %d\n%s", code, out)
+	}
+	if code, out, errOut = drctl(t, "promote", "--config", cfgPath, "--region", "us"); code != exitOK || !strings.Contains(out, "promoted us-1 (region us) to primary of cache") {
+		t.Fatalf("promote: exit %d\n%s%s", code, out, errOut)
+	}
+}

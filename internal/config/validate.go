@@ -168,8 +168,8 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 		p.add(c.line(at+".slot"), "%s.slot %q is not a valid replication slot name (lower-case letters, digits, _; at most 63)", at, cl.Slot)
 	}
 	if cl.SyncCheck.Schedule != "" {
-		if cl.Engine != "postgres" && cl.Engine != "mysql" {
-			p.add(c.line(at+".sync_check"), "%s.sync_check: checksum comparisons are for postgres and mysql clusters, not %s", at, cl.Engine)
+		if cl.Engine == "mongodb" {
+			p.add(c.line(at+".sync_check"), "%s.sync_check: checksum comparisons are for postgres, mysql and redis clusters, not %s", at, cl.Engine)
 		}
 		c.checkJob(p, at+".sync_check", cl.SyncCheck.Job)
 	}

@@ -1,7 +1,7 @@
 // Package all picks the engine sub-package of replication for a cluster, so
 // that drd and drctl share one way to build a replica check.
 //
-// Imports replication, replication/postgres and replication/mysql.
+// Imports replication and its engine packages.
 package all
 
 import (
@@ -15,12 +15,13 @@ import (
 	"github.com/drkit/drkit/replication"
 	myrepl "github.com/drkit/drkit/replication/mysql"
 	pgrepl "github.com/drkit/drkit/replication/postgres"
+	rdrepl "github.com/drkit/drkit/replication/redis"
 )
 
 // Check compares one replica with the primary at primaryDSN, chunk by chunk,
 // skipping the heartbeat table (it changes every second by design).
 func Check(ctx context.Context, cl config.Cluster, primaryDSN string, r config.Replica, chunkRows int, wait time.Duration, log *slog.Logger) (replication.Report, error) {
-	c, closeAll, err := checker(ctx, cl.Engine, primaryDSN, r.DSN)
+	c, closeAll, err := checker(ctx, cl, primaryDSN, r.DSN)
 	if err != nil {
 		return replication.Report{Replica: r.Name}, err
 	}
@@ -29,6 +30,11 @@ func Check(ctx context.Context, cl config.Cluster, primaryDSN string, r config.R
 	rep, err := c.Run(ctx)
 	rep.Replica = r.Name
 	return rep, err
+}
+
+// HeartbeatKey is a Redis cluster's heartbeat key.
+func HeartbeatKey(cl config.Cluster) string {
+	return cl.Monitor.Heartbeat.Table + ":" + cl.Name
 }
 
 // HeartbeatTable is the cluster's heartbeat as schema.table.
@@ -40,8 +46,8 @@ func HeartbeatTable(cl config.Cluster) string {
 	return t
 }
 
-func checker(ctx context.Context, engine, primaryDSN, replicaDSN string) (*replication.Checker, func(), error) {
-	switch engine {
+func checker(ctx context.Context, cl config.Cluster, primaryDSN, replicaDSN string) (*replication.Checker, func(), error) {
+	switch cl.Engine {
 	case "postgres":
 		p, err := pgrepl.OpenSide(ctx, "primary", primaryDSN)
 		if err != nil {
@@ -64,6 +70,12 @@ func checker(ctx context.Context, engine, primaryDSN, replicaDSN string) (*repli
 			return nil, nil, err
 		}
 		return &replication.Checker{Primary: p, Replica: r}, func() { p.DB.Close(); r.DB.Close() }, nil
+	case "redis":
+		p, r, err := rdrepl.OpenSides(ctx, primaryDSN, replicaDSN, []string{HeartbeatKey(cl)})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &replication.Checker{Primary: p, Replica: r}, func() { p.Close(); r.Close() }, nil
 	}
-	return nil, nil, fmt.Errorf("checksum comparisons are for postgres and mysql clusters, not %s", engine)
+	return nil, nil, fmt.Errorf("checksum comparisons are for postgres, mysql and redis clusters, not %s", cl.Engine)
 }

@@ -27,6 +27,8 @@ import (
 	"github.com/drkit/drkit/monitor"
 	mymon "github.com/drkit/drkit/monitor/mysql"
 	pgmon "github.com/drkit/drkit/monitor/postgres"
+	rdmon "github.com/drkit/drkit/monitor/redis"
+	replall "github.com/drkit/drkit/replication/all"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/snapshots/ec2"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
@@ -132,7 +134,7 @@ func mysqlShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger
 }
 
 // watcher returns the probes (and heartbeat, when the cluster has replicas)
-// of a PostgreSQL or MySQL cluster.
+// of a PostgreSQL, MySQL or Redis cluster.
 func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*monitor.Watcher, error) {
 	w := &monitor.Watcher{Cluster: cl.Name, Engine: cl.Engine, Interval: time.Duration(cl.Monitor.Interval),
 		Errors: metrics.ErrorsTotal(reg), Log: log}
@@ -156,6 +158,14 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 		if w.Prober, err = mymon.NewProber(cl.Name, table, primary, replicas); err == nil && beat {
 			w.Heart, err = mymon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
 		}
+	case "redis":
+		key := ""
+		if beat {
+			key = replall.HeartbeatKey(cl)
+		}
+		if w.Prober, err = rdmon.NewProber(key, primary, replicas); err == nil && beat {
+			w.Heart, err = rdmon.NewHeartbeat(key, cl.HeartbeatDSN())
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: monitor: %w", cl.Name, err)
@@ -165,18 +175,18 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 
 // apiCluster is what the JSON API serves about cl.
 func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, engine snapshots.Engine, sched *snapshots.Scheduler, w *monitor.Watcher) api.Cluster {
-	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo,
-		Shipping: func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p },
-		Monitor:  w.State,
-		Backup:   sched.BackupNow,
-		Backups: func(ctx context.Context, region string) ([]snapshots.Summary, error) {
+	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo, Monitor: w.State}
+	if sh != nil { // nil for engines whose log drd does not ship (Redis)
+		c.Shipping = func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p }
+		c.Backup = sched.BackupNow
+		c.Backups = func(ctx context.Context, region string) ([]snapshots.Summary, error) {
 			for _, r := range to {
 				if r.Name == region {
 					return engine.List(ctx, r)
 				}
 			}
 			return nil, fmt.Errorf("cluster %s does not ship to region %s", cl.Name, region)
-		},
+		}
 	}
 	for _, r := range cl.Replicas {
 		c.Replicas = append(c.Replicas, api.Replica{Name: r.Name, Region: r.Region})
@@ -301,15 +311,20 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		case "mysql":
 			shipper = mysqlShipper(cl, regions, log)
 			engine = &mysnap.Engine{Cluster: cl, Regions: to, Log: log}
+		case "redis":
+			log.Info("redis: replicas are watched and checked; no log is shipped and no backup taken yet", "cluster", cl.Name)
 		default:
 			log.Warn("this engine is not shipped yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
 			continue
 		}
-		shipped.Shippers = append(shipped.Shippers, shipper)
-		group.Add(shipper)
-		sched := &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log,
-			Jobs: &schedule.Runner{Store: jobsStore, Log: log}}
-		group.Add(sched)
+		var sched *snapshots.Scheduler
+		if shipper != nil {
+			shipped.Shippers = append(shipped.Shippers, shipper)
+			group.Add(shipper)
+			sched = &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log,
+				Jobs: &schedule.Runner{Store: jobsStore, Log: log}}
+			group.Add(sched)
+		}
 		w, err := watcher(cl, reg, log)
 		if err != nil {
 			return usageError{err}

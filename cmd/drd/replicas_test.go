@@ -15,6 +15,7 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/replication"
 	myrepl "github.com/drkit/drkit/replication/mysql"
+	rdrepl "github.com/drkit/drkit/replication/redis"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	"github.com/drkit/drkit/storage"
 )
@@ -143,4 +144,83 @@ func shipOnce(t *testing.T, cfg *config.Config, regions []*storage.Region) func(
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// TestDrdWatchesRedisReplica: a Redis cluster has no shipper, but drd probes
+// its registered replica (up, link, lag from the heartbeat key), runs the
+// scheduled check and finds a key changed on the replica alone; a stopped
+// replica is reported down with no lag.
+func TestDrdWatchesRedisReplica(t *testing.T) {
+	prim, rep := &testenv.Redis{Password: "pw"}, &testenv.Redis{Password: "pw"}
+	testenv.Start(t, prim, rep)
+	dir, addr := t.TempDir(), freeAddr(t)
+	cfgPath := writeConfig(t, fmt.Sprintf(`drd:
+  listen: %[1]s
+regions:
+  - {name: eu, store: 'file://%[2]s/eu'}
+  - {name: us, store: 'file://%[2]s/us'}
+clusters:
+  - name: cache
+    engine: redis
+    region: eu
+    dsn: '%[3]s'
+    monitor: {interval: 1s}
+    sync_check: {schedule: '@every 2s', chunk_rows: 100}
+`, addr, dir, prim.URL()))
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pc := prim.Client(t)
+	for i := range 500 {
+		if err := pc.Set(ctx, fmt.Sprintf("k%03d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var regions []*storage.Region
+	for _, rc := range cfg.Regions {
+		r, err := storage.OpenRegion(ctx, cfg, rc.Name, storage.RegionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		regions = append(regions, r)
+	}
+	cat := &replication.Catalog{Cluster: "cache", Regions: regions}
+	if _, err := rdrepl.Create(ctx, rdrepl.CreateOptions{Cluster: cfg.Clusters[0], Name: "us-1", Region: "us", DSN: rep.URL(), Catalog: cat, Force: true}); err != nil {
+		t.Fatalf("create replica: %v", err)
+	}
+
+	_, logs := startDrd(t, "--config", cfgPath)
+	metrics := "http://" + addr + "/metrics"
+	const labels = `{cluster="cache",engine="redis",region="us",replica="us-1"}`
+	waitUntil(t, 30*time.Second, "drd shows the registered Redis replica streaming and in sync", func() bool {
+		_, body := get(t, metrics)
+		return strings.Contains(body, `drkit_replica_state{cluster="cache",engine="redis",kind="streaming",region="us",replica="us-1"} 1`) &&
+			strings.Contains(body, "drkit_replication_link_up"+labels+" 1") &&
+			strings.Contains(body, "drkit_replication_lag_bytes"+labels+" 0") &&
+			strings.Contains(body, "drkit_replica_drift_chunks"+labels+" 0")
+	}, logs)
+	if _, body := get(t, "http://"+addr+"/api/v1/status"); !strings.Contains(body, `"lag_source":"heartbeat"`) {
+		t.Fatalf("status: the lag comes from the heartbeat key: %s", body)
+	}
+	rc := rep.Client(t)
+	if err := rc.ConfigSet(ctx, "replica-read-only", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Set(ctx, "k250", "drift", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the scheduled check finds the changed key", func() bool {
+		_, body := get(t, metrics)
+		return strings.Contains(body, "drkit_replica_drift_chunks"+labels+" 1") &&
+			strings.Contains(body, "drkit_replica_in_sync"+labels+" 0")
+	}, logs)
+	if err := rep.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the killed replica is down, with no lag", func() bool {
+		_, body := get(t, metrics)
+		return strings.Contains(body, "drkit_up"+labels+" 0") && !strings.Contains(body, "drkit_replication_lag_bytes"+labels)
+	}, logs)
 }

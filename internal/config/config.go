@@ -277,6 +277,8 @@ type Heartbeat struct {
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Table is [schema.]table (default: drkit_heartbeat in the DSN's database on
 	// PostgreSQL, drkit.heartbeat on MySQL). drd creates it when missing.
+	// On Redis it is the key prefix: the key is <table>:<cluster> in the
+	// URL's database (default drkit_heartbeat:<cluster>).
 	Table string `yaml:"table,omitempty" json:"table,omitempty"`
 	// DSN is used for the writes when the cluster's dsn may not write (default: dsn).
 	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
@@ -440,7 +442,7 @@ func (c *Config) applyDefaults() {
 		}
 		hb := &cl.Monitor.Heartbeat
 		if hb.Table == "" {
-			hb.Table = map[string]string{"postgres": "drkit_heartbeat", "mysql": "drkit.heartbeat"}[cl.Engine]
+			hb.Table = map[string]string{"postgres": "drkit_heartbeat", "mysql": "drkit.heartbeat", "redis": "drkit_heartbeat"}[cl.Engine]
 		}
 		if cl.Slot == "" && cl.Engine == "postgres" {
 			cl.Slot = "drkit_" + strings.NewReplacer("-", "_", ".", "_").Replace(cl.Name)

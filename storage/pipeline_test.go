@@ -61,9 +61,18 @@ func TestPipelineRoundTrip(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			p, _ := pipeline(t, m)
-			for i, data := range [][]byte{{}, []byte("x"), storetest.Data(5, 3<<20+11), compressible} {
+			small := compressible[:storage.SmallObject]
+			// PutBytes encodes in memory up to SmallObject and streams above it.
+			for i := range 12 {
+				data := [][]byte{{}, []byte("x"), storetest.Data(5, 3<<20+11), compressible, small, storetest.Data(6, 1000)}[i/2]
 				key := fmt.Sprintf("obj/%d", i)
 				obj, err := p.Put(context.Background(), key, bytes.NewReader(data))
+				if i%2 == 1 {
+					obj, err = p.PutBytes(context.Background(), key, data)
+				}
+				if m.level > 0 && len(data) == len(small) && obj.Size*20 > obj.PlainSize {
+					t.Fatalf("%d bytes stored as %d: not compressed", len(data), obj.Size)
+				}
 				if err != nil {
 					t.Fatalf("Put: %v", err)
 				}

@@ -94,7 +94,7 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 // Put stores a chunk as number seq.
 func (c *Catalog) Put(ctx context.Context, seq uint64, h ChunkHeader, data []byte) error {
 	key := c.chunkKey(seq, h.LastTime, c.Pipeline.Describe(data))
-	if _, err := c.Pipeline.Put(ctx, key, bytesReader(data)); err != nil {
+	if _, err := c.Pipeline.PutBytes(ctx, key, data); err != nil {
 		return fmt.Errorf("put binlog chunk %d: %w", seq, err)
 	}
 	return nil

@@ -134,7 +134,7 @@ func (s *Shipper) stream(ctx context.Context) error {
 	// Workers write for the life of this session; a new session starts new ones
 	// from what the stores hold.
 	wctx, stopWorkers := context.WithCancel(context.Background())
-	sess := &session{s: s, conn: conn, segSize: segSize, tli: tli, seg: seg, buf: make([]byte, segSize), received: start}
+	sess := &session{s: s, conn: conn, segSize: segSize, tli: tli, seg: seg, received: start}
 	for i, t := range s.Targets {
 		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i]))
 	}
@@ -349,7 +349,7 @@ func (ss *session) write(ctx context.Context, pos LSN, data []byte) error {
 		if off > ss.written {
 			return fmt.Errorf("the server skipped WAL: %s follows %s", pos, segStart+LSN(ss.written))
 		}
-		n := copy(ss.buf[off:], data)
+		n := copy(ss.grow(off + uint64(len(data)))[off:], data)
 		ss.written = max(ss.written, off+uint64(n))
 		pos += LSN(n)
 		data = data[n:]
@@ -359,6 +359,28 @@ func (ss *session) write(ctx context.Context, pos LSN, data []byte) error {
 		return ss.seal(ctx)
 	}
 	return nil
+}
+
+// minSegBuf is the first allocation for an open segment's bytes.
+const minSegBuf = 64 << 10
+
+// grow returns the open segment's buffer extended to hold end bytes (at most
+// the segment size). It grows by doubling rather than holding a whole segment
+// from the start: an idle cluster writes a few kB a second, and 16 MiB per
+// shipper was most of drd's memory. A new array leaves the old one to the
+// chunks already queued from it, which are never written again.
+func (ss *session) grow(end uint64) []byte {
+	end = min(end, ss.segSize)
+	if end <= uint64(len(ss.buf)) {
+		return ss.buf
+	}
+	if end > uint64(cap(ss.buf)) {
+		buf := make([]byte, len(ss.buf), min(ss.segSize, max(end, 2*uint64(cap(ss.buf)), minSegBuf)))
+		copy(buf, ss.buf)
+		ss.buf = buf
+	}
+	ss.buf = ss.buf[:end]
+	return ss.buf
 }
 
 // seal hands the full segment to every region and opens the next one.
@@ -374,7 +396,7 @@ func (ss *session) seal(ctx context.Context) error {
 		}
 	}
 	ss.seg = Segment{TLI: ss.tli, No: ss.seg.No + 1}
-	ss.buf = make([]byte, ss.segSize) // the old buffer belongs to the queued jobs now
+	ss.buf = nil // the old buffer belongs to the queued jobs now
 	ss.written, ss.flushed = 0, 0
 	return nil
 }

@@ -256,7 +256,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			}
 			pgExec(t, s.sb.DSN("postgres"), "SELECT pg_wal_replay_pause()")
 			took := waitAlert(t, s.prom.URL, "ReplicationLagHigh", match, "firing", 90*time.Second)
-			t.Logf("ReplicationLagHigh fired %s after pg_wal_replay_pause (threshold 30 s, for shortened to 2 s)", took.Round(time.Second))
+			t.Logf("ReplicationLagHigh fired %s after pg_wal_replay_pause (replay stopped with WAL waiting; for shortened to 2 s)", took.Round(time.Second))
 			resumeReplay(t, s.sb.DSN("postgres"))
 			waitAlert(t, s.prom.URL, "ReplicationLagHigh", match, "", 30*time.Second)
 		})

@@ -10,6 +10,8 @@ var (
 		"Whether drd's last probe reached the server (1) or not (0); replica=\"\" is the primary.", serverLabels, nil)
 	linkDesc = prometheus.NewDesc("drkit_replication_link_up",
 		"Whether the replica is connected to its primary and receiving its log.", serverLabels, nil)
+	applyingDesc = prometheus.NewDesc("drkit_replication_applying",
+		"Whether the replica replays the log it receives (1) or its replay is paused or its SQL thread stopped (0).", serverLabels, nil)
 	inSyncDesc = prometheus.NewDesc("drkit_replica_in_sync",
 		"Whether the replica follows this primary and can converge on it (same system, no apply error, no transactions of its own) and its last checksum comparison found no drift. Lag alone does not clear it.", serverLabels, nil)
 	lagSecondsDesc = prometheus.NewDesc("drkit_replication_lag_seconds",
@@ -33,7 +35,7 @@ type Collector struct {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, linkDesc, inSyncDesc, lagSecondsDesc, lagBytesDesc, lagTxnsDesc, driftDesc, stateDesc, probeDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, linkDesc, applyingDesc, inSyncDesc, lagSecondsDesc, lagBytesDesc, lagTxnsDesc, driftDesc, stateDesc, probeDesc} {
 		ch <- d
 	}
 }
@@ -68,6 +70,7 @@ func collectServer(ch chan<- prometheus.Metric, st ClusterState, s ServerState) 
 		return
 	}
 	gauge(linkDesc, boolValue(s.LinkUp))
+	gauge(applyingDesc, boolValue(s.Applying))
 	// Data that differs is out of sync however well the link runs.
 	gauge(inSyncDesc, boolValue(s.InSync && (s.DriftChunks == nil || *s.DriftChunks == 0)))
 	for d, v := range map[*prometheus.Desc]*float64{lagSecondsDesc: s.LagSeconds, lagBytesDesc: s.LagBytes, lagTxnsDesc: s.LagTransactions} {

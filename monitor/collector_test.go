@@ -22,6 +22,7 @@ func TestCollectorReportsDownNotZero(t *testing.T) {
 			{Region: "a", Up: true},
 			{Replica: "r1", Region: "b", Up: true, LinkUp: true, InSync: true, LagSeconds: Float(2.5), LagBytes: Float(4096)},
 			{Replica: "r2", Region: "c", Error: "connection refused"},
+			{Replica: "r3", Region: "c", Up: true, LinkUp: true, Applying: true, InSync: true},
 		}}
 	c := &Collector{Watchers: []*Watcher{w}}
 	if n := testutil.CollectAndCount(c); n != 0 {
@@ -29,6 +30,10 @@ func TestCollectorReportsDownNotZero(t *testing.T) {
 	}
 	w.probe(context.Background())
 	want := `
+# HELP drkit_replication_applying Whether the replica replays the log it receives (1) or its replay is paused or its SQL thread stopped (0).
+# TYPE drkit_replication_applying gauge
+drkit_replication_applying{cluster="orders",engine="postgres",region="b",replica="r1"} 0
+drkit_replication_applying{cluster="orders",engine="postgres",region="c",replica="r3"} 1
 # HELP drkit_replication_lag_seconds How far the replica's replay is behind the primary, in seconds (heartbeat, else the engine's view).
 # TYPE drkit_replication_lag_seconds gauge
 drkit_replication_lag_seconds{cluster="orders",engine="postgres",region="b",replica="r1"} 2.5
@@ -37,8 +42,9 @@ drkit_replication_lag_seconds{cluster="orders",engine="postgres",region="b",repl
 drkit_up{cluster="orders",engine="postgres",region="a",replica=""} 1
 drkit_up{cluster="orders",engine="postgres",region="b",replica="r1"} 1
 drkit_up{cluster="orders",engine="postgres",region="c",replica="r2"} 0
+drkit_up{cluster="orders",engine="postgres",region="c",replica="r3"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "drkit_up", "drkit_replication_lag_seconds"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "drkit_up", "drkit_replication_lag_seconds", "drkit_replication_applying"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -20,6 +20,10 @@ type ServerState struct {
 
 	// LinkUp is whether the replica is connected to its primary and receiving.
 	LinkUp bool `json:"link_up"`
+	// Applying is whether the replica replays what it receives: false when
+	// replay is paused (pg_wal_replay_pause) or the SQL thread is stopped.
+	// Its lag then grows without bound, whatever its size now.
+	Applying bool `json:"applying"`
 	// InSync is whether the replica follows this primary and can converge on
 	// it: same system (timeline, server), no apply error, no transactions of
 	// its own. A paused or lagging replica is still in sync.

@@ -159,6 +159,7 @@ func (p *Prober) probeReplica(ctx context.Context, r Server, pf *primaryFacts) m
 	}
 	ss := rows[0]
 	st.LinkUp = ss["Slave_IO_Running"] == "Yes"
+	st.Applying = ss["Slave_SQL_Running"] == "Yes"
 	if pf == nil {
 		st.Error = "primary unreachable: lag and sync state unknown"
 		return st

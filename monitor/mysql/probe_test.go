@@ -56,7 +56,7 @@ func TestProbeReplica(t *testing.T) {
 
 	beatFor(t, h, time.Second)
 	st := replicaState(t, p)
-	if !st.Up || !st.LinkUp || !st.InSync || st.LagSource != "heartbeat" || val(st.LagSeconds) > 1 || val(st.LagBytes) != 0 || val(st.LagTransactions) != 0 {
+	if !st.Up || !st.LinkUp || !st.Applying || !st.InSync || st.LagSource != "heartbeat" || val(st.LagSeconds) > 1 || val(st.LagBytes) != 0 || val(st.LagTransactions) != 0 {
 		t.Fatalf("caught-up replica: %+v lag %v s %v B %v txns", st, val(st.LagSeconds), val(st.LagBytes), val(st.LagTransactions))
 	}
 
@@ -66,8 +66,8 @@ func TestProbeReplica(t *testing.T) {
 	mustExec(t, pdb, "INSERT INTO test.t VALUES (1), (2)")
 	beatFor(t, h, 3*time.Second)
 	st = replicaState(t, p)
-	if !st.InSync || !st.LinkUp || val(st.LagSeconds) < 2 || val(st.LagBytes) <= 0 || val(st.LagTransactions) < 4 {
-		t.Fatalf("stopped SQL thread: want in sync, lag ≥ 2 s, > 0 B, ≥ 4 txns: %+v lag %v s %v B %v txns", st, val(st.LagSeconds), val(st.LagBytes), val(st.LagTransactions))
+	if !st.InSync || !st.LinkUp || st.Applying || val(st.LagSeconds) < 2 || val(st.LagBytes) <= 0 || val(st.LagTransactions) < 4 {
+		t.Fatalf("stopped SQL thread: want in sync, not applying, lag ≥ 2 s, > 0 B, ≥ 4 txns: %+v lag %v s %v B %v txns", st, val(st.LagSeconds), val(st.LagBytes), val(st.LagTransactions))
 	}
 
 	mustExec(t, rdb, "START SLAVE SQL_THREAD")

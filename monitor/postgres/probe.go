@@ -149,6 +149,7 @@ func (p *Prober) probeReplica(ctx context.Context, r Server, pf *primaryFacts) m
 	}
 	st.Up = true
 	st.LinkUp = f.receiver != nil && *f.receiver == "streaming"
+	st.Applying = f.inRecovery && !f.paused
 	if pf == nil {
 		// Without the primary's facts nothing can be compared: the
 		// replica is reachable, its lag and sync state are unknown.

@@ -64,7 +64,7 @@ func TestProbeStandby(t *testing.T) {
 
 	beatFor(t, h, time.Second)
 	st := replicaState(t, p)
-	if !st.Up || !st.LinkUp || !st.InSync || st.LagSource != "heartbeat" || st.LagSeconds == nil || *st.LagSeconds > 1 || st.LagBytes == nil {
+	if !st.Up || !st.LinkUp || !st.Applying || !st.InSync || st.LagSource != "heartbeat" || st.LagSeconds == nil || *st.LagSeconds > 1 || st.LagBytes == nil {
 		t.Fatalf("caught-up standby: %+v (err %s)", st, st.Error)
 	}
 
@@ -72,8 +72,8 @@ func TestProbeStandby(t *testing.T) {
 	exec(t, dsn, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i")
 	beatFor(t, h, 3*time.Second)
 	st = replicaState(t, p)
-	if !st.InSync || !st.LinkUp || st.LagSeconds == nil || *st.LagSeconds < 2 || *st.LagBytes < 100_000 {
-		t.Fatalf("paused standby: want lag ≥ 2s and ≥ 100kB, in sync: %+v lag %v bytes %v", st, deref(st.LagSeconds), deref(st.LagBytes))
+	if !st.InSync || !st.LinkUp || st.Applying || st.LagSeconds == nil || *st.LagSeconds < 2 || *st.LagBytes < 100_000 {
+		t.Fatalf("paused standby: want not applying, lag ≥ 2s and ≥ 100kB, in sync: %+v lag %v bytes %v", st, deref(st.LagSeconds), deref(st.LagBytes))
 	}
 
 	exec(t, sb.DSN("postgres"), "SELECT pg_wal_replay_resume()")

@@ -107,6 +107,7 @@ func (p *Prober) probeReplica(ctx context.Context, s Server, pf *primaryFacts) m
 		return st
 	}
 	st.LinkUp = r["master_link_status"] == "up" && r["master_sync_in_progress"] != "1"
+	st.Applying = true // a Redis replica applies the stream as it reads it
 	if pf == nil {
 		st.Error = "primary unreachable: lag and sync state unknown"
 		return st

@@ -65,7 +65,7 @@ func TestProbeReplica(t *testing.T) {
 		st = probe()
 		return st.LinkUp && val(st.LagBytes) == 0
 	})
-	if !st.Up || !st.InSync || st.LagSource != "heartbeat" || val(st.LagSeconds) > 1 {
+	if !st.Up || !st.InSync || !st.Applying || st.LagSource != "heartbeat" || val(st.LagSeconds) > 1 {
 		t.Fatalf("caught-up replica: %+v lag %v s", st, val(st.LagSeconds))
 	}
 

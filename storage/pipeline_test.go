@@ -61,8 +61,9 @@ func TestPipelineRoundTrip(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			p, _ := pipeline(t, m)
-			small := compressible[:storage.SmallObject]
-			// PutBytes encodes in memory up to SmallObject and streams above it.
+			small := compressible[:1<<20]
+			// Put streams; PutBytes encodes in memory with a 1 MiB window, also
+			// data longer than that.
 			for i := range 12 {
 				data := [][]byte{{}, []byte("x"), storetest.Data(5, 3<<20+11), compressible, small, storetest.Data(6, 1000)}[i/2]
 				key := fmt.Sprintf("obj/%d", i)

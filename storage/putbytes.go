@@ -10,45 +10,42 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// SmallObject is the largest plaintext PutBytes encodes in memory in one
-// call; larger data goes through the streaming Put.
-const SmallObject = 1 << 20
+// logWindow is the zstd window of objects written by PutBytes. Log chunks
+// gain little from a longer history, and a small window keeps the encoders
+// (and the readers' decoders) small.
+const logWindow = 1 << 20
 
-// smallEncoders holds one EncodeAll encoder per zstd level, shared by every
-// Pipeline. Log shippers write a small object per region every flush
-// interval; a new streaming encoder for each one allocated (and zeroed)
-// megabytes of window and tables, which was most of an idle drd's CPU. This
-// is a cache of stateless codecs, not configuration.
-var smallEncoders sync.Map // level -> *zstd.Encoder
+// logEncoders holds one EncodeAll encoder per zstd level, shared by every
+// Pipeline. Log shippers write an object per region every flush interval; a
+// new streaming encoder for each one allocated (and zeroed) megabytes of
+// window and tables: most of an idle drd's CPU, and at start, when the open
+// WAL segments are sent again, a burst of over 100 MiB. This is a cache of
+// codecs, not configuration.
+var logEncoders sync.Map // level -> *zstd.Encoder
 
-func smallEncoder(level int) (*zstd.Encoder, error) {
-	if e, ok := smallEncoders.Load(level); ok {
+func logEncoder(level int) (*zstd.Encoder, error) {
+	if e, ok := logEncoders.Load(level); ok {
 		return e.(*zstd.Encoder), nil
 	}
-	// The window needs to span no more than one small object; lower encoder
-	// memory keeps what the cache holds small.
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithWindowSize(SmallObject), zstd.WithLowerEncoderMem(true), zstd.WithEncoderConcurrency(2))
+		zstd.WithWindowSize(logWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderConcurrency(2))
 	if err != nil {
 		return nil, err
 	}
-	actual, _ := smallEncoders.LoadOrStore(level, e)
+	actual, _ := logEncoders.LoadOrStore(level, e)
 	return actual.(*zstd.Encoder), nil
 }
 
 // PutBytes stores data under key, as Put does, for data already in memory
-// (log chunks): up to SmallObject it is compressed and encrypted in memory
-// and handed to the store with its size known, without Put's pipe and
-// goroutine; larger data is streamed by Put.
+// (log chunks, at most a WAL segment or binlog chunk): it is compressed and
+// encrypted in memory and handed to the store with its size known, without
+// Put's pipe, goroutine and streaming encoder. Memory is one encoded copy.
 func (p *Pipeline) PutBytes(ctx context.Context, key string, data []byte) (Object, error) {
-	if len(data) > SmallObject {
-		return p.Put(ctx, key, bytes.NewReader(data))
-	}
 	obj := p.Describe(data)
 	obj.Key = key
 	out := data
 	if p.Level > 0 {
-		enc, err := smallEncoder(p.Level)
+		enc, err := logEncoder(p.Level)
 		if err != nil {
 			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)
 		}

@@ -1,6 +1,10 @@
 package monitor
 
 import (
+	"context"
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,9 +32,13 @@ var (
 		"When drd last finished probing the cluster (Unix time).", []string{"cluster", "engine"}, nil)
 )
 
-// Collector exports the watchers' latest states at scrape time.
+// Collector exports the watchers' states at scrape time, refreshing those
+// older than MaxAge first (all watchers at once, each bounded by its probe
+// timeout, the interval).
 type Collector struct {
 	Watchers []*Watcher
+	// MaxAge is how old a probe may be at a scrape; 0 never refreshes.
+	MaxAge time.Duration
 }
 
 // Describe implements prometheus.Collector.
@@ -42,6 +50,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.MaxAge > 0 {
+		var wg sync.WaitGroup
+		for _, w := range c.Watchers {
+			wg.Go(func() { w.Refresh(context.Background(), c.MaxAge) })
+		}
+		wg.Wait()
+	}
 	for _, w := range c.Watchers {
 		st := w.State()
 		if st.At.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,5 +103,45 @@ drkit_replica_state{cluster="shop",engine="mysql",kind="streaming",region="b",re
 	if err := testutil.CollectAndCompare(&Collector{Watchers: []*Watcher{w}}, strings.NewReader(want),
 		"drkit_replica_drift_chunks", "drkit_replica_in_sync", "drkit_replica_state"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// countingProber counts its probes.
+type countingProber struct{ n atomic.Int32 }
+
+func (p *countingProber) Probe(context.Context) []ServerState {
+	p.n.Add(1)
+	return []ServerState{{Region: "a", Up: true}}
+}
+func (*countingProber) Close() {}
+
+// TestScrapeRefreshesStaleProbes: a scrape probes again when the latest
+// probe is older than MaxAge, not when it is fresh, and never once the
+// watcher has stopped (its prober is closed).
+func TestScrapeRefreshesStaleProbes(t *testing.T) {
+	p := &countingProber{}
+	w := &Watcher{Cluster: "orders", Engine: "postgres", Interval: time.Hour, Prober: p, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	for p.n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c := &Collector{Watchers: []*Watcher{w}, MaxAge: 50 * time.Millisecond}
+	testutil.CollectAndCount(c)
+	if n := p.n.Load(); n != 1 {
+		t.Fatalf("a fresh probe was repeated at the scrape: %d probes", n)
+	}
+	time.Sleep(60 * time.Millisecond)
+	testutil.CollectAndCount(c)
+	if n := p.n.Load(); n != 2 {
+		t.Fatalf("a stale probe was not refreshed at the scrape: %d probes", n)
+	}
+	cancel()
+	<-done
+	time.Sleep(60 * time.Millisecond)
+	testutil.CollectAndCount(c)
+	if n := p.n.Load(); n != 2 {
+		t.Fatalf("a stopped watcher probed at a scrape: %d probes", n)
 	}
 }

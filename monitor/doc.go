@@ -5,7 +5,10 @@
 //
 // A Watcher per cluster runs two loops: a heartbeat writer, which stores drd's
 // clock in a one-row-per-cluster table on the primary every second, and a probe
-// every monitor.interval (default 5s). Lag in seconds is the difference between
+// every monitor.interval (default 5s). A scrape whose probe is older than the
+// Collector's MaxAge (drd: 1s) probes first, as exporters do, so an alert
+// waits for the scrape and the rule evaluation but not also for the next
+// interval; the interval's probe is skipped when a scrape probed lately. Lag in seconds is the difference between
 // the heartbeat the primary holds and the one a replica has replayed, as
 // pt-heartbeat measures it; both values come from drd's clock, so clock skew
 // between hosts does not enter. Where the heartbeat is off or not yet

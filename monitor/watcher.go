@@ -27,8 +27,12 @@ type Watcher struct {
 	Lifecycle func(ServerState) string
 
 	state atomic.Pointer[ClusterState]
-	mu    sync.Mutex
-	drift map[string]int
+	// probing is held while a probe runs, so that the interval's probe and
+	// a scrape's refresh never probe the servers twice at once.
+	probing sync.Mutex
+	running atomic.Bool // between Run's start and its closing the prober
+	mu      sync.Mutex
+	drift   map[string]int
 }
 
 // SetDrift records how many chunks of replica differed at the last checksum
@@ -73,7 +77,13 @@ func (w *Watcher) State() ClusterState {
 
 // Run probes until ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
-	defer w.Prober.Close()
+	w.running.Store(true)
+	defer func() {
+		w.running.Store(false)
+		w.probing.Lock() // a scrape's probe in flight finishes first
+		defer w.probing.Unlock()
+		w.Prober.Close()
+	}()
 	if w.Heart != nil {
 		defer w.Heart.Close()
 		go w.beat(ctx)
@@ -81,12 +91,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 	t := time.NewTicker(w.Interval)
 	defer t.Stop()
 	for {
-		w.probe(ctx)
+		// Scrapes refresh the state too; probe only if none did lately.
+		w.Refresh(ctx, w.Interval*3/4)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// Refresh probes now unless the latest probe is younger than maxAge or a
+// probe is running (its result is as fresh). The collector calls it at each
+// scrape, so a scraped state is at most maxAge old: an alert then waits for
+// the scrape and the rule evaluation, not also for the next interval.
+func (w *Watcher) Refresh(ctx context.Context, maxAge time.Duration) {
+	if s := w.state.Load(); s != nil && time.Since(s.At) < maxAge {
+		return
+	}
+	if !w.probing.TryLock() {
+		return
+	}
+	defer w.probing.Unlock()
+	if w.running.Load() {
+		w.probe(ctx)
 	}
 }
 

@@ -292,7 +292,9 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	group := lifecycle.NewGroup(log)
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
-	probed := &monitor.Collector{}
+	// A scrape sees probes at most a second old: alerts wait for the scrape
+	// and the rule evaluation, not also for the next probe interval.
+	probed := &monitor.Collector{MaxAge: time.Second}
 	var served []api.Cluster
 	for _, cl := range cfg.Clusters {
 		to := shipRegions(cl, regions)

@@ -290,6 +290,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		}
 	}
 	group := lifecycle.NewGroup(log)
+	group.Add(&memoryTrim{every: time.Minute, threshold: 16 << 20, log: log})
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
 	// A scrape sees probes at most a second old: alerts wait for the scrape

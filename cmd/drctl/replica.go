@@ -244,7 +244,8 @@ compares each range's checksum on the primary and on each replica at the
 same log position: the replica is waited for until it has replayed the
 primary's position first. A range that changes meanwhile is compared again.
 It prints the tables and key ranges that differ and exits 1 when any does.
-PostgreSQL compares the database the DSNs name. Redis compares every
+PostgreSQL compares every database (tables outside the DSN's database are
+named database.schema.table). Redis compares every
 database's keys (value, type and expiry), sorted by name, as tables dbN.keys;
 keys created after the check started are left for the next check.`,
 		Args: usageArgs(cobra.NoArgs),

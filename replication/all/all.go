@@ -21,6 +21,11 @@ import (
 // Check compares one replica with the primary at primaryDSN, chunk by chunk,
 // skipping the heartbeat table (it changes every second by design).
 func Check(ctx context.Context, cl config.Cluster, primaryDSN string, r config.Replica, chunkRows int, wait time.Duration, log *slog.Logger) (replication.Report, error) {
+	if cl.Engine == "postgres" {
+		rep, err := checkPostgres(ctx, cl, primaryDSN, r.DSN, chunkRows, wait, log)
+		rep.Replica = r.Name
+		return rep, err
+	}
 	c, closeAll, err := checker(ctx, cl, primaryDSN, r.DSN)
 	if err != nil {
 		return replication.Report{Replica: r.Name}, err
@@ -30,6 +35,84 @@ func Check(ctx context.Context, cl config.Cluster, primaryDSN string, r config.R
 	rep, err := c.Run(ctx)
 	rep.Replica = r.Name
 	return rep, err
+}
+
+// checkPostgres compares every database of a PostgreSQL primary with the
+// replica (a standby holds them all), one after the other. Tables of the
+// DSN's own database are named schema.table as the Checker names them;
+// those of the others database.schema.table.
+func checkPostgres(ctx context.Context, cl config.Cluster, primaryDSN, replicaDSN string, chunkRows int, wait time.Duration, log *slog.Logger) (replication.Report, error) {
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	dbs, current, err := postgresDatabases(ctx, primaryDSN, replicaDSN, wait)
+	if err != nil {
+		return replication.Report{}, err
+	}
+	total := replication.Report{Started: time.Now().UTC()}
+	for _, db := range dbs {
+		c, closeAll, err := postgresChecker(ctx, primaryDSN, replicaDSN, db)
+		if err != nil {
+			return total, err
+		}
+		c.ChunkRows, c.Wait, c.Log = chunkRows, wait, log
+		prefix := db + "."
+		if db == current {
+			c.Skip, prefix = []string{HeartbeatTable(cl)}, ""
+		}
+		rep, err := c.Run(ctx)
+		closeAll()
+		if err != nil {
+			return total, fmt.Errorf("database %s: %w", db, err)
+		}
+		total.Tables, total.Chunks, total.Rows = total.Tables+rep.Tables, total.Chunks+rep.Chunks, total.Rows+rep.Rows
+		for _, d := range rep.Diffs {
+			d.Table = prefix + d.Table
+			total.Diffs = append(total.Diffs, d)
+		}
+		for _, d := range rep.Unstable {
+			d.Table = prefix + d.Table
+			total.Unstable = append(total.Unstable, d)
+		}
+	}
+	total.Finished = time.Now().UTC()
+	return total, nil
+}
+
+// postgresDatabases lists the primary's databases once the replica has
+// replayed their creation.
+func postgresDatabases(ctx context.Context, primaryDSN, replicaDSN string, wait time.Duration) ([]string, string, error) {
+	c, closeAll, err := postgresChecker(ctx, primaryDSN, replicaDSN, "")
+	if err != nil {
+		return nil, "", err
+	}
+	defer closeAll()
+	p := c.Primary.(*pgrepl.Side)
+	dbs, current, err := p.Databases(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("primary: %w", err)
+	}
+	pos, err := p.Position(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("primary: %w", err)
+	}
+	if err := c.Replica.WaitFor(ctx, pos, wait); err != nil {
+		return nil, "", fmt.Errorf("replica: %w", err)
+	}
+	return dbs, current, nil
+}
+
+func postgresChecker(ctx context.Context, primaryDSN, replicaDSN, db string) (*replication.Checker, func(), error) {
+	p, err := pgrepl.OpenSideIn(ctx, "primary", primaryDSN, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := pgrepl.OpenSideIn(ctx, "replica", replicaDSN, db)
+	if err != nil {
+		p.Pool.Close()
+		return nil, nil, err
+	}
+	return &replication.Checker{Primary: p, Replica: r}, func() { p.Pool.Close(); r.Pool.Close() }, nil
 }
 
 // HeartbeatKey is a Redis cluster's heartbeat key.
@@ -48,17 +131,6 @@ func HeartbeatTable(cl config.Cluster) string {
 
 func checker(ctx context.Context, cl config.Cluster, primaryDSN, replicaDSN string) (*replication.Checker, func(), error) {
 	switch cl.Engine {
-	case "postgres":
-		p, err := pgrepl.OpenSide(ctx, "primary", primaryDSN)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, err := pgrepl.OpenSide(ctx, "replica", replicaDSN)
-		if err != nil {
-			p.Pool.Close()
-			return nil, nil, err
-		}
-		return &replication.Checker{Primary: p, Replica: r}, func() { p.Pool.Close(); r.Pool.Close() }, nil
 	case "mysql":
 		p, err := myrepl.OpenSide(ctx, "primary", primaryDSN)
 		if err != nil {

@@ -26,9 +26,19 @@ var (
 
 // OpenSide connects to dsn for a comparison; close its Pool when done.
 func OpenSide(ctx context.Context, what, dsn string) (*Side, error) {
+	return OpenSideIn(ctx, what, dsn, "")
+}
+
+// OpenSideIn connects to database (the DSN's own when "") with dsn's
+// address and credentials.
+func OpenSideIn(ctx context.Context, what, dsn, database string) (*Side, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("%s dsn: %w", what, err)
+	}
+	if database != "" {
+		cfg.ConnConfig.Database = database
+		what += " database " + database
 	}
 	cfg.MaxConns = 2
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -42,6 +52,22 @@ func OpenSide(ctx context.Context, what, dsn string) (*Side, error) {
 		return nil, fmt.Errorf("%s %s: %w (check the address, user and password)", what, config.RedactDSN(dsn), err)
 	}
 	return &Side{Pool: pool}, nil
+}
+
+// Databases lists the databases a comparison covers (those that take
+// connections, templates left out) and the one s is connected to.
+func (s *Side) Databases(ctx context.Context) (all []string, current string, err error) {
+	rows, err := s.Pool.Query(ctx, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1")
+	if err != nil {
+		return nil, "", fmt.Errorf("list databases: %w", err)
+	}
+	if all, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, "", fmt.Errorf("list databases: %w", err)
+	}
+	if err := s.Pool.QueryRow(ctx, "SELECT current_database()").Scan(&current); err != nil {
+		return nil, "", fmt.Errorf("current database: %w", err)
+	}
+	return all, current, nil
 }
 
 // Tables implements replication.PrimarySide: the database's permanent tables

@@ -12,7 +12,8 @@
 // Check (checksum.go) gives replication.Checker its two sides: a chunk's
 // sum is the MD5 of its rows' MD5s in key order, the primary's position is
 // pg_current_wal_lsn() and the standby is waited for on
-// pg_last_wal_replay_lsn(). One database (the DSNs') per check.
+// pg_last_wal_replay_lsn(). A Side is in one database (OpenSideIn);
+// replication/all runs one Checker per database.
 //
 // Promote (promote.go) fences the old primary when it answers
 // (default_transaction_read_only, client sessions ended, then waits for the

@@ -33,13 +33,18 @@ var (
 )
 
 // Collector exports the watchers' states at scrape time, refreshing those
-// older than MaxAge first (all watchers at once, each bounded by its probe
-// timeout, the interval).
+// older than MaxAge first: all watchers at once, waited for at most
+// scrapeWait, so that a server that hangs (a partitioned region) does not
+// make the whole scrape time out; its probe goes on in the background,
+// bounded by the interval, and the next scrape exports it.
 type Collector struct {
 	Watchers []*Watcher
 	// MaxAge is how old a probe may be at a scrape; 0 never refreshes.
 	MaxAge time.Duration
 }
+
+// scrapeWait bounds how long a scrape waits for refreshed probes.
+const scrapeWait = time.Second
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -55,7 +60,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, w := range c.Watchers {
 			wg.Go(func() { w.Refresh(context.Background(), c.MaxAge) })
 		}
-		wg.Wait()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(scrapeWait):
+		}
 	}
 	for _, w := range c.Watchers {
 		st := w.State()

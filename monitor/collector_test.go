@@ -145,3 +145,44 @@ func TestScrapeRefreshesStaleProbes(t *testing.T) {
 		t.Fatalf("a stopped watcher probed at a scrape: %d probes", n)
 	}
 }
+
+// hangingProber answers its first probe, then hangs until released: a
+// server behind a partition.
+type hangingProber struct {
+	n       atomic.Int32
+	release chan struct{}
+}
+
+func (p *hangingProber) Probe(ctx context.Context) []ServerState {
+	if p.n.Add(1) > 1 {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+		}
+	}
+	return []ServerState{{Region: "a", Up: true}}
+}
+func (*hangingProber) Close() {}
+
+// TestScrapeDoesNotWaitForAHungServer: a scrape whose refresh hangs
+// exports the latest state after scrapeWait instead of timing out.
+func TestScrapeDoesNotWaitForAHungServer(t *testing.T) {
+	p := &hangingProber{release: make(chan struct{})}
+	defer close(p.release)
+	w := &Watcher{Cluster: "orders", Engine: "postgres", Interval: time.Hour, Prober: p, Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	for p.n.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	c := &Collector{Watchers: []*Watcher{w}, MaxAge: 10 * time.Millisecond}
+	began := time.Now()
+	if n := testutil.CollectAndCount(c, "drkit_up"); n != 1 {
+		t.Fatalf("the scrape exported %d drkit_up series, want the latest state's 1", n)
+	}
+	if took := time.Since(began); took > scrapeWait+time.Second || p.n.Load() != 2 {
+		t.Fatalf("a hung refresh held the scrape for %s (probes %d)", took, p.n.Load())
+	}
+}

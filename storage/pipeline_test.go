@@ -69,7 +69,9 @@ func TestPipelineRoundTrip(t *testing.T) {
 				key := fmt.Sprintf("obj/%d", i)
 				obj, err := p.Put(context.Background(), key, bytes.NewReader(data))
 				if i%2 == 1 {
-					obj, err = p.PutBytes(context.Background(), key, data)
+					d := p.Describe(data)
+					d.Key = key
+					obj, err = p.PutBytes(context.Background(), d, data)
 				}
 				if m.level > 0 && len(data) == len(small) && obj.Size*20 > obj.PlainSize {
 					t.Fatalf("%d bytes stored as %d: not compressed", len(data), obj.Size)

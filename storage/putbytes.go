@@ -36,13 +36,14 @@ func logEncoder(level int) (*zstd.Encoder, error) {
 	return actual.(*zstd.Encoder), nil
 }
 
-// PutBytes stores data under key, as Put does, for data already in memory
-// (log chunks, at most a WAL segment or binlog chunk): it is compressed and
-// encrypted in memory and handed to the store with its size known, without
-// Put's pipe, goroutine and streaming encoder. Memory is one encoded copy.
-func (p *Pipeline) PutBytes(ctx context.Context, key string, data []byte) (Object, error) {
-	obj := p.Describe(data)
-	obj.Key = key
+// PutBytes stores data under obj.Key, as Put does, for data already in
+// memory (log chunks, at most a WAL segment or binlog chunk): it is
+// compressed and encrypted in memory and handed to the store with its size
+// known, without Put's pipe, goroutine and streaming encoder. Memory is one
+// encoded copy. obj is p.Describe(data) with Key set: log objects are named
+// by their SHA-256, so the caller has hashed data already.
+func (p *Pipeline) PutBytes(ctx context.Context, obj Object, data []byte) (Object, error) {
+	key := obj.Key
 	out := data
 	if p.Level > 0 {
 		enc, err := logEncoder(p.Level)

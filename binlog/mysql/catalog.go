@@ -93,8 +93,9 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 
 // Put stores a chunk as number seq.
 func (c *Catalog) Put(ctx context.Context, seq uint64, h ChunkHeader, data []byte) error {
-	key := c.chunkKey(seq, h.LastTime, c.Pipeline.Describe(data))
-	if _, err := c.Pipeline.PutBytes(ctx, key, data); err != nil {
+	obj := c.Pipeline.Describe(data)
+	obj.Key = c.chunkKey(seq, h.LastTime, obj)
+	if _, err := c.Pipeline.PutBytes(ctx, obj, data); err != nil {
 		return fmt.Errorf("put binlog chunk %d: %w", seq, err)
 	}
 	return nil

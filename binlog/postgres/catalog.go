@@ -82,15 +82,16 @@ func (c *Catalog) PutHistory(ctx context.Context, name string, data []byte) erro
 // once the bytes are hashed, so hash first (cheap, in memory) and write once.
 func (c *Catalog) putNamed(ctx context.Context, dir, name string, data []byte) error {
 	obj := c.Pipeline.Describe(data)
-	_, err := c.Pipeline.PutBytes(ctx, c.key(dir, name+"."+obj.SHA256+"."+storage.CodecExt(obj)), data)
+	obj.Key = c.key(dir, name+"."+obj.SHA256+"."+storage.CodecExt(obj))
+	_, err := c.Pipeline.PutBytes(ctx, obj, data)
 	return err
 }
 
 // PutPartial stores bytes [from, to) of the open segment.
 func (c *Catalog) PutPartial(ctx context.Context, segName string, from, to uint64, data []byte) error {
 	obj := c.Pipeline.Describe(data)
-	key := c.key("wal", segName+".partial", fmt.Sprintf("%08X-%08X.%s.%s", from, to, obj.SHA256, storage.CodecExt(obj)))
-	_, err := c.Pipeline.PutBytes(ctx, key, data)
+	obj.Key = c.key("wal", segName+".partial", fmt.Sprintf("%08X-%08X.%s.%s", from, to, obj.SHA256, storage.CodecExt(obj)))
+	_, err := c.Pipeline.PutBytes(ctx, obj, data)
 	return err
 }
 

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/redisinfo"
 	"github.com/drkit/drkit/monitor"
 )
 
@@ -73,7 +73,7 @@ func (p *Prober) Probe(ctx context.Context) []monitor.ServerState {
 
 func (p *Prober) probePrimary(ctx context.Context) (*primaryFacts, error) {
 	c := p.clients[""]
-	r, err := replicationInfo(ctx, c)
+	r, err := redisinfo.Get(ctx, c, "replication")
 	if err != nil {
 		return nil, fmt.Errorf("probe primary: %w", err)
 	}
@@ -91,7 +91,7 @@ func (p *Prober) probePrimary(ctx context.Context) (*primaryFacts, error) {
 func (p *Prober) probeReplica(ctx context.Context, s Server, pf *primaryFacts) monitor.ServerState {
 	st := monitor.ServerState{Replica: s.Name, Region: s.Region}
 	c := p.clients[s.Name]
-	r, err := replicationInfo(ctx, c)
+	r, err := redisinfo.Get(ctx, c, "replication")
 	if err != nil {
 		st.Error = fmt.Sprintf("probe replica %s: %v", s.Name, err)
 		return st
@@ -154,19 +154,4 @@ func (p *Prober) readHeartbeat(ctx context.Context, c *goredis.Client) (*time.Ti
 	}
 	t := time.UnixMicro(us)
 	return &t, nil
-}
-
-// replicationInfo returns INFO replication as a map.
-func replicationInfo(ctx context.Context, c *goredis.Client) (map[string]string, error) {
-	s, err := c.Info(ctx, "replication").Result()
-	if err != nil {
-		return nil, fmt.Errorf("INFO replication: %w", err)
-	}
-	m := map[string]string{}
-	for line := range strings.SplitSeq(s, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
-			m[k] = v
-		}
-	}
-	return m, nil
 }

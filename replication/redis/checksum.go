@@ -15,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/drkit/drkit/internal/redisinfo"
 	"github.com/drkit/drkit/replication"
 )
 
@@ -79,7 +80,7 @@ func openSide(ctx context.Context, role, dsn string) (*Side, error) {
 		return nil, err
 	}
 	s := &Side{opt: c.Options(), clients: map[int]*goredis.Client{c.Options().DB: c}, role: role}
-	srv, err := info(ctx, c, "server")
+	srv, err := redisinfo.Get(ctx, c, "server")
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", role, err)
@@ -109,7 +110,7 @@ func (s *Side) db(n int) *goredis.Client {
 
 // databases lists the databases that hold keys (INFO keyspace).
 func (s *Side) databases(ctx context.Context) ([]int, error) {
-	ks, err := info(ctx, s.db(s.opt.DB), "keyspace")
+	ks, err := redisinfo.Get(ctx, s.db(s.opt.DB), "keyspace")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.role, err)
 	}
@@ -191,7 +192,7 @@ func (s *Side) Next(_ context.Context, t replication.Table, lo replication.Key, 
 // Position implements replication.PrimarySide: the primary's replication
 // offset, which covers every write it has answered.
 func (s *Side) Position(ctx context.Context) (string, error) {
-	r, err := info(ctx, s.db(s.opt.DB), "replication")
+	r, err := redisinfo.Get(ctx, s.db(s.opt.DB), "replication")
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", s.role, err)
 	}
@@ -207,7 +208,7 @@ func (s *Side) WaitFor(ctx context.Context, pos string, timeout time.Duration) e
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		r, err := info(ctx, s.db(s.opt.DB), "replication")
+		r, err := redisinfo.Get(ctx, s.db(s.opt.DB), "replication")
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.role, err)
 		}

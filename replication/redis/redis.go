@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/redisinfo"
 	"github.com/drkit/drkit/replication"
 )
 
@@ -66,21 +67,6 @@ func connect(ctx context.Context, what, dsn string) (*goredis.Client, error) {
 	return c, nil
 }
 
-// info returns an INFO section as a map.
-func info(ctx context.Context, c *goredis.Client, section string) (map[string]string, error) {
-	s, err := c.Info(ctx, section).Result()
-	if err != nil {
-		return nil, fmt.Errorf("INFO %s: %w", section, err)
-	}
-	m := map[string]string{}
-	for line := range strings.SplitSeq(s, "\r\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
-			m[k] = v
-		}
-	}
-	return m, nil
-}
-
 // Create makes the server at o.DSN a replica of the cluster's primary; see
 // the package doc. Running it again on a replica of the same primary only
 // waits for its link. Every refusal comes before anything is changed.
@@ -110,7 +96,7 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 	defer prim.Close()
 	rec := replication.Record{Cluster: o.Cluster.Name, Name: o.Name, Engine: "redis", Region: o.Region, DSN: o.DSN,
 		Mode: "replicaof", Status: replication.RecordCreating, Created: time.Now().UTC()}
-	ri, err := info(ctx, rep, "replication")
+	ri, err := redisinfo.Get(ctx, rep, "replication")
 	if err != nil {
 		return CreateResult{}, fmt.Errorf("replica: %w", err)
 	}
@@ -151,7 +137,7 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 // checkTarget refuses a replica that holds keys (REPLICAOF would discard
 // them) or runs an older major version than the primary.
 func checkTarget(ctx context.Context, prim, rep *goredis.Client) error {
-	ks, err := info(ctx, rep, "keyspace")
+	ks, err := redisinfo.Get(ctx, rep, "keyspace")
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
@@ -160,11 +146,11 @@ func checkTarget(ctx context.Context, prim, rep *goredis.Client) error {
 			return fmt.Errorf("the replica is not empty (%s: %s): REPLICAOF would discard its keys; use an empty server (or FLUSHALL it yourself); nothing was changed", db, v)
 		}
 	}
-	ps, err := info(ctx, prim, "server")
+	ps, err := redisinfo.Get(ctx, prim, "server")
 	if err != nil {
 		return fmt.Errorf("primary: %w", err)
 	}
-	rs, err := info(ctx, rep, "server")
+	rs, err := redisinfo.Get(ctx, rep, "server")
 	if err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
@@ -183,11 +169,11 @@ func major(version string) int {
 // checkSizing compares the primary's backlog and replica output buffer with
 // its write rate (see the package doc).
 func checkSizing(ctx context.Context, prim *goredis.Client) ([]string, error) {
-	st, err := info(ctx, prim, "stats")
+	st, err := redisinfo.Get(ctx, prim, "stats")
 	if err != nil {
 		return nil, fmt.Errorf("primary: %w", err)
 	}
-	mem, err := info(ctx, prim, "memory")
+	mem, err := redisinfo.Get(ctx, prim, "memory")
 	if err != nil {
 		return nil, fmt.Errorf("primary: %w", err)
 	}
@@ -266,7 +252,7 @@ func replicaOf(ctx context.Context, rep *goredis.Client, primaryDSN, host, port 
 func waitLink(ctx context.Context, rep *goredis.Client, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		ri, err := info(ctx, rep, "replication")
+		ri, err := redisinfo.Get(ctx, rep, "replication")
 		if err != nil {
 			return fmt.Errorf("replica: %w", err)
 		}
@@ -297,7 +283,7 @@ func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, 
 		return res, err
 	}
 	defer rep.Close()
-	ri, err := info(ctx, rep, "replication")
+	ri, err := redisinfo.Get(ctx, rep, "replication")
 	if err != nil {
 		return res, fmt.Errorf("replica: %w", err)
 	}
@@ -339,7 +325,7 @@ func Promote(ctx context.Context, o PromoteOptions) (replication.PromoteResult, 
 			res.FenceNote += "; it is now a replica of the new primary (read-only)"
 		}
 	}
-	pi, err := info(ctx, rep, "replication")
+	pi, err := redisinfo.Get(ctx, rep, "replication")
 	if err != nil {
 		return res, fmt.Errorf("promoted replica: %w", err)
 	}
@@ -356,7 +342,7 @@ func drain(ctx context.Context, old, rep *goredis.Client, within time.Duration, 
 	if err := old.Do(ctx, "CLIENT", "PAUSE", strconv.FormatInt(pause.Milliseconds(), 10), "WRITE").Err(); err != nil {
 		return fmt.Errorf("old primary: CLIENT PAUSE WRITE: %w", err)
 	}
-	oi, err := info(ctx, old, "replication")
+	oi, err := redisinfo.Get(ctx, old, "replication")
 	if err != nil {
 		return fmt.Errorf("old primary: %w", err)
 	}
@@ -364,7 +350,7 @@ func drain(ctx context.Context, old, rep *goredis.Client, within time.Duration, 
 	res.StorePosition = "old primary offset " + oi["master_repl_offset"]
 	deadline := time.Now().Add(within)
 	for {
-		ri, err := info(ctx, rep, "replication")
+		ri, err := redisinfo.Get(ctx, rep, "replication")
 		if err != nil {
 			return fmt.Errorf("replica: %w", err)
 		}

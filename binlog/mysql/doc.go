@@ -8,7 +8,9 @@
 // disaster loses seconds of commits, not a binlog file or a cron interval. Chunks
 // hold whole transactions only, so the GTID position at a chunk's end is exact and
 // a restart resumes from it without gap or duplicate. Reconnects are ours, not the
-// library's: its built-in retry cannot know the GTID in raw mode.
+// library's: its built-in retry cannot know the GTID in raw mode. A batch of
+// nothing but drd's heartbeat transactions (their table maps name only the
+// heartbeat table) waits up to monitor.heartbeat.flush_interval for real writes.
 //
 // MySQL has no replication slot: the server keeps binlogs by age
 // (binlog_expire_logs_seconds / expire_logs_days), not by what drd holds. The

@@ -15,11 +15,25 @@ const (
 	evXID               = 16
 	evHeartbeat         = 27
 	evXAPrepare         = 38
+	evTableMap          = 19
+	evWriteRowsV1       = 23
+	evUpdateRowsV1      = 24
+	evDeleteRowsV1      = 25
+	evWriteRowsV2       = 30
+	evUpdateRowsV2      = 31
+	evDeleteRowsV2      = 32
 	evMariaAnnotateRows = 160
 	evMariaCheckpoint   = 161
 	evMariaGTID         = 162
 	evMariaGTIDList     = 163
 	evMariaQueryCompr   = 165
+	// MariaDB's compressed row events.
+	evMariaWriteRowsCompr    = 166
+	evMariaUpdateRowsCompr   = 167
+	evMariaDeleteRowsCompr   = 168
+	evMariaWriteRowsComprV1  = 169
+	evMariaUpdateRowsComprV1 = 170
+	evMariaDeleteRowsComprV1 = 171
 )
 
 // headerLen is the binlog v4 common event header: timestamp(4) type(1)
@@ -109,4 +123,30 @@ func queryText(ev []byte, crc bool) ([]byte, error) {
 // isCommitQuery reports whether a Query event ends a transaction.
 func isCommitQuery(q []byte) bool {
 	return bytes.EqualFold(q, []byte("COMMIT")) || bytes.EqualFold(q, []byte("ROLLBACK"))
+}
+
+// tableMapNames returns the database and table a Table_map event names. Its
+// post-header (table id and flags) is as long as the binlog's
+// Format_description event says: 8 bytes since MySQL 5.1.4 / all MariaDB.
+func tableMapNames(ev, fde []byte) (db, table string, err error) {
+	const fdeFixed = headerLen + 2 + 50 + 4 + 1 // version, server version, time, header length
+	if len(fde) <= fdeFixed+evTableMap-1 {
+		return "", "", fmt.Errorf("format description event of %d bytes has no table map length", len(fde))
+	}
+	body := ev[headerLen:]
+	p := int(fde[fdeFixed+evTableMap-1])
+	name := func() (string, error) {
+		if p >= len(body) || p+1+int(body[p])+1 > len(body) {
+			return "", fmt.Errorf("table map event too short")
+		}
+		n := int(body[p])
+		s := string(body[p+1 : p+1+n])
+		p += 1 + n + 1 // length, name, NUL
+		return s, nil
+	}
+	if db, err = name(); err != nil {
+		return "", "", err
+	}
+	table, err = name()
+	return db, table, err
 }

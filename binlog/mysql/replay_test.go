@@ -33,8 +33,13 @@ func fileCatalog(t *testing.T, region string) *Catalog {
 
 // startShipper runs a shipper into cats until the test ends or stop is called.
 func startShipper(t *testing.T, m *testenv.MariaDB, cats ...*Catalog) (sh *Shipper, stop func()) {
+	return startShipperWith(t, m, HeartbeatTable{}, cats...)
+}
+
+// startShipperWith is startShipper for a cluster with a heartbeat table.
+func startShipperWith(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats ...*Catalog) (sh *Shipper, stop func()) {
 	t.Helper()
-	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: quietLog()}
+	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: quietLog(), Heartbeat: hb}
 	for _, c := range cats {
 		sh.Targets = append(sh.Targets, &Target{Catalog: c})
 	}

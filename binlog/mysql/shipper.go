@@ -43,6 +43,9 @@ type Shipper struct {
 	FlushInterval time.Duration
 	Targets       []*Target
 	Log           *slog.Logger
+	// Heartbeat names drd's heartbeat table: a batch holding only its
+	// transactions may wait up to its FlushInterval (see HeartbeatTable).
+	Heartbeat HeartbeatTable
 
 	mu       sync.Mutex
 	streamed bool
@@ -56,6 +59,50 @@ type batch struct {
 	start         Pos
 	txns          []*Txn
 	serverVersion string
+	// heartbeats: every transaction is a heartbeat; since: when the first arrived.
+	heartbeats bool
+	since      time.Time
+}
+
+// HeartbeatTable is drd's heartbeat table. drd writes it every second on a
+// cluster with replicas; on an idle database that alone made drd put a binlog
+// chunk into every region every second (most of an idle drd's CPU, and a PUT
+// per second per region on S3). Those transactions are not what the exposure
+// window protects, so a batch of nothing else waits up to FlushInterval for
+// real writes to ship with; a user's transaction ships within the shipper's
+// flush interval as always. The server keeps the binlog meanwhile, and drd
+// resumes from the regions' position, so waiting loses nothing.
+type HeartbeatTable struct {
+	DB, Table     string
+	FlushInterval time.Duration
+}
+
+// NewHeartbeatTable names the heartbeat table [database.]table; without a
+// database it is in the database of dsn, the connection that writes it.
+func NewHeartbeatTable(table, dsn string, wait time.Duration) HeartbeatTable {
+	db, name, ok := strings.Cut(table, ".")
+	if !ok {
+		name, db = db, ""
+		if c, err := driver.ParseDSN(dsn); err == nil {
+			db = c.DBName
+		}
+	}
+	return HeartbeatTable{DB: db, Table: name, FlushInterval: wait}
+}
+
+// add appends tx to the batch.
+func (b *batch) add(tx *Txn, now time.Time) {
+	if len(b.txns) == 0 {
+		b.heartbeats, b.since = true, now
+	}
+	b.txns = append(b.txns, tx)
+	b.heartbeats = b.heartbeats && tx.Heartbeat
+}
+
+// mayWait reports whether the batch holds only heartbeats that arrived less
+// than wait ago.
+func (b *batch) mayWait(now time.Time, wait time.Duration) bool {
+	return len(b.txns) > 0 && b.heartbeats && now.Sub(b.since) < wait
 }
 
 // Name implements drd's component interface.
@@ -173,7 +220,7 @@ func (s *Shipper) session(ctx context.Context) error {
 // pump reads events, groups them into transactions and hands a batch to the
 // regions every flush interval (or when it grows large).
 func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, start Pos) error {
-	a := &assembler{}
+	a := &assembler{heartbeat: s.Heartbeat}
 	b := &batch{start: start.Clone(), serverVersion: s.version}
 	pos, size := start.Clone(), 0
 	interval := s.FlushInterval
@@ -211,6 +258,10 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			catchingUp = catchingUp && len(b.txns) == 0
+			if now := time.Now(); b.mayWait(now, s.Heartbeat.FlushInterval) {
+				deadline = now.Add(interval)
+				continue
+			}
 			if err := flush(); err != nil {
 				return err
 			}
@@ -236,10 +287,11 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 				return err
 			}
 		}
-		b.txns = append(b.txns, tx)
+		now := time.Now()
+		b.add(tx, now)
 		pos.Advance(tx.GTID)
 		size += tx.Size
-		if size >= maxBatch || time.Now().After(deadline) {
+		if size >= maxBatch || (now.After(deadline) && !b.mayWait(now, s.Heartbeat.FlushInterval)) {
 			catchingUp = catchingUp || size >= maxBatch
 			if err := flush(); err != nil {
 				return err

@@ -1,6 +1,9 @@
 package mysql
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // Txn is one whole transaction (MariaDB: event group) as raw binlog events,
 // each with its header and, if the binlog has them, its checksum.
@@ -14,6 +17,9 @@ type Txn struct {
 	// from; replay sends it before them.
 	FDE  []byte
 	Size int
+	// Heartbeat is set when the transaction wrote nothing but drd's
+	// heartbeat table (see Shipper.Heartbeat).
+	Heartbeat bool
 }
 
 // assembler groups a raw event stream into whole transactions and drops the
@@ -21,6 +27,9 @@ type Txn struct {
 type assembler struct {
 	fde []byte
 	crc bool
+	// heartbeat is the table whose transactions are marked Heartbeat; zero:
+	// none are.
+	heartbeat HeartbeatTable
 
 	cur        *Txn
 	standalone bool
@@ -55,6 +64,7 @@ func (a *assembler) feed(ev []byte) (*Txn, error) {
 		}
 		a.cur = &Txn{GTID: g.GTID, FDE: a.fde, Events: [][]byte{ev}, Size: len(ev)}
 		a.standalone = g.Standalone
+		a.cur.Heartbeat = a.heartbeat.Table != "" && !g.Standalone
 		return nil, nil
 	}
 	if a.cur == nil {
@@ -62,6 +72,9 @@ func (a *assembler) feed(ev []byte) (*Txn, error) {
 	}
 	a.cur.Events = append(a.cur.Events, ev)
 	a.cur.Size += len(ev)
+	if a.cur.Heartbeat {
+		a.cur.Heartbeat = a.heartbeatOnly(ev, h)
+	}
 	end, err := a.ends(ev, h)
 	if err != nil || !end {
 		return nil, err
@@ -93,4 +106,25 @@ func (a *assembler) ends(ev []byte, h header) (bool, error) {
 		return isCommitQuery(q), nil
 	}
 	return false, nil
+}
+
+// heartbeatOnly reports whether ev may belong to a transaction that writes
+// only the heartbeat table: row events, the annotation of their statement,
+// BEGIN/COMMIT/XID, and table maps naming the heartbeat table. Anything else,
+// or an event that does not parse, means the transaction is a user's.
+func (a *assembler) heartbeatOnly(ev []byte, h header) bool {
+	switch h.Type {
+	case evXID, evMariaAnnotateRows,
+		evWriteRowsV1, evUpdateRowsV1, evDeleteRowsV1, evWriteRowsV2, evUpdateRowsV2, evDeleteRowsV2,
+		evMariaWriteRowsCompr, evMariaUpdateRowsCompr, evMariaDeleteRowsCompr,
+		evMariaWriteRowsComprV1, evMariaUpdateRowsComprV1, evMariaDeleteRowsComprV1:
+		return true
+	case evQuery:
+		q, err := queryText(ev, a.crc)
+		return err == nil && (bytes.EqualFold(q, []byte("BEGIN")) || isCommitQuery(q))
+	case evTableMap:
+		db, table, err := tableMapNames(ev, a.fde)
+		return err == nil && db == a.heartbeat.DB && table == a.heartbeat.Table
+	}
+	return false
 }

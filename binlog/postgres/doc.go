@@ -9,6 +9,12 @@
 // once every required region holds the WAL durably: until then the server keeps
 // it, so a crash of drd or of a store loses nothing.
 //
+// drd's own heartbeat (a transaction a second on a cluster with replicas) is
+// the exception: WAL that holds nothing but it and housekeeping waits up to
+// monitor.heartbeat.flush_interval (routine.go reads the record stream to tell;
+// no Go library decodes WAL records), so an idle database does not cost a
+// chunk per region every second. A user's write among it ships as always.
+//
 // The catalog (catalog.go) names objects so that a listing shows continuity: a
 // complete segment is wal/<segment>.<sha256>.<codec>, a flushed part of the open
 // segment wal/<segment>.partial/<from>-<to>.<sha256>.<codec>, a timeline history

@@ -29,6 +29,10 @@ type Shipper struct {
 	FlushInterval time.Duration
 	Targets       []*Target
 	Log           *slog.Logger
+	// Heartbeat names drd's heartbeat table, whose WAL alone may wait up to
+	// its FlushInterval before it is shipped (see routine.go). Empty: all
+	// WAL is flushed every FlushInterval.
+	Heartbeat HeartbeatTable
 
 	mu       sync.Mutex
 	streamed bool
@@ -98,6 +102,12 @@ type session struct {
 	flushed  uint64 // bytes of buf handed to the regions
 	received LSN
 	workers  []*sync.WaitGroup
+	// scan follows the records received; pendingSince is when the oldest
+	// byte not yet handed to the regions arrived.
+	scan         *routineScanner
+	pendingSince time.Time
+	hbFiles      chan heartbeatFiles
+	lostLogged   bool
 }
 
 func (s *Shipper) stream(ctx context.Context) error {
@@ -134,7 +144,11 @@ func (s *Shipper) stream(ctx context.Context) error {
 	// Workers write for the life of this session; a new session starts new ones
 	// from what the stores hold.
 	wctx, stopWorkers := context.WithCancel(context.Background())
-	sess := &session{s: s, conn: conn, segSize: segSize, tli: tli, seg: seg, received: start}
+	sess := &session{s: s, conn: conn, segSize: segSize, tli: tli, seg: seg, received: start,
+		scan: newRoutineScanner(uint64(start), segSize), hbFiles: make(chan heartbeatFiles, 1)}
+	if s.Heartbeat.Table != "" {
+		go s.Heartbeat.watch(wctx, sess.hbFiles, s.Log)
+	}
 	for i, t := range s.Targets {
 		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i]))
 	}
@@ -284,7 +298,7 @@ func (ss *session) loop(ctx context.Context) error {
 			}
 		}
 		if now := time.Now(); !now.Before(nextFlush) {
-			if err := ss.flush(ctx); err != nil {
+			if err := ss.flush(ctx, now); err != nil {
 				return err
 			}
 			nextFlush = now.Add(ss.s.FlushInterval)
@@ -350,7 +364,13 @@ func (ss *session) write(ctx context.Context, pos LSN, data []byte) error {
 			return fmt.Errorf("the server skipped WAL: %s follows %s", pos, segStart+LSN(ss.written))
 		}
 		n := copy(ss.grow(off + uint64(len(data)))[off:], data)
-		ss.written = max(ss.written, off+uint64(n))
+		if end := off + uint64(n); end > ss.written {
+			if ss.written == ss.flushed {
+				ss.pendingSince = time.Now()
+			}
+			ss.scan.Feed(ss.buf[ss.written:end])
+			ss.written = end
+		}
 		pos += LSN(n)
 		data = data[n:]
 		ss.received = max(ss.received, pos)
@@ -398,13 +418,26 @@ func (ss *session) seal(ctx context.Context) error {
 	ss.seg = Segment{TLI: ss.tli, No: ss.seg.No + 1}
 	ss.buf = nil // the old buffer belongs to the queued jobs now
 	ss.written, ss.flushed = 0, 0
+	ss.scan.Reset()
 	return nil
 }
 
 // flush hands the bytes received since the last flush to every region as a
-// partial chunk, then reports the position the required regions hold.
-func (ss *session) flush(ctx context.Context) error {
-	if ss.written > ss.flushed {
+// partial chunk, then reports the position the required regions hold. WAL
+// that holds only the heartbeat waits up to Heartbeat.FlushInterval; a zero
+// now flushes whatever was received.
+func (ss *session) flush(ctx context.Context, now time.Time) error {
+	select {
+	case f := <-ss.hbFiles:
+		ss.scan.SetHeartbeat(f)
+	default:
+	}
+	if ss.scan.broken && !ss.lostLogged {
+		ss.lostLogged = true
+		ss.s.Log.Warn("could not follow the WAL's records; heartbeat-only WAL ships every flush_interval until the next reconnect",
+			"cluster", ss.s.Cluster, "near", LSN(ss.scan.pos).String())
+	}
+	if ss.written > ss.flushed && !ss.mayWait(now) {
 		name := ss.seg.Name(ss.segSize)
 		chunk := ss.buf[ss.flushed:ss.written] // never written again: WAL is append-only
 		end := ss.seg.Start(ss.segSize) + LSN(ss.written)
@@ -414,8 +447,15 @@ func (ss *session) flush(ctx context.Context) error {
 			}
 		}
 		ss.flushed = ss.written
+		ss.scan.Reset()
 	}
 	return ss.sendStatus(ctx)
+}
+
+// mayWait reports whether what waits to be flushed is only routine WAL that
+// arrived less than Heartbeat.FlushInterval ago.
+func (ss *session) mayWait(now time.Time) bool {
+	return !now.IsZero() && ss.scan.Routine() && now.Sub(ss.pendingSince) < ss.s.Heartbeat.FlushInterval
 }
 
 // durable is the position every required region holds.
@@ -454,7 +494,7 @@ func (ss *session) drain(limit time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if ss.written > ss.flushed {
-		_ = ss.flush(ctx)
+		_ = ss.flush(ctx, time.Time{})
 	}
 	for _, t := range ss.s.Targets {
 		close(t.jobs)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -154,4 +155,71 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 	stop = startShipper(t, pg, targets)
 	defer stop()
 	waitDurable(t, targets, 1, lsn, 10*time.Second)
+}
+
+// TestShipperHoldsBackHeartbeats: WAL that holds only drd's heartbeat waits
+// up to the heartbeat's flush interval, while a user's commit among the
+// heartbeats is still durable within the normal flush interval.
+func TestShipperHoldsBackHeartbeats(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL) WITH (autovacuum_enabled = off)")
+	exec(t, conn, "CREATE TABLE t (id int) WITH (autovacuum_enabled = off)")
+	targets := fileTargets(t, "orders", "eu", "us")
+	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog(),
+		Heartbeat: HeartbeatTable{DSN: pg.DSN("postgres"), Table: "drkit_heartbeat", FlushInterval: 4 * time.Second}}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(sctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	beat := func(n int) LSN {
+		exec(t, conn, fmt.Sprintf("INSERT INTO drkit_heartbeat VALUES ('orders', %d) ON CONFLICT (cluster) DO UPDATE SET beat_us = EXCLUDED.beat_us", n))
+		return currentLSN(t, conn)
+	}
+	durable := func() LSN {
+		low := LSN(0)
+		for i, tg := range targets {
+			objs, err := tg.Catalog.List(ctx, 16<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, _ := DurableEnd(objs, 1, 16<<20)
+			if i == 0 || end < low {
+				low = end
+			}
+		}
+		return low
+	}
+	// What was there before the shipper looked the table up ships as usual.
+	waitDurable(t, targets, 1, beat(0), 5*time.Second)
+	time.Sleep(time.Second) // the first heartbeat stretch starts after the lookup
+
+	before := durable()
+	var last LSN
+	for i := range 10 {
+		last = beat(i + 1)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if d := durable(); d > before {
+		t.Errorf("heartbeat-only WAL was shipped within 2 s (durable %s -> %s, heartbeat at %s); it may wait 4 s", before, d, last)
+	}
+	took := waitDurable(t, targets, 1, last, 5*time.Second)
+	t.Logf("10 heartbeats over 2 s were held back and shipped %s later", took)
+
+	// A user's commit among heartbeats ships within the flush interval.
+	beat(100)
+	exec(t, conn, "INSERT INTO t VALUES (1)")
+	user := currentLSN(t, conn)
+	beat(101)
+	if took := waitDurable(t, targets, 1, user, 3*time.Second); took > time.Second {
+		t.Errorf("a user's commit among heartbeats took %s to be durable; flush_interval is 200ms", took)
+	}
 }

@@ -115,6 +115,9 @@ func shipRegions(cl config.Cluster, regions []*storage.Region) []*storage.Region
 // pgShipper streams a PostgreSQL cluster's WAL into its ship_to regions.
 func pgShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *pgwal.Shipper {
 	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	if heartbeatOn(cl) {
+		sh.Heartbeat = pgwal.HeartbeatTable{DSN: cl.HeartbeatDSN(), Table: cl.Monitor.Heartbeat.Table, FlushInterval: time.Duration(cl.Monitor.Heartbeat.FlushInterval)}
+	}
 	for _, r := range shipRegions(cl, regions) {
 		sh.Targets = append(sh.Targets, &pgwal.Target{
 			Catalog:  &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
@@ -127,10 +130,19 @@ func pgShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *
 // mysqlShipper streams a MySQL/MariaDB cluster's binlog into its ship_to regions.
 func mysqlShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *mywal.Shipper {
 	sh := &mywal.Shipper{Cluster: cl.Name, DSN: cl.DSN, ServerID: cl.ServerID, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	if heartbeatOn(cl) {
+		sh.Heartbeat = mywal.NewHeartbeatTable(cl.Monitor.Heartbeat.Table, cl.HeartbeatDSN(), time.Duration(cl.Monitor.Heartbeat.FlushInterval))
+	}
 	for _, r := range shipRegions(cl, regions) {
 		sh.Targets = append(sh.Targets, &mywal.Target{Catalog: &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}})
 	}
 	return sh
+}
+
+// heartbeatOn reports whether drd writes cl's heartbeat: for clusters with
+// replicas, unless turned off.
+func heartbeatOn(cl config.Cluster) bool {
+	return len(cl.Replicas) > 0 && !cl.Monitor.Heartbeat.Disabled
 }
 
 // watcher returns the probes (and heartbeat, when the cluster has replicas)
@@ -138,7 +150,7 @@ func mysqlShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger
 func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*monitor.Watcher, error) {
 	w := &monitor.Watcher{Cluster: cl.Name, Engine: cl.Engine, Interval: time.Duration(cl.Monitor.Interval),
 		Errors: metrics.ErrorsTotal(reg), Log: log}
-	beat := len(cl.Replicas) > 0 && !cl.Monitor.Heartbeat.Disabled
+	beat := heartbeatOn(cl)
 	table := ""
 	if beat {
 		table = cl.Monitor.Heartbeat.Table

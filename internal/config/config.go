@@ -282,6 +282,12 @@ type Heartbeat struct {
 	Table string `yaml:"table,omitempty" json:"table,omitempty"`
 	// DSN is used for the writes when the cluster's dsn may not write (default: dsn).
 	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
+	// FlushInterval is how long WAL or binlog that holds nothing but
+	// heartbeats may wait before drd ships it (default 10s, at least the
+	// cluster's flush_interval). A user's write among them ships within
+	// flush_interval as always; without this an idle database with replicas
+	// would cost a log object per region every second.
+	FlushInterval Duration `yaml:"flush_interval,omitempty" json:"flush_interval,omitempty"`
 }
 
 // HeartbeatDSN is the DSN the heartbeat writer connects with.
@@ -353,6 +359,7 @@ const (
 	DefaultSweepAfter         = Duration(24 * time.Hour)
 	DefaultFlushInterval      = Duration(time.Second)
 	DefaultProbeInterval      = Duration(5 * time.Second)
+	DefaultHeartbeatFlush     = Duration(10 * time.Second)
 	// DefaultMaxConcurrentCopies leaves room under AWS's 20 concurrent
 	// snapshot copies per region for other tools' copies.
 	DefaultMaxConcurrentCopies = 5
@@ -441,6 +448,9 @@ func (c *Config) applyDefaults() {
 			cl.Monitor.Interval = DefaultProbeInterval
 		}
 		hb := &cl.Monitor.Heartbeat
+		if hb.FlushInterval == 0 {
+			hb.FlushInterval = max(DefaultHeartbeatFlush, cl.FlushInterval)
+		}
 		if hb.Table == "" {
 			hb.Table = map[string]string{"postgres": "drkit_heartbeat", "mysql": "drkit.heartbeat", "redis": "drkit_heartbeat"}[cl.Engine]
 		}

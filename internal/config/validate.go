@@ -195,6 +195,9 @@ func (c *Config) checkMonitor(p *problems, at string, cl Cluster) {
 	if t := cl.Monitor.Heartbeat.Table; t != "" && !tablePattern.MatchString(t) {
 		p.add(c.line(at+".monitor.heartbeat.table"), "%s.monitor.heartbeat.table %q is not a [schema.]table name (letters, digits, _)", at, t)
 	}
+	if hf := cl.Monitor.Heartbeat.FlushInterval; hf < cl.FlushInterval || hf > Duration(time.Minute) {
+		p.add(c.line(at+".monitor.heartbeat.flush_interval"), "%s.monitor.heartbeat.flush_interval %s is outside flush_interval (%s)..1m", at, hf, cl.FlushInterval)
+	}
 	seen := map[string]int{}
 	for j, r := range cl.Replicas {
 		rat := at + ".replicas[" + strconv.Itoa(j) + "]"

@@ -8,13 +8,15 @@ import (
 	"time"
 )
 
-// memoryTrim returns heap memory the runtime holds free to the OS once a
-// minute when there is much of it. drd's memory comes in bursts: at start
-// the shippers send the open WAL segments and binlog again, a backup or a
-// copy moves large parts, and then drd idles for hours with a small live
-// heap. The runtime gives free memory back only slowly and only after a GC,
-// which an idle drd (few allocations) seldom runs, so without this a sidecar
-// keeps its peak RSS for minutes after every burst.
+// memoryTrim returns heap memory that is not live to the OS once a minute
+// when there is much of it. drd's memory comes in bursts: at start the
+// shippers send the open WAL segments and binlog again, a backup or a copy
+// moves large parts, and then drd idles for hours with a small live heap.
+// The runtime gives memory back only slowly and only after a GC, which an
+// idle drd (few allocations) may not run for many minutes: the burst's
+// garbage is then neither collected nor free, so the trim counts everything
+// the heap holds beyond the live bytes of the last GC, and collects and
+// returns it (one small GC a minute at most, only after a burst).
 type memoryTrim struct {
 	every     time.Duration
 	threshold uint64 // free heap bytes that trigger a release
@@ -26,7 +28,12 @@ func (m *memoryTrim) Name() string { return "memory-trim" }
 
 // Run implements lifecycle.Component.
 func (m *memoryTrim) Run(ctx context.Context) error {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	sample := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"}, // live and not yet collected
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/gc/heap/live:bytes"}, // live at the last GC
+	}
 	t := time.NewTicker(m.every)
 	defer t.Stop()
 	for {
@@ -36,12 +43,17 @@ func (m *memoryTrim) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return nil // the runtime does not report it: nothing to go by
+		var held uint64
+		for _, s := range sample[:3] {
+			if s.Value.Kind() != metrics.KindUint64 {
+				return nil // the runtime does not report it: nothing to go by
+			}
+			held += s.Value.Uint64()
 		}
-		if free := sample[0].Value.Uint64(); free >= m.threshold {
+		live := sample[3].Value.Uint64()
+		if held > live && held-live >= m.threshold {
 			debug.FreeOSMemory()
-			m.log.Debug("returned free heap memory to the OS", "free_bytes", free)
+			m.log.Debug("returned heap memory that is not live to the OS", "bytes", held-live)
 		}
 	}
 }

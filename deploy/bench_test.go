@@ -130,7 +130,7 @@ func BenchmarkMonitor(b *testing.B) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	b.ReportMetric(time.Since(began).Seconds(), "pause_to_firing_s")
-	pgExec(b, sb.DSN("postgres"), "SELECT pg_wal_replay_resume()")
+	resumeReplay(b, sb.DSN("postgres"))
 }
 
 // cpuSeconds is a process's user+system CPU time.

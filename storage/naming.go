@@ -47,7 +47,13 @@ func ParseObjectName(key, name string, size int64) (base string, obj Object, ok 
 // write.
 func (p *Pipeline) Describe(data []byte) Object {
 	sum := sha256.Sum256(data)
-	obj := Object{SHA256: hex.EncodeToString(sum[:]), PlainSize: int64(len(data)), Compression: "none", Encryption: "none"}
+	return p.Described(hex.EncodeToString(sum[:]), int64(len(data)))
+}
+
+// Described is Describe for plaintext already hashed: the same bytes go to
+// every region, and hashing them once per region would be wasted.
+func (p *Pipeline) Described(sha256Hex string, plainSize int64) Object {
+	obj := Object{SHA256: sha256Hex, PlainSize: plainSize, Compression: "none", Encryption: "none"}
 	if p.Level > 0 {
 		obj.Compression = "zstd"
 	}

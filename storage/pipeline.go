@@ -35,7 +35,9 @@ type Object struct {
 
 // Pipeline writes and reads objects of one region: plaintext -> SHA-256 -> zstd ->
 // age -> Store, and back. Order matters: compressing before encrypting is the only
-// order that compresses at all.
+// order that compresses at all. zstd frames carry no checksum of their own
+// (WithEncoderCRC(false)): every read checks the plaintext's SHA-256, and the
+// frame's xxhash cost 5% of a base backup's CPU for nothing more.
 type Pipeline struct {
 	Store  Store
 	Region string
@@ -91,7 +93,7 @@ func (p *Pipeline) encode(w io.Writer, src io.Reader) error {
 	}
 	if p.Level > 0 {
 		zw, err := zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(p.Level)),
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(p.Level)), zstd.WithEncoderCRC(false),
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 		if err != nil {
 			return fmt.Errorf("compress: %w", err)

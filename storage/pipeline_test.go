@@ -63,9 +63,11 @@ func TestPipelineRoundTrip(t *testing.T) {
 			p, _ := pipeline(t, m)
 			small := compressible[:1<<20]
 			// Put streams; PutBytes encodes in memory with a 1 MiB window, also
-			// data longer than that.
-			for i := range 12 {
-				data := [][]byte{{}, []byte("x"), storetest.Data(5, 3<<20+11), compressible, small, storetest.Data(6, 1000)}[i/2]
+			// data longer than that, and above 16 MiB (base backup chunks) with
+			// pooled default-window encoders.
+			big := bytes.Repeat(compressible, 5)[:17<<20+3]
+			for i := range 16 {
+				data := [][]byte{{}, []byte("x"), storetest.Data(5, 3<<20+11), compressible, small, storetest.Data(6, 1000), storetest.Data(7, 17<<20+5), big}[i/2]
 				key := fmt.Sprintf("obj/%d", i)
 				obj, err := p.Put(context.Background(), key, bytes.NewReader(data))
 				if i%2 == 1 {
@@ -73,7 +75,7 @@ func TestPipelineRoundTrip(t *testing.T) {
 					d.Key = key
 					obj, err = p.PutBytes(context.Background(), d, data)
 				}
-				if m.level > 0 && len(data) == len(small) && obj.Size*20 > obj.PlainSize {
+				if m.level > 0 && (len(data) == len(small) || len(data) == len(big)) && obj.Size*20 > obj.PlainSize {
 					t.Fatalf("%d bytes stored as %d: not compressed", len(data), obj.Size)
 				}
 				if err != nil {

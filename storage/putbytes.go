@@ -28,7 +28,7 @@ func logEncoder(level int) (*zstd.Encoder, error) {
 		return e.(*zstd.Encoder), nil
 	}
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithWindowSize(logWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderConcurrency(2))
+		zstd.WithWindowSize(logWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderConcurrency(2), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
 	}
@@ -36,8 +36,34 @@ func logEncoder(level int) (*zstd.Encoder, error) {
 	return actual.(*zstd.Encoder), nil
 }
 
+// bulkSize is the size above which PutBytes encodes with the default window:
+// base backup chunks (32 MiB). With the 1 MiB window the encoder shifts its
+// history on every block, a third of a backup's CPU.
+const bulkSize = 16 << 20
+
+// bulkEncoders are the encoders of objects over bulkSize, one per call in
+// flight and per level; a pool, so that the GC drops them after a backup
+// instead of drd holding their windows while it idles.
+var bulkEncoders sync.Map // level -> *sync.Pool of *zstd.Encoder
+
+// encodeBulk compresses data with a pooled default-window encoder.
+func encodeBulk(level int, data []byte) ([]byte, error) {
+	p, _ := bulkEncoders.LoadOrStore(level, &sync.Pool{})
+	pool := p.(*sync.Pool)
+	enc, _ := pool.Get().(*zstd.Encoder)
+	if enc == nil {
+		var err error
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return nil, err
+		}
+	}
+	defer pool.Put(enc)
+	return enc.EncodeAll(data, make([]byte, 0, len(data)/8)), nil
+}
+
 // PutBytes stores data under obj.Key, as Put does, for data already in
-// memory (log chunks, at most a WAL segment or binlog chunk): it is
+// memory (log chunks, base backup chunks): it is
 // compressed and encrypted in memory and handed to the store with its size
 // known, without Put's pipe, goroutine and streaming encoder. Memory is one
 // encoded copy. obj is p.Describe(data) with Key set: log objects are named
@@ -45,7 +71,13 @@ func logEncoder(level int) (*zstd.Encoder, error) {
 func (p *Pipeline) PutBytes(ctx context.Context, obj Object, data []byte) (Object, error) {
 	key := obj.Key
 	out := data
-	if p.Level > 0 {
+	switch {
+	case p.Level > 0 && len(data) > bulkSize:
+		var err error
+		if out, err = encodeBulk(p.Level, data); err != nil {
+			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)
+		}
+	case p.Level > 0:
 		enc, err := logEncoder(p.Level)
 		if err != nil {
 			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)

@@ -179,7 +179,10 @@ type TLS struct {
 type Storage struct {
 	// Compression is zstd or none.
 	Compression string `yaml:"compression" json:"compression"`
-	// CompressionLevel is zstd's level, 1 (fastest) to 22 (smallest).
+	// CompressionLevel is zstd's level, 1 (fastest) to 22 (smallest). The
+	// default is 1: base backups and log shipping run on the database's host,
+	// where CPU is the scarce thing, and on database pages level 3 cost 45%
+	// more CPU for the same size (pgbench: 42 MB from 905 MB either way).
 	CompressionLevel int `yaml:"compression_level" json:"compression_level"`
 	// PartSize is the multipart part size (it grows for objects that would need
 	// more than 10,000 parts); at least 5MiB.
@@ -352,7 +355,7 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 
 // Storage defaults.
 const (
-	DefaultCompressionLevel   = 3
+	DefaultCompressionLevel   = 1
 	DefaultPartSize           = 16 << 20
 	DefaultConcurrency        = 4
 	DefaultMultipartThreshold = 100 << 20

@@ -69,7 +69,7 @@ func (c *Config) validateStorage(p *problems) {
 		p.add(c.line("storage.compression"), "storage.compression %q is not known; allowed: zstd, none", st.Compression)
 	}
 	if st.CompressionLevel < 1 || st.CompressionLevel > 22 {
-		p.add(c.line("storage.compression_level"), "storage.compression_level %d is outside 1..22 (1 fastest, 22 smallest; 3 is the default)", st.CompressionLevel)
+		p.add(c.line("storage.compression_level"), "storage.compression_level %d is outside 1..22 (1 fastest and the default, 22 smallest)", st.CompressionLevel)
 	}
 	if st.PartSize < 5<<20 || st.PartSize > 5<<30 {
 		p.add(c.line("storage.part_size"), "storage.part_size %s is outside 5MiB..5GiB, the limits of S3 multipart", st.PartSize)

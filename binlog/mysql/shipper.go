@@ -233,6 +233,8 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 	// goes idle instead of at the interval: a catch-up ends durable at once,
 	// while steady traffic still gets one chunk per interval.
 	catchingUp := true
+	w := &waiter{ctx: ctx}
+	defer w.reset()
 	flush := func() error {
 		if len(b.txns) > 0 {
 			if err := s.hand(ctx, b); err != nil {
@@ -244,21 +246,26 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		}
 		b = &batch{start: pos.Clone(), serverVersion: s.version}
 		size, deadline = 0, time.Now().Add(interval)
+		w.reset()
 		return nil
 	}
-	for {
-		wait := deadline
-		if catchingUp && len(b.txns) > 0 {
-			if idle := time.Now().Add(idleFlush); idle.Before(deadline) {
-				wait = idle
-			}
+	until := func() time.Time {
+		if idle := time.Now().Add(idleFlush); catchingUp && len(b.txns) > 0 && idle.Before(deadline) {
+			return idle
 		}
-		wctx, cancel := context.WithDeadline(ctx, wait)
-		ev, err := stream.GetEvent(wctx)
-		cancel()
+		return deadline
+	}
+	for {
+		ev, err := stream.GetEvent(w.get(until))
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			quiet := w.quiet()
+			w.reset()
+			now := time.Now()
+			if !quiet && now.Before(deadline) {
+				continue // events came during the idle wait: the backlog goes on
+			}
 			catchingUp = catchingUp && len(b.txns) == 0
-			if now := time.Now(); b.mayWait(now, s.Heartbeat.FlushInterval) {
+			if b.mayWait(now, s.Heartbeat.FlushInterval) {
 				deadline = now.Add(interval)
 				continue
 			}
@@ -274,6 +281,7 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 			}
 			return err
 		}
+		w.events++
 		tx, err := a.feed(ev.RawData)
 		if err != nil {
 			flush()
@@ -281,6 +289,9 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		}
 		if tx == nil {
 			continue
+		}
+		if catchingUp && len(b.txns) == 0 {
+			w.reset() // a batch opens: wait for silence, not for the deadline
 		}
 		if len(b.txns) > 0 && !sameBytes(tx.FDE, b.txns[0].FDE) {
 			if err := flush(); err != nil { // one format description per chunk
@@ -299,6 +310,39 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		}
 	}
 }
+
+// waiter gives GetEvent a context that ends when the pump must act: at the
+// flush deadline or, while a backlog is read, after idleFlush of silence. It
+// keeps one context for such a period rather than making one per event: a
+// context and a timer per event were a fifth of a catch-up's CPU. Silence is
+// told by counting events, so no clock is read per event either.
+type waiter struct {
+	ctx    context.Context
+	cur    context.Context
+	cancel context.CancelFunc
+	// events counts the events received; seen is the count when cur was made.
+	events, seen uint64
+}
+
+// get returns the current context, making one that ends at until() if none.
+func (w *waiter) get(until func() time.Time) context.Context {
+	if w.cur == nil {
+		w.cur, w.cancel = context.WithDeadline(w.ctx, until())
+		w.seen = w.events
+	}
+	return w.cur
+}
+
+// reset drops the current context: the moment to act has changed.
+func (w *waiter) reset() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.cur, w.cancel = nil, nil
+}
+
+// quiet reports whether no event arrived since the current context was made.
+func (w *waiter) quiet() bool { return w.events == w.seen }
 
 // hand gives b to every region's queue; a full queue blocks the stream.
 func (s *Shipper) hand(ctx context.Context, b *batch) error {

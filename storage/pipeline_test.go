@@ -63,7 +63,7 @@ func TestPipelineRoundTrip(t *testing.T) {
 			p, _ := pipeline(t, m)
 			small := compressible[:1<<20]
 			// Put streams; PutBytes encodes in memory with a 1 MiB window, also
-			// data longer than that, and above 4 MiB (base backup chunks) with
+			// data longer than that, and above 16 MiB (base backup chunks) with
 			// pooled default-window encoders.
 			big := bytes.Repeat(compressible, 5)[:17<<20+3]
 			for i := range 16 {

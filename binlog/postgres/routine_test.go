@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/drkit/drkit/internal/testenv"
 )
 
 // TestRoutineScannerReadsRealWAL writes heartbeats, a checkpoint, a user's
@@ -20,13 +18,8 @@ import (
 // file to the scanner in random pieces: it must read as many records as
 // pg_waldump does and call exactly the heartbeat stretches routine.
 func TestRoutineScannerReadsRealWAL(t *testing.T) {
-	pg := testenv.StartPostgres(t)
+	pg, conn := startPG(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
 	exec(t, conn, "CREATE TABLE t (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off)")
 	exec(t, conn, "INSERT INTO drkit_heartbeat VALUES ('orders', 0)")
@@ -115,19 +108,6 @@ func TestRoutineScannerReadsRealWAL(t *testing.T) {
 		t.Errorf("the scanner read %d records, pg_waldump %d", sc.records, want)
 	}
 	t.Logf("%s: %d records read, as pg_waldump", segName, sc.records)
-}
-
-func insertLSN(t *testing.T, conn *pgx.Conn) LSN {
-	t.Helper()
-	var s string
-	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_insert_lsn()::text").Scan(&s); err != nil {
-		t.Fatal(err)
-	}
-	l, err := ParseLSN(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 func walFileName(t *testing.T, conn *pgx.Conn, at LSN) string {

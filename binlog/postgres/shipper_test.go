@@ -62,10 +62,33 @@ func exec(t *testing.T, conn *pgx.Conn, sql string) {
 	}
 }
 
+// startPG starts a PostgreSQL primary and connects to it for the test.
+func startPG(t *testing.T) (*testenv.Postgres, *pgx.Conn) {
+	t.Helper()
+	pg := testenv.StartPostgres(t)
+	conn, err := pgx.Connect(context.Background(), pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return pg, conn
+}
+
 func currentLSN(t *testing.T, conn *pgx.Conn) LSN {
 	t.Helper()
+	return queryLSN(t, conn, "pg_current_wal_lsn()")
+}
+
+// insertLSN is where the next WAL record goes, written out or not.
+func insertLSN(t *testing.T, conn *pgx.Conn) LSN {
+	t.Helper()
+	return queryLSN(t, conn, "pg_current_wal_insert_lsn()")
+}
+
+func queryLSN(t *testing.T, conn *pgx.Conn, fn string) LSN {
+	t.Helper()
 	var s string
-	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+	if err := conn.QueryRow(context.Background(), "SELECT "+fn+"::text").Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	l, err := ParseLSN(s)
@@ -101,13 +124,8 @@ func waitDurable(t *testing.T, targets []*Target, tli uint32, want LSN, within t
 }
 
 func TestShipperStreamsToEveryRegion(t *testing.T) {
-	pg := testenv.StartPostgres(t)
+	pg, conn := startPG(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	targets := fileTargets(t, "orders", "eu", "us")
 	stop := startShipper(t, pg, targets)
 
@@ -161,13 +179,8 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 // up to the heartbeat's flush interval, while a user's commit among the
 // heartbeats is still durable within the normal flush interval.
 func TestShipperHoldsBackHeartbeats(t *testing.T) {
-	pg := testenv.StartPostgres(t)
+	pg, conn := startPG(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL) WITH (autovacuum_enabled = off)")
 	exec(t, conn, "CREATE TABLE t (id int) WITH (autovacuum_enabled = off)")
 	targets := fileTargets(t, "orders", "eu", "us")

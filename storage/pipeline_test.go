@@ -183,3 +183,45 @@ func TestPipelinePutFailureIsReported(t *testing.T) {
 		t.Fatalf("Put to a bad key = %v", err)
 	}
 }
+
+// TestPutPlainSharesCompression writes one plaintext to five regions (two at
+// level 1, one at level 1 encrypted, one at level 3, one uncompressed): each
+// reads it back; the plain level-1 regions hold the same bytes, the encrypted
+// one others.
+func TestPutPlainSharesCompression(t *testing.T) {
+	data := bytes.Repeat([]byte("UPDATE accounts SET balance = balance + 1 WHERE id = 42;\n"), 400000) // 22 MiB: the bulk encoder
+	modes := []mode{{"zstd1", 1, false}, {"zstd1 again", 1, false}, {"zstd1+age", 1, true}, {"zstd3", 3, false}, {"plain", 0, false}}
+	plain := &storage.Plain{Data: data}
+	sum := sha256.Sum256(data)
+	var stored [][]byte
+	for _, m := range modes {
+		p, _ := pipeline(t, m)
+		obj := p.Described(hex.EncodeToString(sum[:]), int64(len(data)))
+		obj.Key = "base/1/chunk-00000"
+		obj, err := p.PutPlain(context.Background(), obj, plain)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		got, err := readAll(t, p, obj)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back %d bytes (%v), want %d", m.name, len(got), err, len(data))
+		}
+		rc, err := p.Store.Get(context.Background(), obj.Key, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(rc)
+		rc.Close()
+		stored = append(stored, raw)
+	}
+	switch {
+	case !bytes.Equal(stored[0], stored[1]):
+		t.Fatal("two level-1 regions stored different bytes")
+	case bytes.Equal(stored[0], stored[2]):
+		t.Fatal("the encrypted region stored the plain compressed bytes")
+	case len(stored[0]) >= len(data)/20:
+		t.Fatalf("level 1 stored %d of %d bytes: not compressed", len(stored[0]), len(data))
+	case len(stored[4]) != len(data):
+		t.Fatalf("the uncompressed region stored %d bytes, want %d", len(stored[4]), len(data))
+	}
+}

@@ -65,27 +65,71 @@ func encodeBulk(level int, data []byte) ([]byte, error) {
 	return enc.EncodeAll(data, make([]byte, 0, len(data)/8)), nil
 }
 
+// Plain is one plaintext written to several regions: it is compressed once
+// per zstd level however many regions take it (compression is most of a
+// backup's CPU, and every region doing its own multiplied it by the number of
+// regions); each region still encrypts for its own recipients. Safe for
+// concurrent use by the regions' writers.
+type Plain struct {
+	Data []byte
+
+	mu      sync.Mutex
+	byLevel map[int]*encoding
+}
+
+type encoding struct {
+	once sync.Once
+	out  []byte
+	err  error
+}
+
+// compressed returns Data compressed at level, compressing it on first use.
+func (pl *Plain) compressed(level int) ([]byte, error) {
+	pl.mu.Lock()
+	if pl.byLevel == nil {
+		pl.byLevel = map[int]*encoding{}
+	}
+	e := pl.byLevel[level]
+	if e == nil {
+		e = &encoding{}
+		pl.byLevel[level] = e
+	}
+	pl.mu.Unlock()
+	e.once.Do(func() { e.out, e.err = compress(level, pl.Data) })
+	return e.out, e.err
+}
+
+// compress encodes data at level with the encoder suited to its size.
+func compress(level int, data []byte) ([]byte, error) {
+	if len(data) > bulkSize {
+		return encodeBulk(level, data)
+	}
+	enc, err := logEncoder(level)
+	if err != nil {
+		return nil, err
+	}
+	return enc.EncodeAll(data, make([]byte, 0, len(data)/2+64)), nil
+}
+
 // PutBytes stores data under obj.Key, as Put does, for data already in
-// memory (log chunks, base backup chunks): it is
-// compressed and encrypted in memory and handed to the store with its size
-// known, without Put's pipe, goroutine and streaming encoder. Memory is one
-// encoded copy. obj is p.Describe(data) with Key set: log objects are named
-// by their SHA-256, so the caller has hashed data already.
+// memory (log chunks, base backup chunks): it is compressed and encrypted in
+// memory and handed to the store with its size known, without Put's pipe,
+// goroutine and streaming encoder. Memory is one encoded copy. obj is
+// p.Describe(data) with Key set: log objects are named by their SHA-256, so
+// the caller has hashed data already.
 func (p *Pipeline) PutBytes(ctx context.Context, obj Object, data []byte) (Object, error) {
+	return p.PutPlain(ctx, obj, &Plain{Data: data})
+}
+
+// PutPlain is PutBytes for a plaintext that other regions store too.
+func (p *Pipeline) PutPlain(ctx context.Context, obj Object, pl *Plain) (Object, error) {
 	key := obj.Key
-	out := data
-	switch {
-	case p.Level > 0 && len(data) > bulkSize:
+	out := pl.Data
+	if p.Level > 0 {
 		var err error
-		if out, err = encodeBulk(p.Level, data); err != nil {
+		if out, err = pl.compressed(p.Level); err != nil {
 			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)
 		}
-	case p.Level > 0:
-		enc, err := logEncoder(p.Level)
-		if err != nil {
-			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)
-		}
-		out = enc.EncodeAll(data, make([]byte, 0, len(data)/2+64))
 	}
 	if len(p.Recipients) > 0 {
 		var buf bytes.Buffer

@@ -235,17 +235,18 @@ func copyRange(ctx context.Context, o BackupOptions, conn *sql.Conn, id string, 
 }
 
 // putPart writes one part to every region in parallel. The part is in
-// memory: it is hashed once for every region and encoded in one call.
+// memory: it is hashed and compressed once for every region.
 func putPart(ctx context.Context, o BackupOptions, id string, t *table, data []byte) error {
 	key := baseKey(o.Cluster, id, fmt.Sprintf("t%05d-%05d", t.idx, t.parts.Add(1)))
 	objs := make([]storage.Object, len(o.Regions))
 	sum := sha256.Sum256(data)
+	plain := &storage.Plain{Data: data}
 	g, ctx := errgroup.WithContext(ctx)
 	for i, r := range o.Regions {
 		g.Go(func() error {
 			obj := r.Pipeline.Described(hex.EncodeToString(sum[:]), int64(len(data)))
 			obj.Key = key
-			obj, err := r.Pipeline.PutBytes(ctx, obj, data)
+			obj, err := r.Pipeline.PutPlain(ctx, obj, plain)
 			objs[i] = obj
 			return err
 		})

@@ -214,17 +214,18 @@ func (u *uploader) cleanup() {
 }
 
 // putChunk stores chunk n in every region in parallel and records its
-// objects. The chunk is in memory: it is hashed once for every region and
-// encoded in one call (PutBytes), which cost a third less CPU than Put's
-// streaming encoder, pipe and second copy of every byte.
+// objects. The chunk is in memory: it is hashed and compressed once for every
+// region and encoded in one call (PutPlain), which cost a third less CPU than
+// Put's streaming encoder, pipe and second copy of every byte.
 func (u *uploader) putChunk(ctx context.Context, n int, data []byte) error {
 	g, gctx := errgroup.WithContext(ctx)
 	sum := sha256.Sum256(data)
+	plain := &storage.Plain{Data: data}
 	for i, r := range u.o.Regions {
 		g.Go(func() error {
 			obj := r.Pipeline.Described(hex.EncodeToString(sum[:]), int64(len(data)))
 			obj.Key = baseKey(u.o.Cluster, u.id, fmt.Sprintf("chunk-%05d", n))
-			obj, err := r.Pipeline.PutBytes(gctx, obj, data)
+			obj, err := r.Pipeline.PutPlain(gctx, obj, plain)
 			if err != nil {
 				return fmt.Errorf("backup chunk %d: %w", n, err)
 			}

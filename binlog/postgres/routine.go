@@ -151,7 +151,7 @@ func (r *routineScanner) pageHeader(data []byte) []byte {
 	// The rest of a record begun before the scan: nobody reads its head, so
 	// the stretch is called a user's.
 	if info&xlpFirstIsCont != 0 && r.recLen == 0 && r.skipTo <= r.pos {
-		r.skipTo = r.after(uint64(binary.LittleEndian.Uint32(r.hdr[20:])))
+		r.skipTo = r.after(uint64(binary.LittleEndian.Uint32(r.hdr[16:])))
 		r.user = true
 	}
 	r.hdr = r.hdr[:0]

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	osexec "os/exec"
@@ -18,14 +19,11 @@ import (
 // file to the scanner in random pieces: it must read as many records as
 // pg_waldump does and call exactly the heartbeat stretches routine.
 func TestRoutineScannerReadsRealWAL(t *testing.T) {
-	pg, conn := startPG(t)
+	pg, conn := startPG(t, noAutovacuum)
 	ctx := context.Background()
 	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
-	exec(t, conn, "CREATE TABLE t (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off)")
+	exec(t, conn, "CREATE TABLE t (id int PRIMARY KEY, v text)")
 	exec(t, conn, "INSERT INTO drkit_heartbeat VALUES ('orders', 0)")
-	// No autovacuum: its catalog updates are user writes and would land in
-	// random stretches.
-	exec(t, conn, "ALTER TABLE drkit_heartbeat SET (autovacuum_enabled = off)")
 	files, err := HeartbeatTable{DSN: pg.DSN("postgres"), Table: "drkit_heartbeat"}.lookup(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +106,31 @@ func TestRoutineScannerReadsRealWAL(t *testing.T) {
 		t.Errorf("the scanner read %d records, pg_waldump %d", sc.records, want)
 	}
 	t.Logf("%s: %d records read, as pg_waldump", segName, sc.records)
+
+	// A scan that starts on a page continuing a record (the 30 kB one, or
+	// any other) skips the rest of it, calls that stretch a user's, and
+	// reads the records after it as pg_waldump does from there.
+	page := uint64(0)
+	for p := uint64(8192); p < uint64(len(seg)); p += 8192 {
+		if binary.LittleEndian.Uint16(seg[p+2:])&xlpFirstIsCont != 0 {
+			page = p
+			break
+		}
+	}
+	if page == 0 {
+		t.Fatal("no page of the segment continues a record, though one is 30 kB")
+	}
+	from := segStart + page
+	sc2 := newRoutineScanner(from, uint64(len(seg)))
+	sc2.SetHeartbeat(files)
+	sc2.Feed(seg[page:])
+	if sc2.broken || sc2.Routine() {
+		t.Fatalf("a scan from %s, a page continuing a record: lost its place %v, routine %v", LSN(from), sc2.broken, sc2.Routine())
+	}
+	out, err = osexec.Command(filepath.Join(pg.BinDir, "pg_waldump"), "-p", filepath.Join(pg.DataDir, "pg_wal"), "-s", LSN(from).String(), segName).CombinedOutput()
+	if want := strings.Count(string(out), "rmgr: "); sc2.records != want || want == 0 {
+		t.Errorf("from %s the scanner read %d records, pg_waldump %d (%v)", LSN(from), sc2.records, want, err)
+	}
 }
 
 func walFileName(t *testing.T, conn *pgx.Conn, at LSN) string {

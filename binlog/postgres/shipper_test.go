@@ -62,10 +62,12 @@ func exec(t *testing.T, conn *pgx.Conn, sql string) {
 	}
 }
 
-// startPG starts a PostgreSQL primary and connects to it for the test.
-func startPG(t *testing.T) (*testenv.Postgres, *pgx.Conn) {
+// startPG starts a PostgreSQL primary with settings and connects to it for
+// the test.
+func startPG(t *testing.T, settings map[string]string) (*testenv.Postgres, *pgx.Conn) {
 	t.Helper()
-	pg := testenv.StartPostgres(t)
+	pg := &testenv.Postgres{Settings: settings}
+	testenv.Start(t, pg)
 	conn, err := pgx.Connect(context.Background(), pg.DSN("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +75,10 @@ func startPG(t *testing.T) (*testenv.Postgres, *pgx.Conn) {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return pg, conn
 }
+
+// noAutovacuum keeps autovacuum's catalog writes (a user's WAL to the
+// scanner) out of tests that expect stretches of nothing but heartbeats.
+var noAutovacuum = map[string]string{"autovacuum": "off"}
 
 func currentLSN(t *testing.T, conn *pgx.Conn) LSN {
 	t.Helper()
@@ -124,7 +130,7 @@ func waitDurable(t *testing.T, targets []*Target, tli uint32, want LSN, within t
 }
 
 func TestShipperStreamsToEveryRegion(t *testing.T) {
-	pg, conn := startPG(t)
+	pg, conn := startPG(t, nil)
 	ctx := context.Background()
 	targets := fileTargets(t, "orders", "eu", "us")
 	stop := startShipper(t, pg, targets)
@@ -179,10 +185,10 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 // up to the heartbeat's flush interval, while a user's commit among the
 // heartbeats is still durable within the normal flush interval.
 func TestShipperHoldsBackHeartbeats(t *testing.T) {
-	pg, conn := startPG(t)
+	pg, conn := startPG(t, noAutovacuum)
 	ctx := context.Background()
-	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL) WITH (autovacuum_enabled = off)")
-	exec(t, conn, "CREATE TABLE t (id int) WITH (autovacuum_enabled = off)")
+	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
+	exec(t, conn, "CREATE TABLE t (id int)")
 	targets := fileTargets(t, "orders", "eu", "us")
 	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog(),
 		Heartbeat: HeartbeatTable{DSN: pg.DSN("postgres"), Table: "drkit_heartbeat", FlushInterval: 4 * time.Second}}

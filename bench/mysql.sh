@@ -16,7 +16,14 @@ TXNS=${TXNS:-100000}
 BIN=$PWD/bin
 work=$(mktemp -d /tmp/drkit-bench-my-XXXX); chmod 755 "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+# Servers are started inside $(start_maria ...), a subshell whose pids+=() is
+# lost: they are found by their pid files. (Runs before this leaked them.)
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in "$work"/*/pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+  for f in "$work"/*/pid; do for _ in $(seq 100); do [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && sleep 0.1 || break; done; done
+  wait 2>/dev/null; rm -rf "$work"
+}
 trap cleanup EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages

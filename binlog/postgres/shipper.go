@@ -477,6 +477,12 @@ func (ss *session) durable() LSN {
 // sendStatus confirms to the server only what every required region holds, so
 // the slot keeps everything else.
 func (ss *session) sendStatus(ctx context.Context) error {
+	if ss.conn.IsClosed() {
+		// pgconn closes a connection whose read was cancelled (drd stopping)
+		// in a goroutine of its own: writing to it now would race with that.
+		// The slot keeps what was not confirmed.
+		return errors.New("send status: the replication connection is closed")
+	}
 	d := ss.durable()
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, ss.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: ss.received, WALFlushPosition: d, WALApplyPosition: d, ClientTime: time.Now(),

@@ -375,7 +375,7 @@ func (s *Shipper) startPos(ctx context.Context, srv serverInfo) (Pos, error) {
 		}
 		p, _, _ := t.Position()
 		switch {
-		case p == nil:
+		case len(p) == 0: // empty region (Position returns a copy, never nil)
 		case start == nil:
 			start = p
 		default:

@@ -1,0 +1,40 @@
+package mysql
+
+import (
+	"context"
+	"testing"
+
+	"github.com/drkit/drkit/internal/testenv"
+)
+
+// TestEmptyRegionStartsAtTheServerPosition starts a shipper with an empty
+// region on a server that purged its first binlogs, as every long-running
+// server has: the region starts at the server's position then. (It used to
+// start at the beginning of the server's history, which the server refuses
+// once binlogs are purged: drd retried forever and shipped nothing.)
+func TestEmptyRegionStartsAtTheServerPosition(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	db := m.Open(t, "")
+	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS",
+		"INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS")
+	var file, doDB, ignoreDB string
+	var pos int64
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "PURGE BINARY LOGS TO '"+file+"'")
+	from := gtidPos(t, db, "gtid_binlog_pos")
+	c := fileCatalog(t, "a")
+	sh, stop := startShipper(t, m, c)
+	mustExec(t, db, "INSERT INTO shop.t VALUES (2)")
+	want := gtidPos(t, db, "gtid_binlog_pos")
+	waitShipped(t, sh, want)
+	stop()
+	rep, err := Verify(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.First != from.String() || rep.End != want.String() || rep.Txns != 1 || len(rep.Problems) > 0 {
+		t.Fatalf("region holds %d transactions from %q to %q (problems %q); want 1 from %q to %q", rep.Txns, rep.First, rep.End, rep.Problems, from, want)
+	}
+}

@@ -111,6 +111,19 @@ func compress(level int, data []byte) ([]byte, error) {
 	return enc.EncodeAll(data, make([]byte, 0, len(data)/2+64)), nil
 }
 
+// Compress compresses pl at the pipeline's level now rather than in
+// PutPlain (once per level, as there), so that a caller can do it ahead of
+// the upload, beside other work.
+func (p *Pipeline) Compress(pl *Plain) error {
+	if p.Level <= 0 {
+		return nil
+	}
+	if _, err := pl.compressed(p.Level); err != nil {
+		return fmt.Errorf("region %s: compress: %w", p.Region, err)
+	}
+	return nil
+}
+
 // PutBytes stores data under obj.Key, as Put does, for data already in
 // memory (log chunks, base backup chunks): it is compressed and encrypted in
 // memory and handed to the store with its size known, without Put's pipe,

@@ -92,10 +92,10 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 }
 
 // Put stores a chunk as number seq.
-func (c *Catalog) Put(ctx context.Context, seq uint64, h ChunkHeader, data []byte) error {
-	obj := c.Pipeline.Describe(data)
-	obj.Key = c.chunkKey(seq, h.LastTime, obj)
-	if _, err := c.Pipeline.PutBytes(ctx, obj, data); err != nil {
+func (c *Catalog) Put(ctx context.Context, seq uint64, e *encodedChunk) error {
+	obj := c.Pipeline.Described(e.sum, int64(len(e.plain.Data)))
+	obj.Key = c.chunkKey(seq, e.h.LastTime, obj)
+	if _, err := c.Pipeline.PutPlain(ctx, obj, e.plain); err != nil {
 		return fmt.Errorf("put binlog chunk %d: %w", seq, err)
 	}
 	return nil

@@ -3,11 +3,15 @@ package mysql
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/drkit/drkit/storage"
 )
 
 // chunkMagic starts every chunk's plaintext; the number is the format version.
@@ -67,6 +71,26 @@ func encodeChunk(start Pos, txns []*Txn, serverVersion string) (h ChunkHeader, d
 		}
 	}
 	return h, buf.Bytes(), end, nil
+}
+
+// encodedChunk is transactions encoded as a chunk, hashed, ready for a
+// region's pipeline to compress (once per level for every region, see
+// storage.Plain), encrypt and store.
+type encodedChunk struct {
+	h     ChunkHeader
+	end   Pos
+	plain *storage.Plain
+	sum   string // SHA-256 of plain.Data, hex: the object's name
+}
+
+// encode encodes and hashes txns as the chunk after start.
+func encode(start Pos, txns []*Txn, serverVersion string) (*encodedChunk, error) {
+	h, data, end, err := encodeChunk(start, txns, serverVersion)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	return &encodedChunk{h: h, end: end, plain: &storage.Plain{Data: data}, sum: hex.EncodeToString(sum[:])}, nil
 }
 
 // chunkReader reads a chunk's header, its format description event and then its

@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/replication"
 	driver "github.com/go-sql-driver/mysql"
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +49,8 @@ type Shipper struct {
 	pos      Pos // after the last transaction handed to the targets
 	version  string
 	queues   []chan *batch
+	// preparing bounds the batches encoded ahead at once.
+	preparing chan struct{}
 }
 
 // batch is the transactions cut from the stream at one flush.
@@ -62,6 +61,18 @@ type batch struct {
 	// heartbeats: every transaction is a heartbeat; since: when the first arrived.
 	heartbeats bool
 	since      time.Time
+
+	// The batch encoded as the chunk after start, once for every region.
+	encodeOnce sync.Once
+	enc        *encodedChunk
+	encErr     error
+}
+
+// encoded returns the batch encoded as the chunk after its start, encoding
+// it on first use.
+func (b *batch) encoded() (*encodedChunk, error) {
+	b.encodeOnce.Do(func() { b.enc, b.encErr = encode(b.start, b.txns, b.serverVersion) })
+	return b.enc, b.encErr
 }
 
 // HeartbeatTable is drd's heartbeat table. drd writes it every second on a
@@ -127,6 +138,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		t.log = s.Log
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	s.preparing = make(chan struct{}, runtime.GOMAXPROCS(0))
 	s.queues = make([]chan *batch, len(s.Targets))
 	for i, t := range s.Targets {
 		q := make(chan *batch, queueDepth)
@@ -187,26 +199,7 @@ func (s *Shipper) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	host, portS, err := net.SplitHostPort(cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("cluster %s: dsn address %q: %w", s.Cluster, cfg.Addr, err)
-	}
-	port, _ := strconv.Atoi(portS)
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: s.ServerID, Flavor: gomysql.MariaDBFlavor,
-		Host: host, Port: uint16(port), User: cfg.User, Password: cfg.Passwd, TLSConfig: cfg.TLS,
-		RawModeEnabled:   true,
-		DisableRetrySync: true, // we resume from our own GTID position
-		HeartbeatPeriod:  time.Second,
-		ReadTimeout:      10 * time.Second,
-		Logger:           slog.New(slog.DiscardHandler),
-	})
-	defer syncer.Close()
-	set, err := gomysql.ParseMariadbGTIDSet(start.String())
-	if err != nil {
-		return err
-	}
-	stream, err := syncer.StartSyncGTID(set)
+	d, err := openDump(ctx, cfg, s.ServerID, start)
 	if err != nil {
 		return fmt.Errorf("cluster %s: start binlog dump from %q: %w", s.Cluster, start, err)
 	}
@@ -214,13 +207,62 @@ func (s *Shipper) session(ctx context.Context) error {
 	s.streamed, s.pos, s.version = true, start, srv.version
 	s.mu.Unlock()
 	s.Log.Info("binlog streaming", "cluster", s.Cluster, "from", start.String(), "server", srv.version)
-	return s.pump(ctx, stream, start)
+	txns := make(chan streamed, 1024)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		read(d, &assembler{heartbeat: s.Heartbeat}, txns, done)
+	}()
+	defer func() {
+		close(done)
+		d.close() // ends a read in progress
+		wg.Wait()
+	}()
+	return s.pump(ctx, txns, start)
 }
 
-// pump reads events, groups them into transactions and hands a batch to the
-// regions every flush interval (or when it grows large).
-func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, start Pos) error {
-	a := &assembler{heartbeat: s.Heartbeat}
+// streamed is what the reader hands the pump: a whole transaction, or the
+// error that ended the stream.
+type streamed struct {
+	tx  *Txn
+	err error
+}
+
+// read assembles the events of d into transactions and sends them to out
+// until the stream fails (its error is the last thing sent) or done closes.
+// It runs beside the pump so that reading the socket never waits for the
+// pump's flushes, and the pump gets a transaction, not an event, at a time.
+func read(d *dumpConn, a *assembler, out chan<- streamed, done <-chan struct{}) {
+	send := func(it streamed) bool {
+		select {
+		case out <- it:
+			return true
+		case <-done:
+			return false
+		}
+	}
+	for {
+		ev, err := d.next()
+		if err != nil {
+			send(streamed{err: err})
+			return
+		}
+		tx, err := a.feed(ev)
+		if err != nil {
+			send(streamed{err: err})
+			return
+		}
+		if tx != nil && !send(streamed{tx: tx}) {
+			return
+		}
+	}
+}
+
+// pump takes the stream's transactions and hands a batch to the regions
+// every flush interval (or when it grows large).
+func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start Pos) error {
 	b := &batch{start: start.Clone(), serverVersion: s.version}
 	pos, size := start.Clone(), 0
 	interval := s.FlushInterval
@@ -233,7 +275,7 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 	// goes idle instead of at the interval: a catch-up ends durable at once,
 	// while steady traffic still gets one chunk per interval.
 	catchingUp := true
-	w := &waiter{ctx: ctx}
+	w := &waiter{}
 	defer w.reset()
 	flush := func() error {
 		if len(b.txns) > 0 {
@@ -256,13 +298,15 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 		return deadline
 	}
 	for {
-		ev, err := stream.GetEvent(w.get(until))
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		var it streamed
+		select {
+		case it = <-stream:
+		case <-w.get(until):
 			quiet := w.quiet()
 			w.reset()
 			now := time.Now()
 			if !quiet && now.Before(deadline) {
-				continue // events came during the idle wait: the backlog goes on
+				continue // transactions came during the idle wait: the backlog goes on
 			}
 			catchingUp = catchingUp && len(b.txns) == 0
 			if b.mayWait(now, s.Heartbeat.FlushInterval) {
@@ -273,23 +317,18 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 				return err
 			}
 			continue
+		case <-ctx.Done():
+			it.err = ctx.Err()
 		}
-		if err != nil {
+		if it.err != nil {
 			// Hand over what is whole; the open transaction comes again.
 			if ferr := flush(); ferr != nil {
 				return ferr
 			}
-			return err
+			return it.err
 		}
 		w.events++
-		tx, err := a.feed(ev.RawData)
-		if err != nil {
-			flush()
-			return err
-		}
-		if tx == nil {
-			continue
-		}
+		tx := it.tx
 		if catchingUp && len(b.txns) == 0 {
 			w.reset() // a batch opens: wait for silence, not for the deadline
 		}
@@ -311,50 +350,80 @@ func (s *Shipper) pump(ctx context.Context, stream *replication.BinlogStreamer, 
 	}
 }
 
-// waiter gives GetEvent a context that ends when the pump must act: at the
-// flush deadline or, while a backlog is read, after idleFlush of silence. It
-// keeps one context for such a period rather than making one per event: a
-// context and a timer per event were a fifth of a catch-up's CPU. Silence is
-// told by counting events, so no clock is read per event either.
+// waiter is the pump's alarm: it rings at the flush deadline or, while a
+// backlog is read, after idleFlush of silence. One timer serves a whole such
+// period rather than one per transaction, and silence is told by counting
+// transactions, so no clock is read per transaction for it either.
 type waiter struct {
-	ctx    context.Context
-	cur    context.Context
-	cancel context.CancelFunc
-	// events counts the events received; seen is the count when cur was made.
+	timer *time.Timer
+	armed bool
+	// events counts the transactions received; seen is the count when the
+	// timer was set.
 	events, seen uint64
 }
 
-// get returns the current context, making one that ends at until() if none.
-func (w *waiter) get(until func() time.Time) context.Context {
-	if w.cur == nil {
-		w.cur, w.cancel = context.WithDeadline(w.ctx, until())
-		w.seen = w.events
+// get returns the alarm's channel, setting it for until() if it is not set.
+func (w *waiter) get(until func() time.Time) <-chan time.Time {
+	if !w.armed {
+		d := time.Until(until())
+		if w.timer == nil {
+			w.timer = time.NewTimer(d)
+		} else {
+			w.timer.Reset(d)
+		}
+		w.armed, w.seen = true, w.events
 	}
-	return w.cur
+	return w.timer.C
 }
 
-// reset drops the current context: the moment to act has changed.
+// reset unsets the alarm: the moment to act has changed.
 func (w *waiter) reset() {
-	if w.cancel != nil {
-		w.cancel()
+	if w.armed {
+		w.timer.Stop()
+		w.armed = false
 	}
-	w.cur, w.cancel = nil, nil
 }
 
-// quiet reports whether no event arrived since the current context was made.
+// quiet reports whether no transaction arrived since the alarm was set.
 func (w *waiter) quiet() bool { return w.events == w.seen }
 
 // hand gives b to every region's queue; a full queue blocks the stream.
 func (s *Shipper) hand(ctx context.Context, b *batch) error {
+	ahead := true
 	for i, q := range s.queues {
-		s.Targets[i].enqueued(1)
+		ahead = s.Targets[i].enqueued(1) <= prepareAhead && ahead
 		select {
 		case q <- b:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	if ahead {
+		go s.prepare(b)
+	}
 	return nil
+}
+
+// prepareAhead is how many batches a region may have waiting for the next
+// one to be encoded and compressed as soon as it is cut. Until then the
+// region's writer does it when it gets there. Ahead, the work runs beside the
+// stream and the uploads (a catch-up's chunks compress on every core instead
+// of one after another in the writer); bounded, because a prepared batch holds
+// its chunk and compressed copy until every region stored it.
+const prepareAhead = 2
+
+// prepare encodes b and compresses it at every region's level, at most
+// GOMAXPROCS batches at a time.
+func (s *Shipper) prepare(b *batch) {
+	s.preparing <- struct{}{}
+	defer func() { <-s.preparing }()
+	e, err := b.encoded()
+	if err != nil {
+		return // the writers meet it again and report it
+	}
+	for _, t := range s.Targets {
+		_ = t.Catalog.Pipeline.Compress(e.plain) // likewise
+	}
 }
 
 // startPos is where a session starts: after the last transaction handed over

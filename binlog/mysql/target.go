@@ -74,35 +74,46 @@ func (t *Target) load(ctx context.Context, info ClusterInfo) error {
 	return nil
 }
 
-// enqueued notes that a batch is on its way to the region.
-func (t *Target) enqueued(n int) {
+// enqueued notes that a batch is on its way to the region and returns how
+// many are.
+func (t *Target) enqueued(n int) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.behindSince.IsZero() {
 		t.behindSince = time.Now()
 	}
 	t.queued += n
+	return t.queued
 }
 
 // write stores the transactions of b the region lacks as its next chunk,
-// retrying until it succeeds or ctx ends.
+// retrying until it succeeds or ctx ends. A region that stands where b starts
+// (all of them, but after a restart with regions at different positions)
+// stores b's shared encoding.
 func (t *Target) write(ctx context.Context, b *batch) error {
 	t.mu.Lock()
 	start := t.pos
 	t.mu.Unlock()
-	txns := b.txns
-	if start == nil {
-		start = b.start.Clone() // an empty region starts where the stream does
+	var e *encodedChunk
+	var err error
+	if start == nil || (start.Covers(b.start) && b.start.Covers(start)) {
+		e, err = b.encoded()
 	} else {
-		txns = txns[:0:0]
+		txns := b.txns[:0:0]
 		for _, tx := range b.txns {
 			if !start.Contains(tx.GTID) {
 				txns = append(txns, tx)
 			}
 		}
+		if len(txns) > 0 {
+			e, err = encode(start, txns, b.serverVersion)
+		}
 	}
-	if len(txns) > 0 {
-		if err := t.put(ctx, start, txns, b.serverVersion); err != nil {
+	if err != nil {
+		return err
+	}
+	if e != nil {
+		if err := t.put(ctx, e); err != nil {
 			return err
 		}
 	}
@@ -115,21 +126,17 @@ func (t *Target) write(ctx context.Context, b *batch) error {
 	return nil
 }
 
-func (t *Target) put(ctx context.Context, start Pos, txns []*Txn, version string) error {
-	h, data, end, err := encodeChunk(start, txns, version)
-	if err != nil {
-		return err
-	}
+func (t *Target) put(ctx context.Context, e *encodedChunk) error {
 	delay := time.Second
 	for {
 		t.mu.Lock()
 		seq := t.next
 		t.mu.Unlock()
-		err := t.Catalog.Put(ctx, seq, h, data)
+		err := t.Catalog.Put(ctx, seq, e)
 		t.mu.Lock()
 		t.lastErr = err
 		if err == nil {
-			t.pos, t.next, t.at = end, seq+1, time.Now()
+			t.pos, t.next, t.at = e.end.Clone(), seq+1, time.Now()
 		}
 		t.mu.Unlock()
 		if err == nil {

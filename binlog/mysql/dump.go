@@ -1,0 +1,165 @@
+package mysql
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	driver "github.com/go-sql-driver/mysql"
+)
+
+// dumpConn is drd's replication connection: it registers as a replica and
+// reads the binlog events the server sends after COM_BINLOG_DUMP.
+//
+// Hand-written on go-mysql's client (which does the handshake, the
+// authentication plugins, TLS and the packet framing) rather than go-mysql's
+// BinlogSyncer: the syncer spends about 2 µs of CPU per event on things a raw
+// stream does not need (two read-deadline resets per packet, an allocation, a
+// parse and a channel send per event). Measured on one 46 MB binlog of 400k
+// events from a local MariaDB 10.11: the syncer read it in 0.85-0.94 s using
+// 0.87 CPU-s; the loop in next reads it in 0.19-0.29 s using 0.10 CPU-s. With
+// the syncer drd's catch-up was slower than mariadb-binlog --raw.
+type dumpConn struct {
+	c       *client.Conn
+	timeout time.Duration
+	renewAt time.Time
+	// arena holds the events read so far: next appends each packet to its
+	// free tail and returns that slice, so events stay valid after the next
+	// read (transactions keep them) without an allocation per event.
+	arena []byte
+}
+
+const (
+	arenaSize = 1 << 20
+	// heartbeatPeriod is how often the server sends a heartbeat event on an
+	// idle stream; readTimeout, how long a silent stream is trusted.
+	heartbeatPeriod = time.Second
+	readTimeout     = 10 * time.Second
+)
+
+// openDump connects to the server of cfg as replica serverID and asks for the
+// binlog after the GTID position start (MariaDB's @slave_connect_state).
+func openDump(ctx context.Context, cfg *driver.Config, serverID uint32, start Pos) (*dumpConn, error) {
+	dialer := &net.Dialer{}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.ConnectWithDialer(ctx, cfg.Net, cfg.Addr, cfg.User, cfg.Passwd, "", dialer.DialContext,
+		func(c *client.Conn) error {
+			c.SetTLSConfig(cfg.TLS)
+			c.SetAttributes(map[string]string{"_client_role": "binary_log_listener", "program_name": "drd"})
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+	}
+	d := &dumpConn{c: c, timeout: readTimeout}
+	if err := d.start(serverID, start); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// start sets the session up as a GTID-aware replica, registers it and sends
+// the dump command; the server then streams events until the connection ends.
+func (d *dumpConn) start(serverID uint32, start Pos) error {
+	d.renew(time.Now())
+	for _, q := range []string{
+		// Declares the replica checksum-aware, as go-mysql and
+		// mysqlbinlog do; each file's format description says whether
+		// its events carry a CRC32 (the assembler reads it from there).
+		"SET @master_binlog_checksum = 'NONE'",
+		// MARIA_SLAVE_CAPABILITY_GTID: send GTID events and honour
+		// @slave_connect_state.
+		"SET @mariadb_slave_capability = 4",
+		fmt.Sprintf("SET @master_heartbeat_period = %d", heartbeatPeriod.Nanoseconds()),
+		fmt.Sprintf("SET @slave_connect_state = '%s'", start),
+		"SET @slave_gtid_strict_mode = 1",
+	} {
+		if _, err := d.c.Execute(q); err != nil {
+			return fmt.Errorf("prepare replication session (%s): %w", q, err)
+		}
+	}
+	if err := d.command(registerReplica(serverID)); err != nil {
+		return fmt.Errorf("register as replica %d: %w", serverID, err)
+	}
+	if _, err := d.c.ReadOKPacket(); err != nil {
+		return fmt.Errorf("register as replica %d: %w", serverID, err)
+	}
+	if err := d.command(binlogDump(serverID)); err != nil {
+		return fmt.Errorf("send binlog dump command: %w", err)
+	}
+	return nil
+}
+
+// command writes one command packet (data starts with 4 bytes for its header).
+func (d *dumpConn) command(data []byte) error {
+	d.c.ResetSequence()
+	return d.c.WritePacket(data)
+}
+
+// registerReplica is COM_REGISTER_SLAVE with no host, user or port to report.
+func registerReplica(serverID uint32) []byte {
+	data := make([]byte, 4+1+4+1+1+1+2+4+4)
+	data[4] = gomysql.COM_REGISTER_SLAVE
+	binary.LittleEndian.PutUint32(data[5:], serverID)
+	return data
+}
+
+// binlogDump is COM_BINLOG_DUMP; with @slave_connect_state set, the file
+// name and position it carries are ignored.
+func binlogDump(serverID uint32) []byte {
+	data := make([]byte, 4+1+4+2+4)
+	data[4] = gomysql.COM_BINLOG_DUMP
+	binary.LittleEndian.PutUint32(data[5:], 4)
+	binary.LittleEndian.PutUint32(data[11:], serverID)
+	return data
+}
+
+// next returns the next event (header, body and checksum, as stored). It
+// blocks until the server sends one; the server sends a heartbeat event after
+// a second of silence, so a read that waits longer than readTimeout means the
+// connection is gone.
+func (d *dumpConn) next() ([]byte, error) {
+	if now := time.Now(); now.After(d.renewAt) {
+		d.renew(now)
+	}
+	if cap(d.arena)-len(d.arena) < 64<<10 {
+		d.arena = make([]byte, 0, arenaSize)
+	}
+	free := d.arena[len(d.arena):]
+	pk, err := d.c.ReadPacketReuseMem(free)
+	if err != nil {
+		return nil, fmt.Errorf("read binlog event: %w", err)
+	}
+	if len(pk) <= cap(free) && len(pk) > 0 && &pk[0] == &free[:1][0] {
+		d.arena = d.arena[:len(d.arena)+len(pk)] // stored in place
+	}
+	switch pk[0] {
+	case gomysql.OK_HEADER:
+		return pk[1:len(pk):len(pk)], nil
+	case gomysql.ERR_HEADER:
+		return nil, fmt.Errorf("binlog dump: %w", d.c.HandleErrorPacket(pk))
+	case gomysql.EOF_HEADER:
+		return nil, fmt.Errorf("binlog dump: the server ended the stream")
+	}
+	return nil, fmt.Errorf("binlog dump: unexpected packet header 0x%02x", pk[0])
+}
+
+// renew moves the read deadline; done at most once a second because each
+// move costs more than reading a small event.
+func (d *dumpConn) renew(now time.Time) {
+	d.c.SetReadDeadline(now.Add(d.timeout))
+	d.renewAt = now.Add(time.Second)
+}
+
+// close ends the connection; a next blocked in another goroutine returns an
+// error. The socket is closed directly: the client's own Close resets its
+// packet sequence, which that reader is using.
+func (d *dumpConn) close() error {
+	return d.c.Conn.Conn.Close()
+}

@@ -201,8 +201,13 @@ func readColumns(ctx context.Context, c *sql.Conn, t *table) error {
 		}
 		col := Column{Name: name, Bit: typ == "bit"}
 		expr := quote(name)
-		if col.Bit {
+		switch {
+		case col.Bit:
 			expr = "CAST(" + expr + " AS UNSIGNED)"
+		case typ == "year":
+			// Four digits: LOAD DATA reads the string "0" as 2000, while
+			// YEAR 0 is 0000.
+			expr = "LPAD(" + expr + ", 4, '0')"
 		}
 		t.cols = append(t.cols, col)
 		t.exprs = append(t.exprs, expr)

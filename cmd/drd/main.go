@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,10 +39,13 @@ import (
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
 )
 
-// Exit codes, as for drctl: 0 clean stop, 1 failure, 2 bad usage or config.
+// Exit codes, as for drctl: 0 clean stop, 1 failure, 2 bad usage or config;
+// 3: the cluster's shape changed and drd could not re-execute itself (its
+// supervisor restarts it).
 const (
 	exitFailure = 1
 	exitUsage   = 2
+	exitRestart = 3
 )
 
 // usageError marks errors that mean "fix your flags or config".
@@ -51,7 +55,23 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr, os.Exit))
+	code := run(os.Args[1:], os.Stderr, os.Exit)
+	if code == exitRestart {
+		restart()
+	}
+	os.Exit(code)
+}
+
+// restart re-executes drd with its arguments after a clean stop: a promotion
+// recorded by drctl promote (or a changed set of replicas) is followed
+// without a supervisor, which an operator may not have on the machine that
+// survived. If it cannot, drd exits with exitRestart for the supervisor.
+func restart() {
+	exe, err := os.Executable()
+	if err == nil {
+		err = syscall.Exec(exe, os.Args, os.Environ())
+	}
+	fmt.Fprintf(os.Stderr, "drd: cannot restart itself (%v); exiting %d for its supervisor to restart it\n", err, exitRestart)
 }
 
 // run executes drd with args and returns the process exit code.
@@ -61,6 +81,11 @@ func run(args []string, stderr io.Writer, exit func(int)) int {
 	err := cmd.Execute()
 	if err == nil {
 		return 0
+	}
+	var ns newShape
+	if errors.As(err, &ns) {
+		fmt.Fprintln(stderr, "drd: restarting:", ns)
+		return exitRestart
 	}
 	fmt.Fprintln(stderr, "drd:", err)
 	var ue usageError

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,17 +45,35 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
-func startDrd(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder) {
+func startDrd(t *testing.T, args ...string) (*exec.Cmd, *logBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "DRD_TEST_RUN_MAIN=1")
-	var logs strings.Builder
-	cmd.Stderr = &logs
+	logs := &logBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	return cmd, &logs
+	return cmd, logs
+}
+
+// logBuffer is drd's stderr, read by the test while drd writes it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func get(t *testing.T, url string) (int, string) {

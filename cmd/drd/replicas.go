@@ -43,8 +43,8 @@ func clusterView(ctx context.Context, cl config.Cluster, to []*storage.Region, l
 
 // catalogWatch re-reads the replication catalog: records feed the replicas'
 // lifecycle states, and a new promotion or a changed set of replicas stops
-// drd (exit 1) so that its supervisor (systemd Restart=on-failure, the
-// Deployment) restarts it on the new primary and replicas.
+// drd cleanly (shippers hand over what they hold) and restarts it on the new
+// primary and replicas (see restart in main.go).
 type catalogWatch struct {
 	cat     *replication.Catalog
 	config  config.Cluster
@@ -73,10 +73,16 @@ func (c *catalogWatch) Run(ctx context.Context) error {
 		}
 		c.records.Store(&v.Records)
 		if changed := c.changed(v); changed != "" {
-			return fmt.Errorf("%s: drd stops so that its supervisor restarts it on the cluster's new shape", changed)
+			return newShape{changed}
 		}
 	}
 }
+
+// newShape is catalogWatch's reason to stop: drd restarts on the cluster's
+// new shape.
+type newShape struct{ what string }
+
+func (n newShape) Error() string { return n.what + ": drd restarts on the cluster's new shape" }
 
 // changed says what differs from the view drd started with, "" if nothing
 // that needs a restart.

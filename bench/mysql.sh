@@ -26,11 +26,16 @@ cleanup() {
 }
 trap cleanup EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages
+secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages;
+  # the CPU seconds of CMD and of the source server go to $work/cpu
   sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f "%e" -o "$work/time.out" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
-  cat "$work/time.out"
+  local s0; s0=$(srvticks)
+  /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
+  read -r e u sy <"$work/time.out"
+  echo "$(echo "$u + $sy" | bc) $(echo "scale=2; ($(srvticks) - $s0) / $(getconf CLK_TCK)" | bc)" >"$work/cpu"
+  echo "$e"
 }
+srvticks() { [ -f "$work/src/pid" ] && awk '{print $14+$15}' "/proc/$(cat "$work/src/pid")/stat" || echo 0; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
 
 # start_maria NAME SERVER_ID: a throwaway mariadbd (binlog ROW, GTID strict);
@@ -92,8 +97,8 @@ sqlq "$src" "UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1"
 wait_durable
 
 echo "bench: snapshot"
-t_drkit_snap=$(secs "$BIN/drctl" backup --config "$work/drkit.yaml")
-t_dump=$(secs bash -c "mariadb-dump -h127.0.0.1 -P$src -uroot --single-transaction --master-data=2 --routines --triggers --databases sbtest >$work/dump.sql")
+t_drkit_snap=$(secs "$BIN/drctl" backup --config "$work/drkit.yaml"); cpu_drkit_snap=$(cat "$work/cpu")
+t_dump=$(secs bash -c "mariadb-dump -h127.0.0.1 -P$src -uroot --single-transaction --master-data=2 --routines --triggers --databases sbtest >$work/dump.sql"); cpu_dump=$(cat "$work/cpu")
 t_mydumper=""
 if command -v mydumper >/dev/null; then
   t_mydumper=$(secs mydumper -h 127.0.0.1 -P "$src" -u root -B sbtest -t 4 -o "$work/mydumper")
@@ -142,6 +147,8 @@ mib=$(echo "scale=1; $binlog_bytes / 1048576" | bc)
 echo
 echo "== MariaDB benchmark: $TABLES x $ROWS rows ($size MiB), $TXNS transactions ($mib MiB of binlog), $(nproc) cores"
 printf "snapshot   drkit %6.1f s   mariadb-dump %6.1f s   ratio %sx faster\n" "$t_drkit_snap" "$t_dump" "$(ratio "$t_dump" "$t_drkit_snap")"
+read -r c1 s1 <<<"$cpu_drkit_snap"; read -r c2 s2 <<<"$cpu_dump"
+printf "           CPU s: drctl %s + server %s   mariadb-dump %s + server %s\n" "$c1" "$s1" "$c2" "$s2"
 [ -n "$t_mydumper" ] && printf "           mydumper %6.1f s   ratio %sx\n" "$t_mydumper" "$(ratio "$t_mydumper" "$t_drkit_snap")"
 printf "shipping   drkit %6.1f s (%s MiB/s)   mariadb-binlog --raw %6.1f s (%s MiB/s)   ratio %sx\n" \
   "$t_drkit_ship" "$(echo "scale=1; $mib / $t_drkit_ship" | bc)" "$t_mbinlog" "$(echo "scale=1; $mib / $t_mbinlog" | bc)" "$(ratio "$t_mbinlog" "$t_drkit_ship")"

@@ -14,7 +14,7 @@ STATICCHECK_VERSION := v0.8.2
 HELM_VERSION        := v3.17.3
 
 # Debian packages the tests and benchmarks run: real servers and anchor tools.
-APT_PACKAGES := postgresql mariadb-server mariadb-client redis-server prometheus pgbackrest rclone prometheus-postgres-exporter prometheus-mysqld-exporter systemd time bc curl
+APT_PACKAGES := postgresql mariadb-server mariadb-client mydumper redis-server prometheus pgbackrest rclone prometheus-postgres-exporter prometheus-mysqld-exporter systemd time bc curl
 
 GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) $(BIN)/.helm-$(HELM_VERSION)
 

@@ -101,7 +101,7 @@ t_drkit_snap=$(secs "$BIN/drctl" backup --config "$work/drkit.yaml"); cpu_drkit_
 t_dump=$(secs bash -c "mariadb-dump -h127.0.0.1 -P$src -uroot --single-transaction --master-data=2 --routines --triggers --databases sbtest >$work/dump.sql"); cpu_dump=$(cat "$work/cpu")
 t_mydumper=""
 if command -v mydumper >/dev/null; then
-  t_mydumper=$(secs mydumper -h 127.0.0.1 -P "$src" -u root -B sbtest -t 4 -o "$work/mydumper")
+  t_mydumper=$(secs mydumper -h 127.0.0.1 -P "$src" -u root -B sbtest -t 4 -o "$work/mydumper"); cpu_mydumper=$(cat "$work/cpu")
 fi
 kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true
 
@@ -149,7 +149,10 @@ echo "== MariaDB benchmark: $TABLES x $ROWS rows ($size MiB), $TXNS transactions
 printf "snapshot   drkit %6.1f s   mariadb-dump %6.1f s   ratio %sx faster\n" "$t_drkit_snap" "$t_dump" "$(ratio "$t_dump" "$t_drkit_snap")"
 read -r c1 s1 <<<"$cpu_drkit_snap"; read -r c2 s2 <<<"$cpu_dump"
 printf "           CPU s: drctl %s + server %s   mariadb-dump %s + server %s\n" "$c1" "$s1" "$c2" "$s2"
-[ -n "$t_mydumper" ] && printf "           mydumper %6.1f s   ratio %sx\n" "$t_mydumper" "$(ratio "$t_mydumper" "$t_drkit_snap")"
+if [ -n "$t_mydumper" ]; then
+  read -r c3 s3 <<<"$cpu_mydumper"
+  printf "           mydumper -t 4 (uncompressed) %6.1f s   ratio %sx faster   CPU s: %s + server %s\n" "$t_mydumper" "$(ratio "$t_mydumper" "$t_drkit_snap")" "$c3" "$s3"
+fi
 printf "shipping   drkit %6.1f s (%s MiB/s)   mariadb-binlog --raw %6.1f s (%s MiB/s)   ratio %sx\n" \
   "$t_drkit_ship" "$(echo "scale=1; $mib / $t_drkit_ship" | bc)" "$t_mbinlog" "$(echo "scale=1; $mib / $t_mbinlog" | bc)" "$(ratio "$t_mbinlog" "$t_drkit_ship")"
 printf "restore    drkit %6.1f s   mariadb + mariadb-binlog|mariadb %6.1f s   ratio %sx faster\n" "$t_drkit_restore" "$t_anchor_restore" "$(ratio "$t_anchor_restore" "$t_drkit_restore")"

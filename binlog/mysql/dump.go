@@ -136,7 +136,10 @@ func (d *dumpConn) next() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read binlog event: %w", err)
 	}
-	if len(pk) <= cap(free) && len(pk) > 0 && &pk[0] == &free[:1][0] {
+	if len(pk) == 0 {
+		return nil, fmt.Errorf("read binlog event: empty packet")
+	}
+	if len(pk) <= cap(free) && &pk[0] == &free[:1][0] {
 		d.arena = d.arena[:len(d.arena)+len(pk)] // stored in place
 	}
 	switch pk[0] {

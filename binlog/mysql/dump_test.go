@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -37,15 +38,7 @@ func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 	}
 	want := gtidPos(t, db, "gtid_binlog_pos")
 
-	cfg, err := driver.ParseDSN(m.DSN(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := openDump(context.Background(), cfg, 99001, from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.close()
+	d := dial(t, m, 99001, from)
 	type event struct {
 		file string
 		ev   []byte
@@ -86,6 +79,7 @@ func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 		}
 		data, ok := files[e.file]
 		if !ok {
+			var err error
 			if data, err = os.ReadFile(filepath.Join(m.Dir, "data", e.file)); err != nil {
 				t.Fatal(err)
 			}
@@ -111,23 +105,10 @@ func TestDumpConnNamesServerErrors(t *testing.T) {
 	db := m.Open(t, "")
 	mustExec(t, db, "CREATE DATABASE shop")
 	start := gtidPos(t, db, "gtid_binlog_pos")
-	mustExec(t, db, "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS", "INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS")
-	var file string
-	var pos int64
-	var doDB, ignoreDB string
-	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, db, "PURGE BINARY LOGS TO '"+file+"'")
-	cfg, err := driver.ParseDSN(m.DSN(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := openDump(context.Background(), cfg, 99002, start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.close()
+	mustExec(t, db, "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS", "INSERT INTO shop.t VALUES (1)")
+	purgeBinlogs(t, db)
+	d := dial(t, m, 99002, start)
+	var err error
 	// The rotation and format description of the first file may come first.
 	for range 5 {
 		if _, err = d.next(); err != nil {
@@ -138,4 +119,33 @@ func TestDumpConnNamesServerErrors(t *testing.T) {
 		t.Fatalf("got %v; want the server's error 1236 for the binlog dump", err)
 	}
 	t.Log(err)
+}
+
+// dial opens a dump connection to m as replica id from start, closed when
+// the test ends.
+func dial(t *testing.T, m *testenv.MariaDB, id uint32, start Pos) *dumpConn {
+	t.Helper()
+	cfg, err := driver.ParseDSN(m.DSN(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDump(context.Background(), cfg, id, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.close() })
+	return d
+}
+
+// purgeBinlogs rotates the binlog and purges every file before the new one,
+// as binlog_expire_logs_seconds does on a long-running server.
+func purgeBinlogs(t *testing.T, db *sql.DB) {
+	t.Helper()
+	mustExec(t, db, "FLUSH BINARY LOGS")
+	var file, doDB, ignoreDB string
+	var pos int64
+	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "PURGE BINARY LOGS TO '"+file+"'")
 }

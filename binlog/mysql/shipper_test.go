@@ -58,13 +58,8 @@ func TestEmptyRegionStartsAtTheServerPosition(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
 	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS",
-		"INSERT INTO shop.t VALUES (1)", "FLUSH BINARY LOGS")
-	var file, doDB, ignoreDB string
-	var pos int64
-	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
-		t.Fatal(err)
-	}
-	mustExec(t, db, "PURGE BINARY LOGS TO '"+file+"'")
+		"INSERT INTO shop.t VALUES (1)")
+	purgeBinlogs(t, db)
 	from := gtidPos(t, db, "gtid_binlog_pos")
 	c := fileCatalog(t, "a")
 	sh, stop := startShipper(t, m, c)

@@ -225,3 +225,35 @@ func TestPutPlainSharesCompression(t *testing.T) {
 		t.Fatalf("the uncompressed region stored %d bytes, want %d", len(stored[4]), len(data))
 	}
 }
+
+// TestPutPlainStoresAsToldNone: an object described as uncompressed (data the
+// database compressed already) is stored as it is by a compressing pipeline,
+// recorded so, and read back; encryption still applies.
+func TestPutPlainStoresAsToldNone(t *testing.T) {
+	data := bytes.Repeat([]byte("already compressed, say\n"), 100000)
+	sum := sha256.Sum256(data)
+	for _, m := range []mode{{"zstd1", 1, false}, {"zstd1+age", 1, true}} {
+		p, _ := pipeline(t, m)
+		obj := p.Described(hex.EncodeToString(sum[:]), int64(len(data)))
+		obj.Key, obj.Compression = "base/1/chunk-00000", "none"
+		obj, err := p.PutPlain(context.Background(), obj, &storage.Plain{Data: data})
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if obj.Compression != "none" {
+			t.Fatalf("%s: recorded compression %q, want none", m.name, obj.Compression)
+		}
+		if got, err := readAll(t, p, obj); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: read back %d bytes (%v), want %d", m.name, len(got), err, len(data))
+		}
+		rc, err := p.Store.Get(context.Background(), obj.Key, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(rc)
+		rc.Close()
+		if m.encrypt == bytes.Equal(raw, data) || len(raw) < len(data) {
+			t.Fatalf("%s: stored %d bytes (plaintext: %v) for %d", m.name, len(raw), bytes.Equal(raw, data), len(data))
+		}
+	}
+}

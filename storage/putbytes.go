@@ -134,15 +134,20 @@ func (p *Pipeline) PutBytes(ctx context.Context, obj Object, data []byte) (Objec
 	return p.PutPlain(ctx, obj, &Plain{Data: data})
 }
 
-// PutPlain is PutBytes for a plaintext that other regions store too.
+// PutPlain is PutBytes for a plaintext that other regions store too. An obj
+// whose Compression is "none" is stored uncompressed whatever the pipeline's
+// level (data compressed already, such as an archive the database compressed).
 func (p *Pipeline) PutPlain(ctx context.Context, obj Object, pl *Plain) (Object, error) {
 	key := obj.Key
 	out := pl.Data
-	if p.Level > 0 {
+	compress := p.Level > 0 && obj.Compression != "none"
+	obj.Compression = "none"
+	if compress {
 		var err error
 		if out, err = pl.compressed(p.Level); err != nil {
 			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)
 		}
+		obj.Compression = "zstd"
 	}
 	if len(p.Recipients) > 0 {
 		var buf bytes.Buffer

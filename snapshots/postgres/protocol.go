@@ -25,21 +25,43 @@ type baseBackupStream struct {
 	Timeline uint32
 	Stop     pgwal.LSN
 
-	archive  string // name of the archive being sent ("base.tar")
+	// Progress is the archive bytes the server has sent before compression,
+	// as of its last progress message (about one a second, and one at the end
+	// of each archive).
+	Progress int64
+
+	want     string // the archive's name: "base.tar", or "base.tar.zst" compressed
+	archive  string // name of the archive being sent
 	manifest bool   // the data now being sent is the backup manifest
 	done     bool
 }
 
 // startBaseBackup sends BASE_BACKUP and reads up to the start of its archives.
-func startBaseBackup(ctx context.Context, conn *pgconn.PgConn, label string) (*baseBackupStream, error) {
-	sql := fmt.Sprintf("BASE_BACKUP (LABEL '%s', PROGRESS, CHECKPOINT 'fast', WAL true, WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')", strings.ReplaceAll(label, "'", "''"))
-	conn.Frontend().SendQuery(&pgproto3.Query{String: sql})
+// With level > 0 the server compresses the archive with zstd at that level
+// (PostgreSQL 15's server-side compression); the manifest stays plain.
+func startBaseBackup(ctx context.Context, conn *pgconn.PgConn, label string, level int) (*baseBackupStream, error) {
+	opts := fmt.Sprintf("LABEL '%s', PROGRESS, CHECKPOINT 'fast', WAL true, WAIT false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C'", strings.ReplaceAll(label, "'", "''"))
+	if level > 0 {
+		opts += fmt.Sprintf(", COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=%d'", level)
+	}
+	conn.Frontend().SendQuery(&pgproto3.Query{String: "BASE_BACKUP (" + opts + ")"})
 	if err := conn.Frontend().Flush(); err != nil {
 		return nil, fmt.Errorf("send BASE_BACKUP: %w", err)
 	}
-	b := &baseBackupStream{conn: conn}
+	b := &baseBackupStream{conn: conn, want: "base.tar"}
+	if level > 0 {
+		b.want = "base.tar.zst"
+	}
 	rows, err := b.resultSet(ctx)
 	if err != nil {
+		var se *serverError
+		if errors.As(err, &se) {
+			// The command failed before it began: the connection stays
+			// usable (a caller may ask again without compression).
+			if rerr := b.awaitReady(ctx); rerr != nil {
+				return nil, fmt.Errorf("BASE_BACKUP start: %w (then: %v)", err, rerr)
+			}
+		}
 		return nil, fmt.Errorf("BASE_BACKUP start: %w", err)
 	}
 	if len(rows) != 1 || len(rows[0]) != 2 {
@@ -124,14 +146,14 @@ func (b *baseBackupStream) next(ctx context.Context) (data []byte, archive strin
 			case 'n':
 				name, _, _ := bytes.Cut(m.Data[1:], []byte{0})
 				b.archive, b.manifest = string(name), false
-				if b.archive != "base.tar" {
-					return nil, "", false, fmt.Errorf("BASE_BACKUP sent archive %q; only base.tar is supported", b.archive)
+				if b.archive != b.want {
+					return nil, "", false, fmt.Errorf("BASE_BACKUP sent archive %q; only %s is supported", b.archive, b.want)
 				}
 			case 'm':
 				b.manifest = true
 			case 'p':
 				if len(m.Data) >= 9 {
-					_ = binary.BigEndian.Uint64(m.Data[1:9]) // progress: bytes sent so far
+					b.Progress = int64(binary.BigEndian.Uint64(m.Data[1:9]))
 				}
 			case 'd':
 				return m.Data[1:], b.archive, b.manifest, nil
@@ -161,6 +183,11 @@ func (b *baseBackupStream) finish(ctx context.Context) error {
 	if b.Stop, err = pgwal.ParseLSN(string(rows[0][0])); err != nil {
 		return err
 	}
+	return b.awaitReady(ctx)
+}
+
+// awaitReady reads up to the server's ReadyForQuery.
+func (b *baseBackupStream) awaitReady(ctx context.Context) error {
 	for {
 		msg, err := b.conn.ReceiveMessage(ctx)
 		if err != nil {
@@ -175,6 +202,15 @@ func (b *baseBackupStream) finish(ctx context.Context) error {
 	}
 }
 
+// serverError is an ErrorResponse from the server.
+type serverError struct {
+	Message, Code string
+}
+
+func (e *serverError) Error() string {
+	return fmt.Sprintf("server: %s (SQLSTATE %s)", e.Message, e.Code)
+}
+
 func pgErr(m *pgproto3.ErrorResponse) error {
-	return fmt.Errorf("server: %s (SQLSTATE %s)", m.Message, m.Code)
+	return &serverError{Message: m.Message, Code: m.Code}
 }

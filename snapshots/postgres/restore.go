@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
@@ -192,10 +193,100 @@ func unpack(ctx context.Context, o RestoreOptions, m Manifest, uid, gid int) err
 	})
 	cr := &chunkReader{ctx: gctx, results: results, release: func(b []byte) { buffers <- b }}
 	g.Go(func() error {
-		return newExtractor(o.TargetDir, uid, gid).run(cr, m.PlainSize, o.Progress)
+		var src tarSource = cr
+		if m.ArchiveCompression == "zstd" {
+			zs, err := newZstdSource(cr)
+			if err != nil {
+				return fmt.Errorf("backup %s: %w", m.ID, err)
+			}
+			defer zs.Close()
+			src = zs
+		}
+		if err := newExtractor(o.TargetDir, uid, gid).run(src, m.PlainSize, o.Progress); err != nil {
+			return err
+		}
+		// Read what follows the end of the archive: every chunk is then
+		// consumed (and its buffer released), and a compressed stream
+		// is checked to its end.
+		if _, err := io.Copy(io.Discard, src); err != nil {
+			return fmt.Errorf("backup %s: after the archive: %w", m.ID, err)
+		}
+		return nil
 	})
 	return g.Wait()
 }
+
+// zstdSource reads an archive the server compressed: the chunks, in order,
+// are one zstd stream. Decoded bytes are read a megabyte at a time so that
+// file data goes to write(2) in large pieces, as from the chunk buffers.
+type zstdSource struct {
+	dec      *zstd.Decoder
+	buf      []byte
+	off, end int
+	err      error
+}
+
+func newZstdSource(r io.Reader) (*zstdSource, error) {
+	// Two goroutines decode (blocks, then sequences) while the extractor
+	// writes: the decoding is not on the writer's path.
+	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2))
+	if err != nil {
+		return nil, fmt.Errorf("decompress archive: %w", err)
+	}
+	return &zstdSource{dec: dec, buf: make([]byte, maxWrite)}, nil
+}
+
+// fill makes buf hold unread bytes; io.EOF at the end of the stream.
+func (z *zstdSource) fill() error {
+	if z.off < z.end {
+		return nil
+	}
+	if z.err != nil {
+		return z.err
+	}
+	n, err := io.ReadFull(z.dec, z.buf)
+	z.off, z.end = 0, n
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		err = io.EOF
+	case err != nil && !errors.Is(err, io.EOF):
+		err = fmt.Errorf("decompress archive: %w", err)
+	}
+	z.err = err
+	if n > 0 {
+		return nil
+	}
+	return err
+}
+
+func (z *zstdSource) Read(p []byte) (int, error) {
+	if err := z.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, z.buf[z.off:z.end])
+	z.off += n
+	return n, nil
+}
+
+func (z *zstdSource) CopyTo(w io.Writer, n int64) error {
+	for n > 0 {
+		if err := z.fill(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		k := min(n, int64(z.end-z.off))
+		if _, err := w.Write(z.buf[z.off : z.off+int(k)]); err != nil {
+			return err
+		}
+		z.off += int(k)
+		n -= k
+	}
+	return nil
+}
+
+func (z *zstdSource) Close() { z.dec.Close() }
 
 // chunkReader reads the downloaded chunks in order, straight from their
 // buffers, handing each buffer back once it is consumed.

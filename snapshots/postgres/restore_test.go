@@ -108,7 +108,7 @@ func (e *env) ship(t *testing.T) {
 
 func (e *env) backup(t *testing.T) pgsnap.Manifest {
 	t.Helper()
-	m, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: logger(), ChunkSize: 4 << 20})
+	m, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: logger(), ChunkSize: 1 << 20})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}

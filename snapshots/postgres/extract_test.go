@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // memSource serves a byte slice as a tarSource.
@@ -77,4 +79,53 @@ func TestExtractRejectsBadArchives(t *testing.T) {
 			t.Errorf("%s: extracted without error", name)
 		}
 	}
+}
+
+// TestZstdSource: a compressed archive read through zstdSource extracts as
+// the plain one does, over several decode buffers; a damaged stream is an
+// error naming the decompression, and Close returns mid-stream.
+func TestZstdSource(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3*maxWrite/16+7) // over three decode buffers
+	plain := archive(t, func(tw *tar.Writer) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "big", Size: int64(len(big)), Mode: 0o600, Format: tar.FormatUSTAR})
+		tw.Write(big)
+	})
+	enc, _ := zstd.NewWriter(nil)
+	packed := enc.EncodeAll(plain, nil)
+
+	zs, err := newZstdSource(bytes.NewReader(packed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := newExtractor(dir, os.Getuid(), os.Getgid()).run(zs, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "big")); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("extracted %d bytes (%v), want %d", len(got), err, len(big))
+	}
+	if n, err := io.Copy(io.Discard, zs); err != nil || n != blockSize { // the second block of the end marker
+		t.Fatalf("after the archive: %d bytes, %v; want one block, then the end of the stream", n, err)
+	}
+	zs.Close()
+
+	damaged := bytes.Clone(packed)
+	for i := len(damaged) / 3; i < len(damaged)/3+64; i++ {
+		damaged[i] ^= 0x5a
+	}
+	zs, err = newZstdSource(bytes.NewReader(damaged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, zs)
+	if err == nil || !strings.Contains(err.Error(), "decompress archive") {
+		t.Fatalf("a damaged stream read with error %v; want one naming the decompression", err)
+	}
+	zs.Close()
+
+	zs, _ = newZstdSource(bytes.NewReader(packed))
+	if _, err := io.ReadFull(zs, make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	zs.Close() // the decoder is stopped while buffers are still waiting
 }

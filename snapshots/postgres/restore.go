@@ -217,46 +217,84 @@ func unpack(ctx context.Context, o RestoreOptions, m Manifest, uid, gid int) err
 }
 
 // zstdSource reads an archive the server compressed: the chunks, in order,
-// are one zstd stream. Decoded bytes are read a megabyte at a time so that
-// file data goes to write(2) in large pieces, as from the chunk buffers.
+// are one zstd stream. A goroutine decodes it into megabyte buffers ahead of
+// the extractor, so that decoding and write(2) overlap and file data goes to
+// write(2) in large pieces, as from the chunk buffers.
 type zstdSource struct {
-	dec      *zstd.Decoder
+	full     chan decoded
+	free     chan []byte
+	stop     chan struct{}
+	done     chan struct{}
 	buf      []byte
 	off, end int
 	err      error
 }
 
+type decoded struct {
+	buf []byte
+	n   int
+	err error
+}
+
+// decodeAhead is how many decoded buffers wait for the extractor.
+const decodeAhead = 4
+
 func newZstdSource(r io.Reader) (*zstdSource, error) {
-	// Two goroutines decode (blocks, then sequences) while the extractor
-	// writes: the decoding is not on the writer's path.
 	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2))
 	if err != nil {
 		return nil, fmt.Errorf("decompress archive: %w", err)
 	}
-	return &zstdSource{dec: dec, buf: make([]byte, maxWrite)}, nil
+	z := &zstdSource{full: make(chan decoded, decodeAhead), free: make(chan []byte, decodeAhead+1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range decodeAhead + 1 {
+		z.free <- make([]byte, maxWrite)
+	}
+	go z.decode(dec)
+	return z, nil
+}
+
+// decode fills free buffers from dec until the stream ends or fails.
+func (z *zstdSource) decode(dec *zstd.Decoder) {
+	defer close(z.done)
+	defer dec.Close()
+	for {
+		var buf []byte
+		select {
+		case buf = <-z.free:
+		case <-z.stop:
+			return
+		}
+		n, err := io.ReadFull(dec, buf)
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			err = io.EOF
+		case err != nil && !errors.Is(err, io.EOF):
+			err = fmt.Errorf("decompress archive: %w", err)
+		}
+		select {
+		case z.full <- decoded{buf, n, err}:
+		case <-z.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // fill makes buf hold unread bytes; io.EOF at the end of the stream.
 func (z *zstdSource) fill() error {
-	if z.off < z.end {
-		return nil
+	for z.off == z.end {
+		if z.err != nil {
+			return z.err
+		}
+		if z.buf != nil {
+			z.free <- z.buf
+		}
+		d := <-z.full
+		z.buf, z.off, z.end, z.err = d.buf, 0, d.n, d.err
 	}
-	if z.err != nil {
-		return z.err
-	}
-	n, err := io.ReadFull(z.dec, z.buf)
-	z.off, z.end = 0, n
-	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		err = io.EOF
-	case err != nil && !errors.Is(err, io.EOF):
-		err = fmt.Errorf("decompress archive: %w", err)
-	}
-	z.err = err
-	if n > 0 {
-		return nil
-	}
-	return err
+	return nil
 }
 
 func (z *zstdSource) Read(p []byte) (int, error) {
@@ -286,7 +324,11 @@ func (z *zstdSource) CopyTo(w io.Writer, n int64) error {
 	return nil
 }
 
-func (z *zstdSource) Close() { z.dec.Close() }
+// Close stops the decoder and waits for it.
+func (z *zstdSource) Close() {
+	close(z.stop)
+	<-z.done
+}
 
 // chunkReader reads the downloaded chunks in order, straight from their
 // buffers, handing each buffer back once it is consumed.

@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"database/sql"
+	"database/sql/driver"
 	"math/rand/v2"
 	"testing"
 )
@@ -57,9 +58,28 @@ func TestAppendRowEscapes(t *testing.T) {
 				vals[i] = v
 			}
 		}
-		got, want := appendRow([]byte("x"), vals), appendRowByByte([]byte("x"), vals)
-		if !bytes.Equal(got, want) {
+		dvals := make([]driver.Value, len(vals))
+		for i, v := range vals {
+			if v != nil {
+				dvals[i] = []byte(v)
+			}
+		}
+		got, err := appendRow([]byte("x"), dvals)
+		if want := appendRowByByte([]byte("x"), vals); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("row %q: got %q, want %q", vals, got, want)
 		}
+	}
+}
+
+// TestAppendRowNumbers: numbers in binary rows are printed as the server
+// prints them; a value of a type the driver should not return is an error.
+func TestAppendRowNumbers(t *testing.T) {
+	got, err := appendRow(nil, []driver.Value{int64(-9223372036854775808), uint64(18446744073709551615), float32(3.4028235e38), 1.7976931348623157e308, 0.1, nil})
+	want := "-9223372036854775808\t18446744073709551615\t3.4028235e+38\t1.7976931348623157e+308\t0.1\t\\N\n"
+	if err != nil || string(got) != want {
+		t.Fatalf("got %q (%v), want %q", got, err, want)
+	}
+	if _, err := appendRow(nil, []driver.Value{true}); err == nil {
+		t.Fatal("a bool was written without error")
 	}
 }

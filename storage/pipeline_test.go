@@ -206,12 +206,7 @@ func TestPutPlainSharesCompression(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%s: read back %d bytes (%v), want %d", m.name, len(got), err, len(data))
 		}
-		rc, err := p.Store.Get(context.Background(), obj.Key, 0, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(rc)
-		rc.Close()
+		raw := storedBytes(t, p, obj.Key)
 		stored = append(stored, raw)
 	}
 	switch {
@@ -246,14 +241,24 @@ func TestPutPlainStoresAsToldNone(t *testing.T) {
 		if got, err := readAll(t, p, obj); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%s: read back %d bytes (%v), want %d", m.name, len(got), err, len(data))
 		}
-		rc, err := p.Store.Get(context.Background(), obj.Key, 0, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(rc)
-		rc.Close()
+		raw := storedBytes(t, p, obj.Key)
 		if m.encrypt == bytes.Equal(raw, data) || len(raw) < len(data) {
 			t.Fatalf("%s: stored %d bytes (plaintext: %v) for %d", m.name, len(raw), bytes.Equal(raw, data), len(data))
 		}
 	}
+}
+
+// storedBytes is what the store holds under key, as stored.
+func storedBytes(t *testing.T, p *storage.Pipeline, key string) []byte {
+	t.Helper()
+	rc, err := p.Store.Get(context.Background(), key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

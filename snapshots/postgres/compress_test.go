@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,13 +88,7 @@ func TestRegionsAtDifferentLevels(t *testing.T) {
 	if err != nil {
 		t.Fatalf("drctl restore: %v\n%s", err, out)
 	}
-	bin, err := pgsnap.BinDir("15")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command(filepath.Join(bin, "pg_verifybackup"), dataDir).CombinedOutput(); err != nil {
-		t.Fatalf("pg_verifybackup %s: %v\n%s", dataDir, err, b)
-	}
+	verifyBackup(t, dataDir)
 }
 
 func readObject(t *testing.T, p *storage.Pipeline, obj storage.Object) []byte {

@@ -208,13 +208,7 @@ func TestRestoreLatestAndVerifyBackup(t *testing.T) {
 	if err != nil {
 		t.Fatalf("drctl restore: %v\n%s", err, out)
 	}
-	bin, err := pgsnap.BinDir("15")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command(filepath.Join(bin, "pg_verifybackup"), dataDir).CombinedOutput(); err != nil {
-		t.Fatalf("pg_verifybackup %s: %v\n%s", dataDir, err, b)
-	}
+	verifyBackup(t, dataDir)
 
 	_, port, out, err := e.restore(t, "--to-region", "us", "--start")
 	if err != nil {
@@ -223,6 +217,18 @@ func TestRestoreLatestAndVerifyBackup(t *testing.T) {
 	var n int
 	if err := connect(t, port).QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n); err != nil || n != 1000 {
 		t.Fatalf("latest restore has %d rows (%v), want 1000", n, err)
+	}
+}
+
+// verifyBackup runs pg_verifybackup on a restored, not yet started folder.
+func verifyBackup(t *testing.T, dataDir string) {
+	t.Helper()
+	bin, err := pgsnap.BinDir("15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(filepath.Join(bin, "pg_verifybackup"), dataDir).CombinedOutput(); err != nil {
+		t.Fatalf("pg_verifybackup %s: %v\n%s", dataDir, err, b)
 	}
 }
 

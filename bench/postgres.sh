@@ -129,7 +129,7 @@ echo "medians of $ROUNDS alternating rounds, dirty pages flushed before each run
 cpu() { printf '%6.2f %6.2f' "$(awk '{print $1}' "$work/cpu.$1" | median)" "$(awk '{print $2}' "$work/cpu.$1" | median)"; }
 printf '%-38s %8s %6s %6s\n' "base backup" "wall s" "user" "sys"
 printf '%-38s %8.2f %s\n' "pg_basebackup -Ft (uncompressed)" "$t_pgbb" "$(cpu t_pgbb)" \
-  "pgBackRest full (zst, process-max 2)" "$t_pgbr" "$(cpu t_pgbr)" "drkit backup (zstd 1, the default)" "$t_drkit" "$(cpu t_drkit)"
+  "pgBackRest full (zst, process-max 2)" "$t_pgbr" "$(cpu t_pgbr)" "drkit backup (server zstd 1, default)" "$t_drkit" "$(cpu t_drkit)"
 printf '%-38s %8s %6s %6s\n' "restore (files ready)" "wall s" "user" "sys"
 printf '%-38s %8.2f %s\n' "pgBackRest restore (process-max 2)" "$r_pgbr" "$(cpu r_pgbr)" "drkit restore" "$r_drkit" "$(cpu r_drkit)"
 printf 'local disk: backup pgBackRest/drkit %.2fx (target >= 2), drkit/pg_basebackup %.2fx (target <= 1.2); restore pgBackRest/drkit %.2fx (target >= 1.5)\n' \

@@ -140,9 +140,9 @@ func (p *Pipeline) PutBytes(ctx context.Context, obj Object, data []byte) (Objec
 func (p *Pipeline) PutPlain(ctx context.Context, obj Object, pl *Plain) (Object, error) {
 	key := obj.Key
 	out := pl.Data
-	compress := p.Level > 0 && obj.Compression != "none"
+	zstdOn := p.Level > 0 && obj.Compression != "none"
 	obj.Compression = "none"
-	if compress {
+	if zstdOn {
 		var err error
 		if out, err = pl.compressed(p.Level); err != nil {
 			return Object{}, fmt.Errorf("region %s: compress: %w", p.Region, err)

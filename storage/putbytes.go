@@ -45,24 +45,46 @@ func logEncoder(level int) (*zstd.Encoder, error) {
 const bulkSize = 16 << 20
 
 // bulkEncoders are the encoders of objects over bulkSize, one per call in
-// flight and per level; a pool, so that the GC drops them after a backup
+// flight and per kind; a pool, so that the GC drops them after a backup
 // instead of drd holding their windows while it idles.
-var bulkEncoders sync.Map // level -> *sync.Pool of *zstd.Encoder
+var bulkEncoders sync.Map // bulkKind -> *sync.Pool of *zstd.Encoder
+
+type bulkKind struct {
+	level int
+	crc   bool
+}
 
 // encodeBulk compresses data with a pooled default-window encoder.
 func encodeBulk(level int, data []byte) ([]byte, error) {
-	p, _ := bulkEncoders.LoadOrStore(level, &sync.Pool{})
+	return encodePooled(bulkKind{level: level}, data)
+}
+
+func encodePooled(kind bulkKind, data []byte) ([]byte, error) {
+	p, _ := bulkEncoders.LoadOrStore(kind, &sync.Pool{})
 	pool := p.(*sync.Pool)
 	enc, _ := pool.Get().(*zstd.Encoder)
 	if enc == nil {
 		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(kind.level)), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(kind.crc))
 		if err != nil {
 			return nil, err
 		}
 	}
 	defer pool.Put(enc)
 	return enc.EncodeAll(data, make([]byte, 0, len(data)/8)), nil
+}
+
+// CompressFrame returns data as a zstd frame at level that carries its
+// content checksum (xxhash64 of data), which a decoder checks at the
+// frame's end. It is for callers that store the compressed bytes as an
+// object's plaintext, so that the object's SHA-256 is taken over the smaller
+// compressed bytes (snapshot parts: hashing the plaintext was 13 % of a
+// MariaDB snapshot's client CPU), while a decode still proves the original.
+func CompressFrame(level int, data []byte) ([]byte, error) {
+	if level <= 0 {
+		return nil, fmt.Errorf("compress: level %d is not a zstd level", level)
+	}
+	return encodePooled(bulkKind{level: level, crc: true}, data)
 }
 
 // Plain is one plaintext written to several regions: it is compressed once

@@ -3,9 +3,11 @@ package mysql
 import (
 	"bytes"
 	"database/sql"
-	"database/sql/driver"
+	"math"
 	"math/rand/v2"
 	"testing"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // appendRowByByte is the format's definition, byte by byte.
@@ -58,13 +60,15 @@ func TestAppendRowEscapes(t *testing.T) {
 				vals[i] = v
 			}
 		}
-		dvals := make([]driver.Value, len(vals))
+		row := make([]gomysql.FieldValue, len(vals))
+		fields := make([]*gomysql.Field, len(vals))
 		for i, v := range vals {
+			fields[i] = &gomysql.Field{Type: gomysql.MYSQL_TYPE_VAR_STRING}
 			if v != nil {
-				dvals[i] = []byte(v)
+				row[i] = gomysql.NewFieldValue(gomysql.FieldValueTypeString, 0, v)
 			}
 		}
-		got, err := appendRow([]byte("x"), dvals)
+		got, err := appendRow([]byte("x"), row, fields)
 		if want := appendRowByByte([]byte("x"), vals); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("row %q: got %q, want %q", vals, got, want)
 		}
@@ -72,14 +76,57 @@ func TestAppendRowEscapes(t *testing.T) {
 }
 
 // TestAppendRowNumbers: numbers in binary rows are printed as the server
-// prints them; a value of a type the driver should not return is an error.
+// prints them (a FLOAT column at single precision); a value of a kind
+// go-mysql should not return is an error.
 func TestAppendRowNumbers(t *testing.T) {
-	got, err := appendRow(nil, []driver.Value{int64(-9223372036854775808), uint64(18446744073709551615), float32(3.4028235e38), 1.7976931348623157e308, 0.1, nil})
-	want := "-9223372036854775808\t18446744073709551615\t3.4028235e+38\t1.7976931348623157e+308\t0.1\t\\N\n"
+	field := func(typ byte) *gomysql.Field { return &gomysql.Field{Name: []byte("c"), Type: typ} }
+	row := []gomysql.FieldValue{
+		gomysql.NewFieldValue(gomysql.FieldValueTypeSigned, uint64(1)<<63, nil),
+		gomysql.NewFieldValue(gomysql.FieldValueTypeUnsigned, 18446744073709551615, nil),
+		gomysql.NewFieldValue(gomysql.FieldValueTypeFloat, math.Float64bits(float64(float32(3.4028235e38))), nil),
+		gomysql.NewFieldValue(gomysql.FieldValueTypeFloat, math.Float64bits(1.7976931348623157e308), nil),
+		gomysql.NewFieldValue(gomysql.FieldValueTypeFloat, math.Float64bits(0.1), nil),
+		gomysql.NewFieldValue(gomysql.FieldValueTypeFloat, math.Float64bits(float64(float32(0.1))), nil),
+		gomysql.NewFieldValue(gomysql.FieldValueTypeNull, 0, nil),
+	}
+	fields := []*gomysql.Field{field(gomysql.MYSQL_TYPE_LONGLONG), field(gomysql.MYSQL_TYPE_LONGLONG),
+		field(gomysql.MYSQL_TYPE_FLOAT), field(gomysql.MYSQL_TYPE_DOUBLE), field(gomysql.MYSQL_TYPE_DOUBLE),
+		field(gomysql.MYSQL_TYPE_FLOAT), field(gomysql.MYSQL_TYPE_LONG)}
+	got, err := appendRow(nil, row, fields)
+	want := "-9223372036854775808\t18446744073709551615\t3.4028235e+38\t1.7976931348623157e+308\t0.1\t0.1\t\\N\n"
 	if err != nil || string(got) != want {
 		t.Fatalf("got %q (%v), want %q", got, err, want)
 	}
-	if _, err := appendRow(nil, []driver.Value{true}); err == nil {
-		t.Fatal("a bool was written without error")
+	bad := []gomysql.FieldValue{gomysql.NewFieldValue(gomysql.FieldValueType(99), 0, nil)}
+	if _, err := appendRow(nil, bad, fields[:1]); err == nil {
+		t.Fatal("a value of an unknown kind was written without error")
+	}
+}
+
+// TestNeedsEscape checks the word-at-a-time test against the escape table:
+// every byte value at every position of a word, and random words.
+func TestNeedsEscape(t *testing.T) {
+	byByte := func(w uint64) bool {
+		for i := range 8 {
+			if escapes[byte(w>>(8*i))] != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for pos := range 8 {
+		for b := range 256 {
+			w := uint64(0x6161616161616161)&^(0xff<<(8*pos)) | uint64(b)<<(8*pos)
+			if needsEscape(w) != byByte(w) {
+				t.Fatalf("byte %#x at %d: needsEscape %v", b, pos, needsEscape(w))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 1_000_000 {
+		w := rng.Uint64()
+		if needsEscape(w) != byByte(w) {
+			t.Fatalf("word %#016x: needsEscape %v", w, needsEscape(w))
+		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/drkit/drkit/storage"
 )
 
-// FormatVersion is the manifest format this code writes and reads.
-const FormatVersion = 1
+// FormatVersion is the manifest format this code writes. Format 2 added
+// PartCompression; format 1 (parts compressed by the region's pipeline, their
+// SHA-256 that of the text) is still read.
+const FormatVersion = 2
 
 // Manifest describes one snapshot in one region.
 type Manifest struct {
@@ -25,23 +27,31 @@ type Manifest struct {
 	// exactly the transactions up to it.
 	GTIDPos string `json:"gtid_pos"`
 	// SnapshotTime is the server's clock at the snapshot point.
-	SnapshotTime time.Time      `json:"snapshot_time"`
-	StartTime    time.Time      `json:"start_time"`
-	StopTime     time.Time      `json:"stop_time"`
-	PlainSize    int64          `json:"plain_size"`
-	StoredSize   int64          `json:"stored_size"`
-	Rows         int64          `json:"rows"`
-	Schema       storage.Object `json:"schema"`
-	Tables       []TableParts   `json:"tables"`
+	SnapshotTime time.Time `json:"snapshot_time"`
+	StartTime    time.Time `json:"start_time"`
+	StopTime     time.Time `json:"stop_time"`
+	// PlainSize is the schema's and the parts' text, uncompressed.
+	PlainSize  int64 `json:"plain_size"`
+	StoredSize int64 `json:"stored_size"`
+	// PartCompression "zstd" says each part object holds a zstd frame of
+	// the LOAD DATA text with its content checksum, compressed by drkit: the
+	// object's plain_size and sha256 are the frame's. "none" (a region that
+	// does not compress) and "" (format 1) say it holds the text.
+	PartCompression string         `json:"part_compression,omitempty"`
+	Rows            int64          `json:"rows"`
+	Schema          storage.Object `json:"schema"`
+	Tables          []TableParts   `json:"tables"`
 }
 
 // TableParts is one table's data objects.
 type TableParts struct {
-	DB      string           `json:"db"`
-	Name    string           `json:"name"`
-	Columns []Column         `json:"columns"`
-	Rows    int64            `json:"rows"`
-	Parts   []storage.Object `json:"parts"`
+	DB      string   `json:"db"`
+	Name    string   `json:"name"`
+	Columns []Column `json:"columns"`
+	Rows    int64    `json:"rows"`
+	// PlainSize is the parts' text, uncompressed (format 2).
+	PlainSize int64            `json:"plain_size,omitempty"`
+	Parts     []storage.Object `json:"parts"`
 }
 
 // Column is a column whose value the parts hold, in order.
@@ -62,8 +72,8 @@ func ListBackups(ctx context.Context, p *storage.Pipeline, cluster string) ([]Ma
 }
 
 func checkManifest(m Manifest) error {
-	if m.FormatVersion != FormatVersion || m.Engine != "mysql" {
-		return fmt.Errorf("a %s manifest of format %d; this drkit reads mysql format %d", m.Engine, m.FormatVersion, FormatVersion)
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion || m.Engine != "mysql" {
+		return fmt.Errorf("a %s manifest of format %d; this drkit reads mysql formats 1 to %d", m.Engine, m.FormatVersion, FormatVersion)
 	}
 	return nil
 }

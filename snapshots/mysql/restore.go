@@ -15,6 +15,7 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	binlog "github.com/drkit/drkit/binlog/mysql"
@@ -261,6 +262,7 @@ func loadParts(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest) er
 		obj storage.Object
 	}
 	jobs := make(chan job)
+	src := partSource{p: o.Region.Pipeline, zstd: m.PartCompression == "zstd"}
 	var loaded atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -287,7 +289,7 @@ func loadParts(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest) er
 				return err
 			}
 			for j := range jobs {
-				n, err := loadPartRetrying(ctx, o.Region.Pipeline, c, j.t, j.obj)
+				n, err := loadPartRetrying(ctx, src, c, j.t, j.obj)
 				if err != nil {
 					return fmt.Errorf("load %s.%s from %s: %w", j.t.DB, j.t.Name, j.obj.Key, err)
 				}
@@ -307,9 +309,9 @@ var readerSeq atomic.Int64
 // deadlock victim (parts of one table load in parallel and their index
 // page locks can cross). Each LOAD DATA commits on its own (autocommit), so
 // the victim left no row behind and the part is simply read again.
-func loadPartRetrying(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
+func loadPartRetrying(ctx context.Context, src partSource, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
 	for attempt := 1; ; attempt++ {
-		n, err := loadPart(ctx, p, c, t, obj)
+		n, err := loadPart(ctx, src, c, t, obj)
 		var myErr *driver.MySQLError
 		if err == nil || attempt == 5 || !errors.As(err, &myErr) || (myErr.Number != 1213 && myErr.Number != 1205) {
 			return n, err
@@ -322,8 +324,8 @@ func loadPartRetrying(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t T
 	}
 }
 
-func loadPart(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
-	rc, err := p.Open(ctx, obj)
+func loadPart(ctx context.Context, src partSource, c *sql.Conn, t TableParts, obj storage.Object) (int64, error) {
+	rc, err := src.open(ctx, obj)
 	if err != nil {
 		return 0, err
 	}
@@ -348,6 +350,61 @@ func loadPart(ctx context.Context, p *storage.Pipeline, c *sql.Conn, t TablePart
 	}
 	n, _ := r.RowsAffected()
 	return n, nil
+}
+
+// partSource opens a snapshot's parts as LOAD DATA text.
+type partSource struct {
+	p *storage.Pipeline
+	// zstd: each object holds a zstd frame drkit made (manifest format 2).
+	zstd bool
+}
+
+func (s partSource) open(ctx context.Context, obj storage.Object) (io.ReadCloser, error) {
+	rc, err := s.p.Open(ctx, obj)
+	if err != nil || !s.zstd {
+		return rc, err
+	}
+	zr, err := zstd.NewReader(rc, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("region %s: decompress %s: %w", s.p.Region, obj.Key, err)
+	}
+	return &frameReader{zr: zr, rc: rc, region: s.p.Region, key: obj.Key}, nil
+}
+
+// frameReader decodes a part's frame. The decoder checks the frame's
+// content checksum (the text's); the object reader under it checks the
+// frame's SHA-256 and sizes once it is read to its end, which the frame
+// reader makes sure of before it reports the end.
+type frameReader struct {
+	zr          *zstd.Decoder
+	rc          io.ReadCloser
+	region, key string
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	n, err := f.zr.Read(p)
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, storage.ErrChecksum):
+		return n, err
+	case err == io.EOF:
+		if _, err := io.Copy(io.Discard, f.rc); err != nil {
+			return n, err
+		}
+		return n, io.EOF
+	}
+	// The object's own check names a damaged object best, where it can.
+	if _, verr := io.Copy(io.Discard, f.rc); verr != nil {
+		return n, verr
+	}
+	return n, fmt.Errorf("region %s: %s: %w (decompress: %v)", f.region, f.key, storage.ErrChecksum, err)
+}
+
+func (f *frameReader) Close() error {
+	f.zr.Close()
+	return f.rc.Close()
 }
 
 // errReader remembers the pipeline's error: the driver reports a failed

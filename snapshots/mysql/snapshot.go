@@ -19,7 +19,7 @@ var systemDBs = map[string]bool{"mysql": true, "information_schema": true, "perf
 // snapshot is the consistent point: worker connections inside one consistent
 // snapshot each, the GTID position and the schema at that point.
 type snapshot struct {
-	workers  []*sql.Conn
+	workers  []*worker
 	version  string
 	pos      binlog.Pos
 	at       time.Time
@@ -29,9 +29,8 @@ type snapshot struct {
 }
 
 func (s *snapshot) close() {
-	for _, c := range s.workers {
-		c.ExecContext(context.Background(), "ROLLBACK")
-		c.Close()
+	for _, w := range s.workers {
+		w.close()
 	}
 }
 
@@ -42,7 +41,7 @@ const sessionSetup = "SET SESSION time_zone='+00:00', character_set_results=bina
 // their snapshots and to read the position and schema. MariaDB's BACKUP STAGE
 // BLOCK_COMMIT does this without waiting for running queries; FLUSH TABLES
 // WITH READ LOCK is the fallback.
-func openSnapshot(ctx context.Context, db *sql.DB, workers int, rangeRows int64) (*snapshot, error) {
+func openSnapshot(ctx context.Context, db *sql.DB, cfg *driver.Config, workers int, rangeRows int64) (*snapshot, error) {
 	lock, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -60,7 +59,7 @@ func openSnapshot(ctx context.Context, db *sql.DB, workers int, rangeRows int64)
 	if err != nil {
 		return nil, err
 	}
-	err = s.underLock(ctx, db, lock, workers)
+	err = s.underLock(ctx, cfg, lock, workers)
 	if uerr := unlock(); uerr != nil && err == nil {
 		err = uerr
 	}
@@ -100,15 +99,15 @@ func blockCommits(ctx context.Context, c *sql.Conn) (unlock func() error, err er
 }
 
 // underLock opens the workers' snapshots and reads the position and schema.
-func (s *snapshot) underLock(ctx context.Context, db *sql.DB, lock *sql.Conn, workers int) error {
+func (s *snapshot) underLock(ctx context.Context, cfg *driver.Config, lock *sql.Conn, workers int) error {
 	for range workers {
-		c, err := db.Conn(ctx)
+		w, err := dialWorker(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("open worker connection: %w", err)
 		}
-		s.workers = append(s.workers, c)
+		s.workers = append(s.workers, w)
 		for _, q := range []string{sessionSetup, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT"} {
-			if _, err := c.ExecContext(ctx, q); err != nil {
+			if err := w.exec(q); err != nil {
 				return fmt.Errorf("worker %s: %w", q, err)
 			}
 		}
@@ -290,23 +289,23 @@ func (s *snapshot) readUsers(ctx context.Context, c *sql.Conn) error {
 // planRanges splits big tables with an integer primary key into key ranges,
 // reading their bounds inside the snapshot.
 func (s *snapshot) planRanges(ctx context.Context, rangeRows int64) error {
-	c := s.workers[0]
+	w := s.workers[0]
 	for _, t := range s.tables {
 		if t.pk == "" || t.estRows < 2*rangeRows {
 			continue
 		}
-		var lo, hi sql.NullInt64
 		q := fmt.Sprintf("SELECT MIN(%s), MAX(%s) FROM %s.%s", quote(t.pk), quote(t.pk), quote(t.db), quote(t.name))
-		if err := c.QueryRowContext(ctx, q).Scan(&lo, &hi); err != nil {
+		lo, hi, ok, err := w.bounds(ctx, q)
+		if err != nil {
 			return fmt.Errorf("table %s.%s: key bounds: %w", t.db, t.name, err)
 		}
-		if !lo.Valid {
+		if !ok {
 			continue
 		}
 		n := t.estRows / rangeRows
-		step := max((hi.Int64-lo.Int64)/n+1, 1)
-		for k := lo.Int64; ; k += step {
-			if k+step > hi.Int64 {
+		step := max((hi-lo)/n+1, 1)
+		for k := lo; ; k += step {
+			if k+step > hi {
 				t.ranges = append(t.ranges, keyRange{lo: k})
 				break
 			}

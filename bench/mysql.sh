@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# MariaDB benchmark, one run on one machine and one sysbench-like database
+# MariaDB benchmark on one machine and one sysbench-like database
 # (TABLES x ROWS, default 8 x 500000 = ~1 GB), regions on local disk:
-#   snapshot: drctl backup vs mariadb-dump --single-transaction (vs mydumper if installed)
+#   snapshot: drctl backup vs mariadb-dump --single-transaction (vs mydumper if
+#             installed), ROUNDS (3) alternating rounds, medians
 #   shipping: binlog catch-up throughput of drd vs mariadb-binlog
 #             --read-from-remote-server --raw over the same binlog (TXNS updates)
 #   restore:  drctl restore (snapshot + replay of TXNS transactions) vs
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 TABLES=${TABLES:-8}
 ROWS=${ROWS:-500000}
 TXNS=${TXNS:-100000}
+ROUNDS=${ROUNDS:-3}
 BIN=$PWD/bin
 work=$(mktemp -d /tmp/drkit-bench-my-XXXX); chmod 755 "$work"
 pids=()
@@ -26,9 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages;
-  # the CPU seconds of CMD and of the source server go to $work/cpu
-  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+# settle waits (at most a minute) until the source server is quiet: under 2
+# CPU ticks in half a second. After a write burst InnoDB purges and flushes
+# for seconds; whichever tool ran first would share the cores with that.
+settle() { local a b; for _ in $(seq 120); do a=$(srvticks); sleep 0.5; b=$(srvticks); [ $((b - a)) -lt 2 ] && return; done; }
+secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages
+  # on a quiet server; the CPU seconds of CMD and of the source server go to $work/cpu
+  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true; settle
   local s0; s0=$(srvticks)
   /usr/bin/time -f "%e %U %S" -o "$work/time.out" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
   read -r e u sy <"$work/time.out"
@@ -37,6 +43,7 @@ secs() { # wall seconds of CMD (stdout discarded), after flushing dirty pages;
 }
 srvticks() { [ -f "$work/src/pid" ] && awk '{print $14+$15}' "/proc/$(cat "$work/src/pid")/stat" || echo 0; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # start_maria NAME SERVER_ID: a throwaway mariadbd (binlog ROW, GTID strict);
 # prints its port.
@@ -96,13 +103,19 @@ start_drd
 sqlq "$src" "UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1"
 wait_durable
 
-echo "bench: snapshot"
-t_drkit_snap=$(secs "$BIN/drctl" backup --config "$work/drkit.yaml"); cpu_drkit_snap=$(cat "$work/cpu")
-t_dump=$(secs bash -c "mariadb-dump -h127.0.0.1 -P$src -uroot --single-transaction --master-data=2 --routines --triggers --databases sbtest >$work/dump.sql"); cpu_dump=$(cat "$work/cpu")
-t_mydumper=""
-if command -v mydumper >/dev/null; then
-  t_mydumper=$(secs mydumper -h 127.0.0.1 -P "$src" -u root -B sbtest -t 4 -o "$work/mydumper"); cpu_mydumper=$(cat "$work/cpu")
-fi
+echo "bench: snapshot, $ROUNDS alternating rounds"
+# Each tool's wall time and CPU seconds (its own, the server's) per round, in
+# $work/snap.TOOL; the report takes the medians.
+snap() { local tool=$1; shift; local t; t=$(secs "$@"); echo "$t $(cat "$work/cpu")" >>"$work/snap.$tool"; }
+for r in $(seq "$ROUNDS"); do
+  snap drkit "$BIN/drctl" backup --config "$work/drkit.yaml"
+  snap dump bash -c "mariadb-dump -h127.0.0.1 -P$src -uroot --single-transaction --master-data=2 --routines --triggers --databases sbtest >$work/dump.sql"
+  if command -v mydumper >/dev/null; then
+    rm -rf "$work/mydumper"
+    snap mydumper mydumper -h 127.0.0.1 -P "$src" -u root -B sbtest -t 4 -o "$work/mydumper"
+  fi
+done
+col() { awk -v c="$2" '{print $c}' "$work/snap.$1" | median; } # col TOOL FIELD: the median
 kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true
 
 echo "bench: $TXNS transactions while drd is stopped"
@@ -116,6 +129,7 @@ last_log=$(sqlq "$src" "SHOW BINARY LOGS" | tail -2 | head -1 | cut -f1)
 echo "bench: shipping catch-up"
 # From drd's start to its own record of the last write (drkit_log_shipped_timestamp_seconds):
 # the status polling that notices the end adds process starts and up to 50 ms.
+sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true; settle
 t0=$(date +%s.%N); start_drd; wait_durable
 shipped=$(curl -s "http://127.0.0.1:$mport/metrics" | awk '/^drkit_log_shipped_timestamp_seconds/ {print $2}')
 t_drkit_ship=$(python3 -c "print(round($shipped - $t0, 3))")
@@ -146,12 +160,13 @@ p() { sort -n "$work/lag" | awk -v q="$1" '{a[NR]=$1} END {i=int(NR*q); if (i<1)
 mib=$(echo "scale=1; $binlog_bytes / 1048576" | bc)
 echo
 echo "== MariaDB benchmark: $TABLES x $ROWS rows ($size MiB), $TXNS transactions ($mib MiB of binlog), $(nproc) cores"
-printf "snapshot   drkit %6.1f s   mariadb-dump %6.1f s   ratio %sx faster\n" "$t_drkit_snap" "$t_dump" "$(ratio "$t_dump" "$t_drkit_snap")"
-read -r c1 s1 <<<"$cpu_drkit_snap"; read -r c2 s2 <<<"$cpu_dump"
-printf "           CPU s: drctl %s + server %s   mariadb-dump %s + server %s\n" "$c1" "$s1" "$c2" "$s2"
-if [ -n "$t_mydumper" ]; then
-  read -r c3 s3 <<<"$cpu_mydumper"
-  printf "           mydumper -t 4 (uncompressed) %6.1f s   ratio %sx faster   CPU s: %s + server %s\n" "$t_mydumper" "$(ratio "$t_mydumper" "$t_drkit_snap")" "$c3" "$s3"
+printf "snapshot   drkit %6.2f s   mariadb-dump %6.2f s   ratio %sx faster   (medians of %s rounds; drkit runs: %s)\n" \
+  "$(col drkit 1)" "$(col dump 1)" "$(ratio "$(col dump 1)" "$(col drkit 1)")" "$ROUNDS" "$(awk '{print $1}' "$work/snap.drkit" | paste -sd' ')"
+printf "           mariadb-dump runs: %s\n" "$(awk '{print $1}' "$work/snap.dump" | paste -sd' ')"
+printf "           CPU s: drctl %s + server %s   mariadb-dump %s + server %s\n" "$(col drkit 2)" "$(col drkit 3)" "$(col dump 2)" "$(col dump 3)"
+if [ -f "$work/snap.mydumper" ]; then
+  printf "           mydumper -t 4 (uncompressed) %6.2f s   ratio %sx faster   CPU s: %s + server %s\n" \
+    "$(col mydumper 1)" "$(ratio "$(col mydumper 1)" "$(col drkit 1)")" "$(col mydumper 2)" "$(col mydumper 3)"
 fi
 printf "shipping   drkit %6.1f s (%s MiB/s)   mariadb-binlog --raw %6.1f s (%s MiB/s)   ratio %sx\n" \
   "$t_drkit_ship" "$(echo "scale=1; $mib / $t_drkit_ship" | bc)" "$t_mbinlog" "$(echo "scale=1; $mib / $t_mbinlog" | bc)" "$(ratio "$t_mbinlog" "$t_drkit_ship")"

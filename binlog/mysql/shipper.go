@@ -19,7 +19,10 @@ import (
 
 const (
 	// maxBatch cuts a chunk early when this many bytes of transactions wait.
-	maxBatch = 16 << 20
+	// 8 MiB rather than 16: a catch-up's last chunk, compressed and stored
+	// after the stream has ended, is half as large, and a slow region's
+	// queue (queueDepth batches) holds at most 128 MiB.
+	maxBatch = 8 << 20
 	// queueDepth is how many batches may wait for a slow region before the
 	// stream stops reading (the server keeps the binlog meanwhile).
 	queueDepth = 16
@@ -220,7 +223,7 @@ func (s *Shipper) session(ctx context.Context) error {
 		d.close() // ends a read in progress
 		wg.Wait()
 	}()
-	return s.pump(ctx, txns, start)
+	return s.pump(ctx, txns, start, srv.binlogPos)
 }
 
 // streamed is what the reader hands the pump: a whole transaction, or the
@@ -261,8 +264,10 @@ func read(d *dumpConn, a *assembler, out chan<- streamed, done <-chan struct{}) 
 }
 
 // pump takes the stream's transactions and hands a batch to the regions
-// every flush interval (or when it grows large).
-func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start Pos) error {
+// every flush interval (or when it grows large). backlog is the server's
+// position when the session connected: once the stream has read up to it,
+// the backlog's tail is handed over at once.
+func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backlog Pos) error {
 	b := &batch{start: start.Clone(), serverVersion: s.version}
 	pos, size := start.Clone(), 0
 	interval := s.FlushInterval
@@ -272,9 +277,16 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start Pos) e
 	deadline := time.Now().Add(interval)
 	// catchingUp: the stream is reading a backlog (a session's start, or a
 	// batch cut for size). A backlog's tail is flushed as soon as the stream
-	// goes idle instead of at the interval: a catch-up ends durable at once,
-	// while steady traffic still gets one chunk per interval.
+	// reaches the server's position at connect, or else goes idle, instead of
+	// at the interval: a catch-up ends durable at once, while steady traffic
+	// still gets one chunk per interval. Idleness alone also ended the
+	// catch-up at a pause inside the backlog, and its tail then waited for
+	// the interval.
 	catchingUp := true
+	atEnd := func() bool { return len(backlog) > 0 && pos.Covers(backlog) }
+	if atEnd() {
+		backlog = nil // nothing to catch up
+	}
 	w := &waiter{}
 	defer w.reset()
 	flush := func() error {
@@ -308,7 +320,7 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start Pos) e
 			if !quiet && now.Before(deadline) {
 				continue // transactions came during the idle wait: the backlog goes on
 			}
-			catchingUp = catchingUp && len(b.txns) == 0
+			catchingUp = catchingUp && (len(b.txns) == 0 || backlog != nil) // a pause inside a known backlog ends nothing
 			if b.mayWait(now, s.Heartbeat.FlushInterval) {
 				deadline = now.Add(interval)
 				continue
@@ -341,6 +353,15 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start Pos) e
 		b.add(tx, now)
 		pos.Advance(tx.GTID)
 		size += tx.Size
+		if backlog != nil && atEnd() {
+			// The backlog is read: its tail is durable now, and what follows
+			// is steady traffic.
+			backlog, catchingUp = nil, false
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
 		if size >= maxBatch || (now.After(deadline) && !b.mayWait(now, s.Heartbeat.FlushInterval)) {
 			catchingUp = catchingUp || size >= maxBatch
 			if err := flush(); err != nil {

@@ -3,7 +3,9 @@ package mysql
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/drkit/drkit/internal/testenv"
 )
@@ -73,5 +75,46 @@ func TestEmptyRegionStartsAtTheServerPosition(t *testing.T) {
 	}
 	if rep.First != from.String() || rep.End != want.String() || rep.Txns != 1 || len(rep.Problems) > 0 {
 		t.Fatalf("region holds %d transactions from %q to %q (problems %q); want 1 from %q to %q", rep.Txns, rep.First, rep.End, rep.Problems, from, want)
+	}
+}
+
+// TestSlowBacklogEndsDurable: a backlog that arrives slowly (the link
+// throttled to 4 KB/s, so the stream pauses between transactions) is
+// durable soon after the stream reaches the server's position at connect,
+// not a flush interval (here 60 s) later. Catching up used to end at the
+// first pause: the backlog's tail then waited for the interval.
+func TestSlowBacklogEndsDurable(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	db := m.Open(t, "")
+	cat := fileCatalog(t, "a")
+	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, pad VARCHAR(200))")
+	sh, stop := startShipper(t, m, cat)
+	mustExec(t, db, "INSERT INTO shop.t VALUES (0, '')")
+	waitShipped(t, sh, gtidPos(t, db, "gtid_binlog_pos"))
+	stop()
+	for i := 1; i <= 30; i++ {
+		mustExec(t, db, fmt.Sprintf("INSERT INTO shop.t VALUES (%d, REPEAT('x', 200))", i))
+	}
+	want := gtidPos(t, db, "gtid_binlog_pos")
+
+	proxy := testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
+	proxy.AddToxic(t, "slow", "bandwidth", "downstream", 1, `{"rate": 4}`)
+	slow := &Shipper{Cluster: "shop", DSN: strings.Replace(m.DSN(""), fmt.Sprintf("127.0.0.1:%d", m.Port), proxy.Addr, 1),
+		ServerID: 91000 + m.ServerID, FlushInterval: time.Minute, Log: quietLog(), Targets: []*Target{{Catalog: cat}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- slow.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shipper: %v", err)
+		}
+	}()
+	began := time.Now()
+	waitShipped(t, slow, want)
+	t.Logf("30 throttled transactions durable %v after the start", time.Since(began).Round(time.Millisecond))
+	rep, err := Verify(context.Background(), cat)
+	if err != nil || len(rep.Problems) > 0 || rep.End != want.String() || rep.Txns != 31 {
+		t.Fatalf("region: %d transactions up to %s, problems %q (%v); want 31 up to %s", rep.Txns, rep.End, rep.Problems, err, want)
 	}
 }

@@ -4,7 +4,8 @@
 #   snapshot: drctl backup vs mariadb-dump --single-transaction (vs mydumper if
 #             installed), ROUNDS (3) alternating rounds, medians
 #   shipping: binlog catch-up throughput of drd vs mariadb-binlog
-#             --read-from-remote-server --raw over the same binlog (TXNS updates)
+#             --read-from-remote-server --raw over the same binlog (TXNS updates),
+#             ROUNDS rounds, medians
 #   restore:  drctl restore (snapshot + replay of TXNS transactions) vs
 #             mariadb < dump + mariadb-binlog | mariadb over the same range
 #   exposure: drkit_log_shipping_lag_seconds sampled at 10 Hz while a writer runs:
@@ -129,23 +130,28 @@ done
 col() { awk -v c="$2" '{print $c}' "$work/snap.$1" | median; } # col TOOL FIELD: the median
 kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true
 
-echo "bench: $TXNS transactions while drd is stopped"
-first_log=$(sqlq "$src" "SHOW MASTER STATUS" | cut -f1)
-sqlq "$src" "FLUSH BINARY LOGS"; work_log=$(sqlq "$src" "SHOW MASTER STATUS" | cut -f1)
-sqlq "$src" "CALL sbtest.work($TXNS)"
-sqlq "$src" "FLUSH BINARY LOGS"
-binlog_bytes=$(sqlq "$src" "SHOW BINARY LOGS" | awk -v f="$work_log" '$1>=f {s+=$2} END {print s}')
-last_log=$(sqlq "$src" "SHOW BINARY LOGS" | tail -2 | head -1 | cut -f1)
+# ship_round: TXNS updates while drd is stopped, then drd's catch-up and
+# mariadb-binlog --raw over the same binlog files, each from a quiet server.
+# drd is timed from its start to its own record of the last write
+# (drkit_log_shipped_timestamp_seconds); wait_shipped notices the end with a
+# curl per 50 ms while drd works. Times go to $work/ship.drkit and
+# $work/ship.mbinlog; drd runs on afterwards.
+ship_round() {
+  kill "$drd_pid" 2>/dev/null || true; wait "$drd_pid" 2>/dev/null || true
+  sqlq "$src" "FLUSH BINARY LOGS"; local log t0 shipped; log=$(sqlq "$src" "SHOW MASTER STATUS" | cut -f1)
+  sqlq "$src" "CALL sbtest.work($TXNS)"
+  sqlq "$src" "FLUSH BINARY LOGS"
+  binlog_bytes=$(sqlq "$src" "SHOW BINARY LOGS" | awk -v f="$log" '$1>=f {s+=$2} END {print s}')
+  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true; settle
+  t0=$(date +%s.%N); start_drd; wait_shipped
+  shipped=$(shipped_ts)
+  python3 -c "print(round($shipped - $t0, 3))" >>"$work/ship.drkit"
+  rm -rf "$work/rawbinlog"; mkdir -p "$work/rawbinlog"
+  secs mariadb-binlog --read-from-remote-server -h127.0.0.1 -P"$src" -uroot --raw --result-file="$work/rawbinlog/" --to-last-log "$log" >>"$work/ship.mbinlog"
+}
 
-echo "bench: shipping catch-up"
-# From drd's start to its own record of the last write (drkit_log_shipped_timestamp_seconds);
-# wait_shipped notices the end with a curl per 50 ms while drd works.
-sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true; settle
-t0=$(date +%s.%N); start_drd; wait_shipped
-shipped=$(shipped_ts)
-t_drkit_ship=$(python3 -c "print(round($shipped - $t0, 3))")
-mkdir -p "$work/rawbinlog"
-t_mbinlog=$(secs mariadb-binlog --read-from-remote-server -h127.0.0.1 -P"$src" -uroot --raw --result-file="$work/rawbinlog/" --to-last-log "$work_log")
+echo "bench: shipping catch-up, round 1 of $ROUNDS ($TXNS transactions while drd is stopped)"
+ship_round
 
 echo "bench: restore"
 tgt1=$(start_maria tgt1 11); tgt2=$(start_maria tgt2 12)
@@ -168,6 +174,12 @@ while kill -0 "$writer" 2>/dev/null; do
 done
 p() { sort -n "$work/lag" | awk -v q="$1" '{a[NR]=$1} END {i=int(NR*q); if (i<1) i=1; print a[i]}'; }
 
+for r in $(seq 2 "$ROUNDS"); do
+  echo "bench: shipping catch-up, round $r of $ROUNDS"
+  ship_round
+done
+t_drkit_ship=$(median <"$work/ship.drkit"); t_mbinlog=$(median <"$work/ship.mbinlog")
+
 mib=$(echo "scale=1; $binlog_bytes / 1048576" | bc)
 echo
 echo "== MariaDB benchmark: $TABLES x $ROWS rows ($size MiB), $TXNS transactions ($mib MiB of binlog), $(nproc) cores"
@@ -179,7 +191,8 @@ if [ -f "$work/snap.mydumper" ]; then
   printf "           mydumper -t 4 (uncompressed) %6.2f s   ratio %sx faster   CPU s: %s + server %s\n" \
     "$(col mydumper 1)" "$(ratio "$(col mydumper 1)" "$(col drkit 1)")" "$(col mydumper 2)" "$(col mydumper 3)"
 fi
-printf "shipping   drkit %6.1f s (%s MiB/s)   mariadb-binlog --raw %6.1f s (%s MiB/s)   ratio %sx\n" \
-  "$t_drkit_ship" "$(echo "scale=1; $mib / $t_drkit_ship" | bc)" "$t_mbinlog" "$(echo "scale=1; $mib / $t_mbinlog" | bc)" "$(ratio "$t_mbinlog" "$t_drkit_ship")"
+printf "shipping   drkit %6.3f s (%s MiB/s)   mariadb-binlog --raw %6.3f s (%s MiB/s)   ratio %sx   (medians of %s rounds)\n" \
+  "$t_drkit_ship" "$(echo "scale=1; $mib / $t_drkit_ship" | bc)" "$t_mbinlog" "$(echo "scale=1; $mib / $t_mbinlog" | bc)" "$(ratio "$t_mbinlog" "$t_drkit_ship")" "$ROUNDS"
+printf "           drkit runs: %s   mariadb-binlog runs: %s\n" "$(paste -sd' ' "$work/ship.drkit")" "$(paste -sd' ' "$work/ship.mbinlog")"
 printf "restore    drkit %6.1f s   mariadb + mariadb-binlog|mariadb %6.1f s   ratio %sx faster\n" "$t_drkit_restore" "$t_anchor_restore" "$(ratio "$t_anchor_restore" "$t_drkit_restore")"
 printf "exposure   p50 %s s   p99 %s s   max %s s   (%d samples)\n" "$(p 0.5)" "$(p 0.99)" "$(p 1.0)" "$(wc -l <"$work/lag")"

@@ -1,9 +1,11 @@
 package mysql
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -23,8 +25,16 @@ import (
 // events from a local MariaDB 10.11: the syncer read it in 0.85-0.94 s with
 // 0.87 s of user CPU; the loop in next reads it in 0.19-0.29 s with 0.10 s. With
 // the syncer drd's catch-up was slower than mariadb-binlog --raw.
+//
+// Once the dump command is sent, the packets are framed here too, from a
+// 256 KiB buffer straight into the arena: go-mysql's packet reader took two
+// pooled buffers and two copies per packet. Reading 100k transactions (400k
+// events, 45.6 MB) took 172-185 ms instead of 200-214 ms, and drd's
+// catch-up of them 0.32-0.34 s instead of 0.34-0.40 s.
 type dumpConn struct {
 	c       *client.Conn
+	r       *bufio.Reader // the socket, after the dump command
+	seq     uint8         // the next packet's sequence number
 	renewAt time.Time
 	// arena holds the events read so far: next appends each packet to its
 	// free tail and returns that slice, so events stay valid after the next
@@ -92,6 +102,10 @@ func (d *dumpConn) start(serverID uint32, start Pos) error {
 	if err := d.command(binlogDump(serverID)); err != nil {
 		return fmt.Errorf("send binlog dump command: %w", err)
 	}
+	// The server sent nothing unasked before this, so go-mysql's own
+	// buffer holds nothing: the stream starts at the socket (under TLS,
+	// the TLS connection). The command was packet 0.
+	d.r, d.seq = bufio.NewReaderSize(d.c.Conn.Conn, readBuffer), 1
 	return nil
 }
 
@@ -127,19 +141,12 @@ func (d *dumpConn) next() ([]byte, error) {
 	if now := time.Now(); now.After(d.renewAt) {
 		d.renew(now)
 	}
-	if cap(d.arena)-len(d.arena) < 64<<10 {
-		d.arena = make([]byte, 0, arenaSize)
-	}
-	free := d.arena[len(d.arena):]
-	pk, err := d.c.ReadPacketReuseMem(free)
+	pk, err := d.readPacket()
 	if err != nil {
 		return nil, fmt.Errorf("read binlog event: %w", err)
 	}
 	if len(pk) == 0 {
 		return nil, fmt.Errorf("read binlog event: empty packet")
-	}
-	if len(pk) <= cap(free) && &pk[0] == &free[:1][0] {
-		d.arena = d.arena[:len(d.arena)+len(pk)] // stored in place
 	}
 	switch pk[0] {
 	case gomysql.OK_HEADER:
@@ -150,6 +157,66 @@ func (d *dumpConn) next() ([]byte, error) {
 		return nil, fmt.Errorf("binlog dump: the server ended the stream")
 	}
 	return nil, fmt.Errorf("binlog dump: unexpected packet header 0x%02x", pk[0])
+}
+
+// maxPayload is the largest payload of one protocol packet; a payload this
+// long continues in the next packet.
+const maxPayload = 1<<24 - 1
+
+// readBuffer is the socket's read buffer: a catch-up's small events come
+// many to a read.
+const readBuffer = 256 << 10
+
+// readPacket reads one packet's payload (joined with its continuations)
+// into the arena.
+func (d *dumpConn) readPacket() ([]byte, error) {
+	n, err := d.header()
+	if err != nil {
+		return nil, err
+	}
+	pk := d.room(n)
+	if _, err := io.ReadFull(d.r, pk); err != nil {
+		return nil, err
+	}
+	for n == maxPayload {
+		if n, err = d.header(); err != nil {
+			return nil, err
+		}
+		part := make([]byte, n)
+		if _, err := io.ReadFull(d.r, part); err != nil {
+			return nil, err
+		}
+		pk = append(pk[:len(pk):len(pk)], part...)
+	}
+	return pk, nil
+}
+
+// header reads a packet header and returns the payload's length.
+func (d *dumpConn) header() (int, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(d.r, h[:]); err != nil {
+		return 0, err
+	}
+	if h[3] != d.seq {
+		return 0, fmt.Errorf("packet %d arrived where %d was due: the stream is out of step", h[3], d.seq)
+	}
+	d.seq++
+	return int(h[0]) | int(h[1])<<8 | int(h[2])<<16, nil
+}
+
+// room returns n bytes for a payload: the arena's free tail, or a new arena
+// when the tail is short; a payload over a quarter of an arena gets its own.
+func (d *dumpConn) room(n int) []byte {
+	if n > arenaSize/4 {
+		return make([]byte, n)
+	}
+	if cap(d.arena)-len(d.arena) < n {
+		d.arena = make([]byte, 0, arenaSize)
+	}
+	end := len(d.arena) + n
+	b := d.arena[len(d.arena):end:end]
+	d.arena = d.arena[:end]
+	return b
 }
 
 // renew moves the read deadline; done at most once a second because each

@@ -19,10 +19,12 @@ import (
 // dumpConn, holding every event while later ones are read (as transactions
 // do), and compares each with the bytes at its position in the server's
 // binlog files: small events packed into shared buffers, events larger than a
-// buffer's free space, a rotation, and the start from a GTID position.
+// buffer's free space, an event longer than one protocol packet (sent as
+// continuation packets), a rotation, and the start from a GTID position.
 func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 	m := testenv.StartMariaDB(t)
-	db := m.Open(t, "")
+	mustExec(t, m.Open(t, ""), "SET GLOBAL max_allowed_packet = 67108864")
+	db := m.Open(t, "") // sessions that take the new limit
 	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, v LONGBLOB)")
 	from := gtidPos(t, db, "gtid_binlog_pos")
 	// 3,000 rows of 600 bytes fill several 1 MiB buffers; the 300 kB and
@@ -34,6 +36,8 @@ func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 			mustExec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('y', 300000))")
 		case 2000:
 			mustExec(t, db, "FLUSH BINARY LOGS", "INSERT INTO shop.t (v) VALUES (REPEAT('z', 2000000))")
+		case 2500: // a rows event over 16 MiB: two packets
+			mustExec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('w', 17000000))")
 		}
 	}
 	want := gtidPos(t, db, "gtid_binlog_pos")
@@ -68,7 +72,7 @@ func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 	}
 
 	files := map[string][]byte{}
-	compared, large := 0, 0
+	compared, large, huge := 0, 0, 0
 	for i, e := range evs {
 		pos := binary.LittleEndian.Uint32(e.ev[13:])
 		if flags := binary.LittleEndian.Uint16(e.ev[17:]); pos == 0 || flags&0x20 != 0 || e.ev[4] == evFormatDescription {
@@ -92,9 +96,12 @@ func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 		if len(e.ev) > 64<<10 {
 			large++
 		}
+		if len(e.ev) > maxPayload {
+			huge++
+		}
 	}
-	if len(files) != 2 || compared < 3000*4 || large != 2 {
-		t.Fatalf("compared %d events (%d over 64 kB) in %d files; want over 12000 (2) in 2", compared, large, len(files))
+	if len(files) != 2 || compared < 3000*4 || large != 3 || huge != 1 {
+		t.Fatalf("compared %d events (%d over 64 kB, %d over 16 MiB) in %d files; want over 12000 (3, 1) in 2", compared, large, huge, len(files))
 	}
 }
 

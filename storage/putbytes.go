@@ -3,6 +3,8 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync"
 
@@ -87,38 +89,70 @@ func CompressFrame(level int, data []byte) ([]byte, error) {
 	return encodePooled(bulkKind{level: level, crc: true}, data)
 }
 
-// Plain is one plaintext written to several regions: it is compressed once
-// per zstd level however many regions take it (compression is most of a
-// backup's CPU, and every region doing its own multiplied it by the number of
-// regions); each region still encrypts for its own recipients. Safe for
-// concurrent use by the regions' writers.
+// Plain is one plaintext written to several regions: it is compressed (or
+// framed, see Frame) once per zstd level however many regions take it
+// (compression is most of a backup's CPU, and every region doing its own
+// multiplied it by the number of regions); each region still encrypts for
+// its own recipients. Safe for concurrent use by the regions' writers.
 type Plain struct {
 	Data []byte
 
-	mu      sync.Mutex
-	byLevel map[int]*encoding
+	mu        sync.Mutex
+	encodings map[encodingKind]*encoding
+}
+
+// encodingKind is one way of encoding a Plain: the pipeline's compression at
+// a level, or a checked frame (Frame).
+type encodingKind struct {
+	level int
+	frame bool
 }
 
 type encoding struct {
 	once sync.Once
 	out  []byte
+	sum  string // SHA-256 of out, hex (frames only)
 	err  error
+}
+
+// encoded returns the encoding of kind, made by fn on first use.
+func (pl *Plain) encoded(kind encodingKind, fn func(e *encoding)) *encoding {
+	pl.mu.Lock()
+	if pl.encodings == nil {
+		pl.encodings = map[encodingKind]*encoding{}
+	}
+	e := pl.encodings[kind]
+	if e == nil {
+		e = &encoding{}
+		pl.encodings[kind] = e
+	}
+	pl.mu.Unlock()
+	e.once.Do(func() { fn(e) })
+	return e
 }
 
 // compressed returns Data compressed at level, compressing it on first use.
 func (pl *Plain) compressed(level int) ([]byte, error) {
-	pl.mu.Lock()
-	if pl.byLevel == nil {
-		pl.byLevel = map[int]*encoding{}
-	}
-	e := pl.byLevel[level]
-	if e == nil {
-		e = &encoding{}
-		pl.byLevel[level] = e
-	}
-	pl.mu.Unlock()
-	e.once.Do(func() { e.out, e.err = compress(level, pl.Data) })
+	e := pl.encoded(encodingKind{level: level}, func(e *encoding) { e.out, e.err = compress(level, pl.Data) })
 	return e.out, e.err
+}
+
+// Frame returns Data as CompressFrame makes it at level (Data itself at
+// level 0) and the hex SHA-256 of that, made once per level however many
+// regions store it. The caller stores the frame as an object's plaintext.
+func (pl *Plain) Frame(level int) (frame []byte, sha256Hex string, err error) {
+	level = max(level, 0)
+	e := pl.encoded(encodingKind{level: level, frame: true}, func(e *encoding) {
+		e.out = pl.Data
+		if level > 0 {
+			if e.out, e.err = CompressFrame(level, pl.Data); e.err != nil {
+				return
+			}
+		}
+		sum := sha256.Sum256(e.out)
+		e.sum = hex.EncodeToString(sum[:])
+	})
+	return e.out, e.sum, e.err
 }
 
 // compress encodes data at level with the encoder suited to its size.

@@ -283,8 +283,7 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 	// catch-up at a pause inside the backlog, and its tail then waited for
 	// the interval.
 	catchingUp := true
-	atEnd := func() bool { return len(backlog) > 0 && pos.Covers(backlog) }
-	if atEnd() {
+	if len(backlog) == 0 || pos.Covers(backlog) {
 		backlog = nil // nothing to catch up
 	}
 	w := &waiter{}
@@ -353,7 +352,7 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 		b.add(tx, now)
 		pos.Advance(tx.GTID)
 		size += tx.Size
-		if backlog != nil && atEnd() {
+		if backlog != nil && pos.Covers(backlog) {
 			// The backlog is read: its tail is durable now, and what follows
 			// is steady traffic.
 			backlog, catchingUp = nil, false

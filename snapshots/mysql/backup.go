@@ -3,9 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -244,39 +242,24 @@ func partCompression(p *storage.Pipeline) string {
 }
 
 // putPart writes one part to every region in parallel. The part is in
-// memory: it is compressed once per zstd level, not once per region, and
-// the SHA-256 is taken of the compressed frame (a fifth of the text's size)
-// whose own checksum proves the text on decode. Each region then stores the
+// memory: it is compressed once per zstd level, not once per region, into a
+// frame whose own checksum proves the text on decode, and the SHA-256 is
+// taken of the frame (a fifth of the text's size). Each region stores the
 // frame as its object's plaintext, encrypted for its own recipients.
 func putPart(ctx context.Context, o BackupOptions, id string, t *table, data []byte) error {
 	key := baseKey(o.Cluster, id, fmt.Sprintf("t%05d-%05d", t.idx, t.parts.Add(1)))
-	sums := map[int]string{}
-	frames := map[int]*storage.Plain{}
-	for _, r := range o.Regions {
-		level := max(r.Pipeline.Level, 0)
-		if _, ok := frames[level]; ok {
-			continue
-		}
-		frame := data
-		if level > 0 {
-			var err error
-			if frame, err = storage.CompressFrame(level, data); err != nil {
-				return fmt.Errorf("part %s: %w", key, err)
-			}
-		}
-		sum := sha256.Sum256(frame)
-		sums[level] = hex.EncodeToString(sum[:])
-		frames[level] = &storage.Plain{Data: frame}
-	}
+	plain := &storage.Plain{Data: data}
 	objs := make([]storage.Object, len(o.Regions))
 	g, ctx := errgroup.WithContext(ctx)
 	for i, r := range o.Regions {
 		g.Go(func() error {
-			level := max(r.Pipeline.Level, 0)
-			obj := r.Pipeline.Described(sums[level], int64(len(frames[level].Data)))
+			frame, sum, err := plain.Frame(r.Pipeline.Level)
+			if err != nil {
+				return fmt.Errorf("part %s: %w", key, err)
+			}
+			obj := r.Pipeline.Described(sum, int64(len(frame)))
 			obj.Key, obj.Compression = key, "none"
-			obj, err := r.Pipeline.PutPlain(ctx, obj, frames[level])
-			objs[i] = obj
+			objs[i], err = r.Pipeline.PutPlain(ctx, obj, &storage.Plain{Data: frame})
 			return err
 		})
 	}

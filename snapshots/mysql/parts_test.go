@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"testing"
 
 	"filippo.io/age"
@@ -15,23 +14,8 @@ import (
 	"github.com/drkit/drkit/snapshots"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/storetest"
 )
-
-// readObject reads an object back through its region's pipeline, which
-// checks its SHA-256 and sizes.
-func readObject(t *testing.T, p *storage.Pipeline, obj storage.Object) []byte {
-	t.Helper()
-	rc, err := p.Open(context.Background(), obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("read %s: %v", obj.Key, err)
-	}
-	return b
-}
 
 // TestPartsAreCheckedFrames: in a compressing region each part is a zstd
 // frame drkit made, with its content checksum, hashed as stored; a region
@@ -69,7 +53,7 @@ func TestPartsAreCheckedFrames(t *testing.T) {
 	for ti, tp := range mans[0].Tables {
 		var tableText int64
 		for pi, obj := range tp.Parts {
-			frame := readObject(t, e.regions[0].Pipeline, obj)
+			frame := storetest.ReadObject(t, e.regions[0].Pipeline, obj)
 			if sum := sha256.Sum256(frame); obj.Compression != "none" || obj.SHA256 != hex.EncodeToString(sum[:]) || obj.PlainSize != int64(len(frame)) {
 				t.Fatalf("eu %s: recorded %+v; want compression none and the frame's SHA-256 and size (%d bytes)", obj.Key, obj, len(frame))
 			}
@@ -87,7 +71,7 @@ func TestPartsAreCheckedFrames(t *testing.T) {
 				t.Fatalf("eu %s: decode: %v", obj.Key, err)
 			}
 			usObj := mans[1].Tables[ti].Parts[pi]
-			if got := readObject(t, us, usObj); !bytes.Equal(got, plain) || usObj.Encryption != "age" {
+			if got := storetest.ReadObject(t, us, usObj); !bytes.Equal(got, plain) || usObj.Encryption != "age" {
 				t.Fatalf("part %s: us holds %d bytes (%s), eu's frame decodes to %d; want the same text, encrypted", obj.Key, len(got), usObj.Encryption, len(plain))
 			}
 			tableText += int64(len(plain))
@@ -132,7 +116,7 @@ func TestFormatOneStillRestores(t *testing.T) {
 	defer dec.Close()
 	for ti, tp := range m.Tables {
 		for pi, obj := range tp.Parts {
-			plain, err := dec.DecodeAll(readObject(t, p, obj), nil)
+			plain, err := dec.DecodeAll(storetest.ReadObject(t, p, obj), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

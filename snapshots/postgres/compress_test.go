@@ -17,7 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
-	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/storetest"
 )
 
 // TestServerCompressesTheArchive: with every region at one zstd level the
@@ -40,7 +40,7 @@ func TestServerCompressesTheArchive(t *testing.T) {
 		if c.Compression != "none" {
 			t.Fatalf("chunk %d stored with compression %q: compressed twice", i, c.Compression)
 		}
-		stream.Write(readObject(t, e.regions[1].Pipeline, c))
+		stream.Write(storetest.ReadObject(t, e.regions[1].Pipeline, c))
 	}
 	dec, err := zstd.NewReader(&stream)
 	if err != nil {
@@ -93,20 +93,6 @@ func TestRegionsAtDifferentLevels(t *testing.T) {
 		t.Fatalf("drctl restore: %v\n%s", err, out)
 	}
 	verifyBackup(t, dataDir)
-}
-
-func readObject(t *testing.T, p *storage.Pipeline, obj storage.Object) []byte {
-	t.Helper()
-	rc, err := p.Open(context.Background(), obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("read %s: %v", obj.Key, err)
-	}
-	return b
 }
 
 // TestServerThatCannotCompress: when the server refuses the compression (here

@@ -340,3 +340,19 @@ func testKeys(t *testing.T, s storage.Store) {
 		}
 	}
 }
+
+// ReadObject reads obj back through p, which checks its SHA-256 and sizes,
+// and fails the test on any error.
+func ReadObject(tb testing.TB, p *storage.Pipeline, obj storage.Object) []byte {
+	tb.Helper()
+	rc, err := p.Open(context.Background(), obj)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		tb.Fatalf("read %s: %v", obj.Key, err)
+	}
+	return b
+}

@@ -3,7 +3,10 @@ package snapshots
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"path"
 	"strings"
 	"time"
 
@@ -63,42 +66,81 @@ func DeleteBackup(ctx context.Context, st storage.Store, cluster, id string) err
 	return nil
 }
 
+// Identified is a manifest: it knows its backup's id, which must be its
+// folder's name.
+type Identified interface{ BackupID() string }
+
+// Damaged is a manifest.json that could not be read or checked: a region
+// reports it and carries on with its other backups, so that one bad object
+// never blocks the backups, verifies, status and restores of a whole region.
+type Damaged struct {
+	Key     string `json:"key"`
+	Problem string `json:"problem"`
+}
+
+func (d Damaged) String() string { return d.Key + ": " + d.Problem }
+
 // ListManifests reads every complete backup's manifest.json of cluster in a
 // region into M; check refuses a manifest this code cannot read (format,
-// engine). The caller sorts.
-func ListManifests[M any](ctx context.Context, p *storage.Pipeline, cluster string, check func(M) error) ([]M, error) {
-	var out []M
+// engine, values out of range). A manifest that cannot be fetched, decoded or
+// checked is returned in damaged, not as an error: the error is for a region
+// that cannot be listed. The caller sorts.
+func ListManifests[M Identified](ctx context.Context, p *storage.Pipeline, cluster string, check func(M) error) (out []M, damaged []Damaged, err error) {
 	for info, err := range p.Store.List(ctx, cluster+"/base/") {
 		if err != nil {
-			return nil, fmt.Errorf("list backups of %s in region %s: %w", cluster, p.Region, err)
+			return nil, nil, fmt.Errorf("list backups of %s in region %s: %w", cluster, p.Region, err)
 		}
 		if !strings.HasSuffix(info.Key, "/manifest.json") {
 			continue
 		}
 		m, err := ReadManifest(ctx, p, info.Key, check)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			damaged = append(damaged, Damaged{Key: info.Key, Problem: err.Error()})
+			continue
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return out, damaged, nil
 }
 
+// maxManifestSize bounds what a manifest read may allocate: a store is
+// untrusted, and a real manifest of a thousand-table snapshot is well under it.
+const maxManifestSize = 64 << 20
+
 // ReadManifest reads one manifest.json into M and checks it.
-func ReadManifest[M any](ctx context.Context, p *storage.Pipeline, key string, check func(M) error) (M, error) {
+func ReadManifest[M Identified](ctx context.Context, p *storage.Pipeline, key string, check func(M) error) (M, error) {
 	var m M
 	rc, err := p.Store.Get(ctx, key, 0, -1)
 	if err != nil {
 		return m, fmt.Errorf("region %s: %w", p.Region, err)
 	}
 	defer rc.Close()
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+	if err := DecodeManifest(io.LimitReader(rc, maxManifestSize), &m); err != nil {
 		return m, fmt.Errorf("region %s: %s is not a valid manifest: %w", p.Region, key, err)
 	}
 	if err := check(m); err != nil {
 		return m, fmt.Errorf("region %s: %s: %w", p.Region, key, err)
 	}
+	if id := path.Base(path.Dir(key)); m.BackupID() != id {
+		return m, fmt.Errorf("region %s: %s: its id %q is not its folder's %q", p.Region, key, m.BackupID(), id)
+	}
 	return m, nil
+}
+
+// DecodeManifest decodes one JSON manifest: unknown fields are allowed (a
+// newer drkit of the same format may add some), trailing data is not.
+func DecodeManifest(r io.Reader, m any) error {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(m); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the manifest")
+	}
+	return nil
 }
 
 // WriteManifest stores m as backup id's manifest.json: the last object a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strconv"
@@ -43,8 +44,11 @@ func (c *Catalog) ReadInfo(ctx context.Context) (ClusterInfo, error) {
 		return info, err
 	}
 	defer rc.Close()
-	if err := json.NewDecoder(rc).Decode(&info); err != nil {
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&info); err != nil {
 		return info, fmt.Errorf("region %s: %s/cluster.json is not valid: %w", c.Pipeline.Region, c.Cluster, err)
+	}
+	if err := CheckSegmentSize(info.WALSegmentSize); err != nil {
+		return info, fmt.Errorf("region %s: %s/cluster.json: %w", c.Pipeline.Region, c.Cluster, err)
 	}
 	return info, nil
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -92,7 +91,7 @@ func (c *Catalog) fetchOne(ctx context.Context, name, dest string, segSize uint6
 	case partialOK && len(chunks) > 0:
 		return c.writePartial(ctx, name, chunks, segSize, dest)
 	}
-	return fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, storage.ErrNotFound)
+	return fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, ErrWALNotFound)
 }
 
 func (c *Catalog) writeObject(ctx context.Context, obj storage.Object, dest string) error {
@@ -146,8 +145,10 @@ func writeFileAtomic(dest string, r io.Reader) error {
 	return os.Rename(tmp.Name(), dest)
 }
 
-// ErrIsNotFound reports whether a Fetch error means "no such WAL".
-func ErrIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+// ErrWALNotFound is the one Fetch error that means "the region has no such
+// WAL file": the normal end of recovery. Every other error, a missing
+// cluster.json or object included, must abort recovery instead.
+var ErrWALNotFound = fmt.Errorf("no such WAL file: %w", storage.ErrNotFound)
 
 // Push stores the WAL file at path (archive_command): a segment, a timeline
 // history file, or a "<segment>.partial" left by a promotion. Other files

@@ -73,3 +73,13 @@ func IsHistoryName(name string) bool {
 	_, err := strconv.ParseUint(name[:8], 16, 32)
 	return err == nil
 }
+
+// CheckSegmentSize refuses a WAL segment size PostgreSQL cannot have (a power
+// of two from 1 MiB to 1 GiB): it comes from a store, and a zero would divide
+// by zero wherever segments are numbered.
+func CheckSegmentSize(size uint64) error {
+	if size < 1<<20 || size > 1<<30 || size&(size-1) != 0 {
+		return fmt.Errorf("WAL segment size %d is not a power of two from 1 MiB to 1 GiB", size)
+	}
+	return nil
+}

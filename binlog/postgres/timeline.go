@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // TimelineBegin says where a timeline starts: its parent ends at Begin.
@@ -169,4 +170,86 @@ func DurableEndOnLineage(objs []WALObject, lineage []TimelineBegin, segSize uint
 		end = max(end, to)
 	}
 	return end, ok
+}
+
+// Reach is how far a replay from one position can go in a region.
+type Reach struct {
+	// End is the end of the WAL replayable from the start without a gap, and
+	// EndTime when the newest object before it was written: commits after
+	// EndTime cannot be in it.
+	End     LSN       `json:"end"`
+	EndTime time.Time `json:"end_time"`
+	// Gap is the first segment missing on the way to the region's newest WAL,
+	// "" when there is none; Beyond is the end of the WAL stored past it,
+	// which a replay from the start never reaches.
+	Gap    string `json:"gap,omitempty"`
+	Beyond LSN    `json:"beyond,omitempty"`
+	// Reached is false when the region holds none of the WAL from the start.
+	Reached bool `json:"reached"`
+}
+
+// ReachFrom walks the segments from start along the lineage, as PostgreSQL
+// reads them (TimelineOf), and says where a replay must stop: at the first
+// segment that is neither stored whole nor, for the newest segment, as partial
+// chunks from its beginning. Commits in WAL stored past a gap are lost to a
+// replay from start, so a restore to the newest WAL checks this first.
+func ReachFrom(objs []WALObject, lineage []TimelineBegin, start LSN, segSize uint64) Reach {
+	var r Reach
+	if len(lineage) == 0 || segSize == 0 {
+		return r
+	}
+	bySeg := map[Segment][]WALObject{}
+	var maxNo uint64
+	for _, w := range objs {
+		if w.History || w.Segment.TLI != TimelineOf(lineage, w.Segment.No, segSize) {
+			continue
+		}
+		bySeg[w.Segment] = append(bySeg[w.Segment], w)
+		maxNo = max(maxNo, w.Segment.No)
+	}
+	r.End = start
+	for no := uint64(start) / segSize; no <= maxNo; no++ {
+		seg := Segment{TLI: TimelineOf(lineage, no, segSize), No: no}
+		end, t, whole := segmentReach(bySeg[seg], segSize)
+		if end == 0 || (!whole && no < maxNo) {
+			r.Gap = seg.Name(segSize)
+			r.Beyond = LSN((maxNo + 1) * segSize)
+			if ws := bySeg[Segment{TLI: TimelineOf(lineage, maxNo, segSize), No: maxNo}]; len(ws) > 0 {
+				e, _, _ := segmentReach(ws, segSize)
+				r.Beyond = LSN(maxNo*segSize) + e
+			}
+			if end > 0 { // the partial chunks before the hole still replay
+				r.End, r.Reached = max(r.End, seg.Start(segSize)+end), true
+				r.EndTime = later(r.EndTime, t)
+			}
+			return r
+		}
+		r.End, r.Reached = max(r.End, seg.Start(segSize)+end), true
+		r.EndTime = later(r.EndTime, t)
+	}
+	return r
+}
+
+// segmentReach returns how many bytes of one segment its objects hold from
+// its beginning, when the newest of them was written, and whether it is whole.
+func segmentReach(ws []WALObject, segSize uint64) (end LSN, newest time.Time, whole bool) {
+	var to uint64
+	for _, w := range ws { // sorted: the whole object first, then chunks by offset
+		if !w.Partial {
+			return LSN(segSize), w.ModTime, true
+		}
+		if w.From > to {
+			break
+		}
+		to = max(to, w.To)
+		newest = later(newest, w.ModTime)
+	}
+	return LSN(to), newest, to >= segSize
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

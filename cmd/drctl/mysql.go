@@ -54,10 +54,11 @@ func shipToRegions(ctx context.Context, cfg *config.Config, cl config.Cluster) (
 }
 
 func mysqlBackups(g *globals, ctx context.Context, r *storage.Region, cl config.Cluster) error {
-	list, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name)
+	list, damaged, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name)
 	if err != nil {
 		return err
 	}
+	warnDamaged(g, r.Name, damaged)
 	if g.json {
 		return printList(g, list)
 	}
@@ -83,9 +84,9 @@ func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.
 	}
 	o := mysnap.RestoreOptions{Cluster: cl.Name, TargetDSN: f.targetDSN, ReplayListen: f.listen, NoReplay: f.noReplay, Log: g.log()}
 	if f.targetTime != "" {
-		t, err := time.Parse(time.RFC3339Nano, f.targetTime)
+		t, err := parseTargetTime(f.targetTime)
 		if err != nil {
-			return usageErr(fmt.Errorf("--target-time %q is not RFC 3339 (2026-11-21T09:14:00Z): %w", f.targetTime, err))
+			return err
 		}
 		o.Stop.Time = t
 	}
@@ -137,9 +138,12 @@ func mysqlVerify(g *globals, ctx context.Context, r *storage.Region, cl config.C
 		return err
 	}
 	rep.Problems = append(rep.Problems, rep.Binlog.Problems...)
-	backups, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name)
+	backups, damaged, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name)
 	if err != nil {
 		return err
+	}
+	for _, d := range damaged {
+		rep.Problems = append(rep.Problems, "damaged backup manifest "+d.String())
 	}
 	for _, b := range backups {
 		rep.Backups = append(rep.Backups, b.ID)
@@ -196,10 +200,15 @@ func mysqlRegionStatus(ctx context.Context, r *storage.Region, cl config.Cluster
 	if ok {
 		s.GTIDPos, s.LastCommit = end.String(), last
 	}
-	if list, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name); err != nil {
+	if list, damaged, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name); err != nil {
 		s.Error = err.Error()
-	} else if len(list) > 0 {
-		s.LastBackup = list[len(list)-1].ID
+	} else {
+		if len(list) > 0 {
+			s.LastBackup = list[len(list)-1].ID
+		}
+		if len(damaged) > 0 {
+			s.Error = joinNote(s.Error, fmt.Sprintf("%d damaged backup manifest(s), skipped: %s (drctl verify names them)", len(damaged), damaged[0].Key))
+		}
 	}
 	return s
 }

@@ -17,6 +17,7 @@ import (
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage"
 )
@@ -139,10 +140,11 @@ func newBackupsCmd(g *globals) *cobra.Command {
 			if cl.Engine == "mysql" {
 				return mysqlBackups(g, cmd.Context(), r, cl)
 			}
-			list, err := pgsnap.ListBackups(cmd.Context(), r.Pipeline, cl.Name)
+			list, damaged, err := pgsnap.ListBackups(cmd.Context(), r.Pipeline, cl.Name)
 			if err != nil {
 				return err
 			}
+			warnDamaged(g, r.Name, damaged)
 			if g.json {
 				return printList(g, list)
 			}
@@ -161,8 +163,8 @@ func newBackupsCmd(g *globals) *cobra.Command {
 func newRestoreCmd(g *globals) *cobra.Command {
 	cf := &clusterFlags{g: g, engines: bothEngines}
 	var my mysqlRestoreFlags
-	var targetTime, targetLSN, targetDir string
-	var start bool
+	var targetTime, targetLSN, targetDir, backupID string
+	var start, acceptGap bool
 	var port int
 	cmd := &cobra.Command{
 		Use:   "restore",
@@ -206,11 +208,11 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 			if targetTime != "" && targetLSN != "" {
 				return usageErr(errors.New("give --target-time or --target-lsn, not both"))
 			}
-			o := pgsnap.RestoreOptions{Cluster: cl.Name, Port: port, Log: g.log()}
+			o := pgsnap.RestoreOptions{Cluster: cl.Name, Port: port, Log: g.log(), BackupID: backupID, AcceptGap: acceptGap}
 			if targetTime != "" {
-				t, err := time.Parse(time.RFC3339Nano, targetTime)
+				t, err := parseTargetTime(targetTime)
 				if err != nil {
-					return usageErr(fmt.Errorf("--target-time %q is not RFC 3339 (2026-11-21T09:14:00Z): %w", targetTime, err))
+					return err
 				}
 				o.TargetTime = &t
 			}
@@ -234,22 +236,27 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 			o.Progress = progress
 			res, err := pgsnap.Restore(cmd.Context(), o)
 			finish()
+			warnDamaged(g, o.Region.Name, res.Skipped)
 			if err != nil {
-				return notFoundOr(err)
+				return restoreErr(err, o.TargetDir, res.TargetDir != "")
 			}
 			if start {
 				bin, err := pgsnap.BinDir(res.Backup.ServerVersion)
-				if err != nil {
-					return err
+				if err == nil {
+					err = pgsnap.Start(cmd.Context(), o.TargetDir, bin)
 				}
-				if err := pgsnap.Start(cmd.Context(), o.TargetDir, bin); err != nil {
-					return err
+				if err != nil {
+					return restoreErr(err, o.TargetDir, true)
 				}
 			}
 			if g.json {
-				return g.printJSON(map[string]any{"backup": res.Backup.ID, "target_dir": res.TargetDir, "started": start, "region": o.Region.Name})
+				return g.printJSON(map[string]any{"backup": res.Backup.ID, "target_dir": res.TargetDir, "started": start, "region": o.Region.Name, "reach": res.Reach})
 			}
 			fmt.Fprintf(g.stdout, "restored backup %s of %s from region %s into %s\n", res.Backup.ID, cl.Name, o.Region.Name, res.TargetDir)
+			if res.Reach.Gap != "" {
+				fmt.Fprintf(g.stdout, "WARNING: --accept-gap: WAL segment %s is missing in region %s; recovery stops at %s (written %s), and the WAL stored after the gap (to %s) is not replayed\n",
+					res.Reach.Gap, o.Region.Name, res.Reach.End, res.Reach.EndTime.UTC().Format(time.RFC3339), res.Reach.Beyond)
+			}
 			if start {
 				fmt.Fprintln(g.stdout, "PostgreSQL is running and recovery has ended")
 			}
@@ -259,7 +266,7 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 	f := cmd.Flags()
 	f.StringVar(&cf.cluster, "cluster", "", "the cluster (default: the only one)")
 	f.StringVar(&cf.region, "to-region", "", "the region to restore from (default: the cluster's)")
-	f.StringVar(&targetTime, "target-time", "", "recover up to this time (RFC 3339)")
+	f.StringVar(&targetTime, "target-time", "", targetTimeHelp)
 	f.StringVar(&targetLSN, "target-lsn", "", "recover up to this LSN")
 	f.StringVar(&targetDir, "target-dir", "", "the new data folder")
 	f.StringVar(&my.targetDSN, "target-dsn", "", "MySQL: the empty server to restore into (user:password@tcp(host:3306)/)")
@@ -267,8 +274,37 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 	f.StringVar(&my.listen, "replay-listen", "", "MySQL: address the target connects back to for the binlog replay (default: this host's address toward the target, a free port)")
 	f.BoolVar(&my.noReplay, "no-replay", false, "MySQL: restore the snapshot only, no binlog")
 	f.BoolVar(&start, "start", false, "start PostgreSQL and wait until recovery has ended")
+	f.StringVar(&backupID, "backup", "", "restore this backup (drctl backups lists them) instead of the newest before the target")
+	f.BoolVar(&acceptGap, "accept-gap", false, "PostgreSQL: when the region's WAL has a gap, restore up to it instead of refusing (the WAL after it is lost)")
 	f.IntVar(&port, "port", 0, "the port of the restored server (default: the backup's)")
 	return cmd
+}
+
+// restoreErr gives a failed restore its exit code and, when the folder was
+// already written, tells the operator it was left and how to retry.
+func restoreErr(err error, dir string, written bool) error {
+	switch {
+	case errors.Is(err, pgsnap.ErrGap):
+		return &exitError{code: exitFailure, err: err}
+	case !written:
+		return notFoundOr(err)
+	}
+	return fmt.Errorf("%w\nThe folder %s was left as it is for inspection (its drkit-restore.log holds PostgreSQL's log). To retry, stop any server on it (pg_ctl stop -D %s), remove it, and run drctl restore again, with an earlier --target-time or another --to-region if the WAL does not reach the target", err, dir, dir)
+}
+
+// warnDamaged names, on stderr, the backup manifests a region could not read.
+func warnDamaged(g *globals, region string, damaged []snapshots.Damaged) {
+	for _, d := range damaged {
+		fmt.Fprintf(g.stderr, "drctl: region %s: skipped damaged backup manifest %s\n", region, d)
+	}
+}
+
+// joinNote adds a note to a status row's note.
+func joinNote(have, note string) string {
+	if have == "" {
+		return note
+	}
+	return have + "; " + note
 }
 
 // restoreCommand is the restore_command PostgreSQL will run: this drctl, by
@@ -282,8 +318,14 @@ func restoreCommand(cfgPath, cluster, region string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
-	return fmt.Sprintf("%s wal-fetch --config %s --cluster %s --region %s %%f %%p", q(exe), q(abs), q(cluster), q(region)), nil
+	return fmt.Sprintf("%s wal-fetch --config %s --cluster %s --region %s %%f %%p", shellArg(exe), shellArg(abs), shellArg(cluster), shellArg(region)), nil
+}
+
+// shellArg quotes s for the shell PostgreSQL runs restore_command with (sh -c):
+// single quotes, in which nothing is special but the quote itself; and doubles
+// % so that PostgreSQL's own %f/%p substitution leaves it alone.
+func shellArg(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, "%", "%%"), "'", `'\''`) + "'"
 }
 
 // Exit codes of wal-fetch, as PostgreSQL reads them: 1 ends recovery normally
@@ -307,12 +349,19 @@ Exit codes: 0 fetched; 1 the region has no such file (the normal end of
 recovery); 127 anything else (corrupt object, store unreachable, bad config):
 PostgreSQL then aborts recovery instead of ending it early without that WAL.`,
 		Args: usageArgs(cobra.ExactArgs(2)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			err := walFetch(cmd.Context(), cf, args[0], args[1], prefetch)
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			defer func() {
+				// A panic must abort recovery too: Go exits 2 on one, which
+				// PostgreSQL reads as "no more WAL" and promotes early.
+				if p := recover(); p != nil {
+					err = &exitError{code: exitWALAbort, err: fmt.Errorf("wal-fetch %s: internal error: %v", args[0], p)}
+				}
+			}()
+			err = walFetch(cmd.Context(), cf, args[0], args[1], prefetch)
 			switch {
 			case err == nil:
 				return nil
-			case pgwal.ErrIsNotFound(err):
+			case errors.Is(err, pgwal.ErrWALNotFound):
 				return &exitError{code: exitWALNotFound, err: err}
 			default:
 				return &exitError{code: exitWALAbort, err: err}
@@ -373,11 +422,14 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check a region: WAL continuity from every backup, and backup checksums",
+		Short: "Check a region: WAL continuity from every backup, and checksums",
 		Long: `verify checks, in one region, that every base backup can be replayed to the
-newest WAL without a gap (following timeline switches as PostgreSQL would), and
-reads the newest backup (all with --all-checksums) to check every SHA-256.
-Exit 0 when everything is restorable, 1 on any gap or checksum failure.`,
+newest WAL without a gap (following timeline switches as PostgreSQL would), from
+the objects' names, and reads the newest backup's objects to check their SHA-256.
+With --all-checksums it reads every object of every backup and every log object
+they need (WAL, or MariaDB binlog chunks), in parallel, and names each bad one.
+Exit 0 when everything checked is sound, 1 on any gap, damaged manifest or
+checksum failure.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, cl, r, err := cf.clusterRegion(cmd.Context(), true)
@@ -387,7 +439,9 @@ Exit 0 when everything is restorable, 1 on any gap or checksum failure.`,
 			if cl.Engine == "mysql" {
 				return mysqlVerify(g, cmd.Context(), r, cl)
 			}
-			rep, err := pgsnap.Verify(cmd.Context(), r.Pipeline, cl.Name, all)
+			progress, finish := g.countBar("verify", true)
+			rep, err := pgsnap.Verify(cmd.Context(), r.Pipeline, cl.Name, pgsnap.VerifyOptions{All: all, Progress: progress})
+			finish()
 			if err != nil {
 				return notFoundOr(err)
 			}
@@ -405,7 +459,7 @@ Exit 0 when everything is restorable, 1 on any gap or checksum failure.`,
 		},
 	}
 	cf.addFlags(cmd, "the region (default: the cluster's)")
-	cmd.Flags().BoolVar(&all, "all-checksums", false, "read every backup, not only the newest")
+	cmd.Flags().BoolVar(&all, "all-checksums", false, "read every object of every backup and every log object they need, not only the newest backup")
 	return cmd
 }
 
@@ -424,9 +478,14 @@ func printVerify(g *globals, rep pgsnap.VerifyReport) {
 	for _, p := range rep.Problems {
 		fmt.Fprintln(g.stdout, "PROBLEM:", p)
 	}
-	if rep.OK {
-		fmt.Fprintln(g.stdout, "OK: every backup replays to the newest WAL")
+	if !rep.OK {
+		return
 	}
+	if rep.Checked == "all" {
+		fmt.Fprintf(g.stdout, "OK: every backup replays to the newest WAL; every backup object and %d WAL object(s) (%d bytes) read and their SHA-256 checked\n", rep.WALObjectsRead, rep.WALBytesRead)
+		return
+	}
+	fmt.Fprintln(g.stdout, "OK: WAL continuity checked from the listing (WAL objects not read); the newest backup's objects read and their SHA-256 checked. --all-checksums reads everything")
 }
 
 func newStatusCmd(g *globals) *cobra.Command {

@@ -116,7 +116,7 @@ func source(ctx context.Context, o CreateOptions) (pgwal.ClusterInfo, pgsnap.Man
 	if err != nil {
 		return info, pgsnap.Manifest{}, fmt.Errorf("region %s holds nothing of cluster %s yet (run drd or drctl backup first): %w", o.Region.Name, o.Cluster.Name, err)
 	}
-	backups, err := pgsnap.ListBackups(ctx, o.Region.Pipeline, o.Cluster.Name)
+	backups, _, err := pgsnap.ListBackups(ctx, o.Region.Pipeline, o.Cluster.Name)
 	if err != nil {
 		return info, pgsnap.Manifest{}, err
 	}

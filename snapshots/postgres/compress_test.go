@@ -157,7 +157,7 @@ clusters:
 	conn := connect(t, e.pg.Port)
 	exec1(t, conn, "CREATE TABLE t AS SELECT generate_series(1, 5000) AS id")
 	e.backup(t)
-	backups, err := pgsnap.ListBackups(context.Background(), e.regions[1].Pipeline, "orders")
+	backups, _, err := pgsnap.ListBackups(context.Background(), e.regions[1].Pipeline, "orders")
 	if err != nil || len(backups) != 1 {
 		t.Fatalf("region us lists %d backups (%v), want 1", len(backups), err)
 	}

@@ -74,7 +74,7 @@ func TestCopyMakesALateRegionRestorable(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted copy: %v, want context.Canceled", err)
 	}
-	if list, err := pgsnap.ListBackups(context.Background(), us.Pipeline, "orders"); err != nil || len(list) != 0 {
+	if list, _, err := pgsnap.ListBackups(context.Background(), us.Pipeline, "orders"); err != nil || len(list) != 0 {
 		t.Fatalf("after an interrupted copy us lists %d complete backups (%v), want none", len(list), err)
 	}
 

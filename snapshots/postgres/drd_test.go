@@ -53,7 +53,7 @@ func TestDrdShipsBacksUpAndExports(t *testing.T) {
 				missing++
 			}
 		}
-		list, _ := pgsnap.ListBackups(context.Background(), e.regions[0].Pipeline, "orders")
+		list, _, _ := pgsnap.ListBackups(context.Background(), e.regions[0].Pipeline, "orders")
 		if missing == 0 && len(list) >= 1 {
 			break
 		}
@@ -71,7 +71,7 @@ func TestDrdShipsBacksUpAndExports(t *testing.T) {
 	// Several scheduled backups have run by now or soon; retention keeps one.
 	time.Sleep(8 * time.Second)
 	for _, r := range e.regions {
-		list, err := pgsnap.ListBackups(context.Background(), r.Pipeline, "orders")
+		list, _, err := pgsnap.ListBackups(context.Background(), r.Pipeline, "orders")
 		if err != nil || len(list) != 1 {
 			t.Fatalf("region %s holds %d backups (%v); retention.full 1 keeps 1", r.Name, len(list), err)
 		}
@@ -100,7 +100,7 @@ func TestDrdScheduledCopy(t *testing.T) {
 	want := regexp.MustCompile(`drkit_copy_last_success_timestamp_seconds\{kind="backup-set",source_region="eu",target_region="us"\} \d`)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		list, _ := pgsnap.ListBackups(context.Background(), us.Pipeline, "orders")
+		list, _, _ := pgsnap.ListBackups(context.Background(), us.Pipeline, "orders")
 		if want.MatchString(scrape(t, addr)) && len(list) == 1 && list[0].ID == m.ID {
 			break
 		}

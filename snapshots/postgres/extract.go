@@ -28,13 +28,20 @@ type tarSource interface {
 }
 
 // extractor unpacks a base backup archive into a folder, owned by uid:gid.
+//
+// The archive comes from a store, which is untrusted input: it must never make
+// a restore (running as root) write outside the folder. Names are cleaned and
+// kept below dir, and every symlink the archive creates is remembered: an entry
+// whose path goes through one is refused, so a link cannot redirect a later
+// write. The folder starts empty, so the links created here are all there are.
 type extractor struct {
 	dir      string
 	uid, gid int
+	links    map[string]bool // cleaned names of the symlinks created so far
 }
 
 func newExtractor(dir string, uid, gid int) *extractor {
-	return &extractor{dir: dir, uid: uid, gid: gid}
+	return &extractor{dir: dir, uid: uid, gid: gid, links: map[string]bool{}}
 }
 
 // header is the part of a ustar header a restore needs.
@@ -127,8 +134,17 @@ func octal(b []byte) (int64, error) {
 // entry creates one archive entry.
 func (x *extractor) entry(src tarSource, h header) error {
 	name := filepath.Clean(h.name)
-	if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+	if !filepath.IsLocal(name) {
 		return fmt.Errorf("backup archive entry %q points outside the target folder", h.name)
+	}
+	if link := x.throughLink(name); link != "" {
+		return fmt.Errorf("backup archive entry %q goes through the symlink %q: refused, it could write outside the target folder", h.name, link)
+	}
+	if h.typeflag == '2' {
+		if err := checkLink(name, h.linkname); err != nil {
+			return err
+		}
+		x.links[name] = true
 	}
 	p := filepath.Join(x.dir, name)
 	switch h.typeflag {
@@ -154,6 +170,35 @@ func (x *extractor) entry(src tarSource, h header) error {
 		return nil
 	}
 	return os.Chmod(p, os.FileMode(h.mode).Perm())
+}
+
+// throughLink returns the symlink created earlier that name is, or lies
+// below, or "" when there is none.
+func (x *extractor) throughLink(name string) string {
+	for p := name; p != "." && p != string(filepath.Separator); p = filepath.Dir(p) {
+		if x.links[p] {
+			return p
+		}
+	}
+	return ""
+}
+
+// checkLink allows a symlink whose target stays inside the folder, and
+// PostgreSQL's own tablespace links pg_tblspc/<oid>, which point at a
+// tablespace's location by design: they are created, but nothing is ever
+// written through them (throughLink).
+func checkLink(name, target string) error {
+	if dir, oid := filepath.Split(name); dir == "pg_tblspc/" && oid != "" && strings.Trim(oid, "0123456789") == "" {
+		return nil
+	}
+	resolved := target
+	if !filepath.IsAbs(target) {
+		resolved = filepath.Join(filepath.Dir(name), target)
+	}
+	if filepath.IsAbs(resolved) || !filepath.IsLocal(resolved) {
+		return fmt.Errorf("backup archive entry %q is a symlink to %q, outside the target folder: refused", name, target)
+	}
+	return nil
 }
 
 func (x *extractor) file(p string, src tarSource, h header) error {

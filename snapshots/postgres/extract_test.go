@@ -129,3 +129,55 @@ func TestZstdSource(t *testing.T) {
 	}
 	zs.Close() // the decoder is stopped while buffers are still waiting
 }
+
+// A store is untrusted: an archive must not make a restore write outside its
+// folder through a symlink it planted, whether the link leaves the folder or
+// a later entry goes through a link. PostgreSQL's pg_tblspc links are created
+// as they are; a link inside the folder is kept.
+func TestExtractRefusesSymlinkEscapes(t *testing.T) {
+	outside := t.TempDir()
+	cases := map[string]func(tw *tar.Writer){
+		"link leaving the folder, then a file through it": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "evil", Linkname: outside, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "evil/pwned", Size: 1, Mode: 0o600, Format: tar.FormatUSTAR})
+			tw.Write([]byte("x"))
+		},
+		"relative link climbing out": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "base/", Mode: 0o700, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "base/up", Linkname: "../../..", Format: tar.FormatUSTAR})
+		},
+		"file through a link inside the folder": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "base/", Mode: 0o700, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "alias", Linkname: "base", Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "alias/f", Size: 1, Mode: 0o600, Format: tar.FormatUSTAR})
+			tw.Write([]byte("x"))
+		},
+		"folder through a tablespace link": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/", Mode: 0o700, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "pg_tblspc/16400", Linkname: outside, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/16400/PG_15", Mode: 0o700, Format: tar.FormatUSTAR})
+		},
+	}
+	for name, entries := range cases {
+		err := newExtractor(t.TempDir(), os.Getuid(), os.Getgid()).run(memSource{bytes.NewReader(archive(t, entries))}, 0, nil)
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("%s: extracted with error %v; want a refusal", name, err)
+		}
+	}
+	if left, _ := os.ReadDir(outside); len(left) > 0 {
+		t.Fatalf("the archive wrote outside the target folder: %v", left)
+	}
+
+	ok := archive(t, func(tw *tar.Writer) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/", Mode: 0o700, Format: tar.FormatUSTAR})
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "pg_tblspc/16400", Linkname: outside, Format: tar.FormatUSTAR})
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "inside", Linkname: "pg_tblspc", Format: tar.FormatUSTAR})
+	})
+	dir := t.TempDir()
+	if err := newExtractor(dir, os.Getuid(), os.Getgid()).run(memSource{bytes.NewReader(ok)}, 0, nil); err != nil {
+		t.Fatalf("a tablespace link and a link inside the folder: %v", err)
+	}
+	if target, err := os.Readlink(filepath.Join(dir, "pg_tblspc", "16400")); err != nil || target != outside {
+		t.Fatalf("tablespace link = %q, %v", target, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -42,6 +44,10 @@ type RestoreOptions struct {
 	// Standby, if set, makes the folder a standby that keeps replaying (no
 	// target, standby.signal instead of recovery.signal).
 	Standby *Standby
+	// BackupID restores that backup instead of the newest before the target.
+	BackupID string
+	// AcceptGap restores to the newest WAL before a gap instead of refusing.
+	AcceptGap bool
 }
 
 // Standby configures a restored folder as a standby: it replays WAL from the
@@ -60,58 +66,165 @@ type RestoreResult struct {
 	Backup    Manifest `json:"backup"`
 	TargetDir string   `json:"target_dir"`
 	Owner     int      `json:"owner_uid"`
+	// Reach is how far the region's WAL replays from the backup.
+	Reach pgwal.Reach `json:"reach"`
+	// Skipped are the region's manifests that could not be read: newer
+	// backups among them were passed over.
+	Skipped []snapshots.Damaged `json:"skipped,omitempty"`
 }
+
+// ErrGap is wrapped by a restore refused because the region's WAL has a gap
+// before the target (or, with no target, before its newest WAL).
+var ErrGap = errors.New("WAL gap")
 
 // Restore unpacks the newest backup before the target into TargetDir, verified,
 // and writes the recovery settings that replay WAL from the region to the target.
-// Start the server with Start.
+// Before it writes anything it checks that the region's WAL reaches the target
+// from that backup without a gap: a replay that stops early would hand back a
+// silently partial database. Start the server with Start.
 func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
-	backups, err := ListBackups(ctx, o.Region.Pipeline, o.Cluster)
+	res, err := PlanRestore(ctx, o)
 	if err != nil {
-		return RestoreResult{}, err
+		return res, err
 	}
-	m, err := chooseBackup(backups, o)
-	if err != nil {
-		return RestoreResult{}, err
-	}
+	m := res.Backup
 	uid, gid, err := prepareDir(o.TargetDir)
 	if err != nil {
-		return RestoreResult{}, err
+		return res, err
 	}
+	res.TargetDir, res.Owner = o.TargetDir, uid // written from here on
 	o.Log.Info("restoring base backup", "cluster", o.Cluster, "region", o.Region.Name, "backup", m.ID,
 		"stop_time", m.StopTime, "bytes", m.PlainSize, "to", o.TargetDir)
 	if err := unpack(ctx, o, m, uid, gid); err != nil {
-		return RestoreResult{}, err
+		return res, err
 	}
 	if err := writePGManifest(ctx, o, m, uid, gid); err != nil {
-		return RestoreResult{}, err
+		return res, err
 	}
 	if err := writeRecoveryConfig(o, uid, gid); err != nil {
-		return RestoreResult{}, err
+		return res, err
 	}
-	return RestoreResult{Backup: m, TargetDir: o.TargetDir, Owner: uid}, nil
+	return res, nil
 }
 
-// chooseBackup picks the newest backup that ended before the target.
-func chooseBackup(backups []Manifest, o RestoreOptions) (Manifest, error) {
+// PlanRestore chooses the backup and checks that the region's WAL reaches the
+// target from it, reading only listings and manifests.
+func PlanRestore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
+	var res RestoreResult
+	backups, damaged, err := ListBackups(ctx, o.Region.Pipeline, o.Cluster)
+	if err != nil {
+		return res, err
+	}
+	res.Skipped = damaged
+	for _, d := range damaged {
+		o.Log.Warn("skipping a damaged backup manifest", "region", o.Region.Name, "manifest", d.Key, "problem", d.Problem)
+	}
+	if res.Backup, err = chooseBackup(backups, damaged, o); err != nil {
+		return res, err
+	}
+	if res.Reach, err = reachFrom(ctx, o.Region.Pipeline, o.Cluster, res.Backup); err != nil {
+		return res, err
+	}
+	return res, checkReach(o, res.Backup, res.Reach)
+}
+
+// reachFrom says how far the region's WAL replays from backup m: from its stop
+// position when it carries its own WAL (the archive holds start to stop).
+func reachFrom(ctx context.Context, p *storage.Pipeline, cluster string, m Manifest) (pgwal.Reach, error) {
+	cat := &pgwal.Catalog{Pipeline: p, Cluster: cluster}
+	objs, err := cat.List(ctx, m.WALSegmentSize)
+	if err != nil {
+		return pgwal.Reach{}, err
+	}
+	lineage, err := cat.Lineage(ctx, objs)
+	if err != nil {
+		return pgwal.Reach{}, fmt.Errorf("region %s: timeline history: %w", p.Region, err)
+	}
+	from := m.StartLSN
+	if m.WALIncluded {
+		from = m.StopLSN
+	}
+	lsn, _ := pgwal.ParseLSN(from) // checked with the manifest
+	if len(lineage) == 0 {
+		lineage = []pgwal.TimelineBegin{{TLI: m.Timeline}}
+	}
+	r := pgwal.ReachFrom(objs, lineage, lsn, m.WALSegmentSize)
+	if !r.Reached {
+		r.EndTime = m.StopTime
+	}
+	return r, nil
+}
+
+// checkReach refuses a target the region's WAL cannot reach from backup m:
+// beyond its newest WAL (ErrNotFound: nothing there to restore) or beyond a
+// gap (ErrGap, unless AcceptGap and there is no target: the restore then
+// stops at the gap, and says so).
+func checkReach(o RestoreOptions, m Manifest, r pgwal.Reach) error {
+	stop, _ := pgwal.ParseLSN(m.StopLSN)
+	reach := fmt.Sprintf("from backup %s the region's WAL replays to %s (written %s)", m.ID, max(r.End, stop), r.EndTime.UTC().Format(time.RFC3339))
+	beyond := func(what string) error {
+		if r.Gap != "" {
+			return fmt.Errorf("region %s cannot restore %s to %s: WAL segment %s is missing, and %s; %w (run drctl verify; restore from another region, or choose a target before the gap)",
+				o.Region.Name, o.Cluster, what, r.Gap, reach, ErrGap)
+		}
+		return fmt.Errorf("region %s cannot restore %s to %s: it holds no WAL that far; %s. Choose an earlier target, or none for the newest: %w",
+			o.Region.Name, o.Cluster, what, reach, storage.ErrNotFound)
+	}
+	switch {
+	case o.TargetLSN != nil && *o.TargetLSN > max(r.End, stop):
+		return beyond("LSN " + o.TargetLSN.String())
+	case o.TargetTime != nil && r.EndTime.Before(*o.TargetTime):
+		return beyond(o.TargetTime.UTC().Format(time.RFC3339Nano))
+	case o.TargetLSN == nil && o.TargetTime == nil && r.Gap != "" && !o.AcceptGap && o.Standby == nil:
+		return fmt.Errorf("region %s cannot restore %s to its newest WAL: segment %s is missing, so %s, and the WAL stored after the gap (to %s) would be lost: %w. "+
+			"Run drctl verify; restore from another region; or pass --accept-gap to restore up to the gap",
+			o.Region.Name, o.Cluster, r.Gap, reach, r.Beyond, ErrGap)
+	}
+	return nil
+}
+
+// chooseBackup picks the backup --backup names, or the newest that ended
+// before the target.
+func chooseBackup(backups []Manifest, damaged []snapshots.Damaged, o RestoreOptions) (Manifest, error) {
+	if o.BackupID != "" {
+		for _, b := range backups {
+			if b.ID == o.BackupID {
+				if err := endsBefore(b, o); err != nil {
+					return Manifest{}, err
+				}
+				return b, nil
+			}
+		}
+		for _, d := range damaged {
+			if path.Base(path.Dir(d.Key)) == o.BackupID {
+				return Manifest{}, fmt.Errorf("backup %s in region %s is damaged: %s", o.BackupID, o.Region.Name, d.Problem)
+			}
+		}
+		return Manifest{}, fmt.Errorf("region %s has no backup %s of %s (drctl backups lists them): %w", o.Region.Name, o.BackupID, o.Cluster, storage.ErrNotFound)
+	}
 	if len(backups) == 0 {
 		return Manifest{}, fmt.Errorf("region %s holds no complete base backup of %s: %w", o.Region.Name, o.Cluster, storage.ErrNotFound)
 	}
 	for i := len(backups) - 1; i >= 0; i-- {
-		b := backups[i]
-		stop, err := pgwal.ParseLSN(b.StopLSN)
-		if err != nil {
-			continue
-		}
-		switch {
-		case o.TargetTime != nil && !b.StopTime.Before(*o.TargetTime):
-		case o.TargetLSN != nil && stop > *o.TargetLSN:
-		default:
-			return b, nil
+		if endsBefore(backups[i], o) == nil {
+			return backups[i], nil
 		}
 	}
 	return Manifest{}, fmt.Errorf("region %s has no backup of %s that ended before the target; the oldest ended at %s (%s): %w",
 		o.Region.Name, o.Cluster, backups[0].StopTime.Format(time.RFC3339), backups[0].StopLSN, storage.ErrNotFound)
+}
+
+// endsBefore refuses a backup that ended after the target: recovery must pass
+// its stop position to be consistent.
+func endsBefore(b Manifest, o RestoreOptions) error {
+	stop, _ := pgwal.ParseLSN(b.StopLSN)
+	switch {
+	case o.TargetTime != nil && !b.StopTime.Before(*o.TargetTime):
+		return fmt.Errorf("backup %s ended at %s, not before the target time %s: %w", b.ID, b.StopTime.Format(time.RFC3339Nano), o.TargetTime.Format(time.RFC3339Nano), storage.ErrNotFound)
+	case o.TargetLSN != nil && stop > *o.TargetLSN:
+		return fmt.Errorf("backup %s ended at %s, after the target LSN %s: %w", b.ID, stop, *o.TargetLSN, storage.ErrNotFound)
+	}
+	return nil
 }
 
 // prepareDir makes sure dir is empty (creating it, owned like its parent, if
@@ -418,7 +531,57 @@ func writePGManifest(ctx context.Context, o RestoreOptions, m Manifest, uid, gid
 	return os.Chown(p, uid, gid)
 }
 
-// writeRecoveryConfig appends the recovery settings to postgresql.auto.conf and
+// recoveryTargets sets every recovery_target* setting: the others reset,
+// then the one chosen. A backup of a server that was itself restored carries
+// that restore's settings in postgresql.auto.conf (or postgresql.conf); left
+// in place, an old recovery_target_time would stop a restore to the newest
+// WAL early. The chosen one comes last: PostgreSQL 15 refuses any target
+// assigned after another is set, even an empty one ("multiple recovery
+// targets specified").
+func recoveryTargets(o RestoreOptions) []string {
+	lines := []string{"recovery_target_inclusive = 'on'"}
+	chosen := ""
+	switch {
+	case o.TargetTime != nil:
+		chosen = "recovery_target_time = '" + o.TargetTime.UTC().Format("2006-01-02 15:04:05.999999-07:00") + "'"
+	case o.TargetLSN != nil:
+		chosen = "recovery_target_lsn = '" + o.TargetLSN.String() + "'"
+	}
+	for _, k := range []string{"recovery_target", "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_xid"} {
+		if !strings.HasPrefix(chosen, k+" ") {
+			lines = append(lines, k+" = ''")
+		}
+	}
+	if chosen != "" {
+		lines = append(lines, chosen)
+	}
+	return lines
+}
+
+// withoutSettings returns conf's lines without those that set a setting the
+// lines set: PostgreSQL applies a duplicate's assign hook at startup, so an
+// old recovery_target_time followed by a reset still counts as a second
+// target ("multiple recovery targets specified").
+func withoutSettings(conf string, lines []string) []string {
+	set := map[string]bool{}
+	for _, l := range lines {
+		if k, _, ok := strings.Cut(l, "="); ok {
+			set[strings.TrimSpace(k)] = true
+		}
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(conf, "\n"), "\n") {
+		k, _, ok := strings.Cut(l, "=")
+		if ok && set[strings.ToLower(strings.TrimSpace(k))] {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// writeRecoveryConfig writes the recovery settings into postgresql.auto.conf
+// (replacing any earlier setting of the same names) and
 // creates recovery.signal (standby.signal for a standby). It also unties the copy from the old host: its port,
 // socket folder, archiving and any replication source.
 func writeRecoveryConfig(o RestoreOptions, uid, gid int) error {
@@ -442,25 +605,17 @@ func writeRecoveryConfig(o RestoreOptions, uid, gid int) error {
 	default:
 		lines = append(lines, "recovery_target_action = 'promote'", "primary_conninfo = ''", "primary_slot_name = ''")
 	}
-	switch {
-	case o.TargetTime != nil:
-		lines = append(lines, "recovery_target_time = "+q(o.TargetTime.UTC().Format("2006-01-02 15:04:05.999999-07:00")))
-	case o.TargetLSN != nil:
-		lines = append(lines, "recovery_target_lsn = "+q(o.TargetLSN.String()))
-	}
+	lines = append(lines, recoveryTargets(o)...)
 	if o.Port > 0 {
 		lines = append(lines, fmt.Sprintf("port = %d", o.Port))
 	}
 	auto := filepath.Join(o.TargetDir, "postgresql.auto.conf")
-	f, err := os.OpenFile(auto, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+	old, err := os.ReadFile(auto)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if _, err := f.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	text := strings.Join(withoutSettings(string(old), lines), "\n") + "\n" + strings.Join(lines, "\n") + "\n"
+	if err := os.WriteFile(auto, []byte(text), 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {

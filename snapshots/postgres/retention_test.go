@@ -33,18 +33,18 @@ func TestRetention(t *testing.T) {
 	if err != nil || len(dry.Expired) != 1 || dry.Expired[0] != ids[0] || dry.WALObjects == 0 {
 		t.Fatalf("dry run = %+v, %v; want the oldest backup and some WAL", dry, err)
 	}
-	if left, _ := pgsnap.ListBackups(ctx, us, "orders"); len(left) != 3 {
+	if left, _, _ := pgsnap.ListBackups(ctx, us, "orders"); len(left) != 3 {
 		t.Fatalf("a dry run removed backups: %d left", len(left))
 	}
 	res, err := pgsnap.Prune(ctx, us, "orders", config.Retention{Full: 2}, time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	left, _ := pgsnap.ListBackups(ctx, us, "orders")
+	left, _, _ := pgsnap.ListBackups(ctx, us, "orders")
 	if len(left) != 2 || left[0].ID != ids[1] {
 		t.Fatalf("after retention.full 2: %d backups, first %s; want %s and %s", len(left), left[0].ID, ids[1], ids[2])
 	}
-	rep, err := pgsnap.Verify(ctx, us, "orders", true)
+	rep, err := pgsnap.Verify(ctx, us, "orders", pgsnap.VerifyOptions{All: true})
 	if err != nil || !rep.OK {
 		t.Fatalf("verify after pruning %d WAL objects: %+v, %v", res.WALObjects, rep.Problems, err)
 	}

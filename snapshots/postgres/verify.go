@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/storage"
@@ -17,8 +19,15 @@ type VerifyReport struct {
 	NewestWAL string        `json:"newest_wal"`
 	Timeline  uint32        `json:"timeline"`
 	Backups   []BackupCheck `json:"backups"`
-	Problems  []string      `json:"problems"`
-	OK        bool          `json:"ok"`
+	// Checked says what was read: "listing" (continuity from object names,
+	// the newest backup's objects read) or "all" (every backup's objects and
+	// every WAL object they need read and checked against its SHA-256).
+	Checked string `json:"checked"`
+	// WALObjectsRead and WALBytesRead count the WAL objects read (all only).
+	WALObjectsRead int      `json:"wal_objects_read"`
+	WALBytesRead   int64    `json:"wal_bytes_read"`
+	Problems       []string `json:"problems"`
+	OK             bool     `json:"ok"`
 }
 
 // BackupCheck is one backup's WAL continuity and, if checked, checksums.
@@ -30,11 +39,27 @@ type BackupCheck struct {
 	Checksums     string                `json:"checksums"`          // ok, skipped, or the failure
 }
 
+// VerifyOptions say how much Verify reads.
+type VerifyOptions struct {
+	// All reads every backup's objects and every WAL object the backups
+	// need, not only the newest backup's objects.
+	All bool
+	// Parallel is how many objects are read at once (default 4); each is
+	// streamed, so memory stays bounded whatever the object sizes.
+	Parallel int
+	// Progress, if set, is told the bytes read so far and the total.
+	Progress func(done, total int64)
+}
+
 // Verify checks that every backup in the region can be replayed to the region's
-// newest WAL without a gap, along the newest timeline's lineage, and (for the
-// newest backup, or all with allChecksums) that every object matches its SHA-256.
-func Verify(ctx context.Context, p *storage.Pipeline, cluster string, allChecksums bool) (VerifyReport, error) {
-	rep := VerifyReport{Cluster: cluster, Region: p.Region}
+// newest WAL without a gap, along the newest timeline's lineage, and that the
+// objects it reads match their SHA-256: the newest backup's, or with All every
+// backup's and every WAL object from the oldest backup's start on.
+func Verify(ctx context.Context, p *storage.Pipeline, cluster string, o VerifyOptions) (VerifyReport, error) {
+	rep := VerifyReport{Cluster: cluster, Region: p.Region, Checked: "listing"}
+	if o.All {
+		rep.Checked = "all"
+	}
 	cat := &pgwal.Catalog{Pipeline: p, Cluster: cluster}
 	info, err := cat.ReadInfo(ctx)
 	if err != nil {
@@ -51,19 +76,20 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, allChecksu
 	if len(lineage) > 0 {
 		rep.Timeline = lineage[len(lineage)-1].TLI
 	}
-	backups, err := ListBackups(ctx, p, cluster)
+	backups, damaged, err := ListBackups(ctx, p, cluster)
 	if err != nil {
 		return rep, err
+	}
+	for _, d := range damaged {
+		rep.Problems = append(rep.Problems, "damaged backup manifest "+d.String())
 	}
 	if len(backups) == 0 {
 		rep.Problems = append(rep.Problems, "no complete base backup: nothing in this region can be restored")
 	}
+	var toRead []checkItem
 	for i, b := range backups {
 		chk := BackupCheck{ID: b.ID, Checksums: "skipped"}
-		start, err := pgwal.ParseLSN(b.StartLSN)
-		if err != nil {
-			return rep, fmt.Errorf("backup %s: %w", b.ID, err)
-		}
+		start, _ := pgwal.ParseLSN(b.StartLSN) // checked with the manifest
 		chk.StartSegment = pgwal.SegmentOf(b.Timeline, start, info.WALSegmentSize).Name(info.WALSegmentSize)
 		if !slices.ContainsFunc(lineage, func(t pgwal.TimelineBegin) bool { return t.TLI == b.Timeline }) && len(lineage) > 0 {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s is on timeline %d, which is not in the history of timeline %d", b.ID, b.Timeline, rep.Timeline))
@@ -75,32 +101,124 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, allChecksu
 				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: WAL segment %s is missing: replay from it stops there", b.ID, s.Name))
 			}
 		}
-		if allChecksums || i == len(backups)-1 {
+		if o.All || i == len(backups)-1 {
 			chk.Checksums = "ok"
-			if err := checkObjects(ctx, p, b); err != nil {
-				chk.Checksums = err.Error()
-				rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %v", b.ID, err))
+			for _, obj := range append(slices.Clone(b.Chunks), b.BackupManifest) {
+				toRead = append(toRead, checkItem{obj: obj, backup: len(rep.Backups)})
 			}
 		}
 		rep.Backups = append(rep.Backups, chk)
+	}
+	if o.All && len(backups) > 0 {
+		toRead = append(toRead, walNeeded(objs, backups[0], info.WALSegmentSize)...)
+	}
+	for _, bad := range readAll(ctx, p, toRead, o) {
+		if bad.item.backup >= 0 {
+			b := &rep.Backups[bad.item.backup]
+			if b.Checksums == "ok" {
+				b.Checksums = bad.err.Error()
+			}
+			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %v", b.ID, bad.err))
+			continue
+		}
+		rep.Problems = append(rep.Problems, fmt.Sprintf("WAL object %s: %v", bad.item.obj.Key, bad.err))
+	}
+	for _, it := range toRead {
+		if it.backup < 0 {
+			rep.WALObjectsRead++
+			rep.WALBytesRead += it.obj.Size
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, err
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
 }
 
-// checkObjects reads every object of a backup through the pipeline, which
-// verifies sizes and SHA-256 at the end of each.
-func checkObjects(ctx context.Context, p *storage.Pipeline, m Manifest) error {
-	for _, obj := range append(slices.Clone(m.Chunks), m.BackupManifest) {
-		rc, err := p.Open(ctx, obj)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, rc)
-		rc.Close()
-		if err != nil {
-			return err
+// walNeeded lists every WAL object from the oldest backup's start segment on
+// (timeline history files included): what a replay of any retained backup
+// may read.
+func walNeeded(objs []pgwal.WALObject, oldest Manifest, segSize uint64) []checkItem {
+	start, _ := pgwal.ParseLSN(oldest.StartLSN)
+	first := uint64(start) / segSize
+	var out []checkItem
+	for _, w := range objs {
+		if w.History || w.Segment.No >= first {
+			out = append(out, checkItem{obj: w.Object, backup: -1})
 		}
 	}
-	return nil
+	return out
+}
+
+// checkItem is one object to read: a backup's (index into the report's
+// backups) or a WAL object (backup -1).
+type checkItem struct {
+	obj    storage.Object
+	backup int
+}
+
+type badItem struct {
+	item checkItem
+	err  error
+}
+
+// readAll reads the items through the pipeline, which checks each one's size
+// and SHA-256 at its end, o.Parallel at a time, and returns every failure in
+// the items' order.
+func readAll(ctx context.Context, p *storage.Pipeline, items []checkItem, o VerifyOptions) []badItem {
+	par := o.Parallel
+	if par <= 0 {
+		par = 4
+	}
+	var total int64
+	for _, it := range items {
+		total += it.obj.Size
+	}
+	var done atomic.Int64
+	var mu sync.Mutex
+	errs := make([]error, len(items))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range par {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = readObject(ctx, p, items[i].obj)
+				n := done.Add(items[i].obj.Size)
+				if o.Progress != nil {
+					mu.Lock()
+					o.Progress(n, total)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+feed:
+	for i := range items {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	var bad []badItem
+	for i, err := range errs {
+		if err != nil {
+			bad = append(bad, badItem{items[i], err})
+		}
+	}
+	return bad
+}
+
+// readObject reads one object to its end: the pipeline checks its SHA-256.
+func readObject(ctx context.Context, p *storage.Pipeline, obj storage.Object) error {
+	rc, err := p.Open(ctx, obj)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
 }

@@ -36,7 +36,7 @@ func TestVerifyAndStatus(t *testing.T) {
 	e.waitShipped(t, conn)
 
 	out, code := e.drctlRun(t, "verify", "--cluster", "orders", "--region", "us")
-	if code != 0 || !strings.Contains(out, "OK: every backup replays") || !strings.Contains(out, "uploading") {
+	if code != 0 || !strings.Contains(out, "OK: WAL continuity checked") || !strings.Contains(out, "uploading") {
 		t.Fatalf("verify of a healthy region: exit %d\n%s", code, out)
 	}
 

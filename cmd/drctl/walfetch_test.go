@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/storage"
+	_ "github.com/drkit/drkit/storage/all"
+)
+
+// wal-fetch's exit code is what PostgreSQL acts on: 1 ends recovery as "no
+// more WAL" and promotes, so it must mean exactly that; anything else, a
+// missing or damaged cluster.json included, exits 127 and aborts recovery.
+func TestWALFetchExitCodes(t *testing.T) {
+	root := t.TempDir()
+	cfg := writeFile(t, "regions: [{name: a, store: 'file://"+root+"'}]\nclusters:\n  - {name: c, engine: postgres, region: a, dsn: 'postgres://u@127.0.0.1:1/db'}\n")
+	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
+	const seg = "000000010000000000000003"
+	fetch := func() (int, string) {
+		code, _, errOut := drctl(t, "wal-fetch", "--config", cfg, seg, dest)
+		return code, errOut
+	}
+	if code, errOut := fetch(); code != exitWALAbort || !strings.Contains(errOut, "cluster.json") {
+		t.Fatalf("no cluster.json: exit %d (%s); want %d naming cluster.json", code, errOut, exitWALAbort)
+	}
+	info := filepath.Join(root, "c", "cluster.json")
+	os.MkdirAll(filepath.Dir(info), 0o700)
+	os.WriteFile(info, []byte(`{"engine":"postgres","system_identifier":"1","wal_segment_size":0}`), 0o600)
+	if code, errOut := fetch(); code != exitWALAbort || !strings.Contains(errOut, "segment size") {
+		t.Fatalf("wal_segment_size 0: exit %d (%s); want %d naming the segment size", code, errOut, exitWALAbort)
+	}
+	os.WriteFile(info, []byte(`{"engine":"postgres"`), 0o600)
+	if code, _ := fetch(); code != exitWALAbort {
+		t.Fatalf("truncated cluster.json: exit %d, want %d", code, exitWALAbort)
+	}
+	os.WriteFile(info, []byte(`{"engine":"postgres","system_identifier":"1","wal_segment_size":16777216}`), 0o600)
+	if code, errOut := fetch(); code != exitWALNotFound {
+		t.Fatalf("missing segment: exit %d (%s), want %d", code, errOut, exitWALNotFound)
+	}
+
+	st, err := storage.Open(context.Background(), "file://"+root, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{7}, 16<<20)
+	cat := &pgwal.Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "a"}, Cluster: "c"}
+	if err := cat.PutSegment(context.Background(), seg, data); err != nil {
+		t.Fatal(err)
+	}
+	if code, errOut := fetch(); code != exitOK {
+		t.Fatalf("stored segment: exit %d (%s)", code, errOut)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, data) {
+		t.Fatalf("fetched %d bytes, not the segment", len(got))
+	}
+	os.Remove(dest)
+	matches, _ := filepath.Glob(filepath.Join(root, "c", "wal", seg+".*"))
+	b, _ := os.ReadFile(matches[0])
+	b[len(b)/2] ^= 1
+	os.WriteFile(matches[0], b, 0o600)
+	if code, errOut := fetch(); code != exitWALAbort || !strings.Contains(errOut, seg) {
+		t.Fatalf("corrupt segment: exit %d (%s), want %d naming it", code, errOut, exitWALAbort)
+	}
+}
+
+// restore_command runs under sh -c after PostgreSQL replaced %f and %p: a
+// config path holding $, backticks, quotes or % reaches drctl as it is.
+func TestRestoreCommandQuoting(t *testing.T) {
+	for _, s := range []string{"/srv/drkit.yaml", "/srv/$HOME/`id`/it's/100%f/\"x\"/a b"} {
+		quoted := shellArg(s)
+		// PostgreSQL's substitution: %% is a literal %.
+		cmdline := strings.ReplaceAll(quoted, "%%", "%")
+		out, err := exec.Command("sh", "-c", "printf %s "+cmdline).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("shellArg(%q) = %s: the shell printed %q (%v)", s, quoted, out, err)
+		}
+	}
+}

@@ -66,6 +66,11 @@ func DeleteBackup(ctx context.Context, st storage.Store, cluster, id string) err
 	return nil
 }
 
+// ErrGap is wrapped by a restore refused because the region's log has a gap
+// before the target (or, with no target, before its newest log): replaying
+// to the gap would hand back a silently partial database.
+var ErrGap = errors.New("log gap")
+
 // Identified is a manifest: it knows its backup's id, which must be its
 // folder's name.
 type Identified interface{ BackupID() string }

@@ -156,3 +156,30 @@ func (c *Catalog) End(ctx context.Context) (end Pos, last time.Time, ok bool, er
 	}
 	return end, time.Unix(h.LastTime, 0).UTC(), true, nil
 }
+
+// DurableEnd is End without the chunks past a gap: the position after the last
+// chunk of the unbroken run from the region's oldest chunk. Chunk numbers
+// follow each other (retention removes only the oldest), so a missing number
+// is a gap, found from the listing alone; gap names it ("" when none).
+func (c *Catalog) DurableEnd(ctx context.Context) (end Pos, last time.Time, gap string, ok bool, err error) {
+	refs, err := c.List(ctx)
+	if err != nil || len(refs) == 0 {
+		return nil, time.Time{}, "", false, err
+	}
+	n := len(refs)
+	for i := 1; i < len(refs); i++ {
+		if refs[i].Seq != refs[i-1].Seq+1 {
+			gap = fmt.Sprintf("binlog chunk %d is missing (the region holds chunks to %d past it)", refs[i-1].Seq+1, refs[len(refs)-1].Seq)
+			n = i
+			break
+		}
+	}
+	h, err := c.Header(ctx, refs[n-1])
+	if err != nil {
+		return nil, time.Time{}, "", false, err
+	}
+	if end, err = ParsePos(h.End); err != nil {
+		return nil, time.Time{}, "", false, fmt.Errorf("region %s: binlog chunk %d: %w", c.Pipeline.Region, refs[n-1].Seq, err)
+	}
+	return end, time.Unix(h.LastTime, 0).UTC(), gap, true, nil
+}

@@ -101,15 +101,22 @@ type chunkReader struct {
 	FDE    []byte
 }
 
+// maxFDE bounds a chunk's format description event (a few hundred bytes in
+// practice): the header is read before the chunk's checksum can be checked,
+// so its lengths are untrusted and must not decide an allocation.
+const maxFDE = 64 << 10
+
+// newChunkReader reads a chunk's header and format description event. The
+// header line is bounded by the reader's buffer (1 MiB), the event by maxFDE.
 func newChunkReader(r io.Reader) (*chunkReader, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	magic := make([]byte, len(chunkMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != chunkMagic {
 		return nil, fmt.Errorf("not a drkit binlog chunk (format %q)", bytes.TrimSpace(magic))
 	}
-	line, err := br.ReadBytes('\n')
+	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return nil, fmt.Errorf("chunk header: %w", err)
+		return nil, fmt.Errorf("chunk header: %w", noEOF(err))
 	}
 	c := &chunkReader{r: br}
 	if err := json.Unmarshal(line, &c.Header); err != nil {
@@ -119,7 +126,11 @@ func newChunkReader(r io.Reader) (*chunkReader, error) {
 	if _, err := io.ReadFull(br, n[:]); err != nil {
 		return nil, fmt.Errorf("chunk format description: %w", err)
 	}
-	c.FDE = make([]byte, binary.LittleEndian.Uint32(n[:]))
+	size := binary.LittleEndian.Uint32(n[:])
+	if size < headerLen || size > maxFDE {
+		return nil, fmt.Errorf("chunk format description of %d bytes: the chunk is corrupt", size)
+	}
+	c.FDE = make([]byte, size)
 	if _, err := io.ReadFull(br, c.FDE); err != nil {
 		return nil, fmt.Errorf("chunk format description: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 )
 
@@ -39,11 +40,10 @@ func (t StopAt) stopsBefore(tx *Txn) bool {
 type Feed struct {
 	Catalog *Catalog
 	From    Pos
-	// NotBefore skips chunks whose last commit is older (a snapshot's time minus
-	// a margin): they cannot hold a transaction after From, and skipping them
-	// avoids reading the whole history.
-	NotBefore time.Time
-	Target    StopAt
+	Target  StopAt
+	// StopAtGap ends the replay at a gap instead of failing (restore
+	// --accept-gap, after Reach said where).
+	StopAtGap bool
 	// Prefetch is how many chunks are downloaded ahead (default 4).
 	Prefetch int
 }
@@ -52,13 +52,21 @@ type Feed struct {
 // the last one. It fails if a chunk is missing, corrupt, or the target GTID
 // never appears.
 func (f *Feed) Run(ctx context.Context, fn func(*Txn) error) (Pos, error) {
+	if f.Target.GTID != nil && f.From.Contains(*f.Target.GTID) {
+		// The start already holds the target (a snapshot taken right at it):
+		// nothing to replay. Reading on would never meet the target and
+		// stream every later transaction.
+		return f.From.Clone(), nil
+	}
 	refs, err := f.Catalog.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for len(refs) > 0 && refs[0].LastTime < f.NotBefore.Unix() {
-		refs = refs[1:]
+	first, err := f.firstAfter(ctx, refs)
+	if err != nil {
+		return nil, err
 	}
+	refs = refs[first:]
 	pos := f.From.Clone()
 	started := false
 	var prevEnd string
@@ -66,6 +74,9 @@ func (f *Feed) Run(ctx context.Context, fn func(*Txn) error) (Pos, error) {
 	err = f.each(ctx, refs, func(ref ChunkRef, cr *chunkReader) error {
 		h := cr.Header
 		if started && h.Start != prevEnd {
+			if f.StopAtGap {
+				return done
+			}
 			return fmt.Errorf("region %s: binlog gap before chunk %d: it starts at %q, the chunk before ends at %q", f.Catalog.Pipeline.Region, ref.Seq, h.Start, prevEnd)
 		}
 		prevEnd = h.End
@@ -112,6 +123,86 @@ func (f *Feed) Run(ctx context.Context, fn func(*Txn) error) (Pos, error) {
 		return pos, fmt.Errorf("region %s holds no transaction %s after %s: the binlog ends at %s", f.Catalog.Pipeline.Region, f.Target.GTID, f.From, pos)
 	}
 	return pos, nil
+}
+
+// Reach is how far a replay from one position can go in a region.
+type Reach struct {
+	// End is the position after the last transaction replayable without a
+	// gap, EndTime that transaction's commit time.
+	End     Pos       `json:"end"`
+	EndTime time.Time `json:"end_time"`
+	// Gap describes the first break in the chain ("" when none), and
+	// Beyond is where the region's binlog really ends, past it.
+	Gap    string `json:"gap,omitempty"`
+	Beyond string `json:"beyond,omitempty"`
+}
+
+// Reach reads the headers of the chunks after From (not their events) and
+// follows the chain of positions: a restore checks it before loading
+// anything, so a gap is refused up front instead of after a long load.
+func (f *Feed) Reach(ctx context.Context) (Reach, error) {
+	r := Reach{End: f.From.Clone()}
+	refs, err := f.Catalog.List(ctx)
+	if err != nil {
+		return r, err
+	}
+	first, err := f.firstAfter(ctx, refs)
+	if err != nil {
+		return r, err
+	}
+	prev := ""
+	for _, ref := range refs[first:] {
+		h, err := f.Catalog.Header(ctx, ref)
+		if err != nil {
+			return r, err
+		}
+		start, err1 := ParsePos(h.Start)
+		end, err2 := ParsePos(h.End)
+		if err1 != nil || err2 != nil {
+			return r, fmt.Errorf("region %s: binlog chunk %d: bad positions %q, %q", f.Catalog.Pipeline.Region, ref.Seq, h.Start, h.End)
+		}
+		switch {
+		case prev == "" && !r.End.Covers(start):
+			r.Gap = fmt.Sprintf("the binlog after %s is missing: the region's resumes at %s (chunk %d)", r.End, h.Start, ref.Seq)
+		case prev != "" && h.Start != prev:
+			r.Gap = fmt.Sprintf("binlog chunk %d starts at %s, the chunk before ends at %s", ref.Seq, h.Start, prev)
+		}
+		if r.Gap != "" {
+			last := refs[len(refs)-1]
+			if lh, err := f.Catalog.Header(ctx, last); err == nil {
+				r.Beyond = lh.End
+			}
+			return r, nil
+		}
+		r.End, r.EndTime, prev = end, time.Unix(h.LastTime, 0).UTC(), h.End
+	}
+	return r, nil
+}
+
+// firstAfter returns the index of the first chunk that holds a transaction
+// after From, by position: a binary search on the chunks' end positions, which
+// grow with their sequence numbers, reading O(log n) headers instead of the
+// whole history. Not by commit time: a statement that ran for minutes across a
+// snapshot commits with a time from before it, in a chunk a time bound skips.
+func (f *Feed) firstAfter(ctx context.Context, refs []ChunkRef) (int, error) {
+	var ferr error
+	i := sort.Search(len(refs), func(i int) bool {
+		if ferr != nil {
+			return true
+		}
+		h, err := f.Catalog.Header(ctx, refs[i])
+		if err != nil {
+			ferr = err
+			return true
+		}
+		end, err := ParsePos(h.End)
+		if err != nil {
+			ferr = fmt.Errorf("region %s: binlog chunk %d: %w", f.Catalog.Pipeline.Region, refs[i].Seq, err)
+			return true
+		}
+		return !f.From.Covers(end)
+	})
+	return i, ferr
 }
 
 // each opens the chunks in order, downloading up to Prefetch ahead.

@@ -71,8 +71,8 @@ func mysqlBackups(g *globals, ctx context.Context, r *storage.Region, cl config.
 }
 
 type mysqlRestoreFlags struct {
-	targetTime, targetGTID, targetDSN, listen string
-	noReplay                                  bool
+	targetTime, targetGTID, targetDSN, listen, backupID string
+	noReplay, acceptGap                                 bool
 }
 
 func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.Config, cl config.Cluster, f mysqlRestoreFlags) error {
@@ -82,7 +82,8 @@ func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.
 	if f.targetTime != "" && f.targetGTID != "" {
 		return usageErr(errors.New("give --target-time or --target-gtid, not both"))
 	}
-	o := mysnap.RestoreOptions{Cluster: cl.Name, TargetDSN: f.targetDSN, ReplayListen: f.listen, NoReplay: f.noReplay, Log: g.log()}
+	o := mysnap.RestoreOptions{Cluster: cl.Name, TargetDSN: f.targetDSN, ReplayListen: f.listen, NoReplay: f.noReplay, Log: g.log(),
+		BackupID: f.backupID, AcceptGap: f.acceptGap}
 	if f.targetTime != "" {
 		t, err := parseTargetTime(f.targetTime)
 		if err != nil {
@@ -117,6 +118,9 @@ func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.
 		res.Backup.ID, cl.Name, o.Region.Name, res.Replayed, res.GTIDPos)
 	if res.Last != nil {
 		fmt.Fprintf(g.stdout, "last transaction: %s committed at %s\n", res.Last.GTID, res.Last.Time.Format(time.RFC3339))
+	}
+	if res.Reach != nil && res.Reach.Gap != "" {
+		fmt.Fprintf(g.stdout, "WARNING: --accept-gap: %s; the replay stopped at %s, and the binlog stored after the gap (to %s) was not replayed\n", res.Reach.Gap, res.Reach.End, res.Reach.Beyond)
 	}
 	return nil
 }
@@ -192,13 +196,16 @@ type mysqlStatus struct {
 
 func mysqlRegionStatus(ctx context.Context, r *storage.Region, cl config.Cluster) mysqlStatus {
 	s := mysqlStatus{Cluster: cl.Name, Engine: "mysql", Region: r.Name}
-	end, last, ok, err := (&mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).End(ctx)
+	end, last, gap, ok, err := (&mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).DurableEnd(ctx)
 	if err != nil {
 		s.Error = err.Error()
 		return s
 	}
 	if ok {
 		s.GTIDPos, s.LastCommit = end.String(), last
+	}
+	if gap != "" {
+		s.Error = "binlog gap: " + gap + "; the binlog after it cannot be replayed"
 	}
 	if list, damaged, err := mysnap.ListBackups(ctx, r.Pipeline, cl.Name); err != nil {
 		s.Error = err.Error()

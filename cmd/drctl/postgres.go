@@ -196,7 +196,7 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 				if targetDir != "" || targetLSN != "" || start {
 					return usageErr(errors.New("--target-dir, --target-lsn and --start are for PostgreSQL clusters; a MySQL cluster restores into --target-dsn"))
 				}
-				my.targetTime = targetTime
+				my.targetTime, my.backupID, my.acceptGap = targetTime, backupID, acceptGap
 				return mysqlRestore(cmd, g, cf, cfg, cl, my)
 			}
 			if my.targetDSN != "" || my.targetGTID != "" {
@@ -275,7 +275,7 @@ binlogging target, gtid_binlog_state continue the source's GTID history.`,
 	f.BoolVar(&my.noReplay, "no-replay", false, "MySQL: restore the snapshot only, no binlog")
 	f.BoolVar(&start, "start", false, "start PostgreSQL and wait until recovery has ended")
 	f.StringVar(&backupID, "backup", "", "restore this backup (drctl backups lists them) instead of the newest before the target")
-	f.BoolVar(&acceptGap, "accept-gap", false, "PostgreSQL: when the region's WAL has a gap, restore up to it instead of refusing (the WAL after it is lost)")
+	f.BoolVar(&acceptGap, "accept-gap", false, "when the region's log (WAL, binlog) has a gap, restore up to it instead of refusing (the log after it is lost)")
 	f.IntVar(&port, "port", 0, "the port of the restored server (default: the backup's)")
 	return cmd
 }

@@ -37,7 +37,7 @@ func (e *Engine) Prune(ctx context.Context, r *storage.Region, now time.Time) (s
 
 // List implements snapshots.Engine.
 func (e *Engine) List(ctx context.Context, r *storage.Region) ([]snapshots.Summary, error) {
-	list, err := ListBackups(ctx, r.Pipeline, e.Cluster.Name)
+	list, _, err := ListBackups(ctx, r.Pipeline, e.Cluster.Name) // damaged manifests: reported by verify, status and restore
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,14 @@
 package mysql
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
+
+	binlog "github.com/drkit/drkit/binlog/mysql"
 
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
@@ -63,17 +67,73 @@ type Column struct {
 
 var baseKey = snapshots.BaseKey
 
+// BackupID is the snapshot's id (snapshots.Identified).
+func (m Manifest) BackupID() string { return m.ID }
+
 // ListBackups returns the complete snapshots (those with a manifest) of cluster
-// in a region, oldest first.
-func ListBackups(ctx context.Context, p *storage.Pipeline, cluster string) ([]Manifest, error) {
-	out, err := snapshots.ListManifests(ctx, p, cluster, checkManifest)
-	sort.Slice(out, func(i, j int) bool { return out[i].SnapshotTime.Before(out[j].SnapshotTime) })
-	return out, err
+// in a region, oldest first, and the manifests it could not read or check.
+//
+// Oldest first means by GTID position, not by the clock of the host that took
+// a snapshot: positions only grow, so the sum of a position's sequence
+// numbers orders snapshots of one history whatever the domains.
+func ListBackups(ctx context.Context, p *storage.Pipeline, cluster string) ([]Manifest, []snapshots.Damaged, error) {
+	out, damaged, err := snapshots.ListManifests(ctx, p, cluster, checkManifest)
+	slices.SortStableFunc(out, func(a, b Manifest) int {
+		if c := cmp.Compare(seqSum(a.GTIDPos), seqSum(b.GTIDPos)); c != 0 {
+			return c
+		}
+		return a.SnapshotTime.Compare(b.SnapshotTime)
+	})
+	return out, damaged, err
 }
+
+// seqSum is the sum of a checked position's sequence numbers.
+func seqSum(pos string) uint64 {
+	p, _ := binlog.ParsePos(pos)
+	var n uint64
+	for _, g := range p {
+		n += g.Seq
+	}
+	return n
+}
+
+// maxPartSize bounds one part: a restore reads parts whole into LOAD DATA,
+// and a manifest is untrusted input.
+const maxPartSize = 1 << 30
 
 func checkManifest(m Manifest) error {
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion || m.Engine != "mysql" {
 		return fmt.Errorf("a %s manifest of format %d; this drkit reads mysql formats 1 to %d", m.Engine, m.FormatVersion, FormatVersion)
+	}
+	if m.ID == "" {
+		return fmt.Errorf("no id")
+	}
+	if _, err := binlog.ParsePos(m.GTIDPos); err != nil {
+		return fmt.Errorf("GTID position %q: %w", m.GTIDPos, err)
+	}
+	if m.PlainSize < 0 || m.StoredSize < 0 || m.Rows < 0 {
+		return fmt.Errorf("negative size or rows (plain %d, stored %d, rows %d)", m.PlainSize, m.StoredSize, m.Rows)
+	}
+	switch m.PartCompression {
+	case "", "none", "zstd":
+	default:
+		return fmt.Errorf("part compression %q; this drkit reads zstd and none", m.PartCompression)
+	}
+	prefix := baseKey(m.Cluster, m.ID)
+	objs := []storage.Object{m.Schema}
+	for _, t := range m.Tables {
+		objs = append(objs, t.Parts...)
+		if t.PlainSize < 0 || t.Rows < 0 {
+			return fmt.Errorf("table %s.%s: negative size or rows", t.DB, t.Name)
+		}
+	}
+	for _, obj := range objs {
+		if !strings.HasPrefix(obj.Key, prefix) || strings.Contains(obj.Key, "..") {
+			return fmt.Errorf("key %q is not in the snapshot's folder %s", obj.Key, prefix)
+		}
+		if obj.PlainSize < -1 || obj.PlainSize > maxPartSize || obj.Size < 0 {
+			return fmt.Errorf("%s: size %d (plain %d) is out of range", obj.Key, obj.Size, obj.PlainSize)
+		}
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func TestPartsAreCheckedFrames(t *testing.T) {
 	}
 	mans := make([]mysnap.Manifest, 2)
 	for i, r := range e.regions {
-		list, err := mysnap.ListBackups(context.Background(), r.Pipeline, "shop")
+		list, _, err := mysnap.ListBackups(context.Background(), r.Pipeline, "shop")
 		if err != nil || len(list) != 1 {
 			t.Fatalf("region %s: %d backups (%v), want 1", r.Name, len(list), err)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	binlog "github.com/drkit/drkit/binlog/mysql"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -35,6 +37,11 @@ type RestoreOptions struct {
 	Stop binlog.StopAt
 	// NoReplay restores the snapshot only.
 	NoReplay bool
+	// BackupID restores that snapshot instead of the newest before the target.
+	BackupID string
+	// AcceptGap replays up to a gap in the region's binlog instead of
+	// refusing the restore.
+	AcceptGap bool
 	// Workers load parts in parallel (default: 2 per core, at most 8).
 	Workers int
 	// ReplayListen is the address the target connects to for the replay.
@@ -51,6 +58,8 @@ type RestoreResult struct {
 	Replayed int         `json:"transactions_replayed"`
 	GTIDPos  string      `json:"gtid_pos"`
 	Last     *LastCommit `json:"last_commit,omitempty"`
+	// Reach is how far the region's binlog replays from the snapshot.
+	Reach *binlog.Reach `json:"reach,omitempty"`
 }
 
 // LastCommit is the last transaction the restore applied.
@@ -74,6 +83,11 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, err
 	}
 	res.Backup = m
+	if !o.NoReplay {
+		if res.Reach, err = checkReach(ctx, o, m); err != nil {
+			return res, err
+		}
+	}
 	db, err := openTarget(o.TargetDSN, o.Workers)
 	if err != nil {
 		return res, err
@@ -109,10 +123,10 @@ func replay(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, pos b
 	host, _, _ := net.SplitHostPort(cfg.Addr)
 	r := &binlog.Replay{
 		Feed: &binlog.Feed{
-			Catalog:   &binlog.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster},
+			Catalog: &binlog.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster},
 			From:      pos,
-			NotBefore: m.SnapshotTime.Add(-time.Minute), // commit times have 1 s resolution; clocks drift
 			Target:    o.Stop,
+			StopAtGap: o.AcceptGap,
 		},
 		Target: db, TargetHost: host, Listen: o.ReplayListen, Parallel: min(runtime.NumCPU(), 4), Log: o.Log,
 	}
@@ -128,11 +142,54 @@ func replay(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, pos b
 	return res, nil
 }
 
+// checkReach follows the region's binlog from the snapshot before anything is
+// loaded, and refuses a target beyond a gap (snapshots.ErrGap; with no
+// target too, unless AcceptGap) or beyond the binlog's end (ErrNotFound).
+func checkReach(ctx context.Context, o RestoreOptions, m Manifest) (*binlog.Reach, error) {
+	pos, err := binlog.ParsePos(m.GTIDPos)
+	if err != nil {
+		return nil, err
+	}
+	feed := &binlog.Feed{Catalog: &binlog.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster}, From: pos, Target: o.Stop}
+	r, err := feed.Reach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reach := fmt.Sprintf("from snapshot %s (%s) the region's binlog replays to %s", m.ID, m.GTIDPos, r.End)
+	if !r.EndTime.IsZero() {
+		reach += fmt.Sprintf(", last commit %s", r.EndTime.Format(time.RFC3339))
+	}
+	g := o.Stop.GTID
+	switch {
+	case g != nil && !r.End.Contains(*g) && r.Gap != "":
+		return &r, fmt.Errorf("region %s cannot restore %s to GTID %s: %s; %s: %w (run drctl verify; restore from another region, or choose an earlier target)", o.Region.Name, o.Cluster, g, r.Gap, reach, snapshots.ErrGap)
+	case g != nil && !r.End.Contains(*g):
+		return &r, fmt.Errorf("region %s holds no transaction %s of %s: %s: %w", o.Region.Name, g, o.Cluster, reach, storage.ErrNotFound)
+	case g == nil && r.Gap != "" && (!o.Stop.Time.IsZero() && r.EndTime.Before(o.Stop.Time) || o.Stop.Time.IsZero() && !o.AcceptGap):
+		return &r, fmt.Errorf("region %s cannot restore %s to %s: %s; %s, and the binlog stored after the gap (to %s) would be lost: %w. "+
+			"Run drctl verify; restore from another region; or pass --accept-gap to restore up to the gap",
+			o.Region.Name, o.Cluster, o.Stop, r.Gap, reach, r.Beyond, snapshots.ErrGap)
+	}
+	return &r, nil
+}
+
 // pickBackup returns the newest complete snapshot before the target.
 func pickBackup(ctx context.Context, o RestoreOptions) (Manifest, error) {
-	list, err := ListBackups(ctx, o.Region.Pipeline, o.Cluster)
+	list, damaged, err := ListBackups(ctx, o.Region.Pipeline, o.Cluster)
 	if err != nil {
 		return Manifest{}, err
+	}
+	for _, d := range damaged {
+		o.Log.Warn("skipping a damaged backup manifest", "region", o.Region.Name, "manifest", d.Key, "problem", d.Problem)
+		if o.BackupID != "" && strings.Contains(d.Key, "/"+o.BackupID+"/") {
+			return Manifest{}, fmt.Errorf("backup %s in region %s is damaged: %s", o.BackupID, o.Region.Name, d.Problem)
+		}
+	}
+	if o.BackupID != "" {
+		list = slices.DeleteFunc(list, func(m Manifest) bool { return m.ID != o.BackupID })
+		if len(list) == 0 {
+			return Manifest{}, fmt.Errorf("region %s has no backup %s of %s (drctl backups lists them): %w", o.Region.Name, o.BackupID, o.Cluster, storage.ErrNotFound)
+		}
 	}
 	for i := len(list) - 1; i >= 0; i-- {
 		m := list[i]
@@ -171,10 +228,15 @@ func openTarget(dsn string, workers int) (*sql.DB, error) {
 	return db, nil
 }
 
-// CheckEmpty refuses a target that holds any database of its own, or that is
-// not MariaDB; it changes nothing.
+// CheckEmpty refuses a target that holds any database of its own with
+// something in it (a table, view, routine or event), or that is not MariaDB;
+// it changes nothing. Empty databases, such as the test database
+// mariadb-install-db creates, do not count: load replaces them.
 func CheckEmpty(ctx context.Context, db *sql.DB) error {
-	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+	rows, err := db.QueryContext(ctx, `SELECT s.SCHEMA_NAME FROM information_schema.SCHEMATA s
+		WHERE EXISTS (SELECT 1 FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME)
+		   OR EXISTS (SELECT 1 FROM information_schema.ROUTINES r WHERE r.ROUTINE_SCHEMA = s.SCHEMA_NAME)
+		   OR EXISTS (SELECT 1 FROM information_schema.EVENTS e WHERE e.EVENT_SCHEMA = s.SCHEMA_NAME)`)
 	if err != nil {
 		return fmt.Errorf("target server: %w", err)
 	}
@@ -203,6 +265,24 @@ func CheckEmpty(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("the target server is %s; a MariaDB snapshot restores into MariaDB", version)
 	}
 	return nil
+}
+
+// dropIfEmpty drops database name on the target if it exists with nothing
+// in it (CheckEmpty allowed it), so that the snapshot's CREATE DATABASE, with
+// its character set and collation, makes it as the source had it.
+func dropIfEmpty(ctx context.Context, c *sql.Conn, name string) error {
+	var objects int
+	err := c.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) +
+		(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) +
+		(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?)`, name, name, name).Scan(&objects)
+	if err != nil {
+		return fmt.Errorf("target database %s: %w", name, err)
+	}
+	if objects > 0 {
+		return fmt.Errorf("the target server's database %s is no longer empty: restore into a new server (nothing of %s was changed)", name, name)
+	}
+	return execAll(ctx, c, "DROP DATABASE IF EXISTS "+quote(name))
 }
 
 func readSchema(ctx context.Context, p *storage.Pipeline, m Manifest) (Schema, error) {
@@ -240,6 +320,9 @@ func load(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, s Schem
 		return err
 	}
 	for _, d := range s.Databases {
+		if err := dropIfEmpty(ctx, c, d.Name); err != nil {
+			return err
+		}
 		if err := execAll(ctx, c, d.Create); err != nil {
 			return fmt.Errorf("create database %s: %w", d.Name, err)
 		}
@@ -337,10 +420,24 @@ func loadPart(ctx context.Context, src partSource, c *sql.Conn, t TableParts, ob
 	cols, sets := loadColumns(t.Columns)
 	q := fmt.Sprintf(`LOAD DATA LOCAL INFILE 'Reader::%s' INTO TABLE %s.%s CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' (%s)%s`,
 		name, quote(t.DB), quote(t.Name), cols, sets)
-	r, err := c.ExecContext(ctx, q)
+	// The part's checksum is known only at its end, after the server has
+	// inserted its rows: the load runs in a transaction that commits only
+	// once the whole part was read and checked, so a damaged part leaves
+	// none of its rows behind.
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	r, err := tx.ExecContext(ctx, q)
 	if readErr != nil {
 		// A corrupt or truncated part: the checksum error names the object.
+		_ = tx.Rollback()
 		return 0, readErr
+	}
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		_ = tx.Rollback()
 	}
 	if err != nil {
 		if strings.Contains(err.Error(), "local_infile") || strings.Contains(err.Error(), "1148") {

@@ -379,7 +379,7 @@ func TestRetention(t *testing.T) {
 	if err := rep.Covers(pos); err != nil {
 		t.Fatalf("the kept backup lost its binlog: %v", err)
 	}
-	if list, _ := mysnap.ListBackups(context.Background(), p, "shop"); len(list) != 1 || list[0].ID != kept.ID {
+	if list, _, _ := mysnap.ListBackups(context.Background(), p, "shop"); len(list) != 1 || list[0].ID != kept.ID {
 		t.Fatalf("backups after prune: %v", list)
 	}
 }

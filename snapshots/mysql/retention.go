@@ -27,9 +27,15 @@ type PruneResult struct {
 // stopping at the first chunk it does not hold.
 func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config.Retention, now time.Time, dryRun bool) (PruneResult, error) {
 	res := PruneResult{Region: p.Region, DryRun: dryRun}
-	backups, err := ListBackups(ctx, p, cluster)
+	backups, damaged, err := ListBackups(ctx, p, cluster)
 	if err != nil || len(backups) == 0 {
 		return res, err
+	}
+	if len(damaged) > 0 {
+		// A damaged manifest's position is unknown: it may be a kept backup
+		// that needs every chunk. Nothing is removed until it is repaired or
+		// deleted by hand.
+		return res, fmt.Errorf("region %s: %d damaged backup manifest(s) (%s): prune removes nothing until they are repaired or removed", p.Region, len(damaged), damaged[0])
 	}
 	kept, keptIDs, expired, err := snapshots.Expire(ctx, p.Store, cluster, backups,
 		func(m Manifest) string { return m.ID }, func(m Manifest) time.Time { return m.StopTime }, keep, now, dryRun)

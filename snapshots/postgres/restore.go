@@ -75,7 +75,7 @@ type RestoreResult struct {
 
 // ErrGap is wrapped by a restore refused because the region's WAL has a gap
 // before the target (or, with no target, before its newest WAL).
-var ErrGap = errors.New("WAL gap")
+var ErrGap = snapshots.ErrGap
 
 // Restore unpacks the newest backup before the target into TargetDir, verified,
 // and writes the recovery settings that replay WAL from the region to the target.

@@ -202,13 +202,56 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[storage.Objec
 	}
 }
 
+// readDirMatching reads folder dir (key dirKey) unsorted and keeps the
+// entries whose keys could match prefix: wal-fetch lists one segment's prefix
+// in a folder of thousands, and sorting (and allocating) every name per
+// lookup made a long restore quadratic.
+func readDirMatching(dir, dirKey, prefix string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	base := dirKey + "/"
+	if dirKey == "" {
+		base = ""
+	}
+	rest, inside := strings.CutPrefix(prefix, base) // the prefix below this folder
+	switch {
+	case !inside:
+		rest = "" // the folder lies wholly inside the prefix: every entry matches
+	case strings.Contains(rest, "/"):
+		rest = rest[:strings.IndexByte(rest, '/')+1] // deeper: only the folder on its path
+		rest = strings.TrimSuffix(rest, "/")
+	}
+	var kept []fs.DirEntry
+	for _, name := range names {
+		if !strings.HasPrefix(name, rest) {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted while listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		kept = append(kept, fs.FileInfoToDirEntry(fi))
+	}
+	return kept, nil
+}
+
 // walk yields the objects below folder key dirKey that match prefix; it returns
 // false once the caller has stopped or an error was yielded.
 func (s *Store) walk(ctx context.Context, dirKey, prefix string, yield func(storage.ObjectInfo, error) bool) bool {
 	if err := ctx.Err(); err != nil {
 		return yield(storage.ObjectInfo{}, err)
 	}
-	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(dirKey)))
+	entries, err := readDirMatching(filepath.Join(s.root, filepath.FromSlash(dirKey)), dirKey, prefix)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true
 	}

@@ -123,7 +123,7 @@ func replay(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, pos b
 	host, _, _ := net.SplitHostPort(cfg.Addr)
 	r := &binlog.Replay{
 		Feed: &binlog.Feed{
-			Catalog: &binlog.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster},
+			Catalog:   &binlog.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster},
 			From:      pos,
 			Target:    o.Stop,
 			StopAtGap: o.AcceptGap,

@@ -6,6 +6,10 @@
 #   restore (files ready, server not started): drkit vs pgBackRest
 #   exposure: seconds from a commit to its WAL being durable in every region,
 #             p50/p99 while pgbench runs (bench/pgexposure)
+#   WAL replay: a base backup plus WAL_MB (default 2048) of pgbench WAL written
+#             after it, restored and replayed to the end: drkit (wal-fetch with
+#             prefetch) vs pgBackRest (archive-get, archive-async, process-max 2)
+# PARTS (default "base exposure replay") chooses the sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${SCALE:-60}
@@ -35,9 +39,12 @@ secs() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ROUNDS=${ROUNDS:-3}
+PARTS=${PARTS:-base exposure replay}
+WAL_MB=${WAL_MB:-2048}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 owned() { mkdir -p "$@"; [ "$(id -u)" = 0 ] && chown postgres "$@"; true; }
 
-owned "$work/primary" "$work/pgbr" "$work/pgbr-log" "$work/pgbr-lock" "$work/pgbr-restore" "$work/pgbb" "$work/drkit-restore"
+owned "$work/primary" "$work/pgbr" "$work/pgbr-log" "$work/pgbr-spool" "$work/pgbr-lock" "$work/pgbr-restore" "$work/pgbb" "$work/drkit-restore"
 port=$(freeport)
 
 # MinIO over HTTPS, its certificate trusted by drkit through AWS_CA_BUNDLE.
@@ -63,7 +70,12 @@ process-max=2
 start-fast=y
 log-level-console=warn
 log-path=$work/pgbr-log
+spool-path=$work/pgbr-spool
 lock-path=$work/pgbr-lock
+[global:archive-get]
+archive-async=y
+process-max=2
+archive-get-queue-max=1GiB
 [bench]
 pg1-path=$work/primary/data
 pg1-port=$port
@@ -105,6 +117,7 @@ size=$(psql -X -A -t "$dsn" -c "SELECT pg_size_pretty(pg_database_size('postgres
 as_pg pgbackrest --config="$work/pgbackrest.conf" --stanza=bench stanza-create >/dev/null
 
 echo "drkit $(git rev-parse --short HEAD 2>/dev/null) vs $(pgbackrest version) vs pg_basebackup $("$PGBIN/pg_basebackup" --version | awk '{print $3}'); database $size; $(nproc) cores; local disk"
+base_part() {
 # Alternate the tools, ROUNDS times each, and keep the medians.
 for r in $(seq "$ROUNDS"); do
   CPU=t_pgbb secs "${PG[@]}" "$PGBIN/pg_basebackup" -d "$dsn" -D "$work/pgbb/tar" -Ft -X fetch -c fast >>"$work/t_pgbb"
@@ -140,6 +153,9 @@ printf '%-38s %8.2f %s\n' "pgBackRest full backup" "$m_pgbr" "$(cpu m_pgbr)" "dr
 printf 'MinIO: backup pgBackRest/drkit %.2fx; restore pgBackRest/drkit %.2fx\n' "$(echo "$m_pgbr / $m_drkit" | bc -l)" "$(echo "$mr_pgbr / $mr_drkit" | bc -l)"
 echo "stored for $ROUNDS backups: pgBackRest $(du -sh "$work/pgbr/backup" | cut -f1), drkit $(du -sh "$work/drkit-repo/bench/base" | cut -f1)"
 
+}
+part base && base_part
+
 # exposure LABEL CONFIG: drd ships from the primary into CONFIG's regions while
 # pgbench runs; bench/pgexposure times commits until they are durable everywhere.
 exposure() {
@@ -153,5 +169,73 @@ exposure() {
   grep -E "^tps" "$work/pgbench.out" | sed 's/^/  pgbench meanwhile: /'
   kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true; drd_pid=""
 }
-exposure "local disk" "$work/drkit.yaml"
-exposure MinIO "$work/drkit-minio.yaml"
+if part exposure; then
+  exposure "local disk" "$work/drkit.yaml"
+  exposure MinIO "$work/drkit-minio.yaml"
+fi
+# WAL replay: both tools restore the same base backup (taken by each after the
+# sections above) and replay the same WAL_MB of pgbench WAL to its end. Each run
+# is timed in two phases: files (restore) and recovery (pg_ctl start until
+# pg_is_in_recovery() is false), after flushing dirty pages.
+sql() { psql -X -A -t "$dsn" -c "$1"; }
+# fsecs CMD...: wall seconds of a shell function, after flushing dirty pages.
+fsecs() {
+  sync; echo 1 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+# recover DIR: start a restored folder on a free port, wait until recovery ended.
+recover() {
+  local rport; rport=$(freeport)
+  as_pg "$PGBIN/pg_ctl" -D "$1" -l "$1/recovery.log" -w -t 3600 start -o "-c port=$rport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1" >/dev/null
+  until [ "$(psql -X -A -t "postgres://postgres@127.0.0.1:$rport/postgres?sslmode=disable" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.05; done
+  as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
+}
+replay_part() {
+  "$BIN/drd" --config "$work/drkit.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd-replay.log" 2>&1 &
+  drd_pid=$!
+  sleep 2
+  "$BIN/drctl" backup --config "$work/drkit.yaml" --cluster bench >/dev/null
+  as_pg pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --type=full backup >/dev/null
+  local start_lsn; start_lsn=$(sql "SELECT pg_current_wal_lsn()")
+  echo "writing ${WAL_MB} MB of WAL with pgbench ..."
+  while [ "$(sql "SELECT ((pg_current_wal_lsn() - '$start_lsn') / 1048576)::int")" -lt "$WAL_MB" ]; do
+    "$PGBIN/pgbench" -c 4 -j 2 -T 10 -n "$dsn" >/dev/null 2>&1
+  done
+  local end_lsn last_seg; end_lsn=$(sql "SELECT pg_current_wal_lsn()")
+  last_seg=$(sql "SELECT pg_walfile_name(pg_current_wal_lsn())")
+  sql "SELECT pg_switch_wal()" >/dev/null
+  local wal_mb; wal_mb=$(sql "SELECT round((pg_current_wal_lsn() - '$start_lsn') / 1048576.0)")
+  # Both hold every segment before the end: pgBackRest's archiver, drd's region.
+  until [ "$(sql "SELECT coalesce(last_archived_wal, '') >= '$last_seg' FROM pg_stat_archiver")" = t ]; do sleep 0.5; done
+  until "$BIN/drctl" status --config "$work/drkit.yaml" --json | python3 -c "import json,sys; r=json.load(sys.stdin)[0]; h,l=r['durable_lsn'].split('/'); e='$end_lsn'.split('/'); sys.exit(0 if (int(h,16)<<32|int(l,16)) >= (int(e[0],16)<<32|int(e[1],16)) else 1)" 2>/dev/null; do sleep 0.5; done
+  kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true; drd_pid=""
+  stop_pg "$work/primary/data" # the restores have the machine to themselves
+  echo "WAL replay: ${wal_mb} MB of WAL after the base backup; medians of $ROUNDS alternating rounds"
+  for r in $(seq "$ROUNDS"); do
+    rm -rf "$work/pgbr-restore/data" "$work/drkit-restore/data" "$work/pgbr-spool"/*
+    CPU=wr_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --pg1-path="$work/pgbr-restore/data" \
+      --archive-mode=off restore >>"$work/wr_pgbr"
+    fsecs recover "$work/pgbr-restore/data" >>"$work/wp_pgbr"
+    CPU=wr_drkit secs "$BIN/drctl" restore --config "$work/drkit.yaml" --cluster bench --to-region local --target-dir "$work/drkit-restore/data" >>"$work/wr_drkit"
+    fsecs recover "$work/drkit-restore/data" >>"$work/wp_drkit"
+  done
+  # drkit's fetch rate alone: every segment through wal-fetch, as recovery asks for them.
+  mkdir -p "$work/fetch"; chmod 777 "$work/fetch"
+  local t0 t1 n=0
+  t0=$(date +%s.%N)
+  for f in $(ls "$work/drkit-repo/bench/wal" | grep -E '^[0-9A-F]{24}\.' | cut -c1-24 | sort -u); do
+    "$BIN/drctl" wal-fetch --config "$work/drkit.yaml" --cluster bench "$f" "$work/fetch/RECOVERYXLOG" >/dev/null 2>&1 && n=$((n + 1))
+    rm -f "$work/fetch/RECOVERYXLOG"
+  done
+  t1=$(date +%s.%N)
+  local wr_pgbr wp_pgbr wr_drkit wp_drkit
+  for v in wr_pgbr wp_pgbr wr_drkit wp_drkit; do eval "$v=$(median <"$work/$v")"; done
+  printf '%-38s %8s %8s %8s %12s\n' "restore + replay to the end" "files s" "replay s" "total s" "replay MB/s"
+  printf '%-38s %8.2f %8.2f %8.2f %12.1f\n' \
+    "pgBackRest (archive-get async, pm 2)" "$wr_pgbr" "$wp_pgbr" "$(echo "$wr_pgbr + $wp_pgbr" | bc -l)" "$(echo "$wal_mb / $wp_pgbr" | bc -l)" \
+    "drkit (wal-fetch, prefetch 8)" "$wr_drkit" "$wp_drkit" "$(echo "$wr_drkit + $wp_drkit" | bc -l)" "$(echo "$wal_mb / $wp_drkit" | bc -l)"
+  printf 'WAL replay: pgBackRest/drkit %.2fx total (target >= 1.5), %.2fx replay phase; drkit wal-fetch alone: %d segments at %.1f MB/s\n' \
+    "$(echo "($wr_pgbr + $wp_pgbr) / ($wr_drkit + $wp_drkit)" | bc -l)" "$(echo "$wp_pgbr / $wp_drkit" | bc -l)" "$n" "$(echo "$n * 16 / ($t1 - $t0)" | bc -l)"
+}
+part replay && replay_part

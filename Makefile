@@ -23,16 +23,26 @@ GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION
 # a PostgreSQL and a MariaDB package running side by side starve each other.
 TEST_FLAGS ?= -race -p 1 -timeout 20m
 
-.PHONY: all deps deps-apt deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-monitor demo clean
+.PHONY: all deps deps-apt deps-demo apt-install deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-monitor demo clean
 
 all: build
 
 ## deps: install missing Debian packages and the pinned Go tools
 deps: deps-apt deps-go
 
+# The demo needs only PostgreSQL (server, client, pgbench) and drkit itself.
+DEMO_APT_PACKAGES := postgresql python3
+
 deps-apt:
+	@$(MAKE) --no-print-directory apt-install PKGS="$(APT_PACKAGES)"
+
+## deps-demo: what make demo needs, nothing more (no MinIO, versitygw, helm, ...)
+deps-demo:
+	@$(MAKE) --no-print-directory apt-install PKGS="$(DEMO_APT_PACKAGES)"
+
+apt-install:
 	@missing=""; \
-	for p in $(APT_PACKAGES); do \
+	for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -75,8 +85,13 @@ build:
 test: deps lint
 	$(GO) test $(TEST_FLAGS) ./...
 
-## lint: gofmt, go vet and staticcheck must all be clean
+## lint: gofmt, go vet and staticcheck must all be clean; no built binary tracked
 lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
+	@big=""; while IFS= read -r -d '' f; do \
+	  [ -f "$$f" ] && [ "$$(stat -c %s "$$f")" -gt 1048576 ] || continue; \
+	  if [ -x "$$f" ] || [ "$$(head -c 4 "$$f" | tr -d '\000')" = "$$(printf '\177ELF')" ]; then big="$$big $$f"; fi; \
+	done < <(git ls-files -z 2>/dev/null); \
+	if [ -n "$$big" ]; then echo "tracked executables over 1 MB:$$big (build output belongs in bin/, which git ignores: git rm --cached them)"; exit 1; fi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
@@ -102,7 +117,7 @@ bench-monitor: deps build
 	bench/monitor.sh
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
-demo: deps build
+demo: deps-demo build
 	deploy/demo/demo.sh
 
 clean:

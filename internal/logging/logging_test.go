@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseLevel(t *testing.T) {
@@ -33,5 +34,18 @@ func TestNewWritesJSONWhenNotATerminal(t *testing.T) {
 	}
 	if rec["msg"] != "shown" || rec["region"] != "eu-west-1" {
 		t.Errorf("record = %v", rec)
+	}
+}
+
+// Durations are logged as text, not as integers of nanoseconds.
+func TestDurationsReadable(t *testing.T) {
+	var b strings.Builder
+	log, err := New(&b, "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("upload failed; retrying", "retry_in", 1500*time.Millisecond, slog.Group("g", "wait", 2*time.Second))
+	if out := b.String(); !strings.Contains(out, `"retry_in":"1.5s"`) || !strings.Contains(out, `"wait":"2s"`) {
+		t.Fatalf("durations not readable: %s", out)
 	}
 }

@@ -11,7 +11,15 @@ var (
 		"When the region last became durable up to newer log (Unix time).", []string{"cluster", "engine", "region"}, nil)
 	exposureDesc = prometheus.NewDesc("drkit_log_shipping_lag_seconds",
 		"How long the region has been missing log drd received: the commits a disaster now would lose there, in seconds.", []string{"cluster", "engine", "region"}, nil)
+	standbyDesc = prometheus.NewDesc("drkit_shipper_standby",
+		"1 while another drd ships the cluster and this one stands by to take over.", []string{"cluster"}, nil)
 )
+
+// Standbyer is a shipper that can stand by while another drd ships its
+// cluster (PostgreSQL: the slot is busy).
+type Standbyer interface {
+	Standby() bool
+}
 
 // RegionProgress is one region's shipping state.
 type RegionProgress struct {
@@ -38,6 +46,7 @@ type Collector struct {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- shippedDesc
 	ch <- exposureDesc
+	ch <- standbyDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -45,6 +54,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, s := range c.Shippers {
 		cluster, engine, regions := s.Progress(now)
+		if sb, ok := s.(Standbyer); ok {
+			v := 0.0
+			if sb.Standby() {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(standbyDesc, prometheus.GaugeValue, v, cluster)
+		}
 		for _, r := range regions {
 			ch <- prometheus.MustNewConstMetric(shippedDesc, prometheus.GaugeValue, float64(r.ShippedAt.UnixNano())/1e9, cluster, engine, r.Region)
 			ch <- prometheus.MustNewConstMetric(exposureDesc, prometheus.GaugeValue, r.Exposure.Seconds(), cluster, engine, r.Region)

@@ -36,6 +36,9 @@ type Shipper struct {
 
 	mu       sync.Mutex
 	streamed bool
+	// standby: another drd streams from the slot; this one waits to take
+	// over (drkit_shipper_standby).
+	standby bool
 	// floor is set when the server no longer had the WAL the regions needed:
 	// streaming then starts at the slot, and the gap is logged (and shown by
 	// drctl verify).
@@ -75,6 +78,19 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		if errors.Is(err, errTimelineEnded) {
 			s.Log.Info("timeline ended; following the next one", "cluster", s.Cluster, "detail", err)
+			continue
+		}
+		if slotBusy(err) {
+			// Another drd ships this cluster: stand by, and take over within
+			// standbyRetry of its end, without an error every time.
+			if !s.setStandby(true) {
+				s.Log.Info("another drd holds the slot; standing by to take over", "cluster", s.Cluster, "slot", s.Slot, "retry_every", standbyRetry.String())
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(standbyRetry):
+			}
 			continue
 		}
 		if time.Since(began) > time.Minute {
@@ -150,7 +166,7 @@ func (s *Shipper) stream(ctx context.Context) error {
 		go s.Heartbeat.watch(wctx, sess.hbFiles, s.Log)
 	}
 	for i, t := range s.Targets {
-		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i]))
+		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i], TimelineOf(lineage, uint64(perTarget[i])/segSize, segSize)))
 	}
 	defer func() {
 		if ctx.Err() != nil {
@@ -200,8 +216,37 @@ func (s *Shipper) stream(ctx context.Context) error {
 func (s *Shipper) streamOpened(start LSN, tli uint32, seg Segment, segSize uint64) {
 	s.Log.Info("streaming WAL", "cluster", s.Cluster, "slot", s.Slot, "from", start.String(), "timeline", tli, "segment", seg.Name(segSize))
 	s.mu.Lock()
-	s.streamed = true
+	s.streamed, s.standby = true, false
 	s.mu.Unlock()
+}
+
+// standbyRetry is how often a standing-by shipper tries the busy slot: a
+// standby drd takes over within it once the active one is gone.
+const standbyRetry = 2 * time.Second
+
+// slotBusy reports whether err is the server refusing a slot another
+// connection streams from (SQLSTATE 55006, object in use).
+func slotBusy(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55006"
+}
+
+// setStandby records whether the shipper stands by and returns the previous
+// value.
+func (s *Shipper) setStandby(v bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.standby
+	s.standby = v
+	return was
+}
+
+// Standby reports whether another drd holds the slot and this shipper waits
+// to take over (binlog.Standbyer).
+func (s *Shipper) Standby() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.standby
 }
 
 // resumeFrom is where a region's WAL ends along the lineage. A region whose store
@@ -222,12 +267,31 @@ func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSiz
 	if ctx.Err() != nil {
 		return 0, false, err
 	}
-	known, _, _ := t.Durable()
+	known := t.durableOn(lineage)
 	if known == 0 {
 		known = restart
 	}
 	slog.Warn("region unreachable at reconnect; resuming it from the last position known durable", "region", t.region(), "from", known.String(), "err", err)
 	return known, known > 0, nil
+}
+
+// durableOn returns the position this drd last saw the region durable at if
+// it lies on lineage (its timeline is there and it is not past that
+// timeline's end), else 0: after a failover, WAL the old timeline had past the
+// switch point is not the new primary's.
+func (t *Target) durableOn(lineage []TimelineBegin) LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, tb := range lineage {
+		if tb.TLI != t.durableTLI {
+			continue
+		}
+		if i+1 < len(lineage) && t.durable > lineage[i+1].Begin {
+			return 0
+		}
+		return t.durable
+	}
+	return 0
 }
 
 // lineage returns the server's timeline lineage and, past timeline 1, its

@@ -242,3 +242,79 @@ func TestShipperHoldsBackHeartbeats(t *testing.T) {
 		t.Errorf("a user's commit among heartbeats took %s to be durable; flush_interval is 200ms", took)
 	}
 }
+
+// A cluster of 512 MiB WAL segments: a whole segment is larger than a
+// region's queue (256 MiB), and must still be written, not wait forever.
+func TestShipperLargeSegments(t *testing.T) {
+	const segSize = 512 << 20
+	pg := &testenv.Postgres{InitArgs: []string{"--wal-segsize=512"}, Settings: map[string]string{"min_wal_size": "2GB", "max_wal_size": "4GB"}}
+	testenv.Start(t, pg)
+	conn, err := pgx.Connect(context.Background(), pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	targets := fileTargets(t, "orders", "eu")
+	stop := startShipper(t, pg, targets)
+	defer stop()
+	exec(t, conn, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+	first := currentLSN(t, conn)
+	exec(t, conn, "SELECT pg_switch_wal()")
+	exec(t, conn, "INSERT INTO t VALUES (1001)")
+	want := currentLSN(t, conn)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		objs, err := targets[0].Catalog.List(context.Background(), segSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole := false
+		for _, w := range objs {
+			whole = whole || (!w.Partial && !w.History && w.Segment.No == uint64(first)/segSize)
+		}
+		if end, ok := DurableEnd(objs, 1, segSize); whole && ok && end >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the 512 MiB segment holding %s is not stored whole (and WAL up to %s durable) within 90s", first, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A second drd on the same cluster stands by while the first holds the slot
+// (drkit_shipper_standby), and takes over within seconds of the first's end:
+// its retries on the busy slot do not back off to 30 s.
+func TestStandbyTakesOver(t *testing.T) {
+	pg, conn := startPG(t, nil)
+	first := fileTargets(t, "orders", "eu")
+	run := func(targets []*Target) (*Shipper, func()) {
+		sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog()}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = sh.Run(ctx); close(done) }()
+		return sh, func() { cancel(); <-done }
+	}
+	active, stopActive := run(first)
+	defer stopActive()
+	testenv.WaitFor(t, 20*time.Second, "the first shipper streams", func() bool { return active.Ready() == nil })
+	second := []*Target{{Catalog: first[0].Catalog, Required: true}}
+	standby, stopStandby := run(second)
+	defer stopStandby()
+	testenv.WaitFor(t, 10*time.Second, "the second shipper stands by", standby.Standby)
+	if active.Standby() || standby.Ready() == nil {
+		t.Fatal("both shippers claim the slot")
+	}
+	time.Sleep(8 * time.Second) // long enough for a doubling backoff to reach 8 s
+	stopActive()
+	stopped := time.Now()
+	testenv.WaitFor(t, 20*time.Second, "the standby takes over", func() bool { return standby.Ready() == nil })
+	if took := time.Since(stopped); took > 4500*time.Millisecond {
+		t.Fatalf("the standby took over %s after the active shipper stopped; want within a few seconds", took.Round(time.Millisecond))
+	}
+	if standby.Standby() {
+		t.Fatal("the shipper still says it stands by after taking over")
+	}
+	exec(t, conn, "CREATE TABLE after_takeover (id int)")
+	waitDurable(t, second, 1, currentLSN(t, conn), 20*time.Second)
+}

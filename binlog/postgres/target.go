@@ -15,6 +15,12 @@ import (
 // keeps the WAL in its slot) instead of holding unbounded memory.
 const maxQueued = 256 << 20
 
+// weight is what a job takes of its region's queue: its size, at most the
+// whole queue. A segment larger than the queue (initdb --wal-segsize 512 or
+// 1024) then waits for an empty queue instead of for space that can never
+// exist, which stopped the shipper for good while the slot filled the disk.
+func weight(j job) int64 { return min(int64(len(j.data)), maxQueued) }
+
 // Target is one region the shipper writes to.
 type Target struct {
 	Catalog  *Catalog
@@ -28,9 +34,12 @@ type Target struct {
 
 	mu      sync.Mutex
 	started bool
-	durable LSN       // end of the WAL this region holds without a gap
-	at      time.Time // when durable last advanced
-	lastErr error
+	durable LSN // end of the WAL this region holds without a gap
+	// durableTLI is the timeline durable was written on: an LSN means
+	// nothing without it after a failover.
+	durableTLI uint32
+	at         time.Time // when durable last advanced
+	lastErr    error
 	// behindSince is when the region was first handed WAL it does not hold yet
 	// (zero when it holds everything handed to it, up to queuedEnd).
 	behindSince time.Time
@@ -71,11 +80,11 @@ func (t *Target) Durable() (LSN, time.Time, error) {
 	return t.durable, t.at, t.lastErr
 }
 
-func (t *Target) setDurable(l LSN, err error) {
+func (t *Target) setDurable(l LSN, tli uint32, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err == nil && l > t.durable {
-		t.durable, t.at = l, time.Now()
+		t.durable, t.durableTLI, t.at = l, tli, time.Now()
 	}
 	if err == nil && t.durable >= t.queuedEnd {
 		t.behindSince = time.Time{}
@@ -84,12 +93,16 @@ func (t *Target) setDurable(l LSN, err error) {
 }
 
 // start begins a worker writing jobs in order; it stops when jobs is closed.
-func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN) *sync.WaitGroup {
+// durable is the region's end on this session's lineage, rebuilt from its
+// store (resumeFrom): it replaces what an earlier session knew, which after a
+// failover is an LSN of another timeline, and would confirm the new
+// primary's slot past what the region holds.
+func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli uint32) *sync.WaitGroup {
 	t.log = log.With("region", t.region())
 	jobs, space := make(chan job, 1024), semaphore.NewWeighted(maxQueued)
 	t.jobs, t.space = jobs, space
 	t.mu.Lock()
-	t.durable = max(t.durable, durable)
+	t.durable, t.durableTLI = durable, tli
 	if t.at.IsZero() {
 		t.at = time.Now()
 	}
@@ -99,7 +112,7 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN) *sync
 	wg.Go(func() {
 		for j := range jobs {
 			t.write(ctx, j)
-			space.Release(int64(len(j.data)))
+			space.Release(weight(j))
 		}
 	})
 	return &wg
@@ -114,7 +127,7 @@ func (t *Target) isStarted() bool {
 
 // enqueue hands j to the worker, waiting while the region's queue is full.
 func (t *Target) enqueue(ctx context.Context, j job) error {
-	if err := t.space.Acquire(ctx, int64(len(j.data))); err != nil {
+	if err := t.space.Acquire(ctx, weight(j)); err != nil {
 		return err
 	}
 	t.mu.Lock()
@@ -147,9 +160,9 @@ func (t *Target) write(ctx context.Context, j job) {
 			err = t.Catalog.PutPartial(ctx, j.segName, j.from, j.to, j.data)
 		}
 		if j.info != nil || j.history {
-			t.setDurable(0, err) // records the error, moves nothing
+			t.setDurable(0, 0, err) // records the error, moves nothing
 		} else {
-			t.setDurable(j.end, err)
+			t.setDurable(j.end, j.seg.TLI, err)
 		}
 		if err == nil {
 			return

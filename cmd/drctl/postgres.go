@@ -387,8 +387,9 @@ func newWALPushCmd(g *globals) *cobra.Command {
 		Use:   "wal-push PATH",
 		Short: "PostgreSQL archive_command: store a WAL file in every ship_to region",
 		Long: `wal-push stores the WAL file at PATH (%p) in every region the cluster ships to,
-and succeeds only when every required region holds it, so PostgreSQL recycles
-the file only then. For setups where drd cannot use a replication connection.
+and succeeds only when every region in required_regions (default: every
+ship_to region) holds it, so PostgreSQL recycles the file only then; a failure
+in an optional region is reported on stderr and does not stop archiving. For setups where drd cannot use a replication connection.
 PostgreSQL runs it as its own user: that user must be able to read the config
 and write the stores (for file:// regions, own the folders).`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -406,8 +407,15 @@ and write the stores (for file:// regions, own the folders).`,
 				if err == nil {
 					err = (&pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}).Push(cmd.Context(), args[0])
 				}
-				if err != nil {
-					errs = append(errs, err) // it names the region already
+				switch {
+				case err == nil:
+				case slices.Contains(cl.RequiredRegions, name):
+					errs = append(errs, fmt.Errorf("required region %s: %w", name, err))
+				default:
+					// An optional region that is down must not stop archiving
+					// (pg_wal would fill): it is said, and drd or a copy
+					// catches the region up later.
+					fmt.Fprintf(g.stderr, "drctl: wal-push %s: optional region %s: %v\n", filepath.Base(args[0]), name, err)
 				}
 			}
 			return errors.Join(errs...)

@@ -82,3 +82,31 @@ func TestRestoreCommandQuoting(t *testing.T) {
 		}
 	}
 }
+
+// wal-push succeeds when every required region holds the file: an optional
+// region that cannot be written is reported, not a failure (pg_wal would
+// fill); a required one fails it.
+func TestWALPushFollowsRequiredRegions(t *testing.T) {
+	good, blocked := t.TempDir(), filepath.Join(t.TempDir(), "not-a-folder")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil { // a file where the region's folder should be
+		t.Fatal(err)
+	}
+	seg := filepath.Join(t.TempDir(), "000000010000000000000007")
+	if err := os.WriteFile(seg, bytes.Repeat([]byte{1}, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := func(required string) string {
+		return writeFile(t, "regions:\n  - {name: a, store: 'file://"+good+"'}\n  - {name: b, store: 'file://"+blocked+"'}\n"+
+			"clusters:\n  - {name: c, engine: postgres, region: a, dsn: 'postgres://u@127.0.0.1:1/db', required_regions: ["+required+"]}\n")
+	}
+	code, _, errOut := drctl(t, "wal-push", "--config", config("a"), seg)
+	if code != exitOK || !strings.Contains(errOut, "optional region b") {
+		t.Fatalf("wal-push with optional region b down: exit %d, stderr %q; want 0 and a warning naming b", code, errOut)
+	}
+	if m, _ := filepath.Glob(filepath.Join(good, "c", "wal", "000000010000000000000007.*")); len(m) != 1 {
+		t.Fatalf("region a holds %v", m)
+	}
+	if code, _, errOut := drctl(t, "wal-push", "--config", config("a, b"), seg); code == exitOK || !strings.Contains(errOut, "required region b") {
+		t.Fatalf("wal-push with required region b down: exit %d, stderr %q; want a failure naming b", code, errOut)
+	}
+}

@@ -489,6 +489,17 @@ func (c *Config) Region(name string) (Region, bool) {
 	return Region{}, false
 }
 
+// KeyPrefixes are the folders drkit writes in a store: one per cluster, and
+// its own (schedule records). Bucket-wide work such as sweeping abandoned
+// uploads touches nothing else.
+func (c *Config) KeyPrefixes() []string {
+	out := []string{"_drkit/"}
+	for _, cl := range c.Clusters {
+		out = append(out, cl.Name+"/")
+	}
+	return out
+}
+
 // Cluster returns the cluster called name.
 func (c *Config) Cluster(name string) (Cluster, bool) {
 	for _, cl := range c.Clusters {

@@ -151,6 +151,12 @@ func (c *Config) validateClusters(p *problems) {
 var slotPattern = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
+	if _, set := c.lines[at+".required_regions"]; set && cl.Engine != "postgres" {
+		// Only PostgreSQL's shipper acknowledges a position (the slot) and so
+		// can wait for required regions; elsewhere the key would be a promise
+		// drkit does not keep.
+		p.add(c.line(at+".required_regions"), "%s.required_regions is for postgres clusters (it gates the replication slot's acknowledgements); a %s cluster ships to every ship_to region alike: remove it", at, cl.Engine)
+	}
 	for j, r := range cl.RequiredRegions {
 		if !slices.Contains(cl.ShipTo, r) {
 			p.add(c.line(at+".required_regions["+strconv.Itoa(j)+"]"), "%s.required_regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))

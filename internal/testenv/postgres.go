@@ -18,6 +18,8 @@ import (
 type Postgres struct {
 	// Settings are extra postgresql.conf settings (option; set before Start).
 	Settings map[string]string
+	// InitArgs are extra initdb arguments for a primary (--wal-segsize=512).
+	InitArgs []string
 
 	// Port is the TCP port on 127.0.0.1; set by Start.
 	Port int
@@ -102,8 +104,8 @@ func (p *Postgres) start(ctx context.Context, tb testing.TB) error {
 // initData runs initdb for a primary, or pg_basebackup -R for a standby.
 func (p *Postgres) initData(ctx context.Context) error {
 	if p.primary == nil {
-		return runTool(ctx, p.acct, p.Dir, filepath.Join(p.BinDir, "initdb"),
-			"-D", p.DataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+		args := append([]string{"-D", p.DataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"}, p.InitArgs...)
+		return runTool(ctx, p.acct, p.Dir, filepath.Join(p.BinDir, "initdb"), args...)
 	}
 	return runTool(ctx, p.acct, p.Dir, filepath.Join(p.BinDir, "pg_basebackup"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(p.primary.Port), "-U", "postgres",

@@ -19,6 +19,9 @@ type Maintainer struct {
 	ProbeInterval time.Duration // default 30s
 	SweepInterval time.Duration // default 1h
 	SweepAfter    time.Duration // uploads older than this are aborted
+	// Owns says which keys drkit wrote (config.KeyPrefixes): only their
+	// uploads are swept.
+	Owns func(key string) bool
 
 	mu     sync.Mutex
 	probed bool
@@ -89,7 +92,7 @@ func (m *Maintainer) sweep(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		swept, err := sw.Sweep(ctx, time.Now().Add(-m.SweepAfter), false)
+		swept, err := sw.Sweep(ctx, time.Now().Add(-m.SweepAfter), false, m.Owns)
 		for _, p := range swept {
 			m.Log.Info("aborted an abandoned upload", "region", r.Name, "key", p.Key, "started", p.Started)
 		}

@@ -226,7 +226,7 @@ would do it on the server.`,
 				_, err := fmt.Fprintf(sc.g.stdout, "%s keeps no incomplete uploads: nothing to sweep\n", r.Store)
 				return err
 			}
-			swept, err := sw.Sweep(cmd.Context(), time.Now().Add(-olderThan), dryRun)
+			swept, err := sw.Sweep(cmd.Context(), time.Now().Add(-olderThan), dryRun, storage.OwnedPrefixes(cfg.KeyPrefixes()...))
 			if sc.g.json {
 				if perr := printList(sc.g, swept); perr != nil {
 					return perr

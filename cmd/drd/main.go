@@ -407,6 +407,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		Metrics:    storeMetrics,
 		Log:        log,
 		SweepAfter: time.Duration(cfg.Storage.SweepAfter),
+		Owns:       storage.OwnedPrefixes(cfg.KeyPrefixes()...),
 	})
 	if err := group.Run(ctx); err != nil {
 		return err

@@ -62,7 +62,9 @@ func start(ctx context.Context, dir, binDir, want string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), "start", "-D", dir, "-l", logFile, "-w", "-t", "3600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if uint32(os.Geteuid()) != st.Uid {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, NoSetGroups: true}
+		// Groups: none. drctl often runs as root, and root's supplementary
+		// groups must not follow the server (and the wal-fetch it runs).
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pg_ctl start: %w: %s\nits log ends:\n%s", err, strings.TrimSpace(string(out)), logTail(logFile))

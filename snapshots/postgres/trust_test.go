@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/internal/testenv"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 )
 
@@ -277,5 +281,36 @@ func TestVerifyAllReadsWAL(t *testing.T) {
 	out, code = e.drctlRun(t, "verify", "--cluster", "orders", "--region", "us", "--all-checksums")
 	if code != 1 || !strings.Contains(out, "WAL object orders/wal/"+victim) || !strings.Contains(out, "checksum mismatch") {
 		t.Fatalf("verify --all-checksums with %s flipped: exit %d\n%s", victim, code, out)
+	}
+}
+
+// The restored server runs as the folder's owner with no supplementary
+// groups: those of the (root) drctl that started it do not follow it.
+func TestRestoredServerDropsGroups(t *testing.T) {
+	e := newEnv(t)
+	e.ship(t)
+	e.backup(t)
+	dataDir := filepath.Join(testenv.OwnedDir(t, "postgres"), "data")
+	if bin, err := pgsnap.BinDir("15"); err == nil {
+		testenv.StopDataDir(t, bin, dataDir)
+	}
+	cmd := exec.Command(e.drctl, "restore", "--config", e.cfgPath, "--cluster", "orders", "--to-region", "us",
+		"--target-dir", dataDir, "--port", strconv.Itoa(freePort(t)), "--start")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{4242}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	pid, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strings.SplitN(string(pid), "\n", 2)[0], "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "Groups:") && strings.TrimSpace(strings.TrimPrefix(line, "Groups:")) != "" {
+			t.Fatalf("the restored server keeps supplementary groups: %s", line)
+		}
 	}
 }

@@ -198,21 +198,35 @@ func TestSweepAbortsOldUploads(t *testing.T) {
 	if err := other.Put(octx, "abandoned", bytes.NewReader(storetest.Data(4, resumeSize))); err == nil {
 		t.Fatal("cancelled Put succeeded")
 	}
+	// A bucket shared with another application: with no prefix, the store
+	// sees that application's uploads too, and must never abort them.
+	fctx, fcancel := context.WithCancel(context.Background())
+	whole, err := storage.Open(fctx, minio.StoreURL(""), resumeOptions(t.TempDir(), func(storage.PartEvent) { fcancel() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := whole.Put(fctx, "other-app/video.mp4", bytes.NewReader(storetest.Data(5, resumeSize))); err == nil {
+		t.Fatal("cancelled Put succeeded")
+	}
+	owns := storage.OwnedPrefixes("abandoned", "orders/")
+	if got, err := whole.(storage.Sweeper).Sweep(context.Background(), time.Now().Add(time.Minute), false, storage.OwnedPrefixes("orders/", "_drkit/")); err != nil || len(got) != 0 {
+		t.Fatalf("Sweep of a whole shared bucket = %v, %v; want nothing of other-app's", got, err)
+	}
 	sw := s.(storage.Sweeper)
-	if got, err := sw.Sweep(context.Background(), time.Now().Add(-time.Hour), false); err != nil || len(got) != 0 {
+	if got, err := sw.Sweep(context.Background(), time.Now().Add(-time.Hour), false, owns); err != nil || len(got) != 0 {
 		t.Fatalf("Sweep of uploads older than an hour = %v, %v; want none", got, err)
 	}
 	cutoff := time.Now().Add(time.Minute)
-	if got, err := sw.Sweep(context.Background(), cutoff, true); err != nil || len(got) != 1 || got[0].Key != "abandoned" {
+	if got, err := sw.Sweep(context.Background(), cutoff, true, owns); err != nil || len(got) != 1 || got[0].Key != "abandoned" {
 		t.Fatalf("dry-run Sweep = %v, %v; want the abandoned upload", got, err)
 	}
-	if got, err := sw.Sweep(context.Background(), cutoff, false); err != nil || len(got) != 1 {
+	if got, err := sw.Sweep(context.Background(), cutoff, false, owns); err != nil || len(got) != 1 {
 		t.Fatalf("Sweep = %v, %v", got, err)
 	}
-	if got, err := sw.Sweep(context.Background(), cutoff, true); err != nil || len(got) != 0 {
+	if got, err := sw.Sweep(context.Background(), cutoff, true, owns); err != nil || len(got) != 0 {
 		t.Fatalf("after Sweep, pending uploads = %v, %v; want none", got, err)
 	}
-	if got, err := other.(storage.Sweeper).Sweep(context.Background(), cutoff, true); err != nil || len(got) != 1 {
+	if got, err := other.(storage.Sweeper).Sweep(context.Background(), cutoff, true, owns); err != nil || len(got) != 1 {
 		t.Fatalf("the other prefix's upload = %v, %v; want it untouched", got, err)
 	}
 }

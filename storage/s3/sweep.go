@@ -18,7 +18,7 @@ var _ storage.Sweeper = (*Store)(nil)
 // their parts. It exists because MinIO ignores the AbortIncompleteMultipartUpload
 // lifecycle rule, and a crashed upload that nobody resumes would keep its parts
 // (and their cost) forever. dryRun lists without aborting.
-func (s *Store) Sweep(ctx context.Context, cutoff time.Time, dryRun bool) ([]storage.PendingUpload, error) {
+func (s *Store) Sweep(ctx context.Context, cutoff time.Time, dryRun bool, owns func(key string) bool) ([]storage.PendingUpload, error) {
 	var out []storage.PendingUpload
 	// No Prefix: MinIO matches it only against whole keys, so "prod/" would list
 	// nothing. List the bucket's uploads and keep this store's.
@@ -30,7 +30,7 @@ func (s *Store) Sweep(ctx context.Context, cutoff time.Time, dryRun bool) ([]sto
 		}
 		for _, up := range page.Uploads {
 			key, ours := strings.CutPrefix(aws.ToString(up.Key), s.prefix)
-			if !ours || !aws.ToTime(up.Initiated).Before(cutoff) {
+			if !ours || owns == nil || !owns(key) || !aws.ToTime(up.Initiated).Before(cutoff) {
 				continue
 			}
 			p := storage.PendingUpload{Key: key, ID: aws.ToString(up.UploadId), Started: aws.ToTime(up.Initiated)}

@@ -111,6 +111,11 @@ func (c *setCopy) run(ctx context.Context) error {
 	if err := c.checkClusterInfo(ctx, info); err != nil {
 		return err
 	}
+	end, err := BeginCopy(ctx, c.to.Store, c.cluster, c.from.Name)
+	if err != nil {
+		return err
+	}
+	defer end()
 	if err := c.copyLog(ctx); err != nil {
 		return err
 	}

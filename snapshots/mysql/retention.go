@@ -17,7 +17,10 @@ type PruneResult struct {
 	Kept         []string `json:"kept"`
 	Expired      []string `json:"expired"`
 	BinlogChunks int      `json:"binlog_chunks_deleted"`
-	DryRun       bool     `json:"dry_run"`
+	// CopyInProgress names the lease of a copy into the region: no binlog
+	// was deleted, as the snapshot it brings may need it.
+	CopyInProgress string `json:"copy_in_progress,omitempty"`
+	DryRun         bool   `json:"dry_run"`
 }
 
 // Prune applies keep to one region as for PostgreSQL: a backup stays if it is
@@ -54,6 +57,9 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	refs, err := cat.List(ctx)
 	if err != nil {
 		return res, err
+	}
+	if res.CopyInProgress, err = snapshots.CopyInProgress(ctx, p.Store, cluster, now); err != nil || res.CopyInProgress != "" {
+		return res, err // listed before the lease check: see snapshots/copylease.go
 	}
 	var keys []string
 	for _, ref := range refs {

@@ -13,12 +13,15 @@ import (
 
 // PruneResult says what retention removed (or would remove, in a dry run).
 type PruneResult struct {
-	Region      string   `json:"region"`
-	Kept        []string `json:"kept"`
-	Expired     []string `json:"expired"`
-	WALObjects  int      `json:"wal_objects_deleted"`
-	OldestStart string   `json:"oldest_kept_start_segment,omitempty"`
-	DryRun      bool     `json:"dry_run"`
+	Region string `json:"region"`
+	// CopyInProgress names the lease of a copy into the region: no WAL was
+	// deleted, as the backup it brings may need it.
+	CopyInProgress string   `json:"copy_in_progress,omitempty"`
+	Kept           []string `json:"kept"`
+	Expired        []string `json:"expired"`
+	WALObjects     int      `json:"wal_objects_deleted"`
+	OldestStart    string   `json:"oldest_kept_start_segment,omitempty"`
+	DryRun         bool     `json:"dry_run"`
 }
 
 // Prune applies keep to one region: a backup stays if it is among the newest
@@ -59,6 +62,9 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	objs, err := cat.List(ctx, segSize)
 	if err != nil {
 		return res, err
+	}
+	if res.CopyInProgress, err = snapshots.CopyInProgress(ctx, p.Store, cluster, now); err != nil || res.CopyInProgress != "" {
+		return res, err // listed before the lease check: see snapshots/copylease.go
 	}
 	var keys []string
 	for _, w := range objs {

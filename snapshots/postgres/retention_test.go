@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 )
 
@@ -60,5 +61,36 @@ func TestRetention(t *testing.T) {
 	var n int
 	if err := connect(t, port).QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 60000 {
 		t.Fatalf("restored %d rows (%v), want 60000", n, err)
+	}
+}
+
+// A copy into the region holds a lease while it runs: prune deletes no WAL
+// then (the backup it brings, written last, may need it), and does once the
+// copy ended.
+func TestPruneWaitsForCopies(t *testing.T) {
+	e := newEnv(t)
+	e.ship(t)
+	conn := connect(t, e.pg.Port)
+	exec1(t, conn, "CREATE TABLE t (v text)")
+	for range 2 {
+		e.backup(t)
+		exec1(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
+		exec1(t, conn, "SELECT pg_switch_wal()")
+	}
+	e.waitShipped(t, conn)
+	us := e.regions[1].Pipeline
+	ctx := context.Background()
+	end, err := snapshots.BeginCopy(ctx, us.Store, "orders", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pgsnap.Prune(ctx, us, "orders", config.Retention{Full: 1}, time.Now(), false)
+	if err != nil || res.CopyInProgress == "" || res.WALObjects != 0 {
+		t.Fatalf("prune during a copy = %+v, %v; want no WAL deleted and the lease named", res, err)
+	}
+	end()
+	res, err = pgsnap.Prune(ctx, us, "orders", config.Retention{Full: 1}, time.Now(), false)
+	if err != nil || res.CopyInProgress != "" || res.WALObjects == 0 {
+		t.Fatalf("prune after the copy = %+v, %v; want the old WAL deleted", res, err)
 	}
 }

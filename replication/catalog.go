@@ -161,9 +161,17 @@ func (c *Catalog) View(ctx context.Context, cl config.Cluster) (View, error) {
 		return v, err
 	}
 	promoted := ""
-	if ok {
+	switch {
+	case ok && !cl.TrustsHost(p.DSN):
+		c.untrusted("promotion", p.Replica, p.DSN)
+	case ok:
 		v.Promotion, promoted = &p, p.Replica
 		v.PrimaryDSN, v.PrimaryRegion = WithPassword(p.DSN, cl.DSN), p.Region
+	}
+	for _, r := range recs {
+		if !cl.TrustsHost(r.DSN) && r.Status != RecordPromoted && r.Status != RecordFailed {
+			c.untrusted("replica", r.Name, r.DSN)
+		}
 	}
 	for _, r := range Merge(cl, recs) {
 		if r.Name != promoted {
@@ -171,6 +179,15 @@ func (c *Catalog) View(ctx context.Context, cl config.Cluster) (View, error) {
 		}
 	}
 	return v, nil
+}
+
+// untrusted says, once per View, that a record names a host drd will not
+// connect to.
+func (c *Catalog) untrusted(kind, name, dsn string) {
+	if c.Log != nil {
+		c.Log.Warn("ignoring a replication record on a host the config does not trust (or with weaker TLS than the cluster's dsn): add the host to the cluster's hosts if it is yours",
+			"cluster", c.Cluster, "record", kind, "name", name, "host", config.DSNHost(dsn))
+	}
 }
 
 // List returns the cluster's registered replicas, by name, from the first
@@ -255,11 +272,14 @@ func readJSON(ctx context.Context, s storage.Store, key string, v any) error {
 
 // Merge returns the replicas drd watches: those in the config, then the
 // registered ones the config does not name (by name), with the cluster's
-// password filled in. Promoted and failed records are left out.
+// password filled in. Promoted and failed records are left out, and so are
+// records on a host the config does not trust (config.Cluster.TrustsHost): a
+// store is untrusted, and its records must not make drd dial, with the
+// cluster's password, a host the config did not name.
 func Merge(cl config.Cluster, recs []Record) []config.Replica {
 	out := slices.Clone(cl.Replicas)
 	for _, r := range recs {
-		if r.Status == RecordPromoted || r.Status == RecordFailed {
+		if r.Status == RecordPromoted || r.Status == RecordFailed || !cl.TrustsHost(r.DSN) {
 			continue
 		}
 		if slices.ContainsFunc(out, func(c config.Replica) bool { return c.Name == r.Name }) {

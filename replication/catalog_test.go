@@ -50,7 +50,7 @@ func TestCatalogKeepsNoPasswordAndMergesWithConfig(t *testing.T) {
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("List = %v, %v", recs, err)
 	}
-	cl := config.Cluster{Name: "shop", DSN: "repl:pw@tcp(10.0.0.5:3306)/",
+	cl := config.Cluster{Name: "shop", DSN: "repl:pw@tcp(10.0.0.5:3306)/", Hosts: []string{"10.0.0.*"},
 		Replicas: []config.Replica{{Name: "eu-1", Region: "eu", DSN: "repl:pw@tcp(10.0.0.6:3306)/"}}}
 	merged := Merge(cl, append(recs, Record{Name: "eu-1", DSN: "other"}, Record{Name: "old", Status: RecordPromoted}))
 	if len(merged) != 2 || merged[0].DSN != cl.Replicas[0].DSN || merged[1].DSN != "repl:pw@tcp(10.0.0.9:3306)/" {
@@ -114,6 +114,46 @@ func TestState(t *testing.T) {
 	} {
 		if got := State(tc.rec, tc.probe); got != tc.want {
 			t.Errorf("%s: State = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A store is untrusted: a record naming a host the config does not trust, or
+// asking for weaker TLS than the cluster's dsn, is not followed, and the
+// cluster's password never goes to it.
+func TestCatalogFollowsOnlyTrustedHosts(t *testing.T) {
+	ctx := context.Background()
+	regs := regions(t, "eu")
+	cat := &Catalog{Cluster: "orders", Regions: regs}
+	cl := config.Cluster{Name: "orders", Engine: "postgres", Region: "eu",
+		DSN:   "postgres://repl:topsecret@db1.internal:5432/postgres?sslmode=verify-full",
+		Hosts: []string{"*.db.internal"}}
+	for _, rec := range []Record{
+		{Name: "evil", Region: "eu", DSN: "postgres://repl:pw@attacker.example:5432/postgres?sslmode=verify-full", Status: RecordReady},
+		{Name: "plain", Region: "eu", DSN: "postgres://repl@db2.db.internal:5432/postgres?sslmode=disable", Status: RecordReady},
+		{Name: "good", Region: "eu", DSN: "postgres://repl:pw@db3.db.internal:5432/postgres?sslmode=verify-full", Status: RecordReady},
+	} {
+		rec.Cluster, rec.Engine, rec.Created = "orders", "postgres", time.Now()
+		if err := cat.Put(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cat.Promoted(ctx, Promotion{Cluster: "orders", Replica: "evil", Region: "eu", DSN: "postgres://repl:x@attacker.example:5432/postgres?sslmode=verify-full", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := cat.View(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.PrimaryDSN != cl.DSN || v.Promotion != nil {
+		t.Fatalf("a promotion to an untrusted host was followed: primary %s", config.RedactDSN(v.PrimaryDSN))
+	}
+	if len(v.Replicas) != 1 || v.Replicas[0].Name != "good" || !strings.Contains(v.Replicas[0].DSN, "topsecret") {
+		t.Fatalf("replicas = %+v; want only good, with the cluster's password", v.Replicas)
+	}
+	for _, dsn := range []string{v.PrimaryDSN, v.Replicas[0].DSN} {
+		if h := config.DSNHost(dsn); h == "attacker.example" {
+			t.Fatalf("the view dials %s", h)
 		}
 	}
 }

@@ -71,8 +71,8 @@ func mysqlBackups(g *globals, ctx context.Context, r *storage.Region, cl config.
 }
 
 type mysqlRestoreFlags struct {
-	targetTime, targetGTID, targetDSN, listen, backupID string
-	noReplay, acceptGap                                 bool
+	targetTime, targetGTID, targetDSN, listen, backupID, passwordFile string
+	noReplay, acceptGap                                               bool
 }
 
 func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.Config, cl config.Cluster, f mysqlRestoreFlags) error {
@@ -82,7 +82,11 @@ func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.
 	if f.targetTime != "" && f.targetGTID != "" {
 		return usageErr(errors.New("give --target-time or --target-gtid, not both"))
 	}
-	o := mysnap.RestoreOptions{Cluster: cl.Name, TargetDSN: f.targetDSN, ReplayListen: f.listen, NoReplay: f.noReplay, Log: g.log(),
+	dsn, err := withPassword("mysql", f.targetDSN, f.passwordFile)
+	if err != nil {
+		return err
+	}
+	o := mysnap.RestoreOptions{Cluster: cl.Name, TargetDSN: dsn, ReplayListen: f.listen, NoReplay: f.noReplay, Log: g.log(),
 		BackupID: f.backupID, AcceptGap: f.acceptGap}
 	if f.targetTime != "" {
 		t, err := parseTargetTime(f.targetTime)
@@ -98,7 +102,6 @@ func mysqlRestore(cmd *cobra.Command, g *globals, cf *clusterFlags, cfg *config.
 		}
 		o.Stop.GTID = &gt
 	}
-	var err error
 	if o.Region, err = cf.openRegion(cmd.Context(), cfg, cl, true); err != nil {
 		return err
 	}

@@ -81,8 +81,8 @@ func newReplicaCmd(g *globals) *cobra.Command {
 }
 
 type replicaCreateFlags struct {
-	name, dsn, dataDir, listen string
-	fromStore, force           bool
+	name, dsn, dataDir, listen, passwordFile string
+	fromStore, force                         bool
 }
 
 func newReplicaCreateCmd(g *globals) *cobra.Command {
@@ -153,7 +153,8 @@ before anything is changed.`,
 	cf.addFlags(cmd, "the replica's region: its store is read (required)")
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "the replica's name (default: the region's)")
-	fl.StringVar(&f.dsn, "dsn", "", "how to reach the replica server (required; PostgreSQL: it runs on this port)")
+	fl.StringVar(&f.dsn, "dsn", "", "how to reach the replica server (required; PostgreSQL: it runs on this port)"+fmt.Sprintf(passwordHelp, "--password-file", "PGPASSWORD, $MYSQL_PWD or $REDISCLI_AUTH"))
+	fl.StringVar(&f.passwordFile, "password-file", "", "a file holding --dsn's password")
 	fl.StringVar(&f.dataDir, "data-dir", "", "PostgreSQL: the replica's new data folder")
 	fl.BoolVar(&f.fromStore, "from-store", false, "PostgreSQL: replay WAL from the region's store only, never connecting to the primary")
 	fl.BoolVar(&f.force, "force", false, "Redis: create even when the primary's backlog or buffers look too small")
@@ -162,6 +163,14 @@ before anything is changed.`,
 }
 
 func createReplica(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, cat *replication.Catalog, region *storage.Region, f replicaCreateFlags) (any, error) {
+	var err error
+	if f.dsn, err = withPassword(cl.Engine, f.dsn, f.passwordFile); err != nil {
+		return nil, err
+	}
+	if !cl.TrustsHost(f.dsn) {
+		fmt.Fprintf(g.stderr, "drctl: warning: drd will not watch or follow replica %s on host %s until that host is in cluster %s's hosts (or its TLS is as strict as the cluster's dsn): a store cannot point drd at hosts the config does not name\n",
+			f.name, config.DSNHost(f.dsn), cl.Name)
+	}
 	switch cl.Engine {
 	case "postgres":
 		dir, err := filepath.Abs(f.dataDir)

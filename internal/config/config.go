@@ -239,6 +239,11 @@ type Cluster struct {
 	// Replicas are the servers that replicate this primary; drd's probes
 	// measure their lag and sync state.
 	Replicas []Replica `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Hosts are the hosts (names, addresses or patterns like *.db.internal)
+	// that replicas registered in the stores (drctl replica create) and
+	// promoted primaries may be on, besides dsn's and replicas' hosts: drd
+	// connects with the cluster's password to no other host a store names.
+	Hosts []string `yaml:"hosts,omitempty" json:"hosts,omitempty"`
 	// Monitor configures the probes and the heartbeat.
 	Monitor Monitor `yaml:"monitor,omitempty" json:"monitor,omitempty"`
 	// SyncCheck schedules drd's chunked checksum comparison of the primary

@@ -39,6 +39,14 @@ func startShipper(t *testing.T, m *testenv.MariaDB, cats ...*Catalog) (sh *Shipp
 // startShipperWith is startShipper for a cluster with a heartbeat table.
 func startShipperWith(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats ...*Catalog) (sh *Shipper, stop func()) {
 	t.Helper()
+	sh, stop = runShipper(t, m, hb, cats...)
+	testenv.WaitFor(t, 20*time.Second, "the shipper streams", func() bool { return sh.Ready() == nil })
+	return sh, stop
+}
+
+// runShipper starts a shipper without waiting for it to stream.
+func runShipper(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats ...*Catalog) (sh *Shipper, stop func()) {
+	t.Helper()
 	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: quietLog(), Heartbeat: hb}
 	for _, c := range cats {
 		sh.Targets = append(sh.Targets, &Target{Catalog: c})
@@ -63,7 +71,6 @@ func startShipperWith(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats 
 		}
 	}
 	t.Cleanup(stop)
-	testenv.WaitFor(t, 20*time.Second, "the shipper streams", func() bool { return sh.Ready() == nil })
 	return sh, stop
 }
 

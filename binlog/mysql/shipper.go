@@ -49,7 +49,10 @@ type Shipper struct {
 
 	mu       sync.Mutex
 	streamed bool
-	pos      Pos // after the last transaction handed to the targets
+	// standby: another drd dumps the binlog with this ServerID; this one
+	// waits to take over (drkit_shipper_standby).
+	standby bool
+	pos     Pos // after the last transaction handed to the targets
 	version  string
 	queues   []chan *batch
 	// preparing bounds the batches encoded ahead at once.
@@ -175,6 +178,21 @@ func (s *Shipper) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		var other *errAnotherDrd
+		if errors.As(err, &other) {
+			// MariaDB has no slot to refuse a second reader: two drd would
+			// each kill the other's dump (same server_id) and write two
+			// chunk histories. Stand by until the other one is gone.
+			if !s.setStandby(true) {
+				s.Log.Info("another drd streams this cluster's binlog; standing by to take over", "cluster", s.Cluster, "server_id", s.ServerID, "other", other.host, "retry_every", standbyRetry.String())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(standbyRetry):
+			}
+			continue
+		}
 		if time.Since(began) > time.Minute {
 			delay = time.Second
 		}
@@ -198,6 +216,9 @@ func (s *Shipper) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Cluster, err)
 	}
+	if srv.otherDump != "" {
+		return &errAnotherDrd{host: srv.otherDump}
+	}
 	start, err := s.startPos(ctx, srv)
 	if err != nil {
 		return err
@@ -207,7 +228,7 @@ func (s *Shipper) session(ctx context.Context) error {
 		return fmt.Errorf("cluster %s: start binlog dump from %q: %w", s.Cluster, start, err)
 	}
 	s.mu.Lock()
-	s.streamed, s.pos, s.version = true, start, srv.version
+	s.streamed, s.standby, s.pos, s.version = true, false, start, srv.version
 	s.mu.Unlock()
 	s.Log.Info("binlog streaming", "cluster", s.Cluster, "from", start.String(), "server", srv.version)
 	txns := make(chan streamed, 1024)
@@ -480,6 +501,8 @@ func (s *Shipper) startPos(ctx context.Context, srv serverInfo) (Pos, error) {
 type serverInfo struct {
 	version   string
 	binlogPos Pos
+	// otherDump is the host of a reader registered with drd's server_id.
+	otherDump string
 }
 
 // checkServer verifies the server can be shipped from, naming the setting to
@@ -512,7 +535,78 @@ func checkServer(ctx context.Context, dsn string, ownID uint32) (serverInfo, err
 	if si.binlogPos, err = ParsePos(pos); err != nil {
 		return si, err
 	}
-	return si, nil
+	si.otherDump, err = dumpingAs(ctx, db, ownID)
+	return si, err
+}
+
+// dumpingAs returns the host of a replica registered on the server with
+// server_id id (SHOW SLAVE HOSTS: every binlog dump that registered), ""
+// when there is none.
+func dumpingAs(ctx context.Context, db *sql.DB, id uint32) (string, error) {
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE HOSTS")
+	if err != nil {
+		return "", fmt.Errorf("SHOW SLAVE HOSTS (drd's user needs REPLICATION MASTER ADMIN or SUPER to see other readers): %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", err
+	}
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		var sid, host string
+		for i, c := range cols {
+			switch strings.ToLower(c) {
+			case "server_id":
+				sid = string(vals[i])
+			case "host":
+				host = string(vals[i])
+			}
+		}
+		if sid == fmt.Sprint(id) {
+			if host == "" {
+				host = "(no host reported)"
+			}
+			return host, nil
+		}
+	}
+	return "", rows.Err()
+}
+
+// errAnotherDrd: a replica with drd's server_id already dumps the binlog.
+type errAnotherDrd struct{ host string }
+
+func (e *errAnotherDrd) Error() string {
+	return "another reader with drd's server_id dumps the binlog (from " + e.host + ")"
+}
+
+// standbyRetry is how often a standing-by shipper looks again: it takes over
+// within it once the other drd is gone.
+const standbyRetry = 2 * time.Second
+
+// setStandby records whether the shipper stands by and returns the previous
+// value.
+func (s *Shipper) setStandby(v bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.standby
+	s.standby = v
+	return was
+}
+
+// Standby reports whether another drd ships the cluster and this shipper
+// waits to take over (binlog.Standbyer).
+func (s *Shipper) Standby() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.standby
 }
 
 // Progress implements binlog.Shipper.

@@ -118,3 +118,37 @@ func TestSlowBacklogEndsDurable(t *testing.T) {
 		t.Fatalf("region: %d transactions up to %s, problems %q (%v); want 31 up to %s", rep.Txns, rep.End, rep.Problems, err, want)
 	}
 }
+
+// Two drd on one MariaDB cluster: the second sees a reader registered with
+// its server_id and stands by instead of dumping too (the server would kill
+// one dump for the other, and two chunk histories would interleave); it takes
+// over once the first stops, and the region's binlog has no gap.
+func TestSecondDrdStandsBy(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	db := m.Open(t, "")
+	a := fileCatalog(t, "a")
+	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+	first, stopFirst := startShipper(t, m, a)
+	defer stopFirst()
+	mustExec(t, db, "INSERT INTO shop.t VALUES (0)")
+	waitShipped(t, first, gtidPos(t, db, "gtid_binlog_pos"))
+	second, stopSecond := runShipper(t, m, HeartbeatTable{}, a)
+	defer stopSecond()
+	testenv.WaitFor(t, 15*time.Second, "the second shipper stands by", second.Standby)
+	mustExec(t, db, "INSERT INTO shop.t VALUES (1)")
+	waitShipped(t, first, gtidPos(t, db, "gtid_binlog_pos"))
+	if !second.Standby() || first.Standby() {
+		t.Fatal("the second shipper stopped standing by while the first streams")
+	}
+	stopFirst()
+	mustExec(t, db, "INSERT INTO shop.t VALUES (2)")
+	want := gtidPos(t, db, "gtid_binlog_pos")
+	waitShipped(t, second, want)
+	if second.Standby() {
+		t.Fatal("the second shipper still stands by after taking over")
+	}
+	rep, err := Verify(context.Background(), a)
+	if err != nil || len(rep.Problems) > 0 || rep.End != want.String() {
+		t.Fatalf("region after the takeover: end %s, problems %q, %v; want %s and none", rep.End, rep.Problems, err, want)
+	}
+}

@@ -29,8 +29,8 @@ func TestDrdWatchesRegisteredReplicas(t *testing.T) {
 	cfgPath := writeConfig(t, fmt.Sprintf(`drd:
   listen: %[1]s
 regions:
-  - {name: eu, store: 'file://%[2]s/eu'}
-  - {name: us, store: 'file://%[2]s/us'}
+  - {name: eu, store: 'file://%[2]s/eu?mode=0644'}
+  - {name: us, store: 'file://%[2]s/us?mode=0644'}
 clusters:
   - name: shop
     engine: mysql
@@ -178,8 +178,8 @@ func TestDrdWatchesRedisReplica(t *testing.T) {
 	cfgPath := writeConfig(t, fmt.Sprintf(`drd:
   listen: %[1]s
 regions:
-  - {name: eu, store: 'file://%[2]s/eu'}
-  - {name: us, store: 'file://%[2]s/us'}
+  - {name: eu, store: 'file://%[2]s/eu?mode=0644'}
+  - {name: us, store: 'file://%[2]s/us?mode=0644'}
 clusters:
   - name: cache
     engine: redis

@@ -39,9 +39,9 @@ drd:
   state_dir: $work/state
 regions:
   - name: eu-west-1
-    store: file://$work/regions/eu-west-1
+    store: file://$work/regions/eu-west-1?mode=0644
   - name: us-east-1
-    store: file://$work/regions/us-east-1
+    store: file://$work/regions/us-east-1?mode=0644
 clusters:
   - name: demo
     engine: postgres

@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	work := testenv.SharedDir(t)
 	e := &env{pg: &testenv.Postgres{}, drctl: testenv.Binary(t, "drctl"), cfgPath: filepath.Join(work, "drkit.yaml")}
 	testenv.Start(t, e.pg)
-	cfg := fmt.Sprintf("regions:\n  - name: eu\n    store: file://%[1]s/eu\n  - name: us\n    store: file://%[1]s/us\n"+
+	cfg := fmt.Sprintf("regions:\n  - name: eu\n    store: file://%[1]s/eu?mode=0644\n  - name: us\n    store: file://%[1]s/us?mode=0644\n"+
 		"clusters:\n  - name: orders\n    engine: postgres\n    region: eu\n    dsn: %[2]s\n    flush_interval: 200ms\n", work, e.pg.DSN("postgres"))
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -140,9 +140,9 @@ func TestEncryptedRegionRestores(t *testing.T) {
 	e.regions = nil
 	e.writeConfig(t, fmt.Sprintf(`regions:
   - name: eu
-    store: file://%[1]s/eu
+    store: file://%[1]s/eu?mode=0644
   - name: us
-    store: file://%[1]s/us
+    store: file://%[1]s/us?mode=0644
     encryption:
       recipients: [%[3]s]
       identity_file: %[4]s

@@ -60,9 +60,9 @@ func newEnvFull(t *testing.T, work string, pg *testenv.Postgres, clusterYAML str
 	e.cfgPath = filepath.Join(e.work, "drkit.yaml")
 	cfg := fmt.Sprintf(`regions:
   - name: eu
-    store: file://%[1]s/eu
+    store: file://%[1]s/eu?mode=0644
   - name: us
-    store: file://%[1]s/us
+    store: file://%[1]s/us?mode=0644
 clusters:
   - name: orders
     engine: postgres

@@ -7,9 +7,12 @@
 // object or the whole new one. Transient errors are not retried: a local
 // filesystem has none worth retrying.
 //
-// Objects are created 0644 and folders 0755: who may read a region is decided by
-// its root folder's permissions, as for any folder tree. (PostgreSQL's
-// restore_command runs as the postgres user and must read what drd wrote.)
+// Objects are created 0600 and folders 0700: a region holds every row of the
+// database. ?mode=0640 (in the URL) lets a group read it too, folders getting
+// 0750: PostgreSQL's restore_command (drctl wal-fetch) runs as the postgres
+// user, and when drd runs as another user the region's root folder should
+// belong to a group postgres is in, with the setgid bit (chmod 2750), so new
+// files inherit it. A folder this store creates is fsynced into its parent.
 //
 // A key and a longer key below it ("a" and "a/b") cannot both exist here, as a
 // name cannot be a file and a folder at once; drkit's key layout never needs it.
@@ -27,6 +30,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -38,16 +42,28 @@ func init() {
 		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
 			return nil, fmt.Errorf("file store URL %q needs an absolute path, as in file:///var/lib/drkit/r1", u.String())
 		}
-		return Open(u.Path)
+		mode := DefaultMode
+		if m := u.Query().Get("mode"); m != "" {
+			v, err := strconv.ParseUint(m, 8, 32)
+			if err != nil || v&0o600 != 0o600 || v&^0o666 != 0 {
+				return nil, fmt.Errorf("file store URL %q: mode %q must be octal file permissions the owner can read and write, at most 0666 (0600, 0640, 0644)", u.String(), m)
+			}
+			mode = fs.FileMode(v)
+		}
+		return OpenMode(u.Path, mode)
 	})
 }
 
 // tmpPrefix marks files being written; List and Stat never show them.
 const tmpPrefix = ".drkit-tmp-"
 
+// DefaultMode is the permission of objects: the owner's alone.
+const DefaultMode fs.FileMode = 0o600
+
 // Store keeps objects as files below a root folder.
 type Store struct {
 	root string
+	mode fs.FileMode // objects'; folders add x where r is set
 }
 
 var (
@@ -55,12 +71,49 @@ var (
 	_ storage.ExclusiveCreator = (*Store)(nil)
 )
 
-// Open returns a store rooted at root, creating the folder if needed.
-func Open(root string) (*Store, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
+// Open returns a store rooted at root with DefaultMode, creating the folder
+// if needed.
+func Open(root string) (*Store, error) { return OpenMode(root, DefaultMode) }
+
+// OpenMode returns a store whose objects get mode (folders the same plus x
+// where r is set), creating the root folder if needed.
+func OpenMode(root string, mode fs.FileMode) (*Store, error) {
+	s := &Store{root: filepath.Clean(root), mode: mode}
+	if err := s.mkdirAll(s.root); err != nil {
 		return nil, fmt.Errorf("create file store folder: %w", err)
 	}
-	return &Store{root: filepath.Clean(root)}, nil
+	return s, nil
+}
+
+// dirMode is the folders' permission: the objects' with x where r is set.
+func (s *Store) dirMode() fs.FileMode { return s.mode | (s.mode&0o444)>>2 }
+
+// mkdirAll creates dir and its missing parents with dirMode, and fsyncs the
+// parent of each one it creates: a new folder's entry is data too, and a
+// crash must not lose the folder of an object whose Put returned.
+func (s *Store) mkdirAll(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a folder", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := s.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, s.dirMode()); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile by another writer
+		}
+		return err
+	}
+	if err := os.Chmod(dir, s.dirMode()); err != nil { // the umask narrowed it
+		return err
+	}
+	return syncDir(parent)
 }
 
 // String implements storage.Store.
@@ -101,7 +154,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, place func(tmp
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := s.mkdirAll(dir); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
@@ -115,7 +168,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, place func(tmp
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(s.mode); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {

@@ -53,8 +53,8 @@ type Shipper struct {
 	// waits to take over (drkit_shipper_standby).
 	standby bool
 	pos     Pos // after the last transaction handed to the targets
-	version  string
-	queues   []chan *batch
+	version string
+	queues  []chan *batch
 	// preparing bounds the batches encoded ahead at once.
 	preparing chan struct{}
 }

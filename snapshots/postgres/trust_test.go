@@ -135,6 +135,13 @@ func TestRestoreRefusesWALGap(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		t.Fatalf("the refused restore wrote into %s", dir)
 	}
+
+	// A start that fails after the files are written (the port is taken):
+	// the folder is left for inspection, and the message says how to retry.
+	dir, _, out, err = e.restore(t, "--to-region", "eu", "--start", "--port", strconv.Itoa(e.pg.Port))
+	if code := exitCodeOf(t, err); code != 1 || !strings.Contains(out, "was left as it is for inspection") || !strings.Contains(out, dir) || !strings.Contains(out, "To retry") {
+		t.Fatalf("a restore whose start fails: exit %d, want 1 naming the folder left and how to retry:\n%s", code, out)
+	}
 }
 
 // One truncated manifest does not block a region: backups, status and

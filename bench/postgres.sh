@@ -102,14 +102,14 @@ drd:
   state_dir: $work/state
 regions:
   - name: local
-    store: file://$work/drkit-repo
+    store: file://$work/drkit-repo?mode=0644
 clusters:
   - name: bench
     engine: postgres
     region: local
     dsn: $dsn
 YAML
-sed -e "s|name: local|name: minio|" -e "s|file://$work/drkit-repo|s3://bench/drkit?endpoint=https://127.0.0.1:$mport\&region=us-east-1|" \
+sed -e "s|name: local|name: minio|" -e "s|file://$work/drkit-repo?mode=0644|s3://bench/drkit?endpoint=https://127.0.0.1:$mport\&region=us-east-1|" \
   -e "s|region: local|region: minio|" "$work/drkit.yaml" >"$work/drkit-minio.yaml"
 echo "pgbench -i -s $SCALE ..."
 "$PGBIN/pgbench" -i -s "$SCALE" -q "$dsn" >/dev/null 2>&1

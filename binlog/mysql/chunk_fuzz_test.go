@@ -9,7 +9,8 @@ import (
 )
 
 // chunkBytes builds a chunk's plaintext: the header line, a format
-// description event and events of the given sizes.
+// description event of fdeSize declared bytes (at most 100 written) and
+// events of the given sizes.
 func chunkBytes(fdeSize uint32, events ...int) []byte {
 	var b bytes.Buffer
 	b.WriteString(chunkMagic)
@@ -22,7 +23,7 @@ func chunkBytes(fdeSize uint32, events ...int) []byte {
 		}
 		return e
 	}
-	b.Write(ev(int(fdeSize)))
+	b.Write(ev(int(min(fdeSize, 100)))) // a length beyond the bytes that follow: the reader must not trust it
 	for _, n := range events {
 		b.Write(ev(n))
 	}

@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,10 +17,24 @@ var (
 )
 
 // Standbyer is a shipper that can stand by while another drd ships its
-// cluster (PostgreSQL: the slot is busy).
+// cluster (PostgreSQL: the slot is busy; MariaDB: a reader with drd's
+// server_id is registered).
 type Standbyer interface {
 	Standby() bool
 }
+
+// StandbyRetry is how often a standing-by shipper tries again: it takes over
+// within it once the other drd is gone.
+const StandbyRetry = 2 * time.Second
+
+// StandbyState is a shipper's standby flag; embedding it implements Standbyer.
+type StandbyState struct{ on atomic.Bool }
+
+// Standby reports whether the shipper stands by.
+func (s *StandbyState) Standby() bool { return s.on.Load() }
+
+// SetStandby records whether the shipper stands by and returns what it was.
+func (s *StandbyState) SetStandby(v bool) (was bool) { return s.on.Swap(v) }
 
 // RegionProgress is one region's shipping state.
 type RegionProgress struct {

@@ -47,14 +47,15 @@ type Shipper struct {
 	// transactions may wait up to its FlushInterval (see HeartbeatTable).
 	Heartbeat HeartbeatTable
 
+	// StandbyState: another drd dumps the binlog with this ServerID, and
+	// this one waits to take over (drkit_shipper_standby).
+	binlog.StandbyState
+
 	mu       sync.Mutex
 	streamed bool
-	// standby: another drd dumps the binlog with this ServerID; this one
-	// waits to take over (drkit_shipper_standby).
-	standby bool
-	pos     Pos // after the last transaction handed to the targets
-	version string
-	queues  []chan *batch
+	pos      Pos // after the last transaction handed to the targets
+	version  string
+	queues   []chan *batch
 	// preparing bounds the batches encoded ahead at once.
 	preparing chan struct{}
 }
@@ -183,13 +184,13 @@ func (s *Shipper) loop(ctx context.Context) {
 			// MariaDB has no slot to refuse a second reader: two drd would
 			// each kill the other's dump (same server_id) and write two
 			// chunk histories. Stand by until the other one is gone.
-			if !s.setStandby(true) {
-				s.Log.Info("another drd streams this cluster's binlog; standing by to take over", "cluster", s.Cluster, "server_id", s.ServerID, "other", other.host, "retry_every", standbyRetry.String())
+			if !s.SetStandby(true) {
+				s.Log.Info("another drd streams this cluster's binlog; standing by to take over", "cluster", s.Cluster, "server_id", s.ServerID, "other", other.host, "retry_every", binlog.StandbyRetry.String())
 			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(standbyRetry):
+			case <-time.After(binlog.StandbyRetry):
 			}
 			continue
 		}
@@ -228,8 +229,9 @@ func (s *Shipper) session(ctx context.Context) error {
 		return fmt.Errorf("cluster %s: start binlog dump from %q: %w", s.Cluster, start, err)
 	}
 	s.mu.Lock()
-	s.streamed, s.standby, s.pos, s.version = true, false, start, srv.version
+	s.streamed, s.pos, s.version = true, start, srv.version
 	s.mu.Unlock()
+	s.SetStandby(false)
 	s.Log.Info("binlog streaming", "cluster", s.Cluster, "from", start.String(), "server", srv.version)
 	txns := make(chan streamed, 1024)
 	done := make(chan struct{})
@@ -585,28 +587,6 @@ type errAnotherDrd struct{ host string }
 
 func (e *errAnotherDrd) Error() string {
 	return "another reader with drd's server_id dumps the binlog (from " + e.host + ")"
-}
-
-// standbyRetry is how often a standing-by shipper looks again: it takes over
-// within it once the other drd is gone.
-const standbyRetry = 2 * time.Second
-
-// setStandby records whether the shipper stands by and returns the previous
-// value.
-func (s *Shipper) setStandby(v bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	was := s.standby
-	s.standby = v
-	return was
-}
-
-// Standby reports whether another drd ships the cluster and this shipper
-// waits to take over (binlog.Standbyer).
-func (s *Shipper) Standby() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.standby
 }
 
 // Progress implements binlog.Shipper.

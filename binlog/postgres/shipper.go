@@ -34,11 +34,12 @@ type Shipper struct {
 	// WAL is flushed every FlushInterval.
 	Heartbeat HeartbeatTable
 
+	// StandbyState: another drd streams from the slot, and this one waits
+	// to take over (drkit_shipper_standby).
+	binlog.StandbyState
+
 	mu       sync.Mutex
 	streamed bool
-	// standby: another drd streams from the slot; this one waits to take
-	// over (drkit_shipper_standby).
-	standby bool
 	// floor is set when the server no longer had the WAL the regions needed:
 	// streaming then starts at the slot, and the gap is logged (and shown by
 	// drctl verify).
@@ -82,14 +83,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		if slotBusy(err) {
 			// Another drd ships this cluster: stand by, and take over within
-			// standbyRetry of its end, without an error every time.
-			if !s.setStandby(true) {
-				s.Log.Info("another drd holds the slot; standing by to take over", "cluster", s.Cluster, "slot", s.Slot, "retry_every", standbyRetry.String())
+			// binlog.StandbyRetry of its end, without an error every time.
+			if !s.SetStandby(true) {
+				s.Log.Info("another drd holds the slot; standing by to take over", "cluster", s.Cluster, "slot", s.Slot, "retry_every", binlog.StandbyRetry.String())
 			}
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(standbyRetry):
+			case <-time.After(binlog.StandbyRetry):
 			}
 			continue
 		}
@@ -216,37 +217,16 @@ func (s *Shipper) stream(ctx context.Context) error {
 func (s *Shipper) streamOpened(start LSN, tli uint32, seg Segment, segSize uint64) {
 	s.Log.Info("streaming WAL", "cluster", s.Cluster, "slot", s.Slot, "from", start.String(), "timeline", tli, "segment", seg.Name(segSize))
 	s.mu.Lock()
-	s.streamed, s.standby = true, false
+	s.streamed = true
 	s.mu.Unlock()
+	s.SetStandby(false)
 }
-
-// standbyRetry is how often a standing-by shipper tries the busy slot: a
-// standby drd takes over within it once the active one is gone.
-const standbyRetry = 2 * time.Second
 
 // slotBusy reports whether err is the server refusing a slot another
 // connection streams from (SQLSTATE 55006, object in use).
 func slotBusy(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55006"
-}
-
-// setStandby records whether the shipper stands by and returns the previous
-// value.
-func (s *Shipper) setStandby(v bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	was := s.standby
-	s.standby = v
-	return was
-}
-
-// Standby reports whether another drd holds the slot and this shipper waits
-// to take over (binlog.Standbyer).
-func (s *Shipper) Standby() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.standby
 }
 
 // resumeFrom is where a region's WAL ends along the lineage. A region whose store

@@ -38,28 +38,50 @@ func BinDir(serverVersion string) (string, error) {
 
 // Start starts the restored server in dir as the folder's owner and waits until
 // it accepts connections and recovery has ended. It never runs PostgreSQL as root.
+//
+// Recovery runs with replaySettings (memory for the pages replay touches, no
+// restartpoint every max_wal_size), and the server is then restarted with the
+// folder's own settings: replay, one process applying WAL, is what a restore
+// waits on once the WAL arrives faster than it is applied.
 func Start(ctx context.Context, dir, binDir string) error {
-	return start(ctx, dir, binDir, "in production")
+	if err := start(ctx, dir, binDir, "in production", replaySettings()); err != nil {
+		return err
+	}
+	if err := pgCtl(ctx, dir, binDir, "stop", "-m", "fast", "-w", "-t", "600"); err != nil {
+		return fmt.Errorf("restart after recovery: %w", err)
+	}
+	return start(ctx, dir, binDir, "in production", nil)
 }
 
 // StartStandby starts a restored standby in dir as the folder's owner and
 // waits until it accepts read-only connections (it has replayed to a
 // consistent point and keeps replaying).
 func StartStandby(ctx context.Context, dir, binDir string) error {
-	return start(ctx, dir, binDir, "in archive recovery")
+	return start(ctx, dir, binDir, "in archive recovery", nil)
 }
 
-func start(ctx context.Context, dir, binDir, want string) error {
+// replaySettings are the server options of a recovery run: shared_buffers of a
+// quarter of the machine's memory (128 MiB to 8 GiB; the default 128 MiB made
+// replay evict and write back pages it needed again), and restartpoints only
+// every 64 GB or hour of WAL (each one writes every dirty buffer). They hold
+// for that run only: pg_ctl's command line, not the folder's config.
+func replaySettings() []string {
+	mem := int64(128 << 20)
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		mem = max(mem, min(int64(si.Totalram)*int64(si.Unit)/4, 8<<30))
+	}
+	return []string{"-c", fmt.Sprintf("shared_buffers=%dMB", mem>>20), "-c", "max_wal_size=64GB", "-c", "checkpoint_timeout=1h"}
+}
+
+// pgCtl runs pg_ctl as the folder's owner.
+func pgCtl(ctx context.Context, dir, binDir string, args ...string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	if st.Uid == 0 {
-		return fmt.Errorf("%s is owned by root and PostgreSQL must not run as root: chown it (and restore into a folder whose parent the postgres user owns)", dir)
-	}
-	logFile := filepath.Join(dir, "drkit-restore.log")
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), "start", "-D", dir, "-l", logFile, "-w", "-t", "3600")
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), append(args, "-D", dir)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if uint32(os.Geteuid()) != st.Uid {
 		// Groups: none. drctl often runs as root, and root's supplementary
@@ -67,7 +89,26 @@ func start(ctx context.Context, dir, binDir, want string) error {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("pg_ctl start: %w: %s\nits log ends:\n%s", err, strings.TrimSpace(string(out)), logTail(logFile))
+		return fmt.Errorf("pg_ctl %s: %w: %s\nits log ends:\n%s", args[0], err, strings.TrimSpace(string(out)), logTail(filepath.Join(dir, "drkit-restore.log")))
+	}
+	return nil
+}
+
+func start(ctx context.Context, dir, binDir, want string, settings []string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Sys().(*syscall.Stat_t).Uid == 0 {
+		return fmt.Errorf("%s is owned by root and PostgreSQL must not run as root: chown it (and restore into a folder whose parent the postgres user owns)", dir)
+	}
+	logFile := filepath.Join(dir, "drkit-restore.log")
+	args := []string{"start", "-l", logFile, "-w", "-t", "3600"}
+	if len(settings) > 0 {
+		args = append(args, "-o", strings.Join(settings, " "))
+	}
+	if err := pgCtl(ctx, dir, binDir, args...); err != nil {
+		return err
 	}
 	for {
 		state, err := clusterState(ctx, binDir, dir)

@@ -301,8 +301,9 @@ func TestRestoredServerDropsGroups(t *testing.T) {
 	if bin, err := pgsnap.BinDir("15"); err == nil {
 		testenv.StopDataDir(t, bin, dataDir)
 	}
+	port := freePort(t)
 	cmd := exec.Command(e.drctl, "restore", "--config", e.cfgPath, "--cluster", "orders", "--to-region", "us",
-		"--target-dir", dataDir, "--port", strconv.Itoa(freePort(t)), "--start")
+		"--target-dir", dataDir, "--port", strconv.Itoa(port), "--start")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{4242}}}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
@@ -319,5 +320,14 @@ func TestRestoredServerDropsGroups(t *testing.T) {
 		if strings.HasPrefix(line, "Groups:") && strings.TrimSpace(strings.TrimPrefix(line, "Groups:")) != "" {
 			t.Fatalf("the restored server keeps supplementary groups: %s", line)
 		}
+	}
+	// Recovery ran with replay settings; the server left running has the
+	// folder's own.
+	var sb string
+	if err := connect(t, port).QueryRow(context.Background(), "SHOW shared_buffers").Scan(&sb); err != nil || sb != "128MB" {
+		t.Fatalf("the restored server runs with shared_buffers %q (%v), want the folder's 128MB", sb, err)
+	}
+	if log, _ := os.ReadFile(filepath.Join(dataDir, "drkit-restore.log")); !strings.Contains(string(log), "redo done") {
+		t.Fatalf("no completed recovery in the server's log:\n%s", log)
 	}
 }

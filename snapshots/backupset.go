@@ -85,6 +85,18 @@ type Damaged struct {
 
 func (d Damaged) String() string { return d.Key + ": " + d.Problem }
 
+// ID is the id of the backup the manifest belongs to: its folder's name.
+func (d Damaged) ID() string { return path.Base(path.Dir(d.Key)) }
+
+// DamagedNote is what a status row says of a region's damaged manifests, ""
+// when there are none.
+func DamagedNote(damaged []Damaged) string {
+	if len(damaged) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d damaged backup manifest(s), skipped: %s (drctl verify names them)", len(damaged), damaged[0].Key)
+}
+
 // ListManifests reads every complete backup's manifest.json of cluster in a
 // region into M; check refuses a manifest this code cannot read (format,
 // engine, values out of range). A manifest that cannot be fetched, decoded or

@@ -212,12 +212,9 @@ func ReachFrom(objs []WALObject, lineage []TimelineBegin, start LSN, segSize uin
 		seg := Segment{TLI: TimelineOf(lineage, no, segSize), No: no}
 		end, t, whole := segmentReach(bySeg[seg], segSize)
 		if end == 0 || (!whole && no < maxNo) {
-			r.Gap = seg.Name(segSize)
-			r.Beyond = LSN((maxNo + 1) * segSize)
-			if ws := bySeg[Segment{TLI: TimelineOf(lineage, maxNo, segSize), No: maxNo}]; len(ws) > 0 {
-				e, _, _ := segmentReach(ws, segSize)
-				r.Beyond = LSN(maxNo*segSize) + e
-			}
+			// maxNo's objects are on the lineage: that is how maxNo was found.
+			last, _, _ := segmentReach(bySeg[Segment{TLI: TimelineOf(lineage, maxNo, segSize), No: maxNo}], segSize)
+			r.Gap, r.Beyond = seg.Name(segSize), LSN(maxNo*segSize)+last
 			if end > 0 { // the partial chunks before the hole still replay
 				r.End, r.Reached = max(r.End, seg.Start(segSize)+end), true
 				r.EndTime = later(r.EndTime, t)

@@ -11,6 +11,7 @@ import (
 
 	mywal "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	"github.com/drkit/drkit/storage"
 )
@@ -216,8 +217,8 @@ func mysqlRegionStatus(ctx context.Context, r *storage.Region, cl config.Cluster
 		if len(list) > 0 {
 			s.LastBackup = list[len(list)-1].ID
 		}
-		if len(damaged) > 0 {
-			s.Error = joinNote(s.Error, fmt.Sprintf("%d damaged backup manifest(s), skipped: %s (drctl verify names them)", len(damaged), damaged[0].Key))
+		if note := snapshots.DamagedNote(damaged); note != "" {
+			s.Error = joinNote(s.Error, note)
 		}
 	}
 	return s

@@ -181,7 +181,7 @@ func pickBackup(ctx context.Context, o RestoreOptions) (Manifest, error) {
 	}
 	for _, d := range damaged {
 		o.Log.Warn("skipping a damaged backup manifest", "region", o.Region.Name, "manifest", d.Key, "problem", d.Problem)
-		if o.BackupID != "" && strings.Contains(d.Key, "/"+o.BackupID+"/") {
+		if o.BackupID != "" && d.ID() == o.BackupID {
 			return Manifest{}, fmt.Errorf("backup %s in region %s is damaged: %s", o.BackupID, o.Region.Name, d.Problem)
 		}
 	}
@@ -233,10 +233,7 @@ func openTarget(dsn string, workers int) (*sql.DB, error) {
 // it changes nothing. Empty databases, such as the test database
 // mariadb-install-db creates, do not count: load replaces them.
 func CheckEmpty(ctx context.Context, db *sql.DB) error {
-	rows, err := db.QueryContext(ctx, `SELECT s.SCHEMA_NAME FROM information_schema.SCHEMATA s
-		WHERE EXISTS (SELECT 1 FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME)
-		   OR EXISTS (SELECT 1 FROM information_schema.ROUTINES r WHERE r.ROUTINE_SCHEMA = s.SCHEMA_NAME)
-		   OR EXISTS (SELECT 1 FROM information_schema.EVENTS e WHERE e.EVENT_SCHEMA = s.SCHEMA_NAME)`)
+	rows, err := db.QueryContext(ctx, "SELECT s.SCHEMA_NAME FROM information_schema.SCHEMATA s WHERE "+hasObjects("s.SCHEMA_NAME"))
 	if err != nil {
 		return fmt.Errorf("target server: %w", err)
 	}
@@ -267,19 +264,24 @@ func CheckEmpty(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// hasObjects is the SQL condition that database schema (a column or a
+// placeholder, used three times) holds something: a table or view, a routine
+// or an event. What it does not hold is not data, and a restore replaces it.
+func hasObjects(schema string) string {
+	return strings.ReplaceAll(`(EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db})
+		OR EXISTS (SELECT 1 FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {db})
+		OR EXISTS (SELECT 1 FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {db}))`, "{db}", schema)
+}
+
 // dropIfEmpty drops database name on the target if it exists with nothing
 // in it (CheckEmpty allowed it), so that the snapshot's CREATE DATABASE, with
 // its character set and collation, makes it as the source had it.
 func dropIfEmpty(ctx context.Context, c *sql.Conn, name string) error {
-	var objects int
-	err := c.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) +
-		(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) +
-		(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?)`, name, name, name).Scan(&objects)
-	if err != nil {
+	var full bool
+	if err := c.QueryRowContext(ctx, "SELECT "+hasObjects("?"), name, name, name).Scan(&full); err != nil {
 		return fmt.Errorf("target database %s: %w", name, err)
 	}
-	if objects > 0 {
+	if full {
 		return fmt.Errorf("the target server's database %s is no longer empty: restore into a new server (nothing of %s was changed)", name, name)
 	}
 	return execAll(ctx, c, "DROP DATABASE IF EXISTS "+quote(name))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -196,7 +195,7 @@ func chooseBackup(backups []Manifest, damaged []snapshots.Damaged, o RestoreOpti
 			}
 		}
 		for _, d := range damaged {
-			if path.Base(path.Dir(d.Key)) == o.BackupID {
+			if d.ID() == o.BackupID {
 				return Manifest{}, fmt.Errorf("backup %s in region %s is damaged: %s", o.BackupID, o.Region.Name, d.Problem)
 			}
 		}

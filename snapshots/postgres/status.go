@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -52,9 +53,7 @@ func Status(ctx context.Context, p *storage.Pipeline, cluster string, primary *p
 		st.Error = err.Error()
 		return st
 	}
-	if len(damaged) > 0 {
-		st.Error = fmt.Sprintf("%d damaged backup manifest(s), skipped: %s (drctl verify names them)", len(damaged), damaged[0].Key)
-	}
+	st.Error = snapshots.DamagedNote(damaged)
 	if n := len(backups); n > 0 {
 		b := backups[n-1]
 		st.LastBackup = &struct {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,8 +67,23 @@ func (c *Catalog) cleanCache(cache, name string) {
 }
 
 // fetchOne looks name up (one List: the whole object and its partial chunks share
-// the prefix) and writes it to dest through a temporary file.
+// the prefix) and writes it to dest through a temporary file. A listed object
+// that is gone when read means the shipper completed the segment meanwhile (it
+// stores the whole segment, then deletes the chunks): the lookup is repeated,
+// and finds the whole segment.
 func (c *Catalog) fetchOne(ctx context.Context, name, dest string, segSize uint64, partialOK bool) error {
+	const attempts = 3
+	var err error
+	for range attempts {
+		err = c.fetchListed(ctx, name, dest, segSize, partialOK)
+		if err == nil || errors.Is(err, ErrWALNotFound) || !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return err
+}
+
+func (c *Catalog) fetchListed(ctx context.Context, name, dest string, segSize uint64, partialOK bool) error {
 	prefix := c.key("wal", name) + "."
 	var whole *WALObject
 	var chunks []WALObject

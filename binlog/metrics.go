@@ -12,6 +12,8 @@ var (
 		"When the region last became durable up to newer log (Unix time).", []string{"cluster", "engine", "region"}, nil)
 	exposureDesc = prometheus.NewDesc("drkit_log_shipping_lag_seconds",
 		"How long the region has been missing log drd received: the commits a disaster now would lose there, in seconds.", []string{"cluster", "engine", "region"}, nil)
+	catchingUpDesc = prometheus.NewDesc("drkit_log_catching_up",
+		"1 while the region has fallen behind the stream (its store was too slow or down) and catches up from another region or the database.", []string{"cluster", "engine", "region"}, nil)
 	standbyDesc = prometheus.NewDesc("drkit_shipper_standby",
 		"1 while another drd ships the cluster and this one stands by to take over.", []string{"cluster"}, nil)
 )
@@ -43,6 +45,9 @@ type RegionProgress struct {
 	ShippedAt time.Time
 	// Exposure is how long the region has been missing log drd received.
 	Exposure time.Duration
+	// CatchingUp: the region fell behind the stream and catches up apart
+	// from it, so that it does not hold the other regions back.
+	CatchingUp bool
 }
 
 // Shipper is what every engine's log shipper reports.
@@ -61,6 +66,7 @@ type Collector struct {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- shippedDesc
 	ch <- exposureDesc
+	ch <- catchingUpDesc
 	ch <- standbyDesc
 }
 
@@ -79,6 +85,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range regions {
 			ch <- prometheus.MustNewConstMetric(shippedDesc, prometheus.GaugeValue, float64(r.ShippedAt.UnixNano())/1e9, cluster, engine, r.Region)
 			ch <- prometheus.MustNewConstMetric(exposureDesc, prometheus.GaugeValue, r.Exposure.Seconds(), cluster, engine, r.Region)
+			v := 0.0
+			if r.CatchingUp {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(catchingUpDesc, prometheus.GaugeValue, v, cluster, engine, r.Region)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -58,11 +59,17 @@ type Shipper struct {
 	queues   []chan *batch
 	// preparing bounds the batches encoded ahead at once.
 	preparing chan struct{}
+	// began is where the first session started: what a region that was
+	// empty and unreachable then catches up from (lag.go).
+	began Pos
+	// catchWG counts the catch-ups of regions that fell behind (lag.go).
+	catchWG sync.WaitGroup
 }
 
 // batch is the transactions cut from the stream at one flush.
 type batch struct {
 	start         Pos
+	end           Pos // after its last transaction
 	txns          []*Txn
 	serverVersion string
 	// heartbeats: every transaction is a heartbeat; since: when the first arrived.
@@ -161,6 +168,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		defer func() {
+			s.catchWG.Wait() // they queue too; ctx has ended them
 			for _, q := range s.queues {
 				close(q)
 			}
@@ -313,6 +321,7 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 	defer w.reset()
 	flush := func() error {
 		if len(b.txns) > 0 {
+			b.end = pos.Clone()
 			if err := s.hand(ctx, b); err != nil {
 				return err
 			}
@@ -430,16 +439,31 @@ func (w *waiter) reset() {
 // quiet reports whether no transaction arrived since the alarm was set.
 func (w *waiter) quiet() bool { return w.events == w.seen }
 
-// hand gives b to every region's queue; a full queue blocks the stream.
+// hand gives b to every region's queue. A region whose queue is full falls
+// behind alone while another keeps up (lag.go); for the last region keeping
+// up, the stream waits.
 func (s *Shipper) hand(ctx context.Context, b *batch) error {
 	ahead := true
 	for i, q := range s.queues {
-		ahead = s.Targets[i].enqueued(1) <= prepareAhead && ahead
-		select {
-		case q <- b:
-		case <-ctx.Done():
-			return ctx.Err()
+		t := s.Targets[i]
+		switch {
+		case s.rejoin(i, b): // lagging: taken back, or missed b
+			continue
+		case t.offer(q, b):
+		case s.othersKeepUp(t):
+			s.fallBehind(ctx, i, b)
+			continue
+		default:
+			t.mu.Lock()
+			t.queuedLocked(b)
+			t.mu.Unlock()
+			select {
+			case q <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
+		ahead = t.enqueued() <= prepareAhead && ahead
 	}
 	if ahead {
 		go s.prepare(b)
@@ -475,16 +499,33 @@ func (s *Shipper) prepare(b *batch) {
 func (s *Shipper) startPos(ctx context.Context, srv serverInfo) (Pos, error) {
 	s.mu.Lock()
 	pos := s.pos
+	s.version = srv.version
 	s.mu.Unlock()
 	if pos != nil {
 		return pos, nil
 	}
-	info := ClusterInfo{Engine: "mysql", Flavor: "mariadb", ServerVersion: srv.version}
 	var start Pos
-	for _, t := range s.Targets {
-		if err := t.load(ctx, info); err != nil {
-			return nil, err
+	var unread []int
+	var firstErr error
+	loaded := 0
+	for i, t := range s.Targets {
+		if t.isLagging() {
+			continue // its catch-up reads it (an earlier session failed)
 		}
+		// Bounded: a dead store is retried by the SDK for minutes, and every
+		// other region waits for this answer.
+		lctx, cancel := context.WithTimeout(ctx, loadTimeout)
+		err := t.load(lctx, s.clusterInfo())
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			unread, firstErr = append(unread, i), cmp.Or(firstErr, err)
+			s.Log.Warn("region unreadable at start; it falls behind and catches up once it answers", "cluster", s.Cluster, "region", t.region(), "err", err)
+			continue
+		}
+		loaded++
 		p, _, _ := t.Position()
 		switch {
 		case len(p) == 0: // empty region (Position returns a copy, never nil)
@@ -494,10 +535,29 @@ func (s *Shipper) startPos(ctx context.Context, srv serverInfo) (Pos, error) {
 			start = Min(start, p)
 		}
 	}
+	if loaded == 0 {
+		return nil, cmp.Or(firstErr, errors.New("no region's store answers"))
+	}
 	if start == nil {
-		return srv.binlogPos, nil
+		start = srv.binlogPos
+	}
+	s.mu.Lock()
+	s.began = start.Clone()
+	s.mu.Unlock()
+	for _, i := range unread {
+		s.fallBehind(ctx, i, nil)
 	}
 	return start, nil
+}
+
+// loadTimeout bounds reading where a region stands.
+const loadTimeout = 10 * time.Second
+
+// clusterInfo is what every region records of the server it holds.
+func (s *Shipper) clusterInfo() ClusterInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ClusterInfo{Engine: "mysql", Flavor: "mariadb", ServerVersion: s.version}
 }
 
 type serverInfo struct {
@@ -598,7 +658,7 @@ func (s *Shipper) Progress(now time.Time) (cluster, engine string, regions []bin
 		if !ready {
 			continue // not set up yet: no fact to report
 		}
-		regions = append(regions, binlog.RegionProgress{Region: t.region(), ShippedAt: at, Exposure: t.Exposure(now)})
+		regions = append(regions, binlog.RegionProgress{Region: t.region(), ShippedAt: at, Exposure: t.Exposure(now), CatchingUp: t.isLagging()})
 	}
 	return s.Cluster, "mysql", regions
 }

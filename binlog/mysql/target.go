@@ -26,6 +26,13 @@ type Target struct {
 	// hold yet; zero when it holds everything handed to it.
 	behindSince time.Time
 	queued      int
+	// lagging: the region fell behind the stream, which no longer queues for
+	// it; caught is where what was queued for it ends (lag.go).
+	lagging bool
+	caught  Pos
+	// skipped is the end of the newest batch the stream skipped for the
+	// lagging region: once caught covers it, the region holds all.
+	skipped Pos
 }
 
 func (t *Target) region() string { return t.Catalog.Pipeline.Region }
@@ -74,15 +81,10 @@ func (t *Target) load(ctx context.Context, info ClusterInfo) error {
 	return nil
 }
 
-// enqueued notes that a batch is on its way to the region and returns how
-// many are.
-func (t *Target) enqueued(n int) int {
+// enqueued returns how many batches are on their way to the region.
+func (t *Target) enqueued() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.behindSince.IsZero() {
-		t.behindSince = time.Now()
-	}
-	t.queued += n
 	return t.queued
 }
 
@@ -120,7 +122,7 @@ func (t *Target) write(ctx context.Context, b *batch) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.queued--
-	if t.queued == 0 {
+	if t.queued == 0 && !t.lagging {
 		t.behindSince = time.Time{}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,6 +109,36 @@ func (c *Catalog) fetchListed(ctx context.Context, name, dest string, segSize ui
 		return c.writePartial(ctx, name, chunks, segSize, dest)
 	}
 	return fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, ErrWALNotFound)
+}
+
+// ReadSegment returns complete segment name from the region (its checksum
+// checked), or an error wrapping ErrWALNotFound if the region does not hold it
+// whole.
+func (c *Catalog) ReadSegment(ctx context.Context, name string, segSize uint64) ([]byte, error) {
+	for info, err := range c.store().List(ctx, c.key("wal", name)+".") {
+		if err != nil {
+			return nil, fmt.Errorf("region %s: look up %s: %w", c.Pipeline.Region, name, err)
+		}
+		w, ok := parseWALKey(info, strings.TrimPrefix(info.Key, c.key("wal")+"/"), segSize)
+		if !ok || w.Name != name || w.Partial {
+			continue
+		}
+		rc, err := c.Pipeline.Open(ctx, w.Object)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		buf := make([]byte, 0, segSize)
+		b := bytes.NewBuffer(buf)
+		if _, err := b.ReadFrom(io.LimitReader(rc, int64(segSize)+1)); err != nil {
+			return nil, fmt.Errorf("region %s: read %s: %w", c.Pipeline.Region, name, err)
+		}
+		if uint64(b.Len()) != segSize {
+			return nil, fmt.Errorf("region %s: segment %s holds %d bytes, not %d", c.Pipeline.Region, name, b.Len(), segSize)
+		}
+		return b.Bytes(), nil
+	}
+	return nil, fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, ErrWALNotFound)
 }
 
 func (c *Catalog) writeObject(ctx context.Context, obj storage.Object, dest string) error {

@@ -125,6 +125,8 @@ type session struct {
 	pendingSince time.Time
 	hbFiles      chan heartbeatFiles
 	lostLogged   bool
+	lineage      []TimelineBegin
+	catch        *catchUp // regions that fell behind (lag.go)
 }
 
 func (s *Shipper) stream(ctx context.Context) error {
@@ -150,7 +152,7 @@ func (s *Shipper) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	start, perTarget, err := s.resumePoint(ctx, lineage, segSize, restart)
+	start, perTarget, behind, err := s.resumePoint(ctx, lineage, segSize, restart)
 	if err != nil {
 		return err
 	}
@@ -162,12 +164,19 @@ func (s *Shipper) stream(ctx context.Context) error {
 	// from what the stores hold.
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	sess := &session{s: s, conn: conn, segSize: segSize, tli: tli, seg: seg, received: start,
-		scan: newRoutineScanner(uint64(start), segSize), hbFiles: make(chan heartbeatFiles, 1)}
+		scan: newRoutineScanner(uint64(start), segSize), hbFiles: make(chan heartbeatFiles, 1),
+		lineage: lineage, catch: &catchUp{open: seg}}
+	sess.catch.ctx, sess.catch.stop = context.WithCancel(wctx)
 	if s.Heartbeat.Table != "" {
 		go s.Heartbeat.watch(wctx, sess.hbFiles, s.Log)
 	}
 	for i, t := range s.Targets {
 		sess.workers = append(sess.workers, t.start(wctx, s.Log, perTarget[i], TimelineOf(lineage, uint64(perTarget[i])/segSize, segSize)))
+	}
+	for i, t := range s.Targets {
+		if behind[i] && sess.othersKeepUp(t) {
+			sess.fallBehind(t, start)
+		}
 	}
 	defer func() {
 		if ctx.Err() != nil {
@@ -180,6 +189,7 @@ func (s *Shipper) stream(ctx context.Context) error {
 		// A failure: reconnect at once. The next session re-sends from what
 		// each region holds and the slot keeps the rest, so waiting for a dead
 		// region here would only stall the healthy ones.
+		sess.catch.halt()
 		stopWorkers()
 		for _, t := range s.Targets {
 			close(t.jobs)
@@ -231,10 +241,16 @@ func slotBusy(err error) bool {
 
 // resumeFrom is where a region's WAL ends along the lineage. A region whose store
 // does not answer must not stop the others: it counts from the position this
-// drd last saw it durable at or, after a restart, from the slot's restart point.
-// Either is at or below its real end (the slot is confirmed only up to what
-// every required region holds), so it gets no gap; the others re-send a little.
-func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (LSN, bool, error) {
+// drd last saw it durable at or, after a restart, from the slot's restart point,
+// and reports unreachable (it then starts the session behind, lag.go). Either
+// position is at or below its real end (the slot is confirmed only up to what
+// every required region holds), so it gets no gap.
+func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (end LSN, ok, unreachable bool, err error) {
+	if known := t.durableOn(lineage); known > 0 && t.isLagging() {
+		// Behind in the last session (its store is slow or down): asking it
+		// would hold every region's reconnect for the timeout below.
+		return known, true, true, nil
+	}
 	// Bounded: a dead store is retried by the SDK for minutes, and every other
 	// region waits for this answer.
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -242,17 +258,17 @@ func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSiz
 	objs, err := t.Catalog.List(lctx, segSize)
 	if err == nil {
 		end, ok := DurableEndOnLineage(objs, lineage, segSize)
-		return end, ok, nil
+		return end, ok, false, nil
 	}
 	if ctx.Err() != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	known := t.durableOn(lineage)
 	if known == 0 {
 		known = restart
 	}
 	slog.Warn("region unreachable at reconnect; resuming it from the last position known durable", "region", t.region(), "from", known.String(), "err", err)
-	return known, known > 0, nil
+	return known, known > 0, true, nil
 }
 
 // durableOn returns the position this drd last saw the region durable at if
@@ -293,22 +309,31 @@ func (s *Shipper) lineage(ctx context.Context, conn *pgconn.PgConn, tli uint32) 
 
 // resumePoint returns where to stream from: the lowest durable end, along the
 // server's lineage, among the regions (each resumes without a gap), or the
-// slot's restart point when no region holds WAL of this lineage yet.
-func (s *Shipper) resumePoint(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (LSN, []LSN, error) {
-	ends := make([]LSN, len(s.Targets))
-	var start LSN
+// slot's restart point when no region holds WAL of this lineage yet. Two kinds
+// of region do not hold the start back, and begin the session behind (behind
+// reports them) to catch up from the others: one whose store did not answer,
+// while another did; and an optional one whose WAL ends before the slot's
+// restart point, where the server no longer has what it lacks.
+func (s *Shipper) resumePoint(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (start LSN, ends []LSN, behind []bool, err error) {
+	ends, behind = make([]LSN, len(s.Targets)), make([]bool, len(s.Targets))
+	unreachable := make([]bool, len(s.Targets))
+	oks := make([]bool, len(s.Targets))
+	anyAnswered := false
+	for i, t := range s.Targets {
+		ends[i], oks[i], unreachable[i], err = t.resumeFrom(ctx, lineage, segSize, restart)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		anyAnswered = anyAnswered || !unreachable[i]
+	}
 	found := false
 	for i, t := range s.Targets {
-		end, ok, err := t.resumeFrom(ctx, lineage, segSize, restart)
-		if err != nil {
-			return 0, nil, err
-		}
-		if !ok {
+		behind[i] = oks[i] && ((unreachable[i] && anyAnswered) || (!t.Required && ends[i] < restart))
+		if !oks[i] || behind[i] {
 			continue
 		}
-		ends[i] = end
-		if !found || end < start {
-			start, found = end, true
+		if !found || ends[i] < start {
+			start, found = ends[i], true
 		}
 	}
 	s.mu.Lock()
@@ -316,11 +341,14 @@ func (s *Shipper) resumePoint(ctx context.Context, lineage []TimelineBegin, segS
 	s.mu.Unlock()
 	switch {
 	case !found:
-		return restart, ends, nil
+		start = restart
 	case floor > start:
-		return floor, ends, nil
+		start = floor
 	}
-	return start, ends, nil
+	for i := range behind {
+		behind[i] = behind[i] || (oks[i] && ends[i] < start)
+	}
+	return start, ends, behind, nil
 }
 
 func (ss *session) loop(ctx context.Context) error {
@@ -454,12 +482,11 @@ func (ss *session) seal(ctx context.Context) error {
 	}
 	name := ss.seg.Name(ss.segSize)
 	end := ss.seg.Start(ss.segSize) + LSN(ss.segSize)
-	for _, t := range ss.s.Targets {
-		if err := t.enqueue(ctx, job{seg: ss.seg, segName: name, to: ss.segSize, data: ss.buf, whole: true, end: end}); err != nil {
-			return err
-		}
+	if err := ss.hand(ctx, job{seg: ss.seg, segName: name, to: ss.segSize, data: ss.buf, whole: true, end: end}); err != nil {
+		return err
 	}
 	ss.seg = Segment{TLI: ss.tli, No: ss.seg.No + 1}
+	ss.catch.setOpen(ss.seg)
 	ss.buf = nil // the old buffer belongs to the queued jobs now
 	ss.written, ss.flushed = 0, 0
 	ss.scan.Reset()
@@ -485,13 +512,20 @@ func (ss *session) flush(ctx context.Context, now time.Time) error {
 		name := ss.seg.Name(ss.segSize)
 		chunk := ss.buf[ss.flushed:ss.written] // never written again: WAL is append-only
 		end := ss.seg.Start(ss.segSize) + LSN(ss.written)
-		for _, t := range ss.s.Targets {
-			if err := t.enqueue(ctx, job{seg: ss.seg, segName: name, from: ss.flushed, to: ss.written, data: chunk, end: end}); err != nil {
-				return err
-			}
+		if err := ss.hand(ctx, job{seg: ss.seg, segName: name, from: ss.flushed, to: ss.written, data: chunk, end: end}); err != nil {
+			return err
 		}
 		ss.flushed = ss.written
 		ss.scan.Reset()
+	} else {
+		// No new WAL to take lagging regions back with: they rejoin with
+		// the flushed bytes of the open segment they lack, or none.
+		end := ss.seg.Start(ss.segSize) + LSN(ss.flushed)
+		for _, t := range ss.s.Targets {
+			if t.isLagging() {
+				ss.rejoin(t, job{seg: ss.seg, segName: ss.seg.Name(ss.segSize), from: ss.flushed, to: ss.flushed, data: ss.buf[ss.flushed:ss.flushed], end: end})
+			}
+		}
 	}
 	return ss.sendStatus(ctx)
 }
@@ -546,6 +580,7 @@ func (ss *session) drain(limit time.Duration) {
 	if ss.written > ss.flushed {
 		_ = ss.flush(ctx, time.Time{})
 	}
+	ss.catch.halt()
 	for _, t := range ss.s.Targets {
 		close(t.jobs)
 	}
@@ -646,7 +681,7 @@ func (s *Shipper) Progress(now time.Time) (cluster, engine string, regions []bin
 			continue // not streaming yet: no fact to report
 		}
 		_, at, _ := t.Durable()
-		regions = append(regions, binlog.RegionProgress{Region: t.region(), ShippedAt: at, Exposure: t.Exposure(now)})
+		regions = append(regions, binlog.RegionProgress{Region: t.region(), ShippedAt: at, Exposure: t.Exposure(now), CatchingUp: t.isLagging()})
 	}
 	return s.Cluster, "postgres", regions
 }

@@ -11,20 +11,24 @@ import (
 )
 
 // maxQueued bounds the WAL bytes waiting for one region. When a region is slow or
-// down its queue fills, and then the stream stops reading from the server (which
-// keeps the WAL in its slot) instead of holding unbounded memory.
+// down its queue fills, and then the region falls behind alone: the stream
+// stops queueing for it and it catches up apart (lag.go). Only when no region
+// keeps up does the stream wait, and the server keeps the WAL in its slot.
 const maxQueued = 256 << 20
 
 // weight is what a job takes of its region's queue: its size, at most the
 // whole queue. A segment larger than the queue (initdb --wal-segsize 512 or
 // 1024) then waits for an empty queue instead of for space that can never
 // exist, which stopped the shipper for good while the slot filled the disk.
-func weight(j job) int64 { return min(int64(len(j.data)), maxQueued) }
+func (t *Target) weight(j job) int64 { return min(int64(len(j.data)), t.queueBytes()) }
 
 // Target is one region the shipper writes to.
 type Target struct {
 	Catalog  *Catalog
 	Required bool // its durable position gates the acknowledgement
+	// QueueBytes bounds the WAL waiting for the region (default maxQueued).
+	// A region whose queue is full falls behind alone (see lag.go).
+	QueueBytes int64
 
 	log *slog.Logger
 	// jobs and space belong to the current session; a previous session's
@@ -44,6 +48,18 @@ type Target struct {
 	// (zero when it holds everything handed to it, up to queuedEnd).
 	behindSince time.Time
 	queuedEnd   LSN
+	// lagging: the region fell behind the stream, which no longer queues
+	// for it; catchNext is where the WAL queued for it (by the stream, then
+	// by its catch-up) ends.
+	lagging   bool
+	catchNext LSN
+}
+
+func (t *Target) queueBytes() int64 {
+	if t.QueueBytes > 0 {
+		return t.QueueBytes
+	}
+	return maxQueued
 }
 
 // Exposure is how long the region has been missing WAL that drd received: what a
@@ -99,7 +115,7 @@ func (t *Target) setDurable(l LSN, tli uint32, err error) {
 // primary's slot past what the region holds.
 func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli uint32) *sync.WaitGroup {
 	t.log = log.With("region", t.region())
-	jobs, space := make(chan job, 1024), semaphore.NewWeighted(maxQueued)
+	jobs, space := make(chan job, 1024), semaphore.NewWeighted(t.queueBytes())
 	t.jobs, t.space = jobs, space
 	t.mu.Lock()
 	t.durable, t.durableTLI = durable, tli
@@ -107,12 +123,13 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 		t.at = time.Now()
 	}
 	t.behindSince, t.queuedEnd, t.started = time.Time{}, t.durable, true
+	t.lagging, t.catchNext = false, t.durable
 	t.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for j := range jobs {
 			t.write(ctx, j)
-			space.Release(weight(j))
+			space.Release(t.weight(j))
 		}
 	})
 	return &wg
@@ -127,17 +144,48 @@ func (t *Target) isStarted() bool {
 
 // enqueue hands j to the worker, waiting while the region's queue is full.
 func (t *Target) enqueue(ctx context.Context, j job) error {
-	if err := t.space.Acquire(ctx, weight(j)); err != nil {
+	if err := t.space.Acquire(ctx, t.weight(j)); err != nil {
 		return err
 	}
 	t.mu.Lock()
-	if t.behindSince.IsZero() {
-		t.behindSince = time.Now()
-	}
-	t.queuedEnd = max(t.queuedEnd, j.end)
+	t.queued(j)
 	t.mu.Unlock()
 	t.jobs <- j
 	return nil
+}
+
+// tryEnqueue hands j to the worker if the region's queue has room for it.
+func (t *Target) tryEnqueue(j job) bool {
+	if !t.space.TryAcquire(t.weight(j)) {
+		return false
+	}
+	// Under t.mu, so that the worker records j written only after it is
+	// recorded queued.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case t.jobs <- j:
+		t.queued(j)
+		return true
+	default: // a thousand small chunks wait: full too
+		t.space.Release(t.weight(j))
+		return false
+	}
+}
+
+// queued records that WAL up to j.end is on its way to the region; t.mu is held.
+func (t *Target) queued(j job) {
+	t.missed(j.end)
+	t.catchNext = max(t.catchNext, j.end)
+}
+
+// missed records that the region lacks WAL up to end, queued or not; t.mu is
+// held. Its exposure runs until it holds end.
+func (t *Target) missed(end LSN) {
+	if t.behindSince.IsZero() {
+		t.behindSince = time.Now()
+	}
+	t.queuedEnd = max(t.queuedEnd, end)
 }
 
 // write stores j, retrying until it succeeds or ctx ends: a job is never

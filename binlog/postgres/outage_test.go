@@ -68,7 +68,7 @@ func TestStoreOutage(t *testing.T) {
 	tc := s3Target(t, c.Endpoint, c.Bucket, "c")
 	tc.Required = false
 	bDirect := s3Target(t, b.Endpoint, b.Bucket, "b") // the test's own view of region b, not through the proxy
-	tb.QueueBytes = 16 << 20 // full within seconds of this load (a and c keep the default)
+	tb.QueueBytes = 16 << 20                          // full within seconds of this load (a and c keep the default)
 	stop := startShipper(t, pg, []*Target{ta, tb, tc})
 	defer stop()
 

@@ -11,7 +11,7 @@ import (
 )
 
 func newCopyCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g, engines: bothEngines}
+	cf := &clusterFlags{g: g}
 	var from, to string
 	var workers int
 	cmd := &cobra.Command{

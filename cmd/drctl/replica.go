@@ -5,26 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/replication"
 	replall "github.com/drkit/drkit/replication/all"
-	myrepl "github.com/drkit/drkit/replication/mysql"
-	pgrepl "github.com/drkit/drkit/replication/postgres"
-	rdrepl "github.com/drkit/drkit/replication/redis"
 	"github.com/drkit/drkit/replication/route53"
 	"github.com/drkit/drkit/storage"
 )
-
-// replicaEngines are the engines drctl sets up replicas for.
-var replicaEngines = []string{"postgres", "mysql", "redis"}
 
 // catalogFor opens the cluster's ship_to regions that answer (during a
 // disaster some do not) as the replication catalog; region names the one
@@ -81,12 +76,16 @@ func newReplicaCmd(g *globals) *cobra.Command {
 }
 
 type replicaCreateFlags struct {
-	name, dsn, dataDir, listen, passwordFile string
-	fromStore, force                         bool
+	name, dsn, passwordFile string
+	// engineFlags are the engine-specific flags given (engineReplicaFlags).
+	engineFlags map[string]string
 }
 
+// engineReplicaFlags are replica create's flags that only some engines take.
+var engineReplicaFlags = []string{"data-dir", "from-store", "force", "replay-listen"}
+
 func newReplicaCreateCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g, engines: replicaEngines}
+	cf := &clusterFlags{g: g}
 	var f replicaCreateFlags
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -123,11 +122,18 @@ before anything is changed.`,
 			if _, ok := cfg.Region(cf.region); !ok {
 				return usageErr(fmt.Errorf("region %q is not configured in %s; configured: %s", cf.region, cfg.Path, regionNames(cfg.Regions)))
 			}
-			if cl.Engine != "postgres" && (f.dataDir != "" || f.fromStore) {
-				return usageErr(errors.New("--data-dir and --from-store are for PostgreSQL clusters"))
+			rc, err := capable[engine.ReplicaCreator](cl, "create replicas")
+			if err != nil {
+				return err
 			}
-			if cl.Engine == "postgres" && f.dataDir == "" {
-				return usageErr(errors.New("--data-dir is required for a PostgreSQL replica"))
+			f.engineFlags = map[string]string{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) {
+				if slices.Contains(engineReplicaFlags, fl.Name) {
+					f.engineFlags[fl.Name] = fl.Value.String()
+				}
+			})
+			if err := engine.CheckFlags(cl.Engine, f.engineFlags, rc.ReplicaFlags()); err != nil {
+				return usageErr(err)
 			}
 			if f.name == "" {
 				f.name = cf.region
@@ -139,9 +145,9 @@ before anything is changed.`,
 			if err != nil {
 				return err
 			}
-			res, err := createReplica(cmd.Context(), g, cfg, cl, cat, region, f)
+			res, err := createReplica(cmd.Context(), g, cfg, cl, rc, cat, region, f)
 			if err != nil {
-				return notFoundOr(err)
+				return engineErr(err)
 			}
 			if g.json {
 				return g.printJSON(res)
@@ -155,14 +161,14 @@ before anything is changed.`,
 	fl.StringVar(&f.name, "name", "", "the replica's name (default: the region's)")
 	fl.StringVar(&f.dsn, "dsn", "", "how to reach the replica server (required; PostgreSQL: it runs on this port)"+fmt.Sprintf(passwordHelp, "--password-file", "PGPASSWORD, $MYSQL_PWD or $REDISCLI_AUTH"))
 	fl.StringVar(&f.passwordFile, "password-file", "", "a file holding --dsn's password")
-	fl.StringVar(&f.dataDir, "data-dir", "", "PostgreSQL: the replica's new data folder")
-	fl.BoolVar(&f.fromStore, "from-store", false, "PostgreSQL: replay WAL from the region's store only, never connecting to the primary")
-	fl.BoolVar(&f.force, "force", false, "Redis: create even when the primary's backlog or buffers look too small")
-	fl.StringVar(&f.listen, "replay-listen", "", "MySQL: address the replica connects back to for the binlog replay")
+	fl.String("data-dir", "", "PostgreSQL: the replica's new data folder")
+	fl.Bool("from-store", false, "PostgreSQL: replay WAL from the region's store only, never connecting to the primary")
+	fl.Bool("force", false, "Redis: create even when the primary's backlog or buffers look too small")
+	fl.String("replay-listen", "", "MySQL: address the replica connects back to for the binlog replay")
 	return cmd
 }
 
-func createReplica(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, cat *replication.Catalog, region *storage.Region, f replicaCreateFlags) (any, error) {
+func createReplica(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, rc engine.ReplicaCreator, cat *replication.Catalog, region *storage.Region, f replicaCreateFlags) (any, error) {
 	var err error
 	if f.dsn, err = withPassword(cl.Engine, f.dsn, f.passwordFile); err != nil {
 		return nil, err
@@ -171,27 +177,11 @@ func createReplica(ctx context.Context, g *globals, cfg *config.Config, cl confi
 		fmt.Fprintf(g.stderr, "drctl: warning: drd will not watch or follow replica %s on host %s until that host is in cluster %s's hosts (or its TLS is as strict as the cluster's dsn): a store cannot point drd at hosts the config does not name\n",
 			f.name, config.DSNHost(f.dsn), cl.Name)
 	}
-	switch cl.Engine {
-	case "postgres":
-		dir, err := filepath.Abs(f.dataDir)
-		if err != nil {
-			return nil, err
-		}
-		rc, err := restoreCommand(cfg.Path, cl.Name, region.Name)
-		if err != nil {
-			return nil, err
-		}
-		progress, finish := g.countBar("base backup", true)
-		defer finish()
-		return pgrepl.Create(ctx, pgrepl.CreateOptions{Cluster: cl, Name: f.name, Region: region, DSN: f.dsn, DataDir: dir,
-			RestoreCommand: rc, FromStore: f.fromStore, Catalog: cat, Log: g.log(), Progress: progress})
-	case "mysql":
-		return myrepl.Create(ctx, myrepl.CreateOptions{Cluster: cl, Name: f.name, Region: region, DSN: f.dsn,
-			Catalog: cat, ReplayListen: f.listen, Log: g.log()})
-	default:
-		return rdrepl.Create(ctx, rdrepl.CreateOptions{Cluster: cl, Name: f.name, Region: region.Name, DSN: f.dsn,
-			Catalog: cat, Force: f.force, Log: g.log()})
-	}
+	env := engine.Env{Config: cfg, Cluster: cl, Log: g.log()}
+	progress, finish := g.countBar("base backup", true)
+	defer finish()
+	env.Progress = progress
+	return rc.CreateReplica(ctx, env, engine.ReplicaRequest{Name: f.name, Region: region, DSN: f.dsn, Catalog: cat, Flags: f.engineFlags})
 }
 
 // replicaRow is one line of drctl replica list.
@@ -206,7 +196,7 @@ type replicaRow struct {
 }
 
 func newReplicaListCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g, engines: replicaEngines}
+	cf := &clusterFlags{g: g}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the cluster's replicas: the config's and the catalog's",
@@ -241,7 +231,7 @@ func newReplicaListCmd(g *globals) *cobra.Command {
 }
 
 func newReplicaCheckCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g, engines: replicaEngines}
+	cf := &clusterFlags{g: g}
 	var only string
 	var chunkRows int
 	var wait time.Duration
@@ -336,7 +326,7 @@ type promoteFlags struct {
 }
 
 func newPromoteCmd(g *globals) *cobra.Command {
-	cf := &clusterFlags{g: g, engines: replicaEngines}
+	cf := &clusterFlags{g: g}
 	var f promoteFlags
 	cmd := &cobra.Command{
 		Use:   "promote",
@@ -383,6 +373,10 @@ points that Route 53 name at the new primary and waits until it is in sync.`,
 }
 
 func promote(ctx context.Context, g *globals, cfg *config.Config, cl config.Cluster, region string, f promoteFlags) error {
+	p, err := capable[engine.Promoter](cl, "promote replicas")
+	if err != nil {
+		return err
+	}
 	cat, _, err := catalogFor(ctx, g, cfg, cl, region)
 	if err != nil {
 		return err
@@ -404,18 +398,11 @@ func promote(ctx context.Context, g *globals, cfg *config.Config, cl config.Clus
 			r = reg
 		}
 	}
-	if r == nil && cl.Engine != "redis" {
+	if r == nil && p.PromoteNeedsStore() {
 		return fmt.Errorf("region %s's store is needed to check the replica has all its log, and it could not be opened", region)
 	}
-	var res replication.PromoteResult
-	switch cl.Engine {
-	case "postgres":
-		res, err = pgrepl.Promote(ctx, pgrepl.PromoteOptions{Cluster: cl.Name, PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait, Log: g.log()})
-	case "mysql":
-		res, err = myrepl.Promote(ctx, myrepl.PromoteOptions{Cluster: cl.Name, PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait, Log: g.log()})
-	default:
-		res, err = rdrepl.Promote(ctx, rdrepl.PromoteOptions{Cluster: cl.Name, PrimaryDSN: v.PrimaryDSN, Replica: rep, Wait: f.wait, Log: g.log()})
-	}
+	res, err := p.Promote(ctx, engine.Env{Config: cfg, Cluster: cl, Log: g.log()},
+		engine.PromoteRequest{PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait})
 	if err != nil {
 		if g.json {
 			_ = g.printJSON(res)

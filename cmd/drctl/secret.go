@@ -2,37 +2,26 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 
-	driver "github.com/go-sql-driver/mysql"
+	"github.com/drkit/drkit/internal/engine"
 )
 
-// Passwords given in --dsn / --target-dsn are visible to every user of the
-// machine in the process list. They can come instead from a file
-// (--password-file, --target-password-file) or from the environment variable
-// each engine's own tools read: PGPASSWORD (read by the PostgreSQL driver
-// itself), MYSQL_PWD, REDISCLI_AUTH.
+// Passwords given on the command line are visible to every user in process
+// listings, so DSN flags take them from a file (--…-password-file) or from the
+// environment variable the engine's own tools read, and fill them in here.
 
-// passwordHelp is the note the flags' help carries.
+// passwordHelp is appended to the help of a DSN flag.
 const passwordHelp = "; leave the password out and give it with %s or $%s, not on the command line (visible in process listings)"
 
-// passwordEnv is the environment variable an engine's own tools read.
-func passwordEnv(engine string) string {
-	switch engine {
-	case "mysql":
-		return "MYSQL_PWD"
-	case "redis":
-		return "REDISCLI_AUTH"
+// withPassword returns dsn with the password of file, else of the engine's
+// environment variable, filled in when dsn carries none.
+func withPassword(engineName, dsn, file string) (string, error) {
+	p, err := engine.Capable[engine.Passwords](engineName, "take a password from a file")
+	if err != nil {
+		return "", usageErr(err)
 	}
-	return "PGPASSWORD"
-}
-
-// withPassword puts a password into dsn when it has none: from file if one is
-// given, else from the engine's environment variable (PostgreSQL's driver
-// reads PGPASSWORD itself). A DSN that has a password is returned as it is.
-func withPassword(engine, dsn, file string) (string, error) {
 	pw, ok := "", false
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -40,41 +29,15 @@ func withPassword(engine, dsn, file string) (string, error) {
 			return "", usageErr(fmt.Errorf("password file: %w", err))
 		}
 		pw, ok = strings.TrimRight(string(b), "\r\n"), true
-	} else if engine != "postgres" {
-		pw, ok = os.LookupEnv(passwordEnv(engine))
+	} else {
+		pw, ok = os.LookupEnv(p.PasswordEnv())
 	}
 	if !ok || dsn == "" {
 		return dsn, nil
 	}
-	switch engine {
-	case "mysql":
-		cfg, err := driver.ParseDSN(dsn)
-		if err != nil {
-			return "", usageErr(fmt.Errorf("the DSN is not a MySQL DSN (user@tcp(host:3306)/): %w", err))
-		}
-		if cfg.Passwd == "" {
-			cfg.Passwd = pw
-		}
-		return cfg.FormatDSN(), nil
-	default: // postgres:// and redis:// URLs; PostgreSQL's key=value form too
-		if !strings.Contains(dsn, "://") {
-			if strings.Contains(dsn, "password=") {
-				return dsn, nil
-			}
-			return dsn + " password='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(pw) + "'", nil
-		}
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", usageErr(fmt.Errorf("the DSN is not a URL: %w", err))
-		}
-		if _, has := u.User.Password(); has {
-			return dsn, nil
-		}
-		user := ""
-		if u.User != nil {
-			user = u.User.Username()
-		}
-		u.User = url.UserPassword(user, pw)
-		return u.String(), nil
+	out, err := p.WithPassword(dsn, pw)
+	if err != nil {
+		return "", engineErr(err)
 	}
+	return out, nil
 }

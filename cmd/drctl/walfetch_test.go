@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,20 +65,6 @@ func TestWALFetchExitCodes(t *testing.T) {
 	os.WriteFile(matches[0], b, 0o600)
 	if code, errOut := fetch(); code != exitWALAbort || !strings.Contains(errOut, seg) {
 		t.Fatalf("corrupt segment: exit %d (%s), want %d naming it", code, errOut, exitWALAbort)
-	}
-}
-
-// restore_command runs under sh -c after PostgreSQL replaced %f and %p: a
-// config path holding $, backticks, quotes or % reaches drctl as it is.
-func TestRestoreCommandQuoting(t *testing.T) {
-	for _, s := range []string{"/srv/drkit.yaml", "/srv/$HOME/`id`/it's/100%f/\"x\"/a b"} {
-		quoted := shellArg(s)
-		// PostgreSQL's substitution: %% is a literal %.
-		cmdline := strings.ReplaceAll(quoted, "%%", "%")
-		out, err := exec.Command("sh", "-c", "printf %s "+cmdline).Output()
-		if err != nil || string(out) != s {
-			t.Errorf("shellArg(%q) = %s: the shell printed %q (%v)", s, quoted, out, err)
-		}
 	}
 }
 

@@ -18,22 +18,16 @@ import (
 
 	"github.com/drkit/drkit/api"
 	"github.com/drkit/drkit/binlog"
-	mywal "github.com/drkit/drkit/binlog/mysql"
-	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/buildinfo"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/engine"
+	_ "github.com/drkit/drkit/internal/engine/all" // every engine registers itself
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
 	"github.com/drkit/drkit/internal/metrics"
 	"github.com/drkit/drkit/monitor"
-	mymon "github.com/drkit/drkit/monitor/mysql"
-	pgmon "github.com/drkit/drkit/monitor/postgres"
-	rdmon "github.com/drkit/drkit/monitor/redis"
-	replall "github.com/drkit/drkit/replication/all"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/snapshots/ec2"
-	mysnap "github.com/drkit/drkit/snapshots/mysql"
-	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/snapshots/schedule"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
@@ -137,73 +131,21 @@ func shipRegions(cl config.Cluster, regions []*storage.Region) []*storage.Region
 	return out
 }
 
-// pgShipper streams a PostgreSQL cluster's WAL into its ship_to regions.
-func pgShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *pgwal.Shipper {
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
-	if heartbeatOn(cl) {
-		sh.Heartbeat = pgwal.HeartbeatTable{DSN: cl.HeartbeatDSN(), Table: cl.Monitor.Heartbeat.Table, FlushInterval: time.Duration(cl.Monitor.Heartbeat.FlushInterval)}
-	}
-	for _, r := range shipRegions(cl, regions) {
-		sh.Targets = append(sh.Targets, &pgwal.Target{
-			Catalog:  &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
-			Required: slices.Contains(cl.RequiredRegions, r.Name),
-		})
-	}
-	return sh
-}
-
-// mysqlShipper streams a MySQL/MariaDB cluster's binlog into its ship_to regions.
-func mysqlShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) *mywal.Shipper {
-	sh := &mywal.Shipper{Cluster: cl.Name, DSN: cl.DSN, ServerID: cl.ServerID, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
-	if heartbeatOn(cl) {
-		sh.Heartbeat = mywal.NewHeartbeatTable(cl.Monitor.Heartbeat.Table, cl.HeartbeatDSN(), time.Duration(cl.Monitor.Heartbeat.FlushInterval))
-	}
-	for _, r := range shipRegions(cl, regions) {
-		sh.Targets = append(sh.Targets, &mywal.Target{Catalog: &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}})
-	}
-	return sh
-}
-
-// heartbeatOn reports whether drd writes cl's heartbeat: for clusters with
-// replicas, unless turned off.
-func heartbeatOn(cl config.Cluster) bool {
-	return len(cl.Replicas) > 0 && !cl.Monitor.Heartbeat.Disabled
-}
-
 // watcher returns the probes (and heartbeat, when the cluster has replicas)
 // of a PostgreSQL, MySQL or Redis cluster.
 func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*monitor.Watcher, error) {
 	w := &monitor.Watcher{Cluster: cl.Name, Engine: cl.Engine, Interval: time.Duration(cl.Monitor.Interval),
 		Errors: metrics.ErrorsTotal(reg), Log: log}
-	beat := heartbeatOn(cl)
-	table := ""
-	if beat {
-		table = cl.Monitor.Heartbeat.Table
+	m, err := engine.Capable[engine.Monitoring](cl.Engine, "be monitored")
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 	}
 	primary := monitor.Server{Region: cl.Region, DSN: cl.DSN}
 	var replicas []monitor.Server
 	for _, r := range cl.Replicas {
 		replicas = append(replicas, monitor.Server{Name: r.Name, Region: r.Region, DSN: r.DSN})
 	}
-	var err error
-	switch cl.Engine {
-	case "postgres":
-		if w.Prober, err = pgmon.NewProber(cl.Name, table, primary, replicas); err == nil && beat {
-			w.Heart, err = pgmon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
-		}
-	case "mysql":
-		if w.Prober, err = mymon.NewProber(cl.Name, table, primary, replicas); err == nil && beat {
-			w.Heart, err = mymon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
-		}
-	case "redis":
-		key := ""
-		if beat {
-			key = replall.HeartbeatKey(cl)
-		}
-		if w.Prober, err = rdmon.NewProber(key, primary, replicas); err == nil && beat {
-			w.Heart, err = rdmon.NewHeartbeat(key, cl.HeartbeatDSN())
-		}
-	}
+	w.Prober, w.Heart, err = m.Probes(cl, engine.HeartbeatOn(cl), primary, replicas)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: monitor: %w", cl.Name, err)
 	}
@@ -211,7 +153,7 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 }
 
 // apiCluster is what the JSON API serves about cl.
-func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, engine snapshots.Engine, sched *snapshots.Scheduler, w *monitor.Watcher) api.Cluster {
+func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, backups snapshots.Engine, sched *snapshots.Scheduler, w *monitor.Watcher) api.Cluster {
 	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo, Monitor: w.State}
 	if sh != nil { // nil for engines whose log drd does not ship (Redis)
 		c.Shipping = func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p }
@@ -219,7 +161,7 @@ func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, engi
 		c.Backups = func(ctx context.Context, region string) ([]snapshots.Summary, error) {
 			for _, r := range to {
 				if r.Name == region {
-					return engine.List(ctx, r)
+					return backups.List(ctx, r)
 				}
 			}
 			return nil, fmt.Errorf("cluster %s does not ship to region %s", cl.Name, region)
@@ -337,31 +279,29 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	for _, cl := range cfg.Clusters {
 		to := shipRegions(cl, regions)
 		cl, cw := clusterView(ctx, cl, to, log)
-		var (
-			engine  snapshots.Engine
-			shipper interface {
-				binlog.Shipper
-				lifecycle.Component
-			}
-		)
-		switch cl.Engine {
-		case "postgres":
-			shipper = pgShipper(cl, regions, log)
-			engine = &pgsnap.Engine{Cluster: cl, Regions: to, Log: log}
-		case "mysql":
-			shipper = mysqlShipper(cl, regions, log)
-			engine = &mysnap.Engine{Cluster: cl, Regions: to, Log: log}
-		case "redis":
-			log.Info("redis: replicas are watched and checked; no log is shipped and no backup taken yet", "cluster", cl.Name)
-		default:
-			log.Warn("this engine is not shipped yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
+		e, err := engine.Lookup(cl.Engine)
+		if err != nil {
+			log.Warn("this engine is not built in yet; the cluster is ignored", "cluster", cl.Name, "err", err)
 			continue
+		}
+		var (
+			backups snapshots.Engine
+			shipper engine.Shipper
+		)
+		if sh, ok := e.(engine.Shipping); ok {
+			shipper = sh.NewShipper(cl, regions, log)
+		}
+		if sc, ok := e.(engine.Scheduling); ok {
+			backups = sc.BackupEngine(cl, to, log)
+		}
+		if shipper == nil {
+			log.Info("this engine ships no log and takes no backup yet; its replicas are watched", "cluster", cl.Name, "engine", cl.Engine)
 		}
 		var sched *snapshots.Scheduler
 		if shipper != nil {
 			shipped.Shippers = append(shipped.Shippers, shipper)
 			group.Add(shipper)
-			sched = &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: engine, Metrics: backupMetrics, Log: log,
+			sched = &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: backups, Metrics: backupMetrics, Log: log,
 				Jobs: &schedule.Runner{Store: jobsStore, Log: log}}
 			group.Add(sched)
 		}
@@ -376,7 +316,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		if cl.SyncCheck.Schedule != "" {
 			group.Add(&syncChecks{cl: cl, runner: &schedule.Runner{Store: jobsStore, Log: log}, w: w, log: log})
 		}
-		served = append(served, apiCluster(cl, to, shipper, engine, sched, w))
+		served = append(served, apiCluster(cl, to, shipper, backups, sched, w))
 	}
 	jobs, err := copyJobs(cfg, regions, jobsStore, snapshots.NewCopyMetrics(reg), log)
 	if err != nil {

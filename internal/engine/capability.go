@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/drkit/drkit/binlog"
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/lifecycle"
+	"github.com/drkit/drkit/monitor"
+	"github.com/drkit/drkit/replication"
+	"github.com/drkit/drkit/snapshots"
+	"github.com/drkit/drkit/storage"
+)
+
+// The capabilities. Each is one small interface; an engine implements those
+// it has. Requests and answers are engine-neutral; an answer carries the
+// engine's own value for --json (so scripts keep their shape) and its text
+// for people.
+
+// Env is what every capability call gets from the composition root.
+type Env struct {
+	Config  *config.Config
+	Cluster config.Cluster
+	Log     *slog.Logger
+	// Progress reports work done of total (-1: unknown); nil shows none.
+	Progress func(done, total int64)
+}
+
+// Output is a capability's answer: Value is printed as JSON under --json,
+// Text writes the form for people.
+type Output struct {
+	Value any
+	Text  func(w io.Writer) error
+	// Damaged are backup manifests the work skipped as unreadable: drctl
+	// names them on stderr.
+	Damaged []snapshots.Damaged
+}
+
+// Backuper takes a base backup into every given region.
+type Backuper interface {
+	Backup(ctx context.Context, env Env, regions []*storage.Region) (Output, error)
+}
+
+// BackupLister lists a region's complete backups, oldest first, and the
+// manifests it could not read.
+type BackupLister interface {
+	ListBackups(ctx context.Context, env Env, r *storage.Region) (Output, []snapshots.Damaged, error)
+}
+
+// RestoreRequest is one restore, from Region only.
+type RestoreRequest struct {
+	Region     *storage.Region
+	TargetTime *time.Time
+	BackupID   string
+	AcceptGap  bool
+	// Flags are the engine-specific flags given (name without dashes:
+	// value, "true" for a switch). The engine refuses those it does not
+	// take, naming them (CheckFlags).
+	Flags map[string]string
+}
+
+// Restorer restores a cluster from one region.
+type Restorer interface {
+	// RestoreFlags names the engine-specific restore flags it takes.
+	RestoreFlags() []string
+	Restore(ctx context.Context, env Env, req RestoreRequest) (Output, error)
+}
+
+// CheckFlags refuses, as a UsageError naming the engine, given flags that
+// are not in takes.
+func CheckFlags(engine string, given map[string]string, takes []string) error {
+	return checkFlags(engine, given, takes)
+}
+
+// Verifier checks one region: log continuity from every backup, and
+// checksums (all of them when all is set). problems > 0 fails the command.
+type Verifier interface {
+	Verify(ctx context.Context, env Env, r *storage.Region, all bool) (out Output, problems int, err error)
+}
+
+// StatusColumns are drctl status's columns; a StatusRow fills each.
+var StatusColumns = []string{"CLUSTER", "REGION", "DURABLE LSN", "WRITTEN", "LAG BYTES", "LAG S", "LAST BACKUP", "NOTE"}
+
+// StatusRow is one region's status: Value for --json, Cells for the table.
+type StatusRow struct {
+	Value any
+	Cells []string
+}
+
+// StatusReader reads every ship_to region's status of a cluster from its
+// store; a region that cannot be opened gives a row naming the error.
+type StatusReader interface {
+	Status(ctx context.Context, env Env) []StatusRow
+}
+
+// Pruner applies the cluster's retention to one region.
+type Pruner interface {
+	Prune(ctx context.Context, env Env, r *storage.Region, dryRun bool) (Output, error)
+}
+
+// Shipper is drd's log shipper of one cluster.
+type Shipper interface {
+	binlog.Shipper
+	lifecycle.Component
+}
+
+// Shipping builds drd's log shipper into regions (all of drd's regions; the
+// engine ships to the cluster's ship_to ones).
+type Shipping interface {
+	NewShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) Shipper
+}
+
+// Scheduling gives drd's backup scheduler the engine's backups and retention
+// over the cluster's ship_to regions.
+type Scheduling interface {
+	BackupEngine(cl config.Cluster, regions []*storage.Region, log *slog.Logger) snapshots.Engine
+}
+
+// Monitoring builds drd's probes of the primary and replicas and, when beat
+// is set, the heartbeat writer.
+type Monitoring interface {
+	Probes(cl config.Cluster, beat bool, primary monitor.Server, replicas []monitor.Server) (monitor.Prober, monitor.Heartbeater, error)
+}
+
+// Passwords puts a password into the engine's DSNs, for flags that take it
+// from a file or the environment rather than the command line.
+type Passwords interface {
+	// PasswordEnv is the environment variable the engine's own tools read
+	// (PGPASSWORD, MYSQL_PWD, REDISCLI_AUTH).
+	PasswordEnv() string
+	// WithPassword returns dsn with password pw, unless it carries one.
+	WithPassword(dsn, pw string) (string, error)
+}
+
+// ErrLogNotFound is wrapped by FetchLog when the region has no such log file:
+// for restore_command, the normal end of recovery. Every other error must
+// abort recovery instead.
+var ErrLogNotFound = errors.New("no such log file")
+
+// Archiving serves the database's own archive and restore commands
+// (PostgreSQL's archive_command and restore_command: drctl wal-push and
+// wal-fetch).
+type Archiving interface {
+	// FetchLog writes log file name from region r to dest, fetching up to
+	// prefetch following files ahead.
+	FetchLog(ctx context.Context, env Env, r *storage.Region, name, dest string, prefetch int) error
+	// PushLog stores the log file at path in region r.
+	PushLog(ctx context.Context, env Env, r *storage.Region, path string) error
+}
+
+// ReplicaRequest is one replica to create in Region (nil when its store
+// could not be opened) and register in Catalog.
+type ReplicaRequest struct {
+	Name    string
+	Region  *storage.Region
+	DSN     string
+	Catalog *replication.Catalog
+	// Flags are the engine-specific flags given, as RestoreRequest.Flags.
+	Flags map[string]string
+}
+
+// ReplicaCreator sets up a cross-region replica.
+type ReplicaCreator interface {
+	// ReplicaFlags names the engine-specific replica create flags it takes.
+	ReplicaFlags() []string
+	CreateReplica(ctx context.Context, env Env, req ReplicaRequest) (any, error)
+}
+
+// PromoteRequest is one promotion of Replica; Region is its region's store
+// (nil when it could not be opened).
+type PromoteRequest struct {
+	PrimaryDSN string
+	Replica    config.Replica
+	Region     *storage.Region
+	Force      bool
+	Wait       time.Duration
+}
+
+// Promoter makes a replica the primary.
+type Promoter interface {
+	// PromoteNeedsStore reports whether the promotion checks the region's
+	// store for log the replica lacks (and so refuses without it).
+	PromoteNeedsStore() bool
+	Promote(ctx context.Context, env Env, req PromoteRequest) (replication.PromoteResult, error)
+}

@@ -1,0 +1,40 @@
+package engine_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/drkit/drkit/internal/engine"
+	_ "github.com/drkit/drkit/internal/engine/all"
+)
+
+func TestRegistry(t *testing.T) {
+	for _, name := range []string{"postgres", "mysql", "redis"} {
+		if _, err := engine.Lookup(name); err != nil {
+			t.Errorf("engine %s is not registered: %v", name, err)
+		}
+	}
+	if _, err := engine.Lookup("oracle"); err == nil || !strings.Contains(err.Error(), "known: mysql, postgres, redis") {
+		t.Errorf("an unknown engine: %v, want an error listing the known ones", err)
+	}
+	// A capability an engine lacks is named, not dispatched wrongly.
+	_, err := engine.Capable[engine.Verifier]("redis", "verify")
+	var u *engine.UnsupportedError
+	if !errors.As(err, &u) || err.Error() != "engine redis cannot verify yet" {
+		t.Errorf("redis verify: %v, want \"engine redis cannot verify yet\"", err)
+	}
+	if _, err := engine.Capable[engine.Verifier]("postgres", "verify"); err != nil {
+		t.Errorf("postgres verify: %v", err)
+	}
+}
+
+func TestCheckFlags(t *testing.T) {
+	err := engine.CheckFlags("mysql", map[string]string{"target-dir": "/x", "target-dsn": "u@tcp(h)/"}, []string{"target-dsn", "target-gtid"})
+	if !engine.IsUsage(err) || !strings.Contains(err.Error(), "engine mysql does not take --target-dir") || !strings.Contains(err.Error(), "--target-gtid") {
+		t.Errorf("CheckFlags: %v, want a usage error naming the engine, the flag and what it takes", err)
+	}
+	if err := engine.CheckFlags("mysql", map[string]string{"target-dsn": "x"}, []string{"target-dsn"}); err != nil {
+		t.Errorf("CheckFlags of taken flags: %v", err)
+	}
+}

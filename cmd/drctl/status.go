@@ -90,4 +90,3 @@ unreachable primary leaves the lag out. --json prints the stores' rows unless
 	cmd.Flags().StringVar(&drdURL, "drd", "", "drd's URL (default: from drd.listen)")
 	return cmd
 }
-

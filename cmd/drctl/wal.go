@@ -122,4 +122,3 @@ and write the stores (for file:// regions, own the folders).`,
 	cf.addFlags(cmd, "")
 	return cmd
 }
-

@@ -16,9 +16,9 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/monitor"
+	mymon "github.com/drkit/drkit/monitor/mysql"
 	"github.com/drkit/drkit/replication"
 	myrepl "github.com/drkit/drkit/replication/mysql"
-	mymon "github.com/drkit/drkit/monitor/mysql"
 	"github.com/drkit/drkit/snapshots"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
 	"github.com/drkit/drkit/storage"
@@ -36,15 +36,15 @@ func init() { engine.Register(Engine{}) }
 func (Engine) Name() string { return Name }
 
 var (
-	_ engine.Backuper     = Engine{}
-	_ engine.BackupLister = Engine{}
-	_ engine.Restorer     = Engine{}
-	_ engine.Verifier     = Engine{}
-	_ engine.StatusReader = Engine{}
-	_ engine.Pruner       = Engine{}
-	_ engine.Shipping     = Engine{}
-	_ engine.Scheduling   = Engine{}
-	_ engine.Monitoring   = Engine{}
+	_ engine.Backuper       = Engine{}
+	_ engine.BackupLister   = Engine{}
+	_ engine.Restorer       = Engine{}
+	_ engine.Verifier       = Engine{}
+	_ engine.StatusReader   = Engine{}
+	_ engine.Pruner         = Engine{}
+	_ engine.Shipping       = Engine{}
+	_ engine.Scheduling     = Engine{}
+	_ engine.Monitoring     = Engine{}
 	_ engine.Passwords      = Engine{}
 	_ engine.ReplicaCreator = Engine{}
 	_ engine.Promoter       = Engine{}

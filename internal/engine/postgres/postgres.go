@@ -20,9 +20,9 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/monitor"
+	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/replication"
 	pgrepl "github.com/drkit/drkit/replication/postgres"
-	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage"
@@ -40,16 +40,16 @@ func init() { engine.Register(Engine{}) }
 func (Engine) Name() string { return Name }
 
 var (
-	_ engine.Backuper     = Engine{}
-	_ engine.BackupLister = Engine{}
-	_ engine.Restorer     = Engine{}
-	_ engine.Verifier     = Engine{}
-	_ engine.StatusReader = Engine{}
-	_ engine.Pruner       = Engine{}
-	_ engine.Shipping     = Engine{}
-	_ engine.Scheduling   = Engine{}
-	_ engine.Monitoring   = Engine{}
-	_ engine.Passwords    = Engine{}
+	_ engine.Backuper       = Engine{}
+	_ engine.BackupLister   = Engine{}
+	_ engine.Restorer       = Engine{}
+	_ engine.Verifier       = Engine{}
+	_ engine.StatusReader   = Engine{}
+	_ engine.Pruner         = Engine{}
+	_ engine.Shipping       = Engine{}
+	_ engine.Scheduling     = Engine{}
+	_ engine.Monitoring     = Engine{}
+	_ engine.Passwords      = Engine{}
 	_ engine.Archiving      = Engine{}
 	_ engine.ReplicaCreator = Engine{}
 	_ engine.Promoter       = Engine{}

@@ -19,4 +19,3 @@ func TestRestoreCommandQuoting(t *testing.T) {
 		}
 	}
 }
-

@@ -12,8 +12,8 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/monitor"
-	"github.com/drkit/drkit/replication"
 	rdmon "github.com/drkit/drkit/monitor/redis"
+	"github.com/drkit/drkit/replication"
 	replall "github.com/drkit/drkit/replication/all"
 	rdrepl "github.com/drkit/drkit/replication/redis"
 )
@@ -30,7 +30,7 @@ func init() { engine.Register(Engine{}) }
 func (Engine) Name() string { return Name }
 
 var (
-	_ engine.Monitoring = Engine{}
+	_ engine.Monitoring     = Engine{}
 	_ engine.Passwords      = Engine{}
 	_ engine.ReplicaCreator = Engine{}
 	_ engine.Promoter       = Engine{}

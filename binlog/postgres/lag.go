@@ -61,6 +61,13 @@ func (c *catchUp) halt() {
 // is the last region keeping up, for which the stream waits.
 func (ss *session) hand(ctx context.Context, j job) error {
 	for _, t := range ss.s.Targets {
+		if j.end <= t.resumedAt {
+			// The region held this before the session began: the stream
+			// starts at a segment boundary, below where most regions end,
+			// and writing it again after a reconnect only delayed the
+			// region's new WAL.
+			continue
+		}
 		if t.isLagging() {
 			ss.rejoin(t, j)
 			continue

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -95,7 +96,7 @@ func TestStoreOutage(t *testing.T) {
 			exec(t, conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
 			dropped = true
 		}
-		exec(t, conn, "INSERT INTO t SELECT repeat('w', 300) FROM generate_series(1, 2000)")
+		exec(t, conn, "INSERT INTO t SELECT repeat('w', 300) FROM generate_series(1, 1500)")
 		last = currentLSN(t, conn)
 		sawBehind = sawBehind || tb.isLagging()
 		time.Sleep(100 * time.Millisecond)
@@ -160,7 +161,11 @@ func sampleExposure(targets ...*Target) (stop func() time.Duration, samples *[]t
 				return
 			case now := <-tick.C:
 				for _, tg := range targets {
-					got = append(got, tg.Exposure(now))
+					e := tg.Exposure(now)
+					got = append(got, e)
+					if e > time.Second && testing.Verbose() {
+						fmt.Printf("%s exposure %s region %s\n", now.Format("15:04:05.000"), e, tg.region())
+					}
 				}
 			}
 		}

@@ -358,10 +358,13 @@ func (ss *session) loop(ctx context.Context) error {
 		rctx, cancel := context.WithDeadline(ctx, nextFlush)
 		msg, err := ss.conn.ReceiveMessage(rctx)
 		cancel()
-		if err != nil && !pgconn.Timeout(err) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			// First: pgconn reports an already cancelled context as a
+			// timeout too, and the loop would spin.
+			return ctx.Err()
+		case !pgconn.Timeout(err):
 			return fmt.Errorf("receive WAL: %w", err)
 		}
 		if err == nil {

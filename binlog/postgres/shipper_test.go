@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/drkit/drkit/internal/testenv"
@@ -317,4 +319,48 @@ func TestStandbyTakesOver(t *testing.T) {
 	}
 	exec(t, conn, "CREATE TABLE after_takeover (id int)")
 	waitDurable(t, second, 1, currentLSN(t, conn), 20*time.Second)
+}
+
+// A session whose context is cancelled ends at once. pgconn reports an
+// already cancelled context as a timeout, which the loop took for "nothing
+// received yet" and went round forever (a drd that could not stop, seen as
+// a make test hang once flushes no longer failed on the cancelled context).
+func TestLoopEndsOnCancelledContext(t *testing.T) {
+	pg, _ := startPG(t, nil)
+	ctx := context.Background()
+	conn, err := ConnectReplication(ctx, pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segSize, _, err := ServerSettings(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ensureSlot(ctx, conn, "loop_test"); err != nil {
+		t.Fatal(err)
+	}
+	start := SegmentOf(uint32(sys.Timeline), LSN(sys.XLogPos), segSize)
+	if err := pglogrepl.StartReplication(ctx, conn, "loop_test", pglogrepl.LSN(start.Start(segSize)), pglogrepl.StartReplicationOptions{Timeline: sys.Timeline, Mode: pglogrepl.PhysicalReplication}); err != nil {
+		t.Fatal(err)
+	}
+	ss := &session{s: &Shipper{Cluster: "orders", FlushInterval: 50 * time.Millisecond, Log: quietLog()}, conn: conn, segSize: segSize,
+		tli: uint32(sys.Timeline), seg: start, received: start.Start(segSize), scan: newRoutineScanner(uint64(start.Start(segSize)), segSize),
+		hbFiles: make(chan heartbeatFiles, 1), catch: &catchUp{open: start}}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- ss.loop(cancelled) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("loop ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loop did not end within 5 s of its context's cancellation")
+	}
 }

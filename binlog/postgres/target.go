@@ -53,6 +53,9 @@ type Target struct {
 	// by its catch-up) ends.
 	lagging   bool
 	catchNext LSN
+	// resumedAt is what the region held when the session began (set
+	// before the session's first job, read by the stream only).
+	resumedAt LSN
 }
 
 func (t *Target) queueBytes() int64 {
@@ -123,7 +126,7 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 		t.at = time.Now()
 	}
 	t.behindSince, t.queuedEnd, t.started = time.Time{}, t.durable, true
-	t.lagging, t.catchNext = false, t.durable
+	t.lagging, t.catchNext, t.resumedAt = false, t.durable, t.durable
 	t.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() {

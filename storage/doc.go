@@ -14,6 +14,8 @@
 //   - Instrument: Prometheus counters of bytes and objects per region, and Probe for
 //     drkit_store_up.
 //
-// Imported by binlog, snapshots, replication, monitor, api and cmd; imports only
-// internal packages of drkit's.
+// Imported by binlog, snapshots, replication, monitor, api and cmd; of
+// drkit's own packages it imports only internal/metrics, never
+// internal/config: a region is opened from a RegionSpec, which
+// internal/regions fills from the config.
 package storage

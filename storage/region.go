@@ -7,8 +7,6 @@ import (
 	"os"
 
 	"filippo.io/age"
-
-	"github.com/drkit/drkit/internal/config"
 )
 
 // Region is one configured region: its store and the pipeline over it.
@@ -30,41 +28,43 @@ type RegionOptions struct {
 	Log          *slog.Logger
 }
 
-// UploadOptions returns the store options the config's storage block sets.
-func UploadOptions(cfg *config.Config) Options {
-	return Options{
-		PartSize:    int64(cfg.Storage.PartSize),
-		Concurrency: cfg.Storage.Concurrency,
-		Threshold:   int64(cfg.Storage.MultipartThreshold),
-		StateDir:    cfg.StateDir(),
-	}
+// RegionSpec is what opening a region takes: storage's own description of
+// it, which the composition root fills from the config (internal/regions),
+// so that storage does not depend on the config's shape.
+type RegionSpec struct {
+	Name  string
+	Store string // the store URL
+	// Upload sets multipart part size, concurrency, threshold and the
+	// folder of resumable uploads' state.
+	Upload Options
+	// Level is the zstd level objects are compressed with; 0 stores them
+	// plain.
+	Level int
+	// Recipients are age public keys to encrypt to; none: no encryption.
+	Recipients []string
+	// IdentityFile holds the age private key(s), read with WithIdentity.
+	IdentityFile string
 }
 
-// OpenRegion opens the region called name in cfg.
-func OpenRegion(ctx context.Context, cfg *config.Config, name string, o RegionOptions) (*Region, error) {
-	rc, ok := cfg.Region(name)
-	if !ok {
-		return nil, fmt.Errorf("region %q is not in %s", name, cfg.Path)
-	}
-	opts := UploadOptions(cfg)
+// OpenRegion opens the region spec describes.
+func OpenRegion(ctx context.Context, spec RegionSpec, o RegionOptions) (*Region, error) {
+	name := spec.Name
+	opts := spec.Upload
 	opts.OnPart, opts.Log = o.OnPart, o.Log
-	st, err := Open(ctx, rc.Store, opts)
+	st, err := Open(ctx, spec.Store, opts)
 	if err != nil {
 		return nil, fmt.Errorf("region %s: %w", name, err)
 	}
 	if o.Metrics != nil {
 		st = o.Metrics.Instrument(st, name)
 	}
-	p := &Pipeline{Store: st, Region: name}
-	if cfg.Storage.Compression == "zstd" {
-		p.Level = cfg.Storage.CompressionLevel
-	}
-	if e := rc.Encryption; e != nil {
-		if p.Recipients, err = ParseRecipients(e.Recipients); err != nil {
+	p := &Pipeline{Store: st, Region: name, Level: spec.Level}
+	if len(spec.Recipients) > 0 {
+		if p.Recipients, err = ParseRecipients(spec.Recipients); err != nil {
 			return nil, fmt.Errorf("region %s: %w", name, err)
 		}
-		if o.WithIdentity && e.IdentityFile != "" {
-			if p.Identities, err = readIdentities(e.IdentityFile); err != nil {
+		if o.WithIdentity && spec.IdentityFile != "" {
+			if p.Identities, err = readIdentities(spec.IdentityFile); err != nil {
 				return nil, fmt.Errorf("region %s: %w", name, err)
 			}
 		}

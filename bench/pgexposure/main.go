@@ -16,6 +16,7 @@ import (
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all"
 )
@@ -44,7 +45,7 @@ func run(cfgPath string, dur time.Duration) error {
 	cl := cfg.Clusters[0]
 	var cats []*pgwal.Catalog
 	for _, name := range cl.ShipTo {
-		r, err := storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{})
+		r, err := regions.Open(ctx, cfg, name, storage.RegionOptions{})
 		if err != nil {
 			return err
 		}

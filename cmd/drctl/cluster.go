@@ -10,6 +10,7 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
 	_ "github.com/drkit/drkit/internal/engine/all" // every engine registers itself
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
@@ -83,20 +84,20 @@ func (cf *clusterFlags) openRegion(ctx context.Context, cfg *config.Config, cl c
 	if _, ok := cfg.Region(name); !ok {
 		return nil, usageErr(fmt.Errorf("region %q is not configured in %s; configured: %s", name, cfg.Path, regionNames(cfg.Regions)))
 	}
-	return storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{WithIdentity: withIdentity})
+	return regions.Open(ctx, cfg, name, storage.RegionOptions{WithIdentity: withIdentity})
 }
 
 // shipToRegions opens every region cl ships to.
 func shipToRegions(ctx context.Context, cfg *config.Config, cl config.Cluster) ([]*storage.Region, error) {
-	var regions []*storage.Region
+	var out []*storage.Region
 	for _, name := range cl.ShipTo {
-		r, err := storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{})
+		r, err := regions.Open(ctx, cfg, name, storage.RegionOptions{})
 		if err != nil {
 			return nil, err
 		}
-		regions = append(regions, r)
+		out = append(out, r)
 	}
-	return regions, nil
+	return out, nil
 }
 
 // output prints an engine's answer: its value under --json, else its text.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/replication"
 	replall "github.com/drkit/drkit/replication/all"
 	"github.com/drkit/drkit/replication/route53"
@@ -32,7 +33,7 @@ func catalogFor(ctx context.Context, g *globals, cfg *config.Config, cl config.C
 	}
 	var must *storage.Region
 	for _, name := range names {
-		r, err := storage.OpenRegion(ctx, cfg, name, storage.RegionOptions{WithIdentity: true})
+		r, err := regions.Open(ctx, cfg, name, storage.RegionOptions{WithIdentity: true})
 		if err != nil {
 			if name == region {
 				return nil, nil, err

@@ -12,6 +12,7 @@ import (
 
 	mywal "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/internal/testenv/route53fake"
 	"github.com/drkit/drkit/storage"
@@ -94,7 +95,7 @@ func ship(t *testing.T, cfg *config.Config) {
 	cl := cfg.Clusters[0]
 	sh := &mywal.Shipper{Cluster: cl.Name, DSN: cl.DSN, ServerID: cl.ServerID, FlushInterval: time.Duration(cl.FlushInterval), Log: testLog()}
 	for _, rc := range cfg.Regions {
-		r, err := storage.OpenRegion(context.Background(), cfg, rc.Name, storage.RegionOptions{})
+		r, err := regions.Open(context.Background(), cfg, rc.Name, storage.RegionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

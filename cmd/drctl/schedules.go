@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/schedule"
@@ -22,7 +23,7 @@ func jobHistories(ctx context.Context, cfg *config.Config) []snapshots.JobStatus
 	if len(jobs) == 0 {
 		return nil
 	}
-	r, err := storage.OpenRegion(ctx, cfg, cfg.Drd.JobsRegion, storage.RegionOptions{})
+	r, err := regions.Open(ctx, cfg, cfg.Drd.JobsRegion, storage.RegionOptions{})
 	if err != nil {
 		return snapshots.Statuses(ctx, nil, jobs, fmt.Errorf("jobs region %s: %w", cfg.Drd.JobsRegion, err))
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme
 )
@@ -47,7 +48,7 @@ func (sc *storageCmd) open(ctx context.Context, withIdentity bool) (*storage.Reg
 	if _, ok := cfg.Region(sc.region); !ok {
 		return nil, usageErr(fmt.Errorf("region %q is not configured in %s; configured: %s", sc.region, cfg.Path, regionNames(cfg.Regions)))
 	}
-	return storage.OpenRegion(ctx, cfg, sc.region, storage.RegionOptions{WithIdentity: withIdentity})
+	return regions.Open(ctx, cfg, sc.region, storage.RegionOptions{WithIdentity: withIdentity})
 }
 
 func (sc *storageCmd) lsCmd() *cobra.Command {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -101,7 +102,7 @@ and write the stores (for file:// regions, own the folders).`,
 			}
 			var errs []error
 			for _, name := range cl.ShipTo {
-				r, err := storage.OpenRegion(cmd.Context(), cfg, name, storage.RegionOptions{})
+				r, err := regions.Open(cmd.Context(), cfg, name, storage.RegionOptions{})
 				if err == nil {
 					err = a.PushLog(cmd.Context(), cf.env(cfg, cl), r, args[0])
 				}

@@ -25,6 +25,7 @@ import (
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
 	"github.com/drkit/drkit/internal/metrics"
+	drkitregions "github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/monitor"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/snapshots/ec2"
@@ -255,7 +256,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	storeMetrics := storage.NewMetrics(reg)
 	regions := make([]*storage.Region, 0, len(cfg.Regions))
 	for _, rc := range cfg.Regions {
-		r, err := storage.OpenRegion(ctx, cfg, rc.Name, storage.RegionOptions{Metrics: storeMetrics, Log: log})
+		r, err := drkitregions.Open(ctx, cfg, rc.Name, storage.RegionOptions{Metrics: storeMetrics, Log: log})
 		if err != nil {
 			return usageError{err}
 		}

@@ -10,6 +10,7 @@ import (
 
 	mywal "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/config"
+	drkitregions "github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/replication"
 	myrepl "github.com/drkit/drkit/replication/mysql"
@@ -53,7 +54,7 @@ clusters:
 	}
 	var regions []*storage.Region
 	for _, rc := range cfg.Regions {
-		r, err := storage.OpenRegion(context.Background(), cfg, rc.Name, storage.RegionOptions{})
+		r, err := drkitregions.Open(context.Background(), cfg, rc.Name, storage.RegionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +202,7 @@ clusters:
 	}
 	var regions []*storage.Region
 	for _, rc := range cfg.Regions {
-		r, err := storage.OpenRegion(ctx, cfg, rc.Name, storage.RegionOptions{})
+		r, err := drkitregions.Open(ctx, cfg, rc.Name, storage.RegionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/replication"
 	pgrepl "github.com/drkit/drkit/replication/postgres"
@@ -60,7 +61,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"eu", "us"} {
-		r, err := storage.OpenRegion(context.Background(), e.cfg, name, storage.RegionOptions{})
+		r, err := regions.Open(context.Background(), e.cfg, name, storage.RegionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

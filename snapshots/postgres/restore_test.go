@@ -18,6 +18,7 @@ import (
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage"
@@ -84,7 +85,7 @@ func (e *env) writeConfig(t *testing.T, cfg string) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"eu", "us"} {
-		r, err := storage.OpenRegion(context.Background(), e.cfg, name, storage.RegionOptions{})
+		r, err := regions.Open(context.Background(), e.cfg, name, storage.RegionOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	mywal "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/monitor"
 	mymon "github.com/drkit/drkit/monitor/mysql"
 	"github.com/drkit/drkit/replication"
@@ -226,7 +227,7 @@ func (Engine) Status(ctx context.Context, env engine.Env) []engine.StatusRow {
 	var out []engine.StatusRow
 	for _, name := range env.Cluster.ShipTo {
 		var s RegionStatus
-		r, err := storage.OpenRegion(ctx, env.Config, name, storage.RegionOptions{})
+		r, err := regions.Open(ctx, env.Config, name, storage.RegionOptions{})
 		if err != nil {
 			s = RegionStatus{Cluster: env.Cluster.Name, Engine: Name, Region: name, Error: err.Error()}
 		} else {

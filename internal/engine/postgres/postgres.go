@@ -19,6 +19,7 @@ import (
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/monitor"
 	pgmon "github.com/drkit/drkit/monitor/postgres"
 	"github.com/drkit/drkit/replication"
@@ -273,7 +274,7 @@ func (Engine) Status(ctx context.Context, env engine.Env) []engine.StatusRow {
 	var rows []engine.StatusRow
 	for _, name := range cl.ShipTo {
 		var s pgsnap.RegionStatus
-		r, err := storage.OpenRegion(ctx, env.Config, name, storage.RegionOptions{})
+		r, err := regions.Open(ctx, env.Config, name, storage.RegionOptions{})
 		if err != nil {
 			s = pgsnap.RegionStatus{Cluster: cl.Name, Region: name, Error: err.Error()}
 		} else {

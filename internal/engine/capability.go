@@ -28,6 +28,10 @@ type Env struct {
 	Log     *slog.Logger
 	// Progress reports work done of total (-1: unknown); nil shows none.
 	Progress func(done, total int64)
+	// Drctl is the drctl executable a restored database runs as its own
+	// restore command (PostgreSQL's restore_command runs drctl wal-fetch);
+	// empty: this executable.
+	Drctl string
 }
 
 // Output is a capability's answer: Value is printed as JSON under --json,

@@ -72,7 +72,7 @@ func (e Engine) CreateReplica(ctx context.Context, env engine.Env, req engine.Re
 	if err != nil {
 		return nil, err
 	}
-	rc, err := RestoreCommand(env.Config.Path, env.Cluster.Name, req.Region.Name)
+	rc, err := RestoreCommand(env.Drctl, env.Config.Path, env.Cluster.Name, req.Region.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 	if o.TargetDir, err = filepath.Abs(f["target-dir"]); err != nil {
 		return engine.Output{}, err
 	}
-	if o.RestoreCommand, err = RestoreCommand(env.Config.Path, env.Cluster.Name, req.Region.Name); err != nil {
+	if o.RestoreCommand, err = RestoreCommand(env.Drctl, env.Config.Path, env.Cluster.Name, req.Region.Name); err != nil {
 		return engine.Output{}, err
 	}
 	res, err := pgsnap.Restore(ctx, o)
@@ -209,11 +209,14 @@ func restoreErr(err error, dir string, written bool) error {
 }
 
 // RestoreCommand is the restore_command a restored folder fetches WAL with:
-// this drctl's wal-fetch, quoted for the shell PostgreSQL runs it with.
-func RestoreCommand(cfgPath, cluster, region string) (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", err
+// drctl's wal-fetch (exe, default this executable), quoted for the shell
+// PostgreSQL runs it with.
+func RestoreCommand(exe, cfgPath, cluster, region string) (string, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return "", err
+		}
 	}
 	abs, err := filepath.Abs(cfgPath)
 	if err != nil {

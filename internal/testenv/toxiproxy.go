@@ -61,3 +61,15 @@ func (p *Proxy) Up(tb testing.TB) {
 		tb.Errorf("testenv: restart toxiproxy on %s: %v", p.Addr, err)
 	}
 }
+
+// Retarget points the proxy at another upstream (host:port), as a VIP moves
+// to a promoted server: connections through it are cut, new ones reach the
+// new upstream.
+func (p *Proxy) Retarget(tb testing.TB, upstream string) {
+	tb.Helper()
+	p.p.Stop()
+	p.p.Upstream = upstream
+	if err := p.p.Start(); err != nil {
+		tb.Fatalf("testenv: retarget toxiproxy on %s to %s: %v", p.Addr, upstream, err)
+	}
+}

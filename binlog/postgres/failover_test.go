@@ -96,4 +96,3 @@ func TestFailoverBehindVIPConfirmsOnlyTheNewLineage(t *testing.T) {
 	}
 	t.Logf("old timeline shipped to %s; new primary at %s; region holds %s of the new lineage; slot restart %s", old, now, held, r)
 }
-

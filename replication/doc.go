@@ -19,6 +19,10 @@
 //     change meanwhile the difference is drift, else the range is rechecked at
 //     the new position (a few times, then reported as changing too fast to
 //     compare, never as drift).
+//   - watch.go: drd follows the catalog (Follow, CatalogWatch): a recorded
+//     promotion or a changed set of replicas restarts drd on the new shape.
+//   - promotion.go: drctl promote's order (PromoteRun): the engine's
+//     promotion, the catalog record, the replica's record, the DNS switch.
 //   - state.go: a replica's lifecycle (creating, catching up, streaming,
 //     broken) from its catalog record and the monitor's probe.
 //

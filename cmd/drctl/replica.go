@@ -399,28 +399,22 @@ func promote(ctx context.Context, g *globals, cfg *config.Config, cl config.Clus
 			r = reg
 		}
 	}
-	if r == nil && p.PromoteNeedsStore() {
-		return fmt.Errorf("region %s's store is needed to check the replica has all its log, and it could not be opened", region)
+	env := engine.Env{Config: cfg, Cluster: cl, Log: g.log()}
+	tried := false // the engine's promotion ran: its result is worth printing even on failure
+	run := replication.PromoteRun{Catalog: cat, View: v, Replica: rep, RegionName: region, Region: r, NeedsStore: p.PromoteNeedsStore(),
+		Promote: func(ctx context.Context) (replication.PromoteResult, error) {
+			tried = true
+			return p.Promote(ctx, env, engine.PromoteRequest{PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait})
+		}}
+	if f.dnsZone != "" {
+		run.SwitchDNS = func(ctx context.Context, dsn string) (string, error) { return switchDNS(ctx, f, dsn, cl.Name) }
 	}
-	res, err := p.Promote(ctx, engine.Env{Config: cfg, Cluster: cl, Log: g.log()},
-		engine.PromoteRequest{PrimaryDSN: v.PrimaryDSN, Replica: rep, Region: r, Force: f.force, Wait: f.wait})
+	res, err := run.Run(ctx)
 	if err != nil {
-		if g.json {
+		if g.json && tried {
 			_ = g.printJSON(res)
 		}
 		return err
-	}
-	if err := cat.Promoted(ctx, res.Promotion); err != nil {
-		return fmt.Errorf("promoted, but the promotion could not be recorded in any region (drd keeps shipping from the old primary's dsn until it is): %w", err)
-	}
-	if rec, ok := v.Records[rep.Name]; ok {
-		rec.Status = replication.RecordPromoted
-		_ = cat.Put(ctx, rec)
-	}
-	if f.dnsZone != "" {
-		if res.DNS, err = switchDNS(ctx, f, rep.DSN, cl.Name); err != nil {
-			return fmt.Errorf("promoted and recorded, but the DNS switch failed (run it again or switch by hand): %w", err)
-		}
 	}
 	if g.json {
 		return g.printJSON(res)

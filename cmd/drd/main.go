@@ -27,6 +27,8 @@ import (
 	"github.com/drkit/drkit/internal/metrics"
 	drkitregions "github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/monitor"
+	"github.com/drkit/drkit/replication"
+	replall "github.com/drkit/drkit/replication/all"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/schedule"
@@ -77,7 +79,7 @@ func run(args []string, stderr io.Writer, exit func(int)) int {
 	if err == nil {
 		return 0
 	}
-	var ns newShape
+	var ns replication.NewShape
 	if errors.As(err, &ns) {
 		fmt.Fprintln(stderr, "drd: restarting:", ns)
 		return exitRestart
@@ -279,7 +281,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	var served []api.Cluster
 	for _, cl := range cfg.Clusters {
 		to := shipRegions(cl, regions)
-		cl, cw := clusterView(ctx, cl, to, log)
+		cl, cw := replication.Follow(ctx, cl, to, log)
 		e, err := engine.Lookup(cl.Engine)
 		if err != nil {
 			log.Warn("this engine is not built in yet; the cluster is ignored", "cluster", cl.Name, "err", err)
@@ -310,12 +312,12 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		if err != nil {
 			return usageError{err}
 		}
-		w.Lifecycle = cw.lifecycle
+		w.Lifecycle = cw.Lifecycle
 		probed.Watchers = append(probed.Watchers, w)
 		group.Add(w)
 		group.Add(cw)
 		if cl.SyncCheck.Schedule != "" {
-			group.Add(&syncChecks{cl: cl, runner: &schedule.Runner{Store: jobsStore, Log: log}, w: w, log: log})
+			group.Add(&replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})
 		}
 		served = append(served, apiCluster(cl, to, shipper, backups, sched, w))
 	}
@@ -335,7 +337,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	described := append(snapshots.Described(cfg), ec2.Jobs(cfg, nil)...)
 	for _, cl := range cfg.Clusters {
 		if cl.SyncCheck.Schedule != "" {
-			described = append(described, describeCheck(cl))
+			described = append(described, replall.DescribeCheck(cl))
 		}
 	}
 	httpOpts.Schedules = func(ctx context.Context) []snapshots.JobStatus {

@@ -1,5 +1,6 @@
 // Package all picks the engine sub-package of replication for a cluster, so
-// that drd and drctl share one way to build a replica check.
+// that drd and drctl share one way to build a replica check; checks.go runs
+// drd's scheduled ones (SyncChecks).
 //
 // Imports replication and its engine packages.
 package all

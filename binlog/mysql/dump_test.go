@@ -23,21 +23,21 @@ import (
 // continuation packets), a rotation, and the start from a GTID position.
 func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 	m := testenv.StartMariaDB(t)
-	mustExec(t, m.Open(t, ""), "SET GLOBAL max_allowed_packet = 67108864")
+	testenv.Exec(t, m.Open(t, ""), "SET GLOBAL max_allowed_packet = 67108864")
 	db := m.Open(t, "") // sessions that take the new limit
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, v LONGBLOB)")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, v LONGBLOB)")
 	from := gtidPos(t, db, "gtid_binlog_pos")
 	// 3,000 rows of 600 bytes fill several 1 MiB buffers; the 300 kB and
 	// 2 MB values do not fit one's free space.
 	for i := range 3000 {
-		mustExec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('x', 600))")
+		testenv.Exec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('x', 600))")
 		switch i {
 		case 1000:
-			mustExec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('y', 300000))")
+			testenv.Exec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('y', 300000))")
 		case 2000:
-			mustExec(t, db, "FLUSH BINARY LOGS", "INSERT INTO shop.t (v) VALUES (REPEAT('z', 2000000))")
+			testenv.Exec(t, db, "FLUSH BINARY LOGS", "INSERT INTO shop.t (v) VALUES (REPEAT('z', 2000000))")
 		case 2500: // a rows event over 16 MiB: two packets
-			mustExec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('w', 17000000))")
+			testenv.Exec(t, db, "INSERT INTO shop.t (v) VALUES (REPEAT('w', 17000000))")
 		}
 	}
 	want := gtidPos(t, db, "gtid_binlog_pos")
@@ -110,9 +110,9 @@ func TestDumpConnReadsTheBinlogAsStored(t *testing.T) {
 func TestDumpConnNamesServerErrors(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
-	mustExec(t, db, "CREATE DATABASE shop")
+	testenv.Exec(t, db, "CREATE DATABASE shop")
 	start := gtidPos(t, db, "gtid_binlog_pos")
-	mustExec(t, db, "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS", "INSERT INTO shop.t VALUES (1)")
+	testenv.Exec(t, db, "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS", "INSERT INTO shop.t VALUES (1)")
 	purgeBinlogs(t, db)
 	d := dial(t, m, 99002, start)
 	var err error
@@ -148,11 +148,11 @@ func dial(t *testing.T, m *testenv.MariaDB, id uint32, start Pos) *dumpConn {
 // as binlog_expire_logs_seconds does on a long-running server.
 func purgeBinlogs(t *testing.T, db *sql.DB) {
 	t.Helper()
-	mustExec(t, db, "FLUSH BINARY LOGS")
+	testenv.Exec(t, db, "FLUSH BINARY LOGS")
 	var file, doDB, ignoreDB string
 	var pos int64
 	if err := db.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
 		t.Fatal(err)
 	}
-	mustExec(t, db, "PURGE BINARY LOGS TO '"+file+"'")
+	testenv.Exec(t, db, "PURGE BINARY LOGS TO '"+file+"'")
 }

@@ -14,13 +14,13 @@ import (
 func TestShipperHoldsBackHeartbeats(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
-	mustExec(t, db,
+	testenv.Exec(t, db,
 		"CREATE DATABASE drkit", "CREATE TABLE drkit.heartbeat (cluster VARCHAR(64) NOT NULL PRIMARY KEY, beat_us BIGINT NOT NULL) ENGINE=InnoDB",
 		"CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY) ENGINE=InnoDB")
 	cat := fileCatalog(t, "eu")
 	sh, _ := startShipperWith(t, m, HeartbeatTable{DB: "drkit", Table: "heartbeat", FlushInterval: 4 * time.Second}, cat)
 	beat := func(n int) Pos {
-		mustExec(t, db, "INSERT INTO drkit.heartbeat VALUES ('shop', "+itoa(n)+") ON DUPLICATE KEY UPDATE beat_us = VALUES(beat_us)")
+		testenv.Exec(t, db, "INSERT INTO drkit.heartbeat VALUES ('shop', "+itoa(n)+") ON DUPLICATE KEY UPDATE beat_us = VALUES(beat_us)")
 		return gtidPos(t, db, "gtid_binlog_pos")
 	}
 	chunks := func() int {
@@ -30,7 +30,7 @@ func TestShipperHoldsBackHeartbeats(t *testing.T) {
 		}
 		return len(refs)
 	}
-	mustExec(t, db, "INSERT INTO shop.t VALUES (0)")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (0)")
 	waitShipped(t, sh, gtidPos(t, db, "gtid_binlog_pos"))
 
 	before := chunks()
@@ -51,7 +51,7 @@ func TestShipperHoldsBackHeartbeats(t *testing.T) {
 
 	// A user's transaction among heartbeats ships within the flush interval.
 	beat(100)
-	mustExec(t, db, "INSERT INTO shop.t VALUES (1)")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (1)")
 	user := gtidPos(t, db, "gtid_binlog_pos")
 	beat(101)
 	began = time.Now()

@@ -55,10 +55,10 @@ func TestStoreOutage(t *testing.T) {
 	ca, cb, cc := s3Catalog(t, a.Endpoint, a.Bucket, "a"), s3Catalog(t, "http://"+proxy.Addr, b.Bucket, "b"), s3Catalog(t, c.Endpoint, c.Bucket, "c")
 	bDirect := s3Catalog(t, b.Endpoint, b.Bucket, "b") // the test's own view of region b
 	db := m.Open(t, "")
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT AUTO_INCREMENT PRIMARY KEY, pad TEXT)")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT AUTO_INCREMENT PRIMARY KEY, pad TEXT)")
 
 	sh, stop := startShipper(t, m, ca, cb, cc)
-	mustExec(t, db, "INSERT INTO shop.t (pad) VALUES ('before')")
+	testenv.Exec(t, db, "INSERT INTO shop.t (pad) VALUES ('before')")
 	waitShipped(t, sh, gtidPos(t, db, "gtid_binlog_pos"))
 
 	proxy.AddToxic(t, "blocked", "timeout", "upstream", 1, `{"timeout":0}`)
@@ -69,7 +69,7 @@ func TestStoreOutage(t *testing.T) {
 		defer sampling()
 		for end := time.Now().Add(d); time.Now().Before(end); {
 			for range 20 {
-				mustExec(t, db, "INSERT INTO shop.t (pad) VALUES (REPEAT('w', 2000))")
+				testenv.Exec(t, db, "INSERT INTO shop.t (pad) VALUES (REPEAT('w', 2000))")
 			}
 			sawBehind = sawBehind || sh.Targets[1].isLagging()
 			time.Sleep(50 * time.Millisecond)
@@ -107,7 +107,7 @@ func TestStoreOutage(t *testing.T) {
 	})
 	t.Logf("region b caught up %s after its store came back", time.Since(unblocked).Round(time.Millisecond))
 	testenv.WaitFor(t, time.Minute, "the stream takes region b back", func() bool { return !sh.Targets[1].isLagging() })
-	mustExec(t, db, "INSERT INTO shop.t (pad) VALUES ('after')")
+	testenv.Exec(t, db, "INSERT INTO shop.t (pad) VALUES ('after')")
 	want = gtidPos(t, db, "gtid_binlog_pos")
 	waitShipped(t, sh, want)
 	stop()

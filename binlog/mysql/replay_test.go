@@ -3,9 +3,6 @@ package mysql
 import (
 	"context"
 	"database/sql"
-	"io"
-	"log/slog"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -14,13 +11,6 @@ import (
 	"github.com/drkit/drkit/storage"
 	"github.com/drkit/drkit/storage/file"
 )
-
-func quietLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 func fileCatalog(t *testing.T, region string) *Catalog {
 	t.Helper()
@@ -47,7 +37,7 @@ func startShipperWith(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats 
 // runShipper starts a shipper without waiting for it to stream.
 func runShipper(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats ...*Catalog) (sh *Shipper, stop func()) {
 	t.Helper()
-	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: quietLog(), Heartbeat: hb}
+	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger(), Heartbeat: hb}
 	for _, c := range cats {
 		sh.Targets = append(sh.Targets, &Target{Catalog: c})
 	}
@@ -72,15 +62,6 @@ func runShipper(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats ...*Ca
 	}
 	t.Cleanup(stop)
 	return sh, stop
-}
-
-func mustExec(t *testing.T, db *sql.DB, qs ...string) {
-	t.Helper()
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
 }
 
 func gtidPos(t *testing.T, db *sql.DB, v string) Pos {
@@ -126,27 +107,27 @@ func TestReplayServesStoredBinlog(t *testing.T) {
 	dst := &testenv.MariaDB{Args: []string{"--gtid-strict-mode=ON"}}
 	testenv.Start(t, src, dst)
 	s := src.Open(t, "")
-	mustExec(t, s, "CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(50))")
+	testenv.Exec(t, s, "CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(50))")
 	before := gtidPos(t, s, "gtid_binlog_pos")
 
 	cat := fileCatalog(t, "eu")
 	sh, _ := startShipper(t, src, cat)
 	for i := 1; i <= 50; i++ {
-		mustExec(t, s, "INSERT INTO shop.orders VALUES ("+itoa(i)+", 'n')")
+		testenv.Exec(t, s, "INSERT INTO shop.orders VALUES ("+itoa(i)+", 'n')")
 	}
-	mustExec(t, s, "FLUSH BINARY LOGS", "ALTER TABLE shop.orders ADD COLUMN qty INT DEFAULT 7")
+	testenv.Exec(t, s, "FLUSH BINARY LOGS", "ALTER TABLE shop.orders ADD COLUMN qty INT DEFAULT 7")
 	for i := 51; i <= 100; i++ {
-		mustExec(t, s, "INSERT INTO shop.orders VALUES ("+itoa(i)+", 'm', "+itoa(i)+")")
+		testenv.Exec(t, s, "INSERT INTO shop.orders VALUES ("+itoa(i)+", 'm', "+itoa(i)+")")
 	}
-	mustExec(t, s, "UPDATE shop.orders SET note='u' WHERE id <= 10", "DELETE FROM shop.orders WHERE id > 95")
+	testenv.Exec(t, s, "UPDATE shop.orders SET note='u' WHERE id <= 10", "DELETE FROM shop.orders WHERE id > 95")
 	after := gtidPos(t, s, "gtid_binlog_pos")
 	waitShipped(t, sh, after)
 
 	// The target holds what the "snapshot" held: the schema as of before.
 	d := dst.Open(t, "")
-	mustExec(t, d, "SET GLOBAL gtid_slave_pos='"+before.String()+"'",
+	testenv.Exec(t, d, "SET GLOBAL gtid_slave_pos='"+before.String()+"'",
 		"SET sql_log_bin=0", "CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(50))")
-	r := &Replay{Feed: &Feed{Catalog: cat, From: before}, Target: d, TargetHost: "127.0.0.1", Parallel: 2, Log: quietLog()}
+	r := &Replay{Feed: &Feed{Catalog: cat, From: before}, Target: d, TargetHost: "127.0.0.1", Parallel: 2, Log: testenv.Logger()}
 	res, err := r.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -19,10 +19,10 @@ func TestRegionBehindCatchesUp(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
 	a, b := fileCatalog(t, "a"), fileCatalog(t, "b")
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
 	insert := func(from, to int) {
 		for i := from; i < to; i++ {
-			mustExec(t, db, fmt.Sprintf("INSERT INTO shop.t VALUES (%d)", i))
+			testenv.Exec(t, db, fmt.Sprintf("INSERT INTO shop.t VALUES (%d)", i))
 		}
 	}
 	sh, stop := startShipper(t, m, a, b)
@@ -59,13 +59,13 @@ func TestRegionBehindCatchesUp(t *testing.T) {
 func TestEmptyRegionStartsAtTheServerPosition(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS",
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "FLUSH BINARY LOGS",
 		"INSERT INTO shop.t VALUES (1)")
 	purgeBinlogs(t, db)
 	from := gtidPos(t, db, "gtid_binlog_pos")
 	c := fileCatalog(t, "a")
 	sh, stop := startShipper(t, m, c)
-	mustExec(t, db, "INSERT INTO shop.t VALUES (2)")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (2)")
 	want := gtidPos(t, db, "gtid_binlog_pos")
 	waitShipped(t, sh, want)
 	stop()
@@ -87,20 +87,20 @@ func TestSlowBacklogEndsDurable(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
 	cat := fileCatalog(t, "a")
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, pad VARCHAR(200))")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, pad VARCHAR(200))")
 	sh, stop := startShipper(t, m, cat)
-	mustExec(t, db, "INSERT INTO shop.t VALUES (0, '')")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (0, '')")
 	waitShipped(t, sh, gtidPos(t, db, "gtid_binlog_pos"))
 	stop()
 	for i := 1; i <= 30; i++ {
-		mustExec(t, db, fmt.Sprintf("INSERT INTO shop.t VALUES (%d, REPEAT('x', 200))", i))
+		testenv.Exec(t, db, fmt.Sprintf("INSERT INTO shop.t VALUES (%d, REPEAT('x', 200))", i))
 	}
 	want := gtidPos(t, db, "gtid_binlog_pos")
 
 	proxy := testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
 	proxy.AddToxic(t, "slow", "bandwidth", "downstream", 1, `{"rate": 4}`)
 	slow := &Shipper{Cluster: "shop", DSN: strings.Replace(m.DSN(""), fmt.Sprintf("127.0.0.1:%d", m.Port), proxy.Addr, 1),
-		ServerID: 91000 + m.ServerID, FlushInterval: time.Minute, Log: quietLog(), Targets: []*Target{{Catalog: cat}}}
+		ServerID: 91000 + m.ServerID, FlushInterval: time.Minute, Log: testenv.Logger(), Targets: []*Target{{Catalog: cat}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- slow.Run(ctx) }()
@@ -127,21 +127,21 @@ func TestSecondDrdStandsBy(t *testing.T) {
 	m := testenv.StartMariaDB(t)
 	db := m.Open(t, "")
 	a := fileCatalog(t, "a")
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
 	first, stopFirst := startShipper(t, m, a)
 	defer stopFirst()
-	mustExec(t, db, "INSERT INTO shop.t VALUES (0)")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (0)")
 	waitShipped(t, first, gtidPos(t, db, "gtid_binlog_pos"))
 	second, stopSecond := runShipper(t, m, HeartbeatTable{}, a)
 	defer stopSecond()
 	testenv.WaitFor(t, 15*time.Second, "the second shipper stands by", second.Standby)
-	mustExec(t, db, "INSERT INTO shop.t VALUES (1)")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (1)")
 	waitShipped(t, first, gtidPos(t, db, "gtid_binlog_pos"))
 	if !second.Standby() || first.Standby() {
 		t.Fatal("the second shipper stopped standing by while the first streams")
 	}
 	stopFirst()
-	mustExec(t, db, "INSERT INTO shop.t VALUES (2)")
+	testenv.Exec(t, db, "INSERT INTO shop.t VALUES (2)")
 	want := gtidPos(t, db, "gtid_binlog_pos")
 	waitShipped(t, second, want)
 	if second.Standby() {

@@ -24,14 +24,14 @@ func TestFailoverBehindVIPConfirmsOnlyTheNewLineage(t *testing.T) {
 	vip := testenv.NewProxy(t, "127.0.0.1:"+strconv.Itoa(pg.Port))
 	dsn := strings.Replace(pg.DSN("postgres"), "127.0.0.1:"+strconv.Itoa(pg.Port), vip.Addr, 1)
 	targets := fileTargets(t, "orders", "a")
-	sh := &Shipper{Cluster: "orders", DSN: dsn, Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog()}
+	sh := &Shipper{Cluster: "orders", DSN: dsn, Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	exec(t, conn, "CREATE TABLE t (v text)")
-	exec(t, conn, "INSERT INTO t VALUES ('both')")
+	testenv.PGExec(t, conn, "CREATE TABLE t (v text)")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES ('both')")
 	sconn, err := pgx.Connect(context.Background(), standby.DSN("postgres"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,33 +43,33 @@ func TestFailoverBehindVIPConfirmsOnlyTheNewLineage(t *testing.T) {
 	})
 	// The standby stops receiving; the primary goes on, and its WAL reaches
 	// the region on timeline 1, far past the standby's end.
-	exec(t, sconn, "ALTER SYSTEM SET primary_conninfo = ''")
-	exec(t, sconn, "SELECT pg_reload_conf()")
+	testenv.PGExec(t, sconn, "ALTER SYSTEM SET primary_conninfo = ''")
+	testenv.PGExec(t, sconn, "SELECT pg_reload_conf()")
 	testenv.WaitFor(t, 30*time.Second, "the standby's WAL receiver stops", func() bool {
 		var n int
 		return sconn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_wal_receiver").Scan(&n) == nil && n == 0
 	})
 	for range 4 {
-		exec(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
-		exec(t, conn, "SELECT pg_switch_wal()")
+		testenv.PGExec(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
+		testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	}
 	old := currentLSN(t, conn)
 	waitDurable(t, targets, 1, old, 30*time.Second)
 
 	// Failover: promote the standby, lose the old primary, move the VIP.
-	exec(t, sconn, "SELECT pg_promote()")
+	testenv.PGExec(t, sconn, "SELECT pg_promote()")
 	if err := pg.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	vip.Retarget(t, "127.0.0.1:"+strconv.Itoa(standby.Port))
-	exec(t, sconn, "INSERT INTO t VALUES ('after')")
+	testenv.PGExec(t, sconn, "INSERT INTO t VALUES ('after')")
 	now := currentLSN(t, sconn)
 	if now >= old {
 		t.Fatalf("the new primary is at %s, past the old timeline's %s: the test cannot tell the positions apart", now, old)
 	}
 	waitDurable(t, targets, 2, now, 60*time.Second)
-	time.Sleep(2 * statusInterval / 5) // a few status reports
-	exec(t, sconn, "CHECKPOINT")       // the slot's position is what the server keeps
+	time.Sleep(2 * statusInterval / 5)     // a few status reports
+	testenv.PGExec(t, sconn, "CHECKPOINT") // the slot's position is what the server keeps
 	var restart string
 	if err := sconn.QueryRow(context.Background(), "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = 'drkit_orders'").Scan(&restart); err != nil {
 		t.Fatal(err)

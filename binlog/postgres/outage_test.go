@@ -79,7 +79,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	exec(t, conn, "CREATE TABLE t (v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (v text)")
 	waitDurable(t, []*Target{ta, tb, tc}, 1, currentLSN(t, conn), 10*time.Second)
 
 	proxy.AddToxic(t, "blocked", "timeout", "upstream", 1, `{"timeout":0}`)
@@ -93,10 +93,10 @@ func TestStoreOutage(t *testing.T) {
 		// reconnects while region b's store still answers nothing, and must
 		// resume the others without waiting for b.
 		if !dropped && time.Until(outageEnd) < outage(t)/2 {
-			exec(t, conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+			testenv.PGExec(t, conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
 			dropped = true
 		}
-		exec(t, conn, "INSERT INTO t SELECT repeat('w', 300) FROM generate_series(1, 1500)")
+		testenv.PGExec(t, conn, "INSERT INTO t SELECT repeat('w', 300) FROM generate_series(1, 1500)")
 		last = currentLSN(t, conn)
 		sawBehind = sawBehind || tb.isLagging()
 		time.Sleep(100 * time.Millisecond)
@@ -130,7 +130,7 @@ func TestStoreOutage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	exec(t, conn, "INSERT INTO t VALUES ('after')")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES ('after')")
 	waitDurable(t, []*Target{ta, bDirect, tc}, 1, currentLSN(t, conn), 10*time.Second)
 	for _, tg := range []*Target{ta, bDirect, tc} {
 		objs, err := tg.Catalog.List(ctx, 16<<20)

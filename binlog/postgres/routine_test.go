@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/binary"
+	"github.com/drkit/drkit/internal/testenv"
 	"math/rand/v2"
 	"os"
 	osexec "os/exec"
@@ -21,9 +22,9 @@ import (
 func TestRoutineScannerReadsRealWAL(t *testing.T) {
 	pg, conn := startPG(t, noAutovacuum)
 	ctx := context.Background()
-	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
-	exec(t, conn, "CREATE TABLE t (id int PRIMARY KEY, v text)")
-	exec(t, conn, "INSERT INTO drkit_heartbeat VALUES ('orders', 0)")
+	testenv.PGExec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int PRIMARY KEY, v text)")
+	testenv.PGExec(t, conn, "INSERT INTO drkit_heartbeat VALUES ('orders', 0)")
 	files, err := HeartbeatTable{DSN: pg.DSN("postgres"), Table: "drkit_heartbeat"}.lookup(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func TestRoutineScannerReadsRealWAL(t *testing.T) {
 		t.Fatalf("heartbeat files %v: want the heap and its primary key", files.rels)
 	}
 
-	exec(t, conn, "SELECT pg_switch_wal()")
+	testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	start := insertLSN(t, conn)
 	segName := walFileName(t, conn, start)
 	beats := func(n int) LSN {
@@ -52,21 +53,21 @@ func TestRoutineScannerReadsRealWAL(t *testing.T) {
 	add := func(at LSN, routine bool, what string) { marks = append(marks, mark{at, routine, what}) }
 	first := beats(1) // the segment's first records: whatever the server wrote
 	add(beats(80), true, "80 heartbeats")
-	exec(t, conn, "CHECKPOINT")
+	testenv.PGExec(t, conn, "CHECKPOINT")
 	add(beats(80), true, "a checkpoint and 80 heartbeats (with page images)")
-	exec(t, conn, "INSERT INTO t VALUES (1, 'user')")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES (1, 'user')")
 	add(beats(10), false, "a user's insert among heartbeats")
 	add(beats(10), true, "10 heartbeats")
-	exec(t, conn, "BEGIN")
-	exec(t, conn, "INSERT INTO t VALUES (2, 'user and heartbeat')")
+	testenv.PGExec(t, conn, "BEGIN")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES (2, 'user and heartbeat')")
 	add(insertLSN(t, conn), false, "a user's open transaction")
 	add(beats(1), false, "the same transaction writing the heartbeat")
-	exec(t, conn, "COMMIT")
+	testenv.PGExec(t, conn, "COMMIT")
 	add(insertLSN(t, conn), false, "the commit of a transaction that wrote user data")
-	exec(t, conn, "SELECT pg_logical_emit_message(true, 'drkit-test', repeat('y', 30000))")
+	testenv.PGExec(t, conn, "SELECT pg_logical_emit_message(true, 'drkit-test', repeat('y', 30000))")
 	add(beats(5), false, "a 30 kB record spanning pages")
 	add(beats(40), true, "40 heartbeats")
-	exec(t, conn, "SELECT pg_switch_wal()")
+	testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 
 	seg, err := os.ReadFile(filepath.Join(pg.DataDir, "pg_wal", segName))
 	if err != nil {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -17,13 +14,6 @@ import (
 	"github.com/drkit/drkit/storage"
 	"github.com/drkit/drkit/storage/file"
 )
-
-func quietLog() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 func fileTargets(t *testing.T, cluster string, regions ...string) []*Target {
 	t.Helper()
@@ -40,7 +30,7 @@ func fileTargets(t *testing.T, cluster string, regions ...string) []*Target {
 
 func startShipper(t *testing.T, pg *testenv.Postgres, targets []*Target) (stop func()) {
 	t.Helper()
-	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog()}
+	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx) }()
@@ -54,13 +44,6 @@ func startShipper(t *testing.T, pg *testenv.Postgres, targets []*Target) (stop f
 		case <-time.After(20 * time.Second):
 			t.Error("the shipper did not stop within 20s")
 		}
-	}
-}
-
-func exec(t *testing.T, conn *pgx.Conn, sql string) {
-	t.Helper()
-	if _, err := conn.Exec(context.Background(), sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
 	}
 }
 
@@ -137,14 +120,14 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 	targets := fileTargets(t, "orders", "eu", "us")
 	stop := startShipper(t, pg, targets)
 
-	exec(t, conn, "CREATE TABLE t (id int, v text)")
-	exec(t, conn, "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 50000) g")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int, v text)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 50000) g")
 	lsn := currentLSN(t, conn)
 	took := waitDurable(t, targets, 1, lsn, 5*time.Second)
 	t.Logf("a commit at %s was durable in both regions after %s", lsn, took)
 
-	exec(t, conn, "SELECT pg_switch_wal()")
-	exec(t, conn, "INSERT INTO t VALUES (0, 'after switch')")
+	testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES (0, 'after switch')")
 	lsn = currentLSN(t, conn)
 	waitDurable(t, targets, 1, lsn, 5*time.Second)
 
@@ -176,7 +159,7 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 	stop()
 
 	// A restart resumes from what the regions hold, without a gap.
-	exec(t, conn, "INSERT INTO t SELECT g, 'while drd was down' FROM generate_series(1, 1000) g")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT g, 'while drd was down' FROM generate_series(1, 1000) g")
 	lsn = currentLSN(t, conn)
 	stop = startShipper(t, pg, targets)
 	defer stop()
@@ -189,10 +172,10 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 func TestShipperHoldsBackHeartbeats(t *testing.T) {
 	pg, conn := startPG(t, noAutovacuum)
 	ctx := context.Background()
-	exec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
-	exec(t, conn, "CREATE TABLE t (id int)")
+	testenv.PGExec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int)")
 	targets := fileTargets(t, "orders", "eu", "us")
-	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog(),
+	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger(),
 		Heartbeat: HeartbeatTable{DSN: pg.DSN("postgres"), Table: "drkit_heartbeat", FlushInterval: 4 * time.Second}}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -202,7 +185,7 @@ func TestShipperHoldsBackHeartbeats(t *testing.T) {
 		<-done
 	}()
 	beat := func(n int) LSN {
-		exec(t, conn, fmt.Sprintf("INSERT INTO drkit_heartbeat VALUES ('orders', %d) ON CONFLICT (cluster) DO UPDATE SET beat_us = EXCLUDED.beat_us", n))
+		testenv.PGExec(t, conn, fmt.Sprintf("INSERT INTO drkit_heartbeat VALUES ('orders', %d) ON CONFLICT (cluster) DO UPDATE SET beat_us = EXCLUDED.beat_us", n))
 		return currentLSN(t, conn)
 	}
 	durable := func() LSN {
@@ -237,7 +220,7 @@ func TestShipperHoldsBackHeartbeats(t *testing.T) {
 
 	// A user's commit among heartbeats ships within the flush interval.
 	beat(100)
-	exec(t, conn, "INSERT INTO t VALUES (1)")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES (1)")
 	user := currentLSN(t, conn)
 	beat(101)
 	if took := waitDurable(t, targets, 1, user, 3*time.Second); took > time.Second {
@@ -259,10 +242,10 @@ func TestShipperLargeSegments(t *testing.T) {
 	targets := fileTargets(t, "orders", "eu")
 	stop := startShipper(t, pg, targets)
 	defer stop()
-	exec(t, conn, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
+	testenv.PGExec(t, conn, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
 	first := currentLSN(t, conn)
-	exec(t, conn, "SELECT pg_switch_wal()")
-	exec(t, conn, "INSERT INTO t VALUES (1001)")
+	testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
+	testenv.PGExec(t, conn, "INSERT INTO t VALUES (1001)")
 	want := currentLSN(t, conn)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -291,7 +274,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	pg, conn := startPG(t, nil)
 	first := fileTargets(t, "orders", "eu")
 	run := func(targets []*Target) (*Shipper, func()) {
-		sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: quietLog()}
+		sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger()}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = sh.Run(ctx); close(done) }()
@@ -317,7 +300,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if standby.Standby() {
 		t.Fatal("the shipper still says it stands by after taking over")
 	}
-	exec(t, conn, "CREATE TABLE after_takeover (id int)")
+	testenv.PGExec(t, conn, "CREATE TABLE after_takeover (id int)")
 	waitDurable(t, second, 1, currentLSN(t, conn), 20*time.Second)
 }
 
@@ -348,7 +331,7 @@ func TestLoopEndsOnCancelledContext(t *testing.T) {
 	if err := pglogrepl.StartReplication(ctx, conn, "loop_test", pglogrepl.LSN(start.Start(segSize)), pglogrepl.StartReplicationOptions{Timeline: sys.Timeline, Mode: pglogrepl.PhysicalReplication}); err != nil {
 		t.Fatal(err)
 	}
-	ss := &session{s: &Shipper{Cluster: "orders", FlushInterval: 50 * time.Millisecond, Log: quietLog()}, conn: conn, segSize: segSize,
+	ss := &session{s: &Shipper{Cluster: "orders", FlushInterval: 50 * time.Millisecond, Log: testenv.Logger()}, conn: conn, segSize: segSize,
 		tli: uint32(sys.Timeline), seg: start, received: start.Start(segSize), scan: newRoutineScanner(uint64(start.Start(segSize)), segSize),
 		hbFiles: make(chan heartbeatFiles, 1), catch: &catchUp{open: start}}
 	cancelled, cancel := context.WithCancel(ctx)

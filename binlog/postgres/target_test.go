@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"github.com/drkit/drkit/internal/testenv"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ func TestDurableIsRebuiltPerSession(t *testing.T) {
 	tg := fileTargets(t, "orders", "eu")[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tg.start(ctx, quietLog(), 0, 1)
+	tg.start(ctx, testenv.Logger(), 0, 1)
 	close(tg.jobs)
 	tg.setDurable(0x5000000, 1, nil) // timeline 1 reached 0/5000000
 	// Timeline 2 branched at 0/3000000; the store holds its WAL to 0/3800000.
@@ -21,7 +22,7 @@ func TestDurableIsRebuiltPerSession(t *testing.T) {
 	if got := tg.durableOn(lineage); got != 0 {
 		t.Fatalf("a timeline-1 position past the switch counts as durable on timeline 2: %s", got)
 	}
-	tg.start(ctx, quietLog(), 0x3800000, 2)
+	tg.start(ctx, testenv.Logger(), 0x3800000, 2)
 	close(tg.jobs)
 	if d, _, _ := tg.Durable(); d != 0x3800000 {
 		t.Fatalf("durable after the new session = %s, want the store's 0/3800000", d)

@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -60,17 +59,17 @@ func TestProbeReplica(t *testing.T) {
 		t.Fatalf("caught-up replica: %+v lag %v s %v B %v txns", st, val(st.LagSeconds), val(st.LagBytes), val(st.LagTransactions))
 	}
 
-	mustExec(t, rdb, "STOP SLAVE SQL_THREAD")
-	mustExec(t, pdb, "CREATE DATABASE test")
-	mustExec(t, pdb, "CREATE TABLE test.t (i INT PRIMARY KEY)")
-	mustExec(t, pdb, "INSERT INTO test.t VALUES (1), (2)")
+	testenv.Exec(t, rdb, "STOP SLAVE SQL_THREAD")
+	testenv.Exec(t, pdb, "CREATE DATABASE test")
+	testenv.Exec(t, pdb, "CREATE TABLE test.t (i INT PRIMARY KEY)")
+	testenv.Exec(t, pdb, "INSERT INTO test.t VALUES (1), (2)")
 	beatFor(t, h, 3*time.Second)
 	st = replicaState(t, p)
 	if !st.InSync || !st.LinkUp || st.Applying || val(st.LagSeconds) < 2 || val(st.LagBytes) <= 0 || val(st.LagTransactions) < 4 {
 		t.Fatalf("stopped SQL thread: want in sync, not applying, lag ≥ 2 s, > 0 B, ≥ 4 txns: %+v lag %v s %v B %v txns", st, val(st.LagSeconds), val(st.LagBytes), val(st.LagTransactions))
 	}
 
-	mustExec(t, rdb, "START SLAVE SQL_THREAD")
+	testenv.Exec(t, rdb, "START SLAVE SQL_THREAD")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		beatFor(t, h, 300*time.Millisecond)
@@ -83,7 +82,7 @@ func TestProbeReplica(t *testing.T) {
 		}
 	}
 
-	mustExec(t, rdb, "INSERT INTO test.t VALUES (99)") // an errant write on the replica
+	testenv.Exec(t, rdb, "INSERT INTO test.t VALUES (99)") // an errant write on the replica
 	st = replicaState(t, p)
 	if st.InSync || !strings.Contains(st.Error, "written on the replica") {
 		t.Fatalf("replica with its own write: want out of sync, saying why: %+v", st)
@@ -95,12 +94,5 @@ func TestProbeReplica(t *testing.T) {
 	st = replicaState(t, p)
 	if st.Up || st.Error == "" || st.LagSeconds != nil || st.LagTransactions != nil {
 		t.Fatalf("dead replica must be down with a reason and no lag: %+v", st)
-	}
-}
-
-func mustExec(t *testing.T, db *sql.DB, q string) {
-	t.Helper()
-	if _, err := db.Exec(q); err != nil {
-		t.Fatalf("%s: %v", q, err)
 	}
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,13 +17,6 @@ import (
 	"github.com/drkit/drkit/storage"
 	"github.com/drkit/drkit/storage/file"
 )
-
-func logger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // env is a MariaDB primary shipping its binlog to regions eu and us, with a
 // snapshot taken and more written after it.
@@ -52,22 +42,22 @@ func newEnv(t *testing.T, servers ...testenv.Server) *env {
 		e.regions = append(e.regions, &storage.Region{Name: name, Store: st, Pipeline: &storage.Pipeline{Store: st, Region: name, Level: 1}})
 	}
 	e.cat = &replication.Catalog{Cluster: "shop", Regions: e.regions}
-	exec(t, e.db,
+	testenv.Exec(t, e.db,
 		"CREATE DATABASE shop",
 		"CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(40), price DECIMAL(10,2), note TEXT NULL)",
 		"CREATE TABLE shop.lines (order_id INT, line INT, qty INT, PRIMARY KEY (order_id, line))",
 		"CREATE TABLE shop.log (msg VARCHAR(40))")
 	insertItems(t, e.db, 1, 2000)
 	for o := 1; o <= 50; o++ {
-		exec(t, e.db, fmt.Sprintf("INSERT INTO shop.lines VALUES (%d,1,1),(%d,2,2),(%d,3,3)", o, o, o))
+		testenv.Exec(t, e.db, fmt.Sprintf("INSERT INTO shop.lines VALUES (%d,1,1),(%d,2,2),(%d,3,3)", o, o, o))
 	}
-	exec(t, e.db, "INSERT INTO shop.log VALUES ('a'), ('b')")
+	testenv.Exec(t, e.db, "INSERT INTO shop.log VALUES ('a'), ('b')")
 	e.ship(t)
-	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: logger(), RangeRows: 500}); err != nil {
+	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 500}); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	insertItems(t, e.db, 2001, 3000)
-	exec(t, e.db, "UPDATE shop.items SET price = price + 1 WHERE id % 7 = 0", "FLUSH BINARY LOGS", "DELETE FROM shop.lines WHERE order_id = 3")
+	testenv.Exec(t, e.db, "UPDATE shop.items SET price = price + 1 WHERE id % 7 = 0", "FLUSH BINARY LOGS", "DELETE FROM shop.lines WHERE order_id = 3")
 	e.waitShipped(t)
 	return e
 }
@@ -82,21 +72,12 @@ func insertItems(t *testing.T, db *sql.DB, from, to int) {
 		}
 		vals = append(vals, fmt.Sprintf("(%d,'item %d',%d.25,%s)", i, i, i%100, note))
 	}
-	exec(t, db, "INSERT INTO shop.items VALUES "+strings.Join(vals, ","))
-}
-
-func exec(t *testing.T, db *sql.DB, qs ...string) {
-	t.Helper()
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	testenv.Exec(t, db, "INSERT INTO shop.items VALUES "+strings.Join(vals, ","))
 }
 
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 80000 + e.src.ServerID, FlushInterval: 200 * time.Millisecond, Log: logger()}
+	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 80000 + e.src.ServerID, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger()}
 	for _, r := range e.regions {
 		e.shipper.Targets = append(e.shipper.Targets, &binlog.Target{Catalog: &binlog.Catalog{Pipeline: r.Pipeline, Cluster: "shop"}})
 	}
@@ -139,7 +120,7 @@ func (e *env) cluster() config.Cluster {
 func (e *env) create(t *testing.T, name string, target string) (myrepl.CreateResult, error) {
 	t.Helper()
 	return myrepl.Create(context.Background(), myrepl.CreateOptions{Cluster: e.cluster(), Name: name,
-		Region: e.regions[1], DSN: target, Catalog: e.cat, Log: logger()})
+		Region: e.regions[1], DSN: target, Catalog: e.cat, Log: testenv.Logger()})
 }
 
 func (e *env) check(t *testing.T, replica *testenv.MariaDB) replication.Report {
@@ -155,7 +136,7 @@ func (e *env) check(t *testing.T, replica *testenv.MariaDB) replication.Report {
 		t.Fatal(err)
 	}
 	defer r.DB.Close()
-	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 500, Log: logger()}).Run(ctx)
+	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 500, Log: testenv.Logger()}).Run(ctx)
 	if err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -189,7 +170,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 		t.Fatalf("create result: %+v", res)
 	}
 	rdb := replica.Open(t, "")
-	exec(t, e.db, "INSERT INTO shop.items VALUES (5000, 'after create', 1, NULL)")
+	testenv.Exec(t, e.db, "INSERT INTO shop.items VALUES (5000, 'after create', 1, NULL)")
 	testenv.WaitFor(t, 20*time.Second, "the new row replicates", func() bool {
 		return count(t, rdb, "SELECT COUNT(*) FROM shop.items WHERE id = 5000") == 1
 	})
@@ -203,7 +184,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 	}
 
 	// Drift: a row changed and a row deleted on the replica only.
-	exec(t, rdb, "SET SESSION sql_log_bin=0", "UPDATE shop.items SET name='changed' WHERE id=1200",
+	testenv.Exec(t, rdb, "SET SESSION sql_log_bin=0", "UPDATE shop.items SET name='changed' WHERE id=1200",
 		"DELETE FROM shop.items WHERE id=2600", "SET SESSION sql_log_bin=1")
 	rep := e.check(t, replica)
 	if rep.InSync() || len(rep.Diffs) != 2 {
@@ -221,7 +202,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 	if rep.Diffs[1].PrimaryRows != rep.Diffs[1].ReplicaRows+1 {
 		t.Errorf("the missing row's range: primary %d rows, replica %d", rep.Diffs[1].PrimaryRows, rep.Diffs[1].ReplicaRows)
 	}
-	exec(t, rdb, "SET SESSION sql_log_bin=0", "UPDATE shop.items SET name='item 1200' WHERE id=1200",
+	testenv.Exec(t, rdb, "SET SESSION sql_log_bin=0", "UPDATE shop.items SET name='item 1200' WHERE id=1200",
 		"INSERT INTO shop.items SELECT 2600, 'item 2600', 0.25, NULL", "SET SESSION sql_log_bin=1")
 	if rep := e.check(t, replica); !rep.InSync() {
 		t.Fatalf("repaired: %+v", rep)
@@ -229,7 +210,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 
 	// Bad input: nothing changes on the target.
 	odb := other.Open(t, "")
-	exec(t, odb, "CREATE DATABASE mine", "CREATE TABLE mine.t (id INT)") // an empty database alone does not count
+	testenv.Exec(t, odb, "CREATE DATABASE mine", "CREATE TABLE mine.t (id INT)") // an empty database alone does not count
 	if _, err := e.create(t, "bad", other.DSN("")); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("a non-empty target: %v", err)
 	}
@@ -253,7 +234,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 	}
 
 	// The replica stops applying; the primary writes more, ships it, dies.
-	exec(t, rdb, "STOP SLAVE SQL_THREAD")
+	testenv.Exec(t, rdb, "STOP SLAVE SQL_THREAD")
 	for i := 6001; i <= 6100; i += 10 {
 		insertItems(t, e.db, i, i+9)
 	}
@@ -262,7 +243,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.stop()
-	opts := myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Wait: time.Second, Log: logger(),
+	opts := myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Wait: time.Second, Log: testenv.Logger(),
 		Replica: config.Replica{Name: "us-1", Region: "us", DSN: replica.DSN("")}}
 	if _, err := myrepl.Promote(ctx, opts); err == nil || !strings.Contains(err.Error(), "missing domain 0: 10 transaction(s)") {
 		t.Fatalf("promote must refuse a replica without the store's last 10 transactions: %v", err)
@@ -270,7 +251,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 	if n := count(t, rdb, "SELECT @@read_only"); n != 1 {
 		t.Fatal("a refused promotion changed the replica")
 	}
-	exec(t, rdb, "START SLAVE SQL_THREAD") // the relay log holds them
+	testenv.Exec(t, rdb, "START SLAVE SQL_THREAD") // the relay log holds them
 	opts.Wait = 20 * time.Second
 	pr, err := myrepl.Promote(ctx, opts)
 	if err != nil {
@@ -282,7 +263,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 	if n := count(t, rdb, "SELECT COUNT(*) FROM shop.items WHERE id BETWEEN 6001 AND 6100"); n != 100 {
 		t.Fatalf("the promoted replica has %d of the 100 rows the store held", n)
 	}
-	exec(t, rdb, "INSERT INTO shop.items VALUES (7000, 'written on the new primary', 1, NULL)")
+	testenv.Exec(t, rdb, "INSERT INTO shop.items VALUES (7000, 'written on the new primary', 1, NULL)")
 	if rows, _ := rdb.Query("SHOW SLAVE STATUS"); rows.Next() {
 		t.Fatal("the promoted server still has a replication source")
 	}
@@ -298,7 +279,7 @@ func TestSwitchoverFencesTheOldPrimary(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	insertItems(t, e.db, 8001, 8500)
-	pr, err := myrepl.Promote(ctx, myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Log: logger(),
+	pr, err := myrepl.Promote(ctx, myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Log: testenv.Logger(),
 		Replica: config.Replica{Name: "us-1", Region: "us", DSN: replica.DSN("")}})
 	if err != nil {
 		t.Fatalf("promote: %v", err)

@@ -3,8 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,13 +22,6 @@ import (
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all"
 )
-
-func logger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 // env is a primary shipping WAL into file:// regions eu and us (in a folder
 // the postgres user can read: standbys run drctl wal-fetch), with a base
@@ -70,20 +61,20 @@ func newEnv(t *testing.T) *env {
 	e.cat = &replication.Catalog{Cluster: "orders", Regions: e.regions}
 	e.conn = connect(t, e.pg.DSN("postgres"))
 	e.ship(t)
-	exec1(t, e.conn, "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric)")
-	exec1(t, e.conn, "CREATE TABLE lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line))")
-	exec1(t, e.conn, "INSERT INTO items SELECT g, 'item ' || g, g % 100 FROM generate_series(1, 5000) g")
-	exec1(t, e.conn, "INSERT INTO lines SELECT o, l, l FROM generate_series(1, 100) o, generate_series(1, 3) l")
-	if _, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: logger(), ChunkSize: 4 << 20}); err != nil {
+	testenv.PGExec(t, e.conn, "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric)")
+	testenv.PGExec(t, e.conn, "CREATE TABLE lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line))")
+	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'item ' || g, g % 100 FROM generate_series(1, 5000) g")
+	testenv.PGExec(t, e.conn, "INSERT INTO lines SELECT o, l, l FROM generate_series(1, 100) o, generate_series(1, 3) l")
+	if _, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: testenv.Logger(), ChunkSize: 4 << 20}); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
-	exec1(t, e.conn, "INSERT INTO items SELECT g, 'later ' || g, 1 FROM generate_series(5001, 6000) g")
+	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'later ' || g, 1 FROM generate_series(5001, 6000) g")
 	return e
 }
 
 func (e *env) ship(t *testing.T) {
 	cl := e.cfg.Clusters[0]
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: logger()}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: testenv.Logger()}
 	for _, r := range e.regions {
 		sh.Targets = append(sh.Targets, &pgwal.Target{Catalog: &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}, Required: true})
 	}
@@ -139,7 +130,7 @@ func (e *env) create(t *testing.T, name, dir, dsn string, fromStore bool) (pgrep
 	t.Helper()
 	q := func(s string) string { return `"` + s + `"` }
 	return pgrepl.Create(context.Background(), pgrepl.CreateOptions{Cluster: e.cfg.Clusters[0], Name: name, Region: e.regions[1],
-		DSN: dsn, DataDir: dir, FromStore: fromStore, Catalog: e.cat, Log: logger(),
+		DSN: dsn, DataDir: dir, FromStore: fromStore, Catalog: e.cat, Log: testenv.Logger(),
 		RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s --cluster orders --region us %%f %%p", q(e.drctl), q(e.cfgPath))})
 }
 
@@ -156,7 +147,7 @@ func (e *env) check(t *testing.T, dsn string) replication.Report {
 		t.Fatal(err)
 	}
 	defer r.Pool.Close()
-	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 1000, Log: logger()}).Run(ctx)
+	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 1000, Log: testenv.Logger()}).Run(ctx)
 	if err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -171,13 +162,6 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
-}
-
-func exec1(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
-	t.Helper()
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
 }
 
 func count(t *testing.T, conn *pgx.Conn, sql string) int {
@@ -205,7 +189,7 @@ func TestStreamingStandbyFromStoreThenPromoteAfterCrash(t *testing.T) {
 		t.Fatalf("create: %+v", res)
 	}
 	sb := connect(t, dsn)
-	exec1(t, e.conn, "INSERT INTO items VALUES (7000, 'after create', 1)")
+	testenv.PGExec(t, e.conn, "INSERT INTO items VALUES (7000, 'after create', 1)")
 	testenv.WaitFor(t, 30*time.Second, "the standby has the new row", func() bool {
 		return count(t, sb, "SELECT count(*) FROM items WHERE id = 7000") == 1
 	})
@@ -241,14 +225,14 @@ func TestStreamingStandbyFromStoreThenPromoteAfterCrash(t *testing.T) {
 		t.Fatal("a refused create was registered")
 	}
 
-	exec1(t, e.conn, "INSERT INTO items SELECT g, 'last', 2 FROM generate_series(8001, 8500) g")
+	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'last', 2 FROM generate_series(8001, 8500) g")
 	e.waitShipped(t)
 	if err := e.pg.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	e.stop()
 	pr, err := pgrepl.Promote(ctx, pgrepl.PromoteOptions{Cluster: "orders", PrimaryDSN: e.pg.DSN("postgres"), Region: e.regions[1],
-		Replica: config.Replica{Name: "us-1", Region: "us", DSN: dsn}, Log: logger()})
+		Replica: config.Replica{Name: "us-1", Region: "us", DSN: dsn}, Log: testenv.Logger()})
 	if err != nil {
 		t.Fatalf("promote: %v", err)
 	}
@@ -258,7 +242,7 @@ func TestStreamingStandbyFromStoreThenPromoteAfterCrash(t *testing.T) {
 	if n := count(t, sb, "SELECT count(*) FROM items"); n != 6501 {
 		t.Fatalf("the promoted standby has %d items, want the 6501 the store held", n)
 	}
-	exec1(t, sb, "INSERT INTO items VALUES (9000, 'new primary', 1)")
+	testenv.PGExec(t, sb, "INSERT INTO items VALUES (9000, 'new primary', 1)")
 }
 
 // TestFromStoreStandbyAndSwitchover: a standby that never connects to the
@@ -274,9 +258,9 @@ func TestFromStoreStandbyAndSwitchover(t *testing.T) {
 	if n := count(t, e.conn, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'us-store'"); n != 0 {
 		t.Fatal("a from-store standby connected to the primary")
 	}
-	exec1(t, e.conn, "INSERT INTO items SELECT g, 'x', 3 FROM generate_series(10001, 10100) g")
+	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'x', 3 FROM generate_series(10001, 10100) g")
 	pr, err := pgrepl.Promote(ctx, pgrepl.PromoteOptions{Cluster: "orders", PrimaryDSN: e.pg.DSN("postgres"), Region: e.regions[1],
-		Replica: config.Replica{Name: "us-store", Region: "us", DSN: dsn}, Wait: time.Minute, Log: logger()})
+		Replica: config.Replica{Name: "us-store", Region: "us", DSN: dsn}, Wait: time.Minute, Log: testenv.Logger()})
 	if err != nil {
 		t.Fatalf("promote: %v", err)
 	}

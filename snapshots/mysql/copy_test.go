@@ -23,7 +23,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	e.ship(t)
 	seed(t, e.db)
 	e.backup(t)
-	mustExec(t, e.db, "INSERT INTO shop.orders (note, amount) SELECT CONCAT('after ', seq), seq FROM shop.seq_1_to_300",
+	testenv.Exec(t, e.db, "INSERT INTO shop.orders (note, amount) SELECT CONCAT('after ', seq), seq FROM shop.seq_1_to_300",
 		"FLUSH BINARY LOGS", "UPDATE shop.orders SET amount = amount + 1 WHERE id % 7 = 0")
 	e.waitShipped(t)
 
@@ -31,7 +31,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := snapshots.CopySet(context.Background(), "shop", eu, us, layout, snapshots.CopyOptions{Log: logger()})
+	rep, err := snapshots.CopySet(context.Background(), "shop", eu, us, layout, snapshots.CopyOptions{Log: testenv.Logger()})
 	if err != nil {
 		t.Fatalf("copy eu -> us: %v", err)
 	}
@@ -39,7 +39,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 		t.Fatalf("copy report %+v: want the snapshot and the binlog chunks", rep)
 	}
 	e.stop() // nothing more reaches eu or us: us must stand alone
-	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst.DSN(""), Stop: binlog.StopAt{}, Log: logger()}); err != nil {
+	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst.DSN(""), Stop: binlog.StopAt{}, Log: testenv.Logger()}); err != nil {
 		t.Fatalf("restore from the copy in us: %v", err)
 	}
 	d := dst.Open(t, "")

@@ -105,7 +105,7 @@ func TestDisaster(t *testing.T) {
 	const flush = 500 * time.Millisecond
 	e := newDrkitEnv(t, src, flush)
 	db := src.Open(t, "")
-	mustExec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY, at DATETIME(6))")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY, at DATETIME(6))")
 	drd, addr := e.startDrd(t)
 	if out, err := e.run("backup", "--cluster", "shop"); err != nil {
 		t.Fatalf("drctl backup: %v\n%s", err, out)

@@ -32,8 +32,8 @@ func TestPartsAreCheckedFrames(t *testing.T) {
 	us := e.regions[1].Pipeline
 	us.Level, us.Recipients, us.Identities = 0, []age.Recipient{id.Recipient()}, []age.Identity{id}
 	seed(t, e.db)
-	mustExec(t, e.db, "CREATE DATABASE seq", "INSERT INTO shop.orders (note, data) SELECT CONCAT('row ', seq), REPEAT('x', seq % 300) FROM seq.seq_1_to_20000")
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: logger(), RangeRows: 5000, PartSize: 64 << 10})
+	testenv.Exec(t, e.db, "CREATE DATABASE seq", "INSERT INTO shop.orders (note, data) SELECT CONCAT('row ', seq), REPEAT('x', seq % 300) FROM seq.seq_1_to_20000")
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 5000, PartSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestFormatOneStillRestores(t *testing.T) {
 	e := newEnv(t, src)
 	seed(t, e.db)
 	e.regions = e.regions[:1]
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: logger()})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +147,6 @@ func TestFormatOneStillRestores(t *testing.T) {
 // restoreSnapshot loads the newest snapshot of region into target, without
 // replaying any binlog.
 func restoreSnapshot(r *storage.Region, target *testenv.MariaDB) error {
-	_, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: r, TargetDSN: target.DSN(""), NoReplay: true, Log: logger()})
+	_, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: r, TargetDSN: target.DSN(""), NoReplay: true, Log: testenv.Logger()})
 	return err
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -18,13 +16,6 @@ import (
 	"github.com/drkit/drkit/storage"
 	"github.com/drkit/drkit/storage/file"
 )
-
-func logger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
 
 const flushInterval = 200 * time.Millisecond
 
@@ -56,7 +47,7 @@ func newEnv(t *testing.T, src *testenv.MariaDB) *env {
 // ship starts drd's shipper for the source into both regions.
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 70000 + e.src.ServerID, FlushInterval: flushInterval, Log: logger()}
+	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 70000 + e.src.ServerID, FlushInterval: flushInterval, Log: testenv.Logger()}
 	for _, r := range e.regions {
 		e.shipper.Targets = append(e.shipper.Targets, &binlog.Target{Catalog: &binlog.Catalog{Pipeline: r.Pipeline, Cluster: "shop"}})
 	}
@@ -95,7 +86,7 @@ func (e *env) waitShipped(t *testing.T) binlog.Pos {
 
 func (e *env) backup(t *testing.T) mysnap.Manifest {
 	t.Helper()
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: e.src.DSN(""), Regions: e.regions, Log: logger(), RangeRows: 1000})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: e.src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 1000})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
@@ -105,7 +96,7 @@ func (e *env) backup(t *testing.T) mysnap.Manifest {
 func (e *env) restore(t *testing.T, region int, target *testenv.MariaDB, stop binlog.StopAt) (mysnap.RestoreResult, error) {
 	t.Helper()
 	return mysnap.Restore(context.Background(), mysnap.RestoreOptions{
-		Cluster: "shop", Region: e.regions[region], TargetDSN: target.DSN(""), Stop: stop, Log: logger(),
+		Cluster: "shop", Region: e.regions[region], TargetDSN: target.DSN(""), Stop: stop, Log: testenv.Logger(),
 	})
 }
 
@@ -120,15 +111,6 @@ func gtidPos(t *testing.T, db *sql.DB) binlog.Pos {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func mustExec(t *testing.T, db *sql.DB, qs ...string) {
-	t.Helper()
-	for _, q := range qs {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
 }
 
 func queryString(t *testing.T, db *sql.DB, q string) string {
@@ -183,9 +165,9 @@ GRANT SELECT, INSERT ON shop.* TO 'app'@'%'`
 func seed(t *testing.T, db *sql.DB) {
 	t.Helper()
 	for _, q := range strings.Split(schema, ";\n") {
-		mustExec(t, db, q)
+		testenv.Exec(t, db, q)
 	}
-	mustExec(t, db,
+	testenv.Exec(t, db,
 		`SET time_zone='+05:00'`,
 		`INSERT INTO shop.orders (note, legacy, amount, created, flags, data) VALUES
 		 ('tab\there', 'caf\xe9', 10.50, '2026-01-02 03:04:05.123456', b'10100101', X'00FF5C0A09'),
@@ -210,7 +192,7 @@ func TestSnapshotAndPITR(t *testing.T) {
 	}
 
 	// After the snapshot: DDL, a rotation, and transactions a second apart.
-	mustExec(t, e.db,
+	testenv.Exec(t, e.db,
 		"ALTER TABLE shop.orders ADD COLUMN qty INT NOT NULL DEFAULT 1",
 		"FLUSH BINARY LOGS",
 		"INSERT INTO shop.orders (note, qty) VALUES ('before target', 5)")
@@ -218,7 +200,7 @@ func TestSnapshotAndPITR(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	mid := time.Now()
 	time.Sleep(1100 * time.Millisecond)
-	mustExec(t, e.db, "INSERT INTO shop.orders (note, qty) VALUES ('after target', 6)", "DELETE FROM shop.orders WHERE id = 1")
+	testenv.Exec(t, e.db, "INSERT INTO shop.orders (note, qty) VALUES ('after target', 6)", "DELETE FROM shop.orders WHERE id = 1")
 	all := fingerprint(t, e.db, "shop.orders")
 	e.waitShipped(t)
 
@@ -298,11 +280,11 @@ func TestMillionRows(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE big", "CREATE DATABASE seq",
+	testenv.Exec(t, e.db, "CREATE DATABASE big", "CREATE DATABASE seq",
 		"CREATE TABLE big.t (id BIGINT PRIMARY KEY, k INT, c CHAR(60), pad VARCHAR(30), KEY (k))",
 		"INSERT INTO big.t SELECT seq, seq % 1000, MD5(seq), CONCAT('pad-', seq) FROM seq.seq_1_to_1000000",
 		"ANALYZE TABLE big.t")
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: logger(), PartSize: 8 << 20})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: testenv.Logger(), PartSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +295,7 @@ func TestMillionRows(t *testing.T) {
 	if m.Rows != 1_000_000 || parts < 4 {
 		t.Fatalf("backup: %d rows in %d parts, want 1000000 rows in at least 4 parts (key ranges)", m.Rows, parts)
 	}
-	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: logger()})
+	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,10 +313,10 @@ func TestRestoreRefusesNonEmptyTarget(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)")
 	e.backup(t)
 	d := dst.Open(t, "")
-	mustExec(t, d, "CREATE DATABASE precious", "CREATE TABLE precious.t (id INT PRIMARY KEY)", "INSERT INTO precious.t VALUES (1)")
+	testenv.Exec(t, d, "CREATE DATABASE precious", "CREATE TABLE precious.t (id INT PRIMARY KEY)", "INSERT INTO precious.t VALUES (1)")
 	_, err := e.restore(t, 0, dst, binlog.StopAt{})
 	if err == nil || !strings.Contains(err.Error(), "precious") || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("restore into a server with data: %v, want a refusal naming the database", err)
@@ -350,17 +332,17 @@ func TestRetention(t *testing.T) {
 	src := &testenv.MariaDB{}
 	testenv.Start(t, src)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
 	e.ship(t)
 	old := e.backup(t)
 	for range 3 {
-		mustExec(t, e.db, "INSERT INTO shop.t VALUES ()")
+		testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
 		e.waitShipped(t)
 		time.Sleep(flushInterval) // one chunk each
 	}
 	time.Sleep(time.Second) // backup ids are per second
 	kept := e.backup(t)
-	mustExec(t, e.db, "INSERT INTO shop.t VALUES ()")
+	testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
 	e.waitShipped(t)
 
 	p := e.regions[0].Pipeline
@@ -393,7 +375,7 @@ func TestSnapshotCarriesEveryType(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE types", `CREATE TABLE types.t (id INT PRIMARY KEY,
+	testenv.Exec(t, e.db, "CREATE DATABASE types", `CREATE TABLE types.t (id INT PRIMARY KEY,
 		ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, mi MEDIUMINT, mu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED,
 		bi BIGINT, bu BIGINT UNSIGNED, f FLOAT, d DOUBLE, de DECIMAL(30,10),
 		dt DATE, dtm DATETIME, dtm6 DATETIME(6), ts TIMESTAMP(3) NULL, tm TIME, tm3 TIME(3), y YEAR,
@@ -415,10 +397,10 @@ func TestSnapshotCarriesEveryType(t *testing.T) {
 	if len(want) != 4 {
 		t.Fatalf("source has %d rows, want 4", len(want))
 	}
-	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: logger()}); err != nil {
+	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: testenv.Logger()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: logger()}); err != nil {
+	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger()}); err != nil {
 		t.Fatal(err)
 	}
 	got := printRows(t, dst, "SELECT * FROM types.t ORDER BY id")

@@ -21,9 +21,9 @@ func TestRestoreIntoFreshServer(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "INSERT INTO shop.t VALUES (1), (2), (3)")
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY)", "INSERT INTO shop.t VALUES (1), (2), (3)")
 	e.backup(t)
-	mustExec(t, dst.Open(t, ""), "CREATE DATABASE IF NOT EXISTS test", "CREATE DATABASE shop")
+	testenv.Exec(t, dst.Open(t, ""), "CREATE DATABASE IF NOT EXISTS test", "CREATE DATABASE shop")
 	if _, err := e.restore(t, 0, dst, binlog.StopAt{}); err != nil {
 		t.Fatalf("restore into a server with empty databases: %v", err)
 	}
@@ -38,11 +38,11 @@ func TestTargetGTIDAtSnapshot(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
 	e.ship(t)
-	mustExec(t, e.db, "INSERT INTO shop.t VALUES ()", "INSERT INTO shop.t VALUES ()")
+	testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()", "INSERT INTO shop.t VALUES ()")
 	m := e.backup(t)
-	mustExec(t, e.db, "INSERT INTO shop.t VALUES ()", "INSERT INTO shop.t VALUES ()")
+	testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()", "INSERT INTO shop.t VALUES ()")
 	e.waitShipped(t)
 	pos, err := binlog.ParsePos(m.GTIDPos)
 	if err != nil || len(pos) != 1 {
@@ -72,11 +72,11 @@ func TestChunksChosenByPosition(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
 	e.ship(t)
 	e.backup(t)
 	for range 5 {
-		mustExec(t, e.db, "INSERT INTO shop.t VALUES ()")
+		testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
 	}
 	e.waitShipped(t)
 	e.stop()
@@ -109,9 +109,9 @@ func TestDamagedPartLeavesNoRows(t *testing.T) {
 	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE DATABASE seq", "CREATE TABLE shop.t (id INT PRIMARY KEY, v CHAR(32))",
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE DATABASE seq", "CREATE TABLE shop.t (id INT PRIMARY KEY, v CHAR(32))",
 		"INSERT INTO shop.t SELECT seq, MD5(seq) FROM seq.seq_1_to_20000")
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: logger(), RangeRows: 1 << 20})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestDamagedPartLeavesNoRows(t *testing.T) {
 	}
 	b[len(b)-1] ^= 0xff // the end of the frame: every row reads before the check fails
 	os.WriteFile(part, b, 0o600)
-	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), NoReplay: true, Log: logger()})
+	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger()})
 	if err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("restore of a damaged part: %v, want a checksum error", err)
 	}
@@ -146,11 +146,11 @@ func TestRestoreRefusesBinlogGap(t *testing.T) {
 	src, dst, partial := &testenv.MariaDB{}, &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, dst, partial)
 	e := newEnv(t, src)
-	mustExec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
 	e.ship(t)
 	e.backup(t)
 	for range 4 {
-		mustExec(t, e.db, "INSERT INTO shop.t VALUES ()")
+		testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
 		e.waitShipped(t)
 		time.Sleep(2 * flushInterval) // one chunk each
 	}
@@ -177,7 +177,7 @@ func TestRestoreRefusesBinlogGap(t *testing.T) {
 	if n := queryString(t, dst.Open(t, ""), "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'"); n != "0" {
 		t.Fatal("the refused restore loaded the snapshot")
 	}
-	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: partial.DSN(""), AcceptGap: true, Log: logger()})
+	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: partial.DSN(""), AcceptGap: true, Log: testenv.Logger()})
 	if err != nil {
 		t.Fatalf("restore with AcceptGap: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/drkit/drkit/internal/testenv"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/storage/storetest"
 )
@@ -27,7 +28,7 @@ import (
 func TestServerCompressesTheArchive(t *testing.T) {
 	e := newEnv(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g")
+	testenv.PGExec(t, conn, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g")
 	m := e.backup(t)
 	if m.FormatVersion != 2 || m.ArchiveCompression != "zstd" {
 		t.Fatalf("manifest format %d, archive compression %q; want 2 and zstd", m.FormatVersion, m.ArchiveCompression)
@@ -155,7 +156,7 @@ clusters:
 `, e.work, e.pg.DSN("postgres"), id.Recipient(), key))
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t AS SELECT generate_series(1, 5000) AS id")
+	testenv.PGExec(t, conn, "CREATE TABLE t AS SELECT generate_series(1, 5000) AS id")
 	e.backup(t)
 	backups, _, err := pgsnap.ListBackups(context.Background(), e.regions[1].Pipeline, "orders")
 	if err != nil || len(backups) != 1 {
@@ -173,7 +174,7 @@ clusters:
 			t.Fatalf("chunk %d in region us is not age-encrypted: starts %q", i, raw[:min(len(raw), 16)])
 		}
 	}
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(5001, 6000)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(5001, 6000)")
 	e.waitShipped(t, conn)
 	_, port, out, err := e.restore(t, "--to-region", "us", "--start")
 	if err != nil {

@@ -52,10 +52,10 @@ func TestCopyMakesALateRegionRestorable(t *testing.T) {
 	e.regions = []*storage.Region{eu} // ship and back up into eu only
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (id int PRIMARY KEY, payload text)")
-	exec1(t, conn, "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int PRIMARY KEY, payload text)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
 	m := e.backup(t)
-	exec1(t, conn, "INSERT INTO t SELECT g, 'after the backup' FROM generate_series(20001, 20500) g")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT g, 'after the backup' FROM generate_series(20001, 20500) g")
 	e.waitShipped(t, conn)
 	layout, err := snapshots.LayoutFor("postgres")
 	if err != nil {
@@ -65,7 +65,7 @@ func TestCopyMakesALateRegionRestorable(t *testing.T) {
 	// Interrupted: cancelled after a few objects.
 	ctx, cancel := context.WithCancel(context.Background())
 	copied := 0
-	_, err = snapshots.CopySet(ctx, "orders", eu, us, layout, snapshots.CopyOptions{Workers: 1, Log: logger(), OnObject: func(storage.CopyResult) {
+	_, err = snapshots.CopySet(ctx, "orders", eu, us, layout, snapshots.CopyOptions{Workers: 1, Log: testenv.Logger(), OnObject: func(storage.CopyResult) {
 		if copied++; copied == 3 {
 			cancel()
 		}

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"github.com/drkit/drkit/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,11 +44,11 @@ func TestRestoreFailsOnCorruptWAL(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE big (v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE big (v text)")
 	m := e.backup(t)
-	exec1(t, conn, "INSERT INTO big SELECT repeat(md5(g::text), 40) FROM generate_series(1, 30000) g")
-	exec1(t, conn, "SELECT pg_switch_wal()")
-	exec1(t, conn, "INSERT INTO big VALUES ('after')")
+	testenv.PGExec(t, conn, "INSERT INTO big SELECT repeat(md5(g::text), 40) FROM generate_series(1, 30000) g")
+	testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
+	testenv.PGExec(t, conn, "INSERT INTO big VALUES ('after')")
 	e.waitShipped(t, conn)
 	stopSeg := m.StopLSN
 	hit := flipByte(t, filepath.Join(e.work, "us", "orders", "wal"), func(rel string) bool {

@@ -58,7 +58,7 @@ func TestDisaster(t *testing.T) {
 	flush := time.Duration(e.cfg.Clusters[0].FlushInterval)
 	ctx := context.Background()
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE acked (id int PRIMARY KEY, payload text)")
+	testenv.PGExec(t, conn, "CREATE TABLE acked (id int PRIMARY KEY, payload text)")
 	bin, err := pgsnap.BinDir("15")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 	"github.com/drkit/drkit/snapshots/schedule"
@@ -34,7 +35,7 @@ func TestDrdShipsBacksUpAndExports(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	e.startDrdAt(t, addr)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (v int)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (v int)")
 
 	wantLines := []*regexp.Regexp{
 		regexp.MustCompile(`drkit_log_shipped_timestamp_seconds\{cluster="orders",engine="postgres",region="us"\} \d`),
@@ -45,7 +46,7 @@ func TestDrdShipsBacksUpAndExports(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var body string
 	for {
-		exec1(t, conn, "INSERT INTO t VALUES (1)")
+		testenv.PGExec(t, conn, "INSERT INTO t VALUES (1)")
 		body = scrape(t, addr)
 		missing := 0
 		for _, re := range wantLines {

@@ -3,8 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -24,8 +22,6 @@ import (
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all"
 )
-
-func logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // env is a primary, two file:// regions a restore can read, and the config.
 type env struct {
@@ -97,7 +93,7 @@ func (e *env) writeConfig(t *testing.T, cfg string) {
 func (e *env) ship(t *testing.T) {
 	t.Helper()
 	cl := e.cfg.Clusters[0]
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: logger()}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: testenv.Logger()}
 	for _, r := range e.regions {
 		sh.Targets = append(sh.Targets, &pgwal.Target{Catalog: &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}, Required: true})
 	}
@@ -109,7 +105,7 @@ func (e *env) ship(t *testing.T) {
 
 func (e *env) backup(t *testing.T) pgsnap.Manifest {
 	t.Helper()
-	m, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: logger(), ChunkSize: 1 << 20})
+	m, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: testenv.Logger(), ChunkSize: 1 << 20})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
@@ -147,20 +143,13 @@ func connect(t *testing.T, port int) *pgx.Conn {
 	return conn
 }
 
-func exec1(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
-	t.Helper()
-	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
 // TestPITR: commits stamped every ~100 ms; a restore to a time between two of
 // them from the second region holds exactly the commits at or before it.
 func TestPITR(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE stamps (id int PRIMARY KEY, ts timestamptz NOT NULL)")
+	testenv.PGExec(t, conn, "CREATE TABLE stamps (id int PRIMARY KEY, ts timestamptz NOT NULL)")
 	e.backup(t)
 	var stamps []time.Time
 	for i := 1; i <= 20; i++ {
@@ -199,9 +188,9 @@ func TestRestoreLatestAndVerifyBackup(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (id int)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int)")
 	e.backup(t)
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(1, 1000)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(1, 1000)")
 	e.waitShipped(t, conn)
 
 	// Unpacked but not started: pg_verifybackup checks files and WAL.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots"
 	pgsnap "github.com/drkit/drkit/snapshots/postgres"
 )
@@ -16,12 +17,12 @@ func TestRetention(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (v text)")
 	var ids []string
 	for range 3 {
 		ids = append(ids, e.backup(t).ID)
-		exec1(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
-		exec1(t, conn, "SELECT pg_switch_wal()")
+		testenv.PGExec(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
+		testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	}
 	e.waitShipped(t, conn)
 	us := e.regions[1].Pipeline
@@ -71,11 +72,11 @@ func TestPruneWaitsForCopies(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (v text)")
 	for range 2 {
 		e.backup(t)
-		exec1(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
-		exec1(t, conn, "SELECT pg_switch_wal()")
+		testenv.PGExec(t, conn, "INSERT INTO t SELECT repeat('x', 500) FROM generate_series(1, 20000)")
+		testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	}
 	e.waitShipped(t, conn)
 	us := e.regions[1].Pipeline

@@ -9,13 +9,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/internal/testenv"
 )
 
 // shipFrom runs a shipper against dsn until stop is called.
 func (e *env) shipFrom(t *testing.T, dsn string) (stop func()) {
 	t.Helper()
 	cl := e.cfg.Clusters[0]
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: dsn, Slot: cl.Slot, FlushInterval: 200 * time.Millisecond, Log: logger()}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: dsn, Slot: cl.Slot, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger()}
 	for _, r := range e.regions {
 		sh.Targets = append(sh.Targets, &pgwal.Target{Catalog: &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}, Required: true})
 	}
@@ -52,7 +53,7 @@ func TestTimelineSwitch(t *testing.T) {
 	stopOld := e.shipFrom(t, e.pg.DSN("postgres"))
 	ctx := context.Background()
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE stamps (id int PRIMARY KEY, ts timestamptz NOT NULL)")
+	testenv.PGExec(t, conn, "CREATE TABLE stamps (id int PRIMARY KEY, ts timestamptz NOT NULL)")
 	e.backup(t)
 	var ts []time.Time
 	for i := 1; i <= 10; i++ {

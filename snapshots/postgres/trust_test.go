@@ -67,13 +67,13 @@ func TestRestoreRefusesWALGap(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE big (round int, v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE big (round int, v text)")
 	e.backup(t)
 	for round := 1; round <= 4; round++ {
-		exec1(t, conn, "INSERT INTO big SELECT $1, repeat(md5(g::text), 20) FROM generate_series(1, 20000) g", round)
-		exec1(t, conn, "SELECT pg_switch_wal()")
+		testenv.PGExec(t, conn, "INSERT INTO big SELECT $1, repeat(md5(g::text), 20) FROM generate_series(1, 20000) g", round)
+		testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	}
-	exec1(t, conn, "INSERT INTO big VALUES (5, 'open segment')")
+	testenv.PGExec(t, conn, "INSERT INTO big VALUES (5, 'open segment')")
 	e.waitShipped(t, conn)
 	want := countRows(t, conn, "big")
 
@@ -152,13 +152,13 @@ func TestDamagedManifestIsSkipped(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (id int)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int)")
 	older := e.backup(t)
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(1, 100)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(1, 100)")
 	middle := e.backup(t)
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(101, 200)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(101, 200)")
 	newest := e.backup(t)
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(201, 300)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(201, 300)")
 	e.waitShipped(t, conn)
 
 	// The oldest backup was taken on a host whose clock ran a day fast.
@@ -231,16 +231,16 @@ func TestOldRecoveryTargetsAreReset(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "ALTER SYSTEM SET recovery_target_time = '2020-01-01 00:00:00+00'")
-	exec1(t, conn, "ALTER SYSTEM SET recovery_target_name = 'long-gone'")
-	exec1(t, conn, "CREATE TABLE t (id int)")
+	testenv.PGExec(t, conn, "ALTER SYSTEM SET recovery_target_time = '2020-01-01 00:00:00+00'")
+	testenv.PGExec(t, conn, "ALTER SYSTEM SET recovery_target_name = 'long-gone'")
+	testenv.PGExec(t, conn, "CREATE TABLE t (id int)")
 	e.backup(t)
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(1, 50)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(1, 50)")
 	var lsn string
 	if err := conn.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
 		t.Fatal(err)
 	}
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(51, 80)")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(51, 80)")
 	e.waitShipped(t, conn)
 
 	_, port, out, err := e.restore(t, "--to-region", "us", "--start")
@@ -266,11 +266,11 @@ func TestVerifyAllReadsWAL(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE big (v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE big (v text)")
 	e.backup(t)
 	for range 2 {
-		exec1(t, conn, "INSERT INTO big SELECT repeat(md5(g::text), 20) FROM generate_series(1, 20000) g")
-		exec1(t, conn, "SELECT pg_switch_wal()")
+		testenv.PGExec(t, conn, "INSERT INTO big SELECT repeat(md5(g::text), 20) FROM generate_series(1, 20000) g")
+		testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	}
 	e.waitShipped(t, conn)
 

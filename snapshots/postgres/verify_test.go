@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"encoding/json"
+	"github.com/drkit/drkit/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,13 +27,13 @@ func TestVerifyAndStatus(t *testing.T) {
 	e := newEnv(t)
 	e.ship(t)
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE big (v text)")
+	testenv.PGExec(t, conn, "CREATE TABLE big (v text)")
 	m := e.backup(t)
 	for range 3 {
-		exec1(t, conn, "INSERT INTO big SELECT repeat(md5(g::text), 20) FROM generate_series(1, 20000) g")
-		exec1(t, conn, "SELECT pg_switch_wal()")
+		testenv.PGExec(t, conn, "INSERT INTO big SELECT repeat(md5(g::text), 20) FROM generate_series(1, 20000) g")
+		testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	}
-	exec1(t, conn, "INSERT INTO big VALUES ('open segment')")
+	testenv.PGExec(t, conn, "INSERT INTO big VALUES ('open segment')")
 	e.waitShipped(t, conn)
 
 	out, code := e.drctlRun(t, "verify", "--cluster", "orders", "--region", "us")

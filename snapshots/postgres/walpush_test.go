@@ -25,7 +25,7 @@ func TestArchiveCommandMode(t *testing.T) {
 	e := newEnvIn(t, work, pg)
 	ctx := context.Background()
 	conn := connect(t, e.pg.Port)
-	exec1(t, conn, "CREATE TABLE t (v int)")
+	testenv.PGExec(t, conn, "CREATE TABLE t (v int)")
 	e.backup(t)
 	// wal-push runs as the postgres user: the file regions must be its to write.
 	for _, r := range []string{"eu", "us"} {
@@ -33,8 +33,8 @@ func TestArchiveCommandMode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	exec1(t, conn, "INSERT INTO t SELECT generate_series(1, 5000)")
-	exec1(t, conn, "SELECT pg_switch_wal()")
+	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(1, 5000)")
+	testenv.PGExec(t, conn, "SELECT pg_switch_wal()")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		// The archiver retries failures (the first run can precede the config

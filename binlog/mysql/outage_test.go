@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,19 +25,6 @@ func s3Catalog(t *testing.T, endpoint, bucket, region string) *Catalog {
 		t.Fatal(err)
 	}
 	return &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: region, Level: 1}, Cluster: "shop"}
-}
-
-// outage is how long the blocked region stays blocked: 40 s in make test,
-// the two minutes with DRKIT_OUTAGE=2m.
-func outage(t *testing.T) time.Duration {
-	if v := os.Getenv("DRKIT_OUTAGE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("DRKIT_OUTAGE=%q: %v", v, err)
-		}
-		return d
-	}
-	return 40 * time.Second
 }
 
 // One of three regions is blocked (its store takes connections and answers
@@ -65,8 +51,8 @@ func TestStoreOutage(t *testing.T) {
 	var exposures []time.Duration
 	sawBehind := false
 	load := func(sh *Shipper, d time.Duration) {
-		sampling := sampleExposure(&exposures, sh.Targets[0], sh.Targets[2])
-		defer sampling()
+		sampling := testenv.SampleExposure(sh.Targets[0], sh.Targets[2])
+		defer func() { exposures = append(exposures, sampling.Stop()...) }()
 		for end := time.Now().Add(d); time.Now().Before(end); {
 			for range 20 {
 				testenv.Exec(t, db, "INSERT INTO shop.t (pad) VALUES (REPEAT('w', 2000))")
@@ -75,23 +61,22 @@ func TestStoreOutage(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	load(sh, outage(t)/2)
+	load(sh, testenv.Outage(t)/2)
 	stop()
 	// drd restarts while region b's store answers nothing.
 	began := time.Now()
 	sh, stop = startShipper(t, m, ca, cb, cc)
 	defer stop()
 	t.Logf("restarted drd streams %s after the start, region b unreadable", time.Since(began).Round(time.Millisecond))
-	load(sh, outage(t)/2)
+	load(sh, testenv.Outage(t)/2)
 	want := gtidPos(t, db, "gtid_binlog_pos")
 	testenv.WaitFor(t, 10*time.Second, "regions a and c hold "+want.String(), func() bool {
 		pa, _, _ := sh.Targets[0].Position()
 		pc, _, _ := sh.Targets[2].Position()
 		return pa.Covers(want) && pc.Covers(want)
 	})
-	slices.Sort(exposures)
-	p99 := exposures[len(exposures)*99/100]
-	t.Logf("blocked %s: regions a and c exposure p99 %s over %d samples", outage(t), p99, len(exposures))
+	p99 := testenv.P99(exposures)
+	t.Logf("blocked %s: regions a and c exposure p99 %s over %d samples", testenv.Outage(t), p99, len(exposures))
 	if p99 > 2*time.Second {
 		t.Errorf("while region b was blocked, the others' exposure p99 was %s (want ≤ 2s)", p99)
 	}
@@ -124,30 +109,5 @@ func TestStoreOutage(t *testing.T) {
 	n := count(t, db, "SELECT COUNT(*) FROM shop.t")
 	if rep, _ := Verify(context.Background(), bDirect); rep.Txns < n {
 		t.Errorf("region b holds %d transactions for %d rows", rep.Txns, n)
-	}
-}
-
-// sampleExposure appends the targets' exposure every 100 ms to out until
-// the returned func is called.
-func sampleExposure(out *[]time.Duration, targets ...*Target) (stop func()) {
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				for _, tg := range targets {
-					*out = append(*out, tg.Exposure(now))
-				}
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
 	}
 }

@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,19 +39,6 @@ func durableOf(t *testing.T, tg *Target) LSN {
 	return end
 }
 
-// outage is how long the blocked region stays blocked: 40 s in make test,
-// the issue's two minutes with DRKIT_OUTAGE=2m.
-func outage(t *testing.T) time.Duration {
-	if v := os.Getenv("DRKIT_OUTAGE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("DRKIT_OUTAGE=%q: %v", v, err)
-		}
-		return d
-	}
-	return 40 * time.Second
-}
-
 // One of three regions is blocked (its store takes connections and answers
 // nothing) under write load: its queue fills and it falls behind alone; the
 // other two keep their exposure low throughout, also across a reconnect; the
@@ -83,16 +68,16 @@ func TestStoreOutage(t *testing.T) {
 	waitDurable(t, []*Target{ta, tb, tc}, 1, currentLSN(t, conn), 10*time.Second)
 
 	proxy.AddToxic(t, "blocked", "timeout", "upstream", 1, `{"timeout":0}`)
-	sampling, samples := sampleExposure(ta, tc)
+	sampling := testenv.SampleExposure(ta, tc)
 	sawBehind := false
-	outageEnd := time.Now().Add(outage(t))
+	outageEnd := time.Now().Add(testenv.Outage(t))
 	var last LSN
 	dropped := false
 	for time.Now().Before(outageEnd) {
 		// Halfway through, the replication connection drops too: the shipper
 		// reconnects while region b's store still answers nothing, and must
 		// resume the others without waiting for b.
-		if !dropped && time.Until(outageEnd) < outage(t)/2 {
+		if !dropped && time.Until(outageEnd) < testenv.Outage(t)/2 {
 			testenv.PGExec(t, conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
 			dropped = true
 		}
@@ -102,8 +87,9 @@ func TestStoreOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitDurable(t, []*Target{ta, tc}, 1, last, 10*time.Second)
-	p99 := sampling()
-	t.Logf("blocked %s: regions a and c exposure p99 %s over %d samples", outage(t), p99, len(*samples))
+	samples := sampling.Stop()
+	p99 := testenv.P99(samples)
+	t.Logf("blocked %s: regions a and c exposure p99 %s over %d samples", testenv.Outage(t), p99, len(samples))
 	if p99 > 2*time.Second {
 		t.Errorf("while region b was blocked, the others' exposure p99 was %s (want ≤ 2s)", p99)
 	}
@@ -144,40 +130,4 @@ func TestStoreOutage(t *testing.T) {
 			}
 		}
 	}
-}
-
-// sampleExposure records the targets' exposure every 100 ms until the
-// returned func is called, which returns the 99th percentile.
-func sampleExposure(targets ...*Target) (stop func() time.Duration, samples *[]time.Duration) {
-	var got []time.Duration
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				for _, tg := range targets {
-					e := tg.Exposure(now)
-					got = append(got, e)
-					if e > time.Second && testing.Verbose() {
-						fmt.Printf("%s exposure %s region %s\n", now.Format("15:04:05.000"), e, tg.region())
-					}
-				}
-			}
-		}
-	}()
-	return func() time.Duration {
-		close(done)
-		<-finished
-		if len(got) == 0 {
-			return 0
-		}
-		sorted := slices.Clone(got)
-		slices.Sort(sorted)
-		return sorted[len(sorted)*99/100]
-	}, &got
 }

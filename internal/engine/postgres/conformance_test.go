@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -39,7 +38,7 @@ func TestConformance(t *testing.T) {
 			if bin, err := pgsnap.BinDir("15"); err == nil {
 				testenv.StopDataDir(t, bin, dataDir)
 			}
-			port := freePort(t)
+			port := testenv.FreePort(t)
 			flags := map[string]string{"target-dir": dataDir, "port": strconv.Itoa(port), "start": "true"}
 			return flags, func(t *testing.T) []int {
 				conn := connect(t, "postgres://postgres@127.0.0.1:"+strconv.Itoa(port)+"/postgres?sslmode=disable")
@@ -65,14 +64,4 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 		t.Fatal(err)
 	}
 	return conn
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

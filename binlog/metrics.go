@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,14 @@ type Standbyer interface {
 // StandbyRetry is how often a standing-by shipper tries again: it takes over
 // within it once the other drd is gone.
 const StandbyRetry = 2 * time.Second
+
+// Sleep waits d or until ctx ends, whichever is first.
+func Sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
 
 // StandbyState is a shipper's standby flag; embedding it implements Standbyer.
 type StandbyState struct{ on atomic.Bool }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/drkit/drkit/binlog"
 )
 
 // A region that cannot keep up falls behind alone. When its queue is full
@@ -156,16 +158,16 @@ func (s *Shipper) catchUp(ctx context.Context, i int) {
 	for ctx.Err() == nil && t.isLagging() {
 		if err := s.loadLagging(ctx, t); err != nil {
 			complain("a lagging region's store does not answer; it stays behind and is tried again", err)
-			sleep(ctx, 5*time.Second)
+			binlog.Sleep(ctx, 5*time.Second)
 			continue
 		}
 		if !t.drained() {
-			sleep(ctx, catchUpRetry)
+			binlog.Sleep(ctx, catchUpRetry)
 			continue
 		}
 		if err := s.catchUpOnce(ctx, i); err != nil && ctx.Err() == nil {
 			complain("a lagging region's catch-up stopped (if the server no longer holds its binlog, fill it with drctl copy from another region); retrying", err)
-			sleep(ctx, 5*time.Second)
+			binlog.Sleep(ctx, 5*time.Second)
 		}
 	}
 }
@@ -291,12 +293,5 @@ func (s *Shipper) queueCatchUp(t *Target, i int, b *batch, end Pos) (bool, error
 		return true, nil
 	default:
 		return false, nil // still slow: the catch-up waits for the queue to drain
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/drkit/drkit/binlog"
 )
 
 // A region that cannot keep up falls behind alone. When its queue is full
@@ -122,21 +124,20 @@ func (ss *session) rejoin(t *Target, j job) {
 	segStart := j.seg.Start(ss.segSize)
 	t.mu.Lock()
 	next := t.catchNext
-	if j.from == j.to && next >= j.end {
+	switch {
+	case j.from == j.to && next >= j.end:
 		// An idle flush's empty job, and everything up to it is queued for
 		// the region already.
 		t.lagging = false
 		t.mu.Unlock()
 		ss.s.Log.Info("region caught up; it takes the stream again", "cluster", ss.s.Cluster, "region", t.region(), "at", next.String())
 		return
-	}
-	t.mu.Unlock()
-	if next < segStart {
-		t.mu.Lock()
+	case next < segStart:
 		t.missed(j.end)
 		t.mu.Unlock()
 		return
 	}
+	t.mu.Unlock()
 	if from := uint64(next - segStart); !j.whole && from < j.from {
 		j.from, j.data = from, ss.buf[from:j.to]
 	}
@@ -167,7 +168,7 @@ func (ss *session) catchUp(t *Target) {
 		}
 		no := uint64(next) / ss.segSize
 		if no >= ss.catch.openSeg().No {
-			sleep(ctx, catchUpRetry) // the stream gives t the open segment
+			binlog.Sleep(ctx, catchUpRetry) // the stream gives t the open segment
 			continue
 		}
 		seg := Segment{TLI: TimelineOf(ss.lineage, no, ss.segSize), No: no}
@@ -181,7 +182,7 @@ func (ss *session) catchUp(t *Target) {
 					"cluster", ss.s.Cluster, "region", t.region(), "segment", seg.Name(ss.segSize), "err", err)
 				waitingSince = time.Now()
 			}
-			sleep(ctx, catchUpRetry)
+			binlog.Sleep(ctx, catchUpRetry)
 			continue
 		}
 		waitingSince = time.Time{}
@@ -213,7 +214,7 @@ func (t *Target) enqueueCatchUp(ctx context.Context, j job) error {
 		default: // a thousand small chunks wait; t.mu must not be held waiting
 		}
 		t.mu.Unlock()
-		sleep(ctx, catchUpRetry)
+		binlog.Sleep(ctx, catchUpRetry)
 		if ctx.Err() != nil {
 			t.space.Release(t.weight(j))
 			return ctx.Err()
@@ -242,11 +243,4 @@ func (ss *session) fromOtherRegion(ctx context.Context, t *Target, seg Segment) 
 		return nil, fmt.Errorf("segment %s: no region keeping up has written it yet", seg.Name(ss.segSize))
 	}
 	return nil, errors.Join(errs...)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }

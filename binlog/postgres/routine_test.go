@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/binary"
-	"github.com/drkit/drkit/internal/testenv"
 	"math/rand/v2"
 	"os"
 	osexec "os/exec"
@@ -12,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/drkit/drkit/internal/testenv"
 )
 
 // TestRoutineScannerReadsRealWAL writes heartbeats, a checkpoint, a user's

@@ -2,8 +2,9 @@ package postgres
 
 import (
 	"context"
-	"github.com/drkit/drkit/internal/testenv"
 	"testing"
+
+	"github.com/drkit/drkit/internal/testenv"
 )
 
 // After a failover the same process reconnects to the new primary: what a

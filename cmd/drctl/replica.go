@@ -133,9 +133,6 @@ before anything is changed.`,
 					f.engineFlags[fl.Name] = fl.Value.String()
 				}
 			})
-			if err := engine.CheckFlags(cl.Engine, f.engineFlags, rc.ReplicaFlags()); err != nil {
-				return usageErr(err)
-			}
 			if f.name == "" {
 				f.name = cf.region
 			}

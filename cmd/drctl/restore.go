@@ -70,9 +70,6 @@ by name.`,
 				}
 				req.TargetTime = &t
 			}
-			if err := engine.CheckFlags(cl.Engine, req.Flags, rs.RestoreFlags()); err != nil {
-				return usageErr(err)
-			}
 			if req.Region, err = cf.openRegion(cmd.Context(), cfg, cl, true); err != nil {
 				return err
 			}

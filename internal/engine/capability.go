@@ -74,12 +74,6 @@ type Restorer interface {
 	Restore(ctx context.Context, env Env, req RestoreRequest) (Output, error)
 }
 
-// CheckFlags refuses, as a UsageError naming the engine, given flags that
-// are not in takes.
-func CheckFlags(engine string, given map[string]string, takes []string) error {
-	return checkFlags(engine, given, takes)
-}
-
 // Verifier checks one region: log continuity from every backup, and
 // checksums (all of them when all is set). problems > 0 fails the command.
 type Verifier interface {

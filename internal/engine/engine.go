@@ -109,8 +109,9 @@ func IsUsage(err error) bool {
 	return errors.As(err, &u)
 }
 
-// checkFlags refuses flags given that the engine does not take.
-func checkFlags(engine string, given map[string]string, takes []string) error {
+// CheckFlags refuses, as a UsageError naming the engine, given flags that
+// are not in takes.
+func CheckFlags(engine string, given map[string]string, takes []string) error {
 	var wrong []string
 	for f := range given {
 		if !slices.Contains(takes, f) {

@@ -14,8 +14,8 @@ import (
 	"github.com/drkit/drkit/storage"
 )
 
-// Upload returns the store options the config's storage block sets.
-func Upload(cfg *config.Config) storage.Options {
+// upload returns the store options the config's storage block sets.
+func upload(cfg *config.Config) storage.Options {
 	return storage.Options{
 		PartSize:    int64(cfg.Storage.PartSize),
 		Concurrency: cfg.Storage.Concurrency,
@@ -30,7 +30,7 @@ func Spec(cfg *config.Config, name string) (storage.RegionSpec, error) {
 	if !ok {
 		return storage.RegionSpec{}, fmt.Errorf("region %q is not in %s", name, cfg.Path)
 	}
-	spec := storage.RegionSpec{Name: name, Store: rc.Store, Upload: Upload(cfg)}
+	spec := storage.RegionSpec{Name: name, Store: rc.Store, Upload: upload(cfg)}
 	if cfg.Storage.Compression == "zstd" {
 		spec.Level = cfg.Storage.CompressionLevel
 	}

@@ -1,11 +1,12 @@
 package postgres_test
 
 import (
-	"github.com/drkit/drkit/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/drkit/drkit/internal/testenv"
 )
 
 // flipByte corrupts one stored byte of each file the filter selects under root

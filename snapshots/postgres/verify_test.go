@@ -2,12 +2,13 @@ package postgres_test
 
 import (
 	"encoding/json"
-	"github.com/drkit/drkit/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/drkit/drkit/internal/testenv"
 )
 
 func (e *env) drctlRun(t *testing.T, args ...string) (string, int) {

@@ -9,8 +9,6 @@ package enginetest
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,15 +76,8 @@ func newSetup(t *testing.T, h Harness) *setup {
 		}
 		s.regions = append(s.regions, r)
 	}
-	s.env = engine.Env{Config: cfg, Cluster: s.cl, Log: logger(), Drctl: testenv.Binary(t, "drctl")}
+	s.env = engine.Env{Config: cfg, Cluster: s.cl, Log: testenv.Logger(), Drctl: testenv.Binary(t, "drctl")}
 	return s
-}
-
-func logger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func capability[T any](t *testing.T, name, what string) T {

@@ -32,6 +32,20 @@ func Outage(tb testing.TB) time.Duration {
 	return 40 * time.Second
 }
 
+// ExposureBound is what an outage test accepts as the healthy regions'
+// exposure p99. The issues' target, 2 s, is a measurement: it is asserted when
+// DRKIT_OUTAGE is set (the measured run, without -race). In make test, under
+// -race on 2 cores, timing is not asserted tightly (the standards: no timed
+// assertions there): a quarter of the outage still fails when the blocked
+// region holds the others back, which makes their exposure the outage's
+// length.
+func ExposureBound(tb testing.TB) time.Duration {
+	if os.Getenv("DRKIT_OUTAGE") != "" {
+		return 2 * time.Second
+	}
+	return Outage(tb) / 4
+}
+
 // Exposer is a shipper's region target: how long it has been missing log.
 type Exposer interface {
 	Exposure(now time.Time) time.Duration

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/drkit/drkit/internal/config"
+	_ "github.com/drkit/drkit/internal/engine/all" // the engines' config rules
 	"github.com/drkit/drkit/internal/testenv"
 )
 

@@ -66,9 +66,14 @@ func (o Options) WithDefaults() Options {
 // Opener opens a store from its URL; adapters register one per scheme.
 type Opener func(ctx context.Context, u *url.URL, opts Options) (Store, error)
 
+// URLCheck returns what is wrong with a store URL of one scheme, or nil. It
+// reads the URL only: config validation runs it without opening anything.
+type URLCheck func(u *url.URL) error
+
 var (
 	registryMu sync.RWMutex
 	registry   = map[string]Opener{}
+	checks     = map[string]URLCheck{}
 )
 
 // Register makes an adapter available for a URL scheme. It panics if called twice
@@ -80,6 +85,34 @@ func Register(scheme string, open Opener) {
 		panic("storage: Register called twice for scheme " + scheme)
 	}
 	registry[scheme] = open
+}
+
+// RegisterCheck adds the URL check of a registered scheme: CheckURL and Open
+// run it, so a typo in a config is caught before a store is opened.
+func RegisterCheck(scheme string, check URLCheck) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	checks[scheme] = check
+}
+
+// CheckURL returns what is wrong with a store URL: not a URL, a scheme no
+// adapter registered, or what the scheme's own check finds. It opens nothing.
+func CheckURL(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("not a URL: %s", strings.TrimPrefix(err.Error(), "parse "))
+	}
+	registryMu.RLock()
+	_, ok := registry[u.Scheme]
+	check := checks[u.Scheme]
+	registryMu.RUnlock()
+	if !ok {
+		return fmt.Errorf("scheme %q is not supported; allowed: %s (for example file:///var/lib/drkit/r1 or s3://bucket/prefix)", u.Scheme, strings.Join(Schemes(), ", "))
+	}
+	if check != nil {
+		return check(u)
+	}
+	return nil
 }
 
 // Schemes returns the registered URL schemes, sorted.
@@ -102,9 +135,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	}
 	registryMu.RLock()
 	open, ok := registry[u.Scheme]
+	check := checks[u.Scheme]
 	registryMu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("store URL scheme %q is not supported; registered: %s", u.Scheme, strings.Join(Schemes(), ", "))
+	}
+	if check != nil {
+		if err := check(u); err != nil {
+			return nil, fmt.Errorf("store URL %s: %w", u.Redacted(), err)
+		}
 	}
 	return open(ctx, u, opts.WithDefaults())
 }

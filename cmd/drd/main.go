@@ -297,6 +297,10 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		if sc, ok := e.(engine.Scheduling); ok {
 			backups = sc.BackupEngine(cl, to, log)
 		}
+		if _, ok := e.(engine.Monitoring); !ok && shipper == nil {
+			log.Warn("drd can do nothing for this engine yet; the cluster is ignored", "cluster", cl.Name, "engine", cl.Engine)
+			continue
+		}
 		if shipper == nil {
 			log.Info("this engine ships no log and takes no backup yet; its replicas are watched", "cluster", cl.Name, "engine", cl.Engine)
 		}

@@ -89,7 +89,10 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestDrdServesAndStopsOnSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf("drd:\n  listen: %s\nregions:\n  - name: local\n    store: file://%s\n", addr, t.TempDir()))
+	// A cluster of an engine drd can do nothing for yet (mongodb) is
+	// warned about and left out; the daemon serves the rest.
+	cfg := writeConfig(t, fmt.Sprintf("drd:\n  listen: %s\nregions:\n  - name: local\n    store: file://%s\n"+
+		"clusters:\n  - {name: docs, engine: mongodb, region: local, dsn: 'mongodb://127.0.0.1:1/'}\n", addr, t.TempDir()))
 	cmd, logs := startDrd(t, "--config", cfg)
 
 	base := "http://" + addr
@@ -133,6 +136,9 @@ func TestDrdServesAndStopsOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("drd still running 5s after SIGTERM; logs:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "drd can do nothing for this engine yet") || !strings.Contains(logs.String(), `"cluster":"docs"`) {
+		t.Errorf("logs lack the warning about the mongodb cluster:\n%s", logs)
 	}
 	if !strings.Contains(logs.String(), "drd stopped") {
 		t.Errorf("logs lack the clean-stop line:\n%s", logs)

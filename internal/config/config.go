@@ -3,11 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -20,14 +18,6 @@ const DefaultFile = "drkit.yaml"
 
 // EnvFile names the environment variable that points at the config file.
 const EnvFile = "DRKIT_CONFIG"
-
-// Engines returns the database engines a cluster may name.
-func Engines() []string { return []string{"postgres", "mysql", "redis", "mongodb"} }
-
-// StoreSchemes returns the store URL schemes the storage adapters register. The
-// storage package checks its registry again when a store is opened; this list lets
-// `drctl config check` catch a typo without importing every adapter.
-func StoreSchemes() []string { return []string{"file", "s3"} }
 
 // Config is the whole configuration file.
 type Config struct {
@@ -448,11 +438,6 @@ func (c *Config) applyDefaults() {
 		if cl.FlushInterval == 0 {
 			cl.FlushInterval = DefaultFlushInterval
 		}
-		if cl.ServerID == 0 && cl.Engine == "mysql" {
-			h := fnv.New32a()
-			h.Write([]byte(cl.Name))
-			cl.ServerID = 1<<31 + h.Sum32()%(1<<30)
-		}
 		if cl.Monitor.Interval == 0 {
 			cl.Monitor.Interval = DefaultProbeInterval
 		}
@@ -460,11 +445,8 @@ func (c *Config) applyDefaults() {
 		if hb.FlushInterval == 0 {
 			hb.FlushInterval = max(DefaultHeartbeatFlush, cl.FlushInterval)
 		}
-		if hb.Table == "" {
-			hb.Table = map[string]string{"postgres": "drkit_heartbeat", "mysql": "drkit.heartbeat", "redis": "drkit_heartbeat"}[cl.Engine]
-		}
-		if cl.Slot == "" && cl.Engine == "postgres" {
-			cl.Slot = "drkit_" + strings.NewReplacer("-", "_", ".", "_").Replace(cl.Name)
+		if d := Rules(cl.Engine).Defaults; d != nil {
+			d(cl)
 		}
 	}
 }

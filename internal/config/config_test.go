@@ -1,12 +1,18 @@
-package config
+package config_test
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drkit/drkit/internal/config"
+	_ "github.com/drkit/drkit/internal/engine/all" // the engines' config rules
+	_ "github.com/drkit/drkit/storage/file"
+	_ "github.com/drkit/drkit/storage/s3"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -30,7 +36,7 @@ clusters:
 `
 
 func TestParseValidAppliesDefaults(t *testing.T) {
-	cfg, err := Parse("drkit.yaml", []byte(valid), env(nil))
+	cfg, err := config.Parse("drkit.yaml", []byte(valid), env(nil))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -41,12 +47,12 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if cfg.Drd.Listen != "127.0.0.1:9580" {
 		t.Errorf("listen = %q", cfg.Drd.Listen)
 	}
-	cfg, err = Parse("x.yaml", []byte("regions: [{name: a, store: 'file:///tmp/a'}]\n"), env(nil))
+	cfg, err = config.Parse("x.yaml", []byte("regions: [{name: a, store: 'file:///tmp/a'}]\n"), env(nil))
 	if err != nil {
 		t.Fatalf("Parse minimal: %v", err)
 	}
-	if cfg.Drd.Listen != DefaultListen {
-		t.Errorf("default listen = %q, want %q", cfg.Drd.Listen, DefaultListen)
+	if cfg.Drd.Listen != config.DefaultListen {
+		t.Errorf("default listen = %q, want %q", cfg.Drd.Listen, config.DefaultListen)
 	}
 }
 
@@ -59,7 +65,7 @@ regions:
 clusters:
   - {name: c, engine: postgres, region: r1, dsn: "postgres://u:${PGPASS}@h/db"}
 `
-	cfg, err := Parse("e.yaml", []byte(src), env(map[string]string{"HOST": "0.0.0.0", "ROOT": "/srv", "PGPASS": "s3cr:t"}))
+	cfg, err := config.Parse("e.yaml", []byte(src), env(map[string]string{"HOST": "0.0.0.0", "ROOT": "/srv", "PGPASS": "s3cr:t"}))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -85,7 +91,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad yaml", "regions:\n  - name: a\n\tstore: x\n", []string{"c.yaml:2:", "tab character"}},
 		{"empty file", "", []string{"c.yaml: the file is empty"}},
 		{"replica in unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    replicas:\n      - {name: r1, region: b, dsn: postgres://r/db}\n      - {name: r1, region: a}\n", []string{"c.yaml:8:", `replicas[0].region "b" is not a configured region`, "c.yaml:9:", `replica name "r1" is already used at line 8`, "replicas[1] (r1) has no dsn"}},
-		{"sync_check on mongodb", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mongodb\n    region: a\n    dsn: mongodb://h/\n    sync_check: {schedule: '@daily'}\n", []string{"c.yaml:7:", "checksum comparisons are for postgres, mysql and redis clusters, not mongodb"}},
+		{"sync_check on mongodb", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mongodb\n    region: a\n    dsn: mongodb://h/\n    sync_check: {schedule: '@daily'}\n", []string{"c.yaml:7:", "checksum comparisons are for mysql, postgres, redis clusters, not mongodb"}},
 		{"bad monitor", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    monitor: {interval: 100ms, heartbeat: {table: 'x; drop'}}\n", []string{"c.yaml:7:", "monitor.interval 100ms is outside 1s..1h", `heartbeat.table "x; drop" is not a [schema.]table name`}},
 		{"heartbeat flush below flush_interval", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: 'u@tcp(h:3306)/'\n    flush_interval: 2s\n    monitor: {heartbeat: {flush_interval: 1s}}\n", []string{"c.yaml:8:", "monitor.heartbeat.flush_interval 1s is outside flush_interval (2s)..1m"}},
 		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, ec2, images, regions, storage, volume_snapshots"}},
@@ -96,7 +102,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate region", "regions:\n  - {name: a, store: 'file:///a'}\n  - {name: a, store: 'file:///b'}\n", []string{"c.yaml:3:", `region name "a" is already used at line 2`}},
 		{"bad region name", "regions:\n  - {name: EU West, store: 'file:///a'}\n", []string{"c.yaml:2:", `region name "EU West" is not allowed`}},
 		{"duplicate cluster", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: redis, region: a, dsn: 'redis://h'}\n  - {name: c, engine: redis, region: a, dsn: 'redis://h'}\n", []string{"c.yaml:4:", `cluster name "c" is already used at line 3`}},
-		{"unknown engine", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: oracle\n    region: a\n    dsn: x\n", []string{"c.yaml:4:", `"oracle" is not known`, "allowed: postgres, mysql, redis, mongodb"}},
+		{"unknown engine", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: oracle\n    region: a\n    dsn: x\n", []string{"c.yaml:4:", `"oracle" is not known`, "allowed: mongodb, mysql, postgres, redis"}},
 		{"unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: b\n    dsn: x\n", []string{"c.yaml:5:", `region "b" is not a configured region; configured: a`}},
 		{"unknown ship_to", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: x\n    ship_to: [a, z]\n", []string{"c.yaml:7:", `ship_to names "z"`}},
 		{"missing dsn", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n", []string{"c.yaml:3:", "has no dsn"}},
@@ -132,7 +138,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("c.yaml", []byte(tc.src), env(nil))
+			_, err := config.Parse("c.yaml", []byte(tc.src), env(nil))
 			if err == nil {
 				t.Fatalf("Parse accepted:\n%s", tc.src)
 			}
@@ -146,38 +152,38 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestLoadMissingFileSaysWhatToDo(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "--config") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 func TestUnits(t *testing.T) {
-	for in, want := range map[string]ByteSize{"16MiB": 16 << 20, "100MB": 100e6, "1GiB": 1 << 30, "1048576": 1 << 20, "1.5KiB": 1536} {
-		if got, err := ParseByteSize(in); err != nil || got != want {
+	for in, want := range map[string]config.ByteSize{"16MiB": 16 << 20, "100MB": 100e6, "1GiB": 1 << 30, "1048576": 1 << 20, "1.5KiB": 1536} {
+		if got, err := config.ParseByteSize(in); err != nil || got != want {
 			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for in, want := range map[string]string{"14d": "14d", "36h": "36h0m0s", "90m": "1h30m0s"} {
-		if got, err := ParseDuration(in); err != nil || got.String() != want {
+		if got, err := config.ParseDuration(in); err != nil || got.String() != want {
 			t.Errorf("ParseDuration(%q) = %s, %v; want %s", in, got, err, want)
 		}
 	}
-	if ByteSize(16<<20).String() != "16MiB" || ByteSize(100<<20).String() != "100MiB" || ByteSize(1000).String() != "1000" {
-		t.Errorf("ByteSize strings: %s %s %s", ByteSize(16<<20), ByteSize(100<<20), ByteSize(1000))
+	if config.ByteSize(16<<20).String() != "16MiB" || config.ByteSize(100<<20).String() != "100MiB" || config.ByteSize(1000).String() != "1000" {
+		t.Errorf("ByteSize strings: %s %s %s", config.ByteSize(16<<20), config.ByteSize(100<<20), config.ByteSize(1000))
 	}
 }
 
 func TestResolve(t *testing.T) {
-	t.Setenv(EnvFile, "")
-	if got := Resolve(""); got != DefaultFile {
-		t.Errorf("Resolve() = %q, want %q", got, DefaultFile)
+	t.Setenv(config.EnvFile, "")
+	if got := config.Resolve(""); got != config.DefaultFile {
+		t.Errorf("Resolve() = %q, want %q", got, config.DefaultFile)
 	}
-	t.Setenv(EnvFile, "/etc/drkit.yaml")
-	if got := Resolve(""); got != "/etc/drkit.yaml" {
+	t.Setenv(config.EnvFile, "/etc/drkit.yaml")
+	if got := config.Resolve(""); got != "/etc/drkit.yaml" {
 		t.Errorf("Resolve() with env = %q", got)
 	}
-	if got := Resolve("x.yaml"); got != "x.yaml" {
+	if got := config.Resolve("x.yaml"); got != "x.yaml" {
 		t.Errorf("Resolve(flag) = %q", got)
 	}
 }
@@ -188,7 +194,7 @@ func TestRedactedGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse("testdata/redact.yaml", src, env(map[string]string{"PW": "hunter2"}))
+	cfg, err := config.Parse("testdata/redact.yaml", src, env(map[string]string{"PW": "hunter2"}))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -222,7 +228,7 @@ func TestRedactedGolden(t *testing.T) {
 // TestExampleConfigIsValid keeps the README's example file loadable.
 func TestExampleConfigIsValid(t *testing.T) {
 	t.Setenv("ORDERS_PGPASSWORD", "x")
-	cfg, err := Load("../../drkit.example.yaml")
+	cfg, err := config.Load("../../drkit.example.yaml")
 	if err != nil {
 		t.Fatalf("drkit.example.yaml: %v", err)
 	}
@@ -253,21 +259,67 @@ volume_snapshots:
     schedule: '0 * * * *'
     catch_up: skip
 `
-	cfg, err := Parse("c.yaml", []byte(src), env(nil))
+	cfg, err := config.Parse("c.yaml", []byte(src), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	im := cfg.Images[0]
 	if im.Filters.Tags["role"] != "web" || im.Filters.Tags["env"] != "prod" || len(im.To) != 2 || im.Keep != 3 ||
-		im.KeepWithin != Duration(30*24*time.Hour) || !im.Encrypted || im.KMSKey != "alias/dr" || im.CatchUp != "once" {
+		im.KeepWithin != config.Duration(30*24*time.Hour) || !im.Encrypted || im.KMSKey != "alias/dr" || im.CatchUp != "once" {
 		t.Errorf("image entry decoded as %+v", im)
 	}
 	sc := cfg.VolumeSnapshots[0]
 	if sc.Create == nil || sc.Create.VolumeTags["backup"] != "true" || sc.CatchUp != "skip" || sc.Schedule != "0 * * * *" {
 		t.Errorf("snapshot entry decoded as %+v", sc)
 	}
-	if cfg.EC2.MaxConcurrentCopies != DefaultMaxConcurrentCopies || cfg.EC2.CopyTimeout != DefaultCopyTimeout ||
+	if cfg.EC2.MaxConcurrentCopies != config.DefaultMaxConcurrentCopies || cfg.EC2.CopyTimeout != config.DefaultCopyTimeout ||
 		cfg.EC2.Endpoints["eu-west-2"] != "https://fcu.eu-west-2.outscale.com" {
 		t.Errorf("ec2 decoded as %+v", cfg.EC2)
+	}
+}
+
+// TestEngineRulesFromRegistry pins that config asks each registered engine
+// for its DSN check and defaults (a new engine touches no file in config),
+// and that the built-in engines' rules still apply.
+func TestEngineRulesFromRegistry(t *testing.T) {
+	config.RegisterEngine("testdb", config.EngineRules{
+		CheckDSN: func(dsn string) error {
+			if !strings.HasPrefix(dsn, "testdb:") {
+				return errors.New("is not a testdb DSN (testdb:host)")
+			}
+			return nil
+		},
+		Defaults: func(cl *config.Cluster) { cl.Slot = "from_testdb" },
+	})
+	const head = "regions: [{name: a, store: 'file:///a'}]\nclusters:\n"
+	_, err := config.Parse("c.yaml", []byte(head+"  - {name: c, engine: testdb, region: a, dsn: 'postgres://h/db'}\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:3: clusters[0].dsn: is not a testdb DSN") {
+		t.Errorf("testdb cluster with a foreign dsn: %v; want the engine's own DSN error with its line", err)
+	}
+	cfg, err := config.Parse("c.yaml", []byte(head+"  - {name: c, engine: testdb, region: a, dsn: 'testdb:h'}\n"), env(nil))
+	if err != nil || cfg.Clusters[0].Slot != "from_testdb" {
+		t.Fatalf("testdb cluster: %v; slot %q, want the engine's default", err, cfg.Clusters[0].Slot)
+	}
+
+	_, err = config.Parse("c.yaml", []byte(head+"  - {name: c, engine: mysql, region: a, dsn: 'postgres://h/db'}\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "dsn: is not a MySQL DSN") {
+		t.Errorf("mysql cluster with a URL dsn: %v; want the MySQL DSN error", err)
+	}
+	cfg, err = config.Parse("c.yaml", []byte(head+"  - {name: my-db, engine: mysql, region: a, dsn: 'u:p@tcp(h:3306)/'}\n  - {name: pg.db, engine: postgres, region: a, dsn: 'postgres://h/db'}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	my, pg := cfg.Clusters[0], cfg.Clusters[1]
+	if my.ServerID < 1<<31 || my.Monitor.Heartbeat.Table != "drkit.heartbeat" || my.Slot != "" {
+		t.Errorf("mysql defaults: server_id %d, heartbeat %q, slot %q", my.ServerID, my.Monitor.Heartbeat.Table, my.Slot)
+	}
+	if pg.Slot != "drkit_pg_db" || pg.Monitor.Heartbeat.Table != "drkit_heartbeat" || pg.ServerID != 0 {
+		t.Errorf("postgres defaults: slot %q, heartbeat %q, server_id %d", pg.Slot, pg.Monitor.Heartbeat.Table, pg.ServerID)
+	}
+	if h := config.DSNHost("u:p@tcp(db.internal:3306)/"); h != "db.internal" {
+		t.Errorf("DSNHost of a MySQL DSN = %q, want db.internal (the mysql engine reads its own form)", h)
+	}
+	if !my.TrustsHost("u:p@tcp(h:3306)/?tls=true") || my.TrustsHost("u:p@tcp(evil:3306)/") {
+		t.Error("TrustsHost through the mysql engine's DSN form")
 	}
 }

@@ -9,5 +9,10 @@
 // Unknown keys are rejected rather than ignored: a misspelt "required_regions" that is
 // silently dropped would weaken a durability guarantee without anyone noticing.
 //
-// Imported by cmd and by every component package; it imports nothing of drkit's.
+// Nothing here names an engine or a store: each engine registers its rules
+// (DSN form, defaults, which keys apply; engines.go), and store URLs are
+// checked by the storage adapters registered for their schemes.
+//
+// Imported by cmd and by every component package; of drkit's it imports
+// storage only (for the registered schemes).
 package config

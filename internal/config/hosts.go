@@ -1,13 +1,10 @@
 package config
 
 import (
-	"net"
 	"net/url"
 	"path"
 	"regexp"
 	"strings"
-
-	mysqldriver "github.com/go-sql-driver/mysql"
 )
 
 // A store is untrusted: anyone who can write one region's bucket can write a
@@ -31,11 +28,8 @@ func DSNHost(dsn string) string {
 	if m := kvHost.FindStringSubmatch(dsn); m != nil {
 		return m[1]
 	}
-	if cfg, err := mysqldriver.ParseDSN(dsn); err == nil && cfg.Addr != "" {
-		if h, _, err := net.SplitHostPort(cfg.Addr); err == nil {
-			return h
-		}
-		return cfg.Addr
+	if host, _, ok := parseDSNs(dsn); ok {
+		return host
 	}
 	return ""
 }
@@ -81,16 +75,8 @@ func tlsRank(dsn string) int {
 	case strings.Contains(lower, "sslmode=require"):
 		return 1
 	}
-	if cfg, err := mysqldriver.ParseDSN(dsn); err == nil && !strings.Contains(dsn, "://") {
-		switch cfg.TLSConfig {
-		case "true":
-			return 2
-		case "skip-verify", "preferred":
-			return 1
-		}
-		if cfg.TLSConfig != "" && cfg.TLSConfig != "false" {
-			return 2 // a registered custom TLS config
-		}
+	if _, tls, ok := parseDSNs(dsn); ok && tls > 0 && !strings.Contains(dsn, "://") {
+		return tls
 	}
 	if strings.Contains(lower, "tls=true") || strings.Contains(lower, "ssl=true") {
 		return 2

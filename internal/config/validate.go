@@ -1,9 +1,7 @@
 package config
 
 import (
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/robfig/cron/v3"
+
+	"github.com/drkit/drkit/storage"
 )
 
 // namePattern keeps region and cluster names safe as object-key segments and as
@@ -151,11 +151,13 @@ func (c *Config) validateClusters(p *problems) {
 var slotPattern = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
-	if _, set := c.lines[at+".required_regions"]; set && cl.Engine != "postgres" {
-		// Only PostgreSQL's shipper acknowledges a position (the slot) and so
-		// can wait for required regions; elsewhere the key would be a promise
-		// drkit does not keep.
-		p.add(c.line(at+".required_regions"), "%s.required_regions is for postgres clusters (it gates the replication slot's acknowledgements); a %s cluster ships to every ship_to region alike: remove it", at, cl.Engine)
+	rules := Rules(cl.Engine)
+	if _, set := c.lines[at+".required_regions"]; set && !rules.Acknowledges && slices.Contains(Engines(), cl.Engine) {
+		// Only a shipper that acknowledges positions to the server (PostgreSQL's
+		// slot) can wait for required regions; elsewhere the key would be a
+		// promise drkit does not keep.
+		p.add(c.line(at+".required_regions"), "%s.required_regions is for %s clusters (it gates the acknowledgements of their log positions); a %s cluster ships to every ship_to region alike: remove it",
+			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.Acknowledges }), ", "), cl.Engine)
 	}
 	for j, r := range cl.RequiredRegions {
 		if !slices.Contains(cl.ShipTo, r) {
@@ -165,17 +167,18 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	if cl.FlushInterval < Duration(100*time.Millisecond) || cl.FlushInterval > Duration(time.Hour) {
 		p.add(c.line(at+".flush_interval"), "%s.flush_interval %s is outside 100ms..1h", at, cl.FlushInterval)
 	}
-	if cl.Engine == "mysql" && cl.DSN != "" {
-		if _, err := mysqldriver.ParseDSN(cl.DSN); err != nil {
-			p.add(c.line(at+".dsn"), "%s.dsn is not a MySQL DSN (user:password@tcp(host:3306)/): %v", at, err)
+	if rules.CheckDSN != nil && cl.DSN != "" {
+		if err := rules.CheckDSN(cl.DSN); err != nil {
+			p.add(c.line(at+".dsn"), "%s.dsn: %v", at, err)
 		}
 	}
 	if cl.Slot != "" && !slotPattern.MatchString(cl.Slot) {
 		p.add(c.line(at+".slot"), "%s.slot %q is not a valid replication slot name (lower-case letters, digits, _; at most 63)", at, cl.Slot)
 	}
 	if cl.SyncCheck.Schedule != "" {
-		if cl.Engine == "mongodb" {
-			p.add(c.line(at+".sync_check"), "%s.sync_check: checksum comparisons are for postgres, mysql and redis clusters, not %s", at, cl.Engine)
+		if !rules.SyncCheck && slices.Contains(Engines(), cl.Engine) {
+			p.add(c.line(at+".sync_check"), "%s.sync_check: checksum comparisons are for %s clusters, not %s",
+				at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.SyncCheck }), ", "), cl.Engine)
 		}
 		c.checkJob(p, at+".sync_check", cl.SyncCheck.Job)
 	}
@@ -213,9 +216,9 @@ func (c *Config) checkMonitor(p *problems, at string, cl Cluster) {
 		}
 		if r.DSN == "" {
 			p.add(c.line(rat), "%s (%s) has no dsn: give the connection string drd's probes use to reach the replica", rat, r.Name)
-		} else if cl.Engine == "mysql" {
-			if _, err := mysqldriver.ParseDSN(r.DSN); err != nil {
-				p.add(c.line(rat+".dsn"), "%s.dsn is not a MySQL DSN (user:password@tcp(host:3306)/): %v", rat, err)
+		} else if check := Rules(cl.Engine).CheckDSN; check != nil {
+			if err := check(r.DSN); err != nil {
+				p.add(c.line(rat+".dsn"), "%s.dsn: %v", rat, err)
 			}
 		}
 	}
@@ -292,29 +295,11 @@ func (c *Config) regionList() string {
 	return strings.Join(names, ", ")
 }
 
-// checkStoreURL returns what is wrong with a store URL, or "".
+// checkStoreURL returns what is wrong with a store URL, or "": the storage
+// adapters registered its scheme and say what their URLs need.
 func checkStoreURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "not a URL: " + strings.TrimPrefix(err.Error(), "parse ")
-	}
-	if !slices.Contains(StoreSchemes(), u.Scheme) {
-		return "scheme " + strconv.Quote(u.Scheme) + " is not supported; allowed: " + strings.Join(StoreSchemes(), ", ") + " (for example file:///var/lib/drkit/r1 or s3://bucket/prefix)"
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return "a file store needs an absolute path with three slashes, as in file:///var/lib/drkit/r1"
-		}
-	case "s3":
-		if u.Host == "" {
-			return "an s3 store needs a bucket, as in s3://bucket/prefix?region=eu-west-1"
-		}
-		if ep := u.Query().Get("endpoint"); ep != "" {
-			if e, err := url.Parse(ep); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return "endpoint " + strconv.Quote(ep) + " must be an http:// or https:// URL"
-			}
-		}
+	if err := storage.CheckURL(raw); err != nil {
+		return err.Error()
 	}
 	return ""
 }

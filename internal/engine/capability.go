@@ -178,6 +178,14 @@ type PromoteRequest struct {
 	Wait       time.Duration
 }
 
+// SyncChecker compares a replica's data with its primary's, chunk by chunk
+// (drctl replica check, drd's sync_check). opts is a replication.Checker
+// without its sides: chunk size, wait and log; the engine leaves its own
+// heartbeat out.
+type SyncChecker interface {
+	SyncCheck(ctx context.Context, cl config.Cluster, primaryDSN string, r config.Replica, opts replication.Checker) (replication.Report, error)
+}
+
 // Promoter makes a replica the primary.
 type Promoter interface {
 	// PromoteNeedsStore reports whether the promotion checks the region's

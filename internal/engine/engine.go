@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/drkit/drkit/internal/config"
 )
 
 // Engine is a registered database engine. What it can do is the set of
@@ -21,8 +23,16 @@ var (
 	engines = map[string]Engine{}
 )
 
-// Register makes e available under e.Name(). It panics if the name is taken,
-// as a second driver with one name is a programming error.
+// Configured is an engine with rules for its clusters in the config (DSN
+// form, defaults, which keys apply). An engine without it is accepted in the
+// config with no engine-specific checks.
+type Configured interface {
+	ConfigRules() config.EngineRules
+}
+
+// Register makes e available under e.Name(), and its config rules to the
+// config. It panics if the name is taken, as a second driver with one name
+// is a programming error.
 func Register(e Engine) {
 	mu.Lock()
 	defer mu.Unlock()
@@ -30,6 +40,11 @@ func Register(e Engine) {
 		panic("engine: Register called twice for " + e.Name())
 	}
 	engines[e.Name()] = e
+	var rules config.EngineRules
+	if c, ok := e.(Configured); ok {
+		rules = c.ConfigRules()
+	}
+	config.RegisterEngine(e.Name(), rules)
 }
 
 // Names returns the registered engines, sorted.

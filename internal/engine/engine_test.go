@@ -10,12 +10,12 @@ import (
 )
 
 func TestRegistry(t *testing.T) {
-	for _, name := range []string{"postgres", "mysql", "redis"} {
+	for _, name := range []string{"postgres", "mysql", "redis", "mongodb"} {
 		if _, err := engine.Lookup(name); err != nil {
 			t.Errorf("engine %s is not registered: %v", name, err)
 		}
 	}
-	if _, err := engine.Lookup("oracle"); err == nil || !strings.Contains(err.Error(), "known: mysql, postgres, redis") {
+	if _, err := engine.Lookup("oracle"); err == nil || !strings.Contains(err.Error(), "known: mongodb, mysql, postgres, redis") {
 		t.Errorf("an unknown engine: %v, want an error listing the known ones", err)
 	}
 	// A capability an engine lacks is named, not dispatched wrongly.
@@ -26,6 +26,16 @@ func TestRegistry(t *testing.T) {
 	}
 	if _, err := engine.Capable[engine.Verifier]("postgres", "verify"); err != nil {
 		t.Errorf("postgres verify: %v", err)
+	}
+	// mongodb is registered with no capability yet: its clusters are
+	// accepted in the config and refused by name in drctl.
+	if _, err := engine.Capable[engine.Backuper]("mongodb", "take base backups"); err == nil || err.Error() != "engine mongodb cannot take base backups yet" {
+		t.Errorf("mongodb backup: %v", err)
+	}
+	for _, name := range []string{"postgres", "mysql", "redis"} {
+		if _, err := engine.Capable[engine.SyncChecker](name, "compare replicas"); err != nil {
+			t.Errorf("%s sync check: %v", name, err)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/drkit/drkit/internal/config"
+	_ "github.com/drkit/drkit/internal/engine/postgres" // registers the engine Check dispatches to
 	"github.com/drkit/drkit/internal/testenv"
 	replall "github.com/drkit/drkit/replication/all"
 )

@@ -14,6 +14,7 @@ import (
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
 	"github.com/drkit/drkit/internal/config"
+	_ "github.com/drkit/drkit/internal/engine/postgres" // the engine's config rules (slot, heartbeat)
 	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/replication"

@@ -38,10 +38,8 @@ import (
 )
 
 func init() {
+	storage.RegisterCheck("file", checkURL)
 	storage.Register("file", func(_ context.Context, u *url.URL, _ storage.Options) (storage.Store, error) {
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return nil, fmt.Errorf("file store URL %q needs an absolute path, as in file:///var/lib/drkit/r1", u.String())
-		}
 		mode := DefaultMode
 		if m := u.Query().Get("mode"); m != "" {
 			v, err := strconv.ParseUint(m, 8, 32)
@@ -52,6 +50,14 @@ func init() {
 		}
 		return OpenMode(u.Path, mode)
 	})
+}
+
+// checkURL wants an absolute path and no host: file://var/x would be a host "var".
+func checkURL(u *url.URL) error {
+	if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+		return errors.New("a file store needs an absolute path with three slashes, as in file:///var/lib/drkit/r1")
+	}
+	return nil
 }
 
 // tmpPrefix marks files being written; List and Stat never show them.

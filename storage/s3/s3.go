@@ -31,9 +31,23 @@ import (
 )
 
 func init() {
+	storage.RegisterCheck("s3", checkURL)
 	storage.Register("s3", func(ctx context.Context, u *url.URL, opts storage.Options) (storage.Store, error) {
 		return Open(ctx, u, opts)
 	})
+}
+
+// checkURL wants a bucket and, when an endpoint is given, an http(s) URL.
+func checkURL(u *url.URL) error {
+	if u.Host == "" {
+		return errors.New("an s3 store needs a bucket, as in s3://bucket/prefix?region=eu-west-1")
+	}
+	if ep := u.Query().Get("endpoint"); ep != "" {
+		if e, err := url.Parse(ep); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+			return fmt.Errorf("endpoint %q must be an http:// or https:// URL", ep)
+		}
+	}
+	return nil
 }
 
 // Store keeps objects under a prefix of one S3 bucket.

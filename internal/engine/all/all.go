@@ -4,6 +4,7 @@ package all
 
 import (
 	// Each registers itself in init().
+	_ "github.com/drkit/drkit/internal/engine/mongodb"
 	_ "github.com/drkit/drkit/internal/engine/mysql"
 	_ "github.com/drkit/drkit/internal/engine/postgres"
 	_ "github.com/drkit/drkit/internal/engine/redis"

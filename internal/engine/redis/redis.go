@@ -3,7 +3,7 @@
 // log shipping and backups come with the Redis issue, and until then the
 // registry answers "engine redis cannot … yet" for them.
 //
-// Imports internal/engine, monitor/redis and replication/all.
+// Imports internal/engine, monitor/redis and replication/redis.
 package redis
 
 import (
@@ -14,7 +14,6 @@ import (
 	"github.com/drkit/drkit/monitor"
 	rdmon "github.com/drkit/drkit/monitor/redis"
 	"github.com/drkit/drkit/replication"
-	replall "github.com/drkit/drkit/replication/all"
 	rdrepl "github.com/drkit/drkit/replication/redis"
 )
 
@@ -61,7 +60,7 @@ func (Engine) Promote(ctx context.Context, env engine.Env, req engine.PromoteReq
 func (Engine) Probes(cl config.Cluster, beat bool, primary monitor.Server, replicas []monitor.Server) (monitor.Prober, monitor.Heartbeater, error) {
 	key := ""
 	if beat {
-		key = replall.HeartbeatKey(cl)
+		key = heartbeatKey(cl)
 	}
 	p, err := rdmon.NewProber(key, primary, replicas)
 	if err != nil || !beat {

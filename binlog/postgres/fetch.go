@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/drkit/drkit/storage"
 )
@@ -25,6 +26,11 @@ const prefetchDir = ".drkit-prefetch"
 // newest, when the primary died) is assembled and padded to full size. It
 // returns an error wrapping storage.ErrNotFound when the region has no such
 // file: the normal end of recovery.
+//
+// On a miss it also fetches the next prefetch segments into the cache beside
+// dest. One listing serves the segment and its window: a store lists by
+// prefix (one LIST on S3 instead of one per segment), and a file:// folder,
+// which has no lookup by prefix, is read once per window, not per segment.
 func (c *Catalog) Fetch(ctx context.Context, name, dest string, prefetch int) error {
 	cache := filepath.Join(filepath.Dir(dest), prefetchDir)
 	if err := os.Rename(filepath.Join(cache, name), dest); err == nil {
@@ -35,26 +41,68 @@ func (c *Catalog) Fetch(ctx context.Context, name, dest string, prefetch int) er
 		return fmt.Errorf("region %s: read %s/cluster.json: %w", c.Pipeline.Region, c.Cluster, err)
 	}
 	segSize := info.WALSegmentSize
-	var wg sync.WaitGroup
+	var ahead []string
 	if IsSegmentName(name) && prefetch > 0 {
 		if seg, err := ParseSegmentName(name, segSize); err == nil {
-			_ = os.MkdirAll(cache, 0o700)
-			c.cleanCache(cache, name)
 			for i := 1; i <= prefetch; i++ {
-				next := Segment{TLI: seg.TLI, No: seg.No + uint64(i)}.Name(segSize)
-				if _, err := os.Stat(filepath.Join(cache, next)); err == nil {
-					continue
-				}
-				wg.Go(func() {
-					// Only whole segments are fetched ahead: a partial one may still grow.
-					_ = c.fetchOne(ctx, next, filepath.Join(cache, next), segSize, false)
-				})
+				ahead = append(ahead, Segment{TLI: seg.TLI, No: seg.No + uint64(i)}.Name(segSize))
 			}
 		}
 	}
-	err = c.fetchOne(ctx, name, dest, segSize, true)
+	prefix := name + "."
+	if len(ahead) > 0 {
+		prefix = commonPrefix(name, ahead[len(ahead)-1])
+	}
+	listed, err := c.listWAL(ctx, prefix, segSize)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var panicked atomic.Value // a prefetch's panic, as an error
+	if len(ahead) > 0 {
+		_ = os.MkdirAll(cache, 0o700)
+		c.cleanCache(cache, name)
+	}
+	for _, next := range ahead {
+		// Only whole segments are fetched ahead (a partial one may still
+		// grow), and only those the region holds.
+		f := listed[next]
+		if f == nil || f.whole == nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(cache, next)); err == nil {
+			continue
+		}
+		wg.Go(func() {
+			// A panic here would kill the process with exit 2, which
+			// PostgreSQL reads as "no more WAL": it is returned instead,
+			// and recovery aborts.
+			defer func() {
+				if p := recover(); p != nil {
+					panicked.CompareAndSwap(nil, fmt.Errorf("prefetch of %s: internal error: %v", next, p))
+				}
+			}()
+			_ = c.writeObject(ctx, f.whole.Object, filepath.Join(cache, next))
+		})
+	}
+	err = c.fetchFrom(ctx, name, listed[name], dest, segSize)
+	if err != nil && !errors.Is(err, ErrWALNotFound) && errors.Is(err, storage.ErrNotFound) {
+		err = c.fetchOne(ctx, name, dest, segSize)
+	}
 	wg.Wait()
+	if p, ok := panicked.Load().(error); ok {
+		return p
+	}
 	return err
+}
+
+// commonPrefix is the longest common prefix of two WAL file names.
+func commonPrefix(a, b string) string {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return a[:n]
 }
 
 // cleanCache removes prefetched segments older than name (a restarted recovery).
@@ -67,16 +115,51 @@ func (c *Catalog) cleanCache(cache, name string) {
 	}
 }
 
-// fetchOne looks name up (one List: the whole object and its partial chunks share
-// the prefix) and writes it to dest through a temporary file. A listed object
-// that is gone when read means the shipper completed the segment meanwhile (it
-// stores the whole segment, then deletes the chunks): the lookup is repeated,
-// and finds the whole segment.
-func (c *Catalog) fetchOne(ctx context.Context, name, dest string, segSize uint64, partialOK bool) error {
+// walFile is what a region holds of one WAL file: the whole object and/or
+// the partial chunks of a segment still open when they were shipped.
+type walFile struct {
+	whole  *WALObject
+	chunks []WALObject
+}
+
+// listWAL lists the WAL files whose names start with prefix, by name.
+func (c *Catalog) listWAL(ctx context.Context, prefix string, segSize uint64) (map[string]*walFile, error) {
+	files := map[string]*walFile{}
+	for info, err := range c.store().List(ctx, c.key("wal", prefix)) {
+		if err != nil {
+			return nil, fmt.Errorf("region %s: look up WAL %s*: %w", c.Pipeline.Region, prefix, err)
+		}
+		w, ok := parseWALKey(info, strings.TrimPrefix(info.Key, c.key("wal")+"/"), segSize)
+		if !ok {
+			continue
+		}
+		f := files[w.Name]
+		if f == nil {
+			f = &walFile{}
+			files[w.Name] = f
+		}
+		if w.Partial {
+			f.chunks = append(f.chunks, w)
+		} else {
+			f.whole = &w
+		}
+	}
+	return files, nil
+}
+
+// fetchOne looks name up and writes it to dest through a temporary file. A
+// listed object that is gone when read means the shipper completed the
+// segment meanwhile (it stores the whole segment, then deletes the chunks):
+// the lookup is repeated, and finds the whole segment.
+func (c *Catalog) fetchOne(ctx context.Context, name, dest string, segSize uint64) error {
 	const attempts = 3
 	var err error
 	for range attempts {
-		err = c.fetchListed(ctx, name, dest, segSize, partialOK)
+		var listed map[string]*walFile
+		if listed, err = c.listWAL(ctx, name+".", segSize); err != nil {
+			return err
+		}
+		err = c.fetchFrom(ctx, name, listed[name], dest, segSize)
 		if err == nil || errors.Is(err, ErrWALNotFound) || !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
@@ -84,29 +167,14 @@ func (c *Catalog) fetchOne(ctx context.Context, name, dest string, segSize uint6
 	return err
 }
 
-func (c *Catalog) fetchListed(ctx context.Context, name, dest string, segSize uint64, partialOK bool) error {
-	prefix := c.key("wal", name) + "."
-	var whole *WALObject
-	var chunks []WALObject
-	for info, err := range c.store().List(ctx, prefix) {
-		if err != nil {
-			return fmt.Errorf("region %s: look up %s: %w", c.Pipeline.Region, name, err)
-		}
-		w, ok := parseWALKey(info, strings.TrimPrefix(info.Key, c.key("wal")+"/"), segSize)
-		if !ok || w.Name != name {
-			continue
-		}
-		if w.Partial {
-			chunks = append(chunks, w)
-		} else {
-			whole = &w
-		}
-	}
+// fetchFrom writes what f holds of name to dest: the whole file, else the
+// segment assembled from its partial chunks.
+func (c *Catalog) fetchFrom(ctx context.Context, name string, f *walFile, dest string, segSize uint64) error {
 	switch {
-	case whole != nil:
-		return c.writeObject(ctx, whole.Object, dest)
-	case partialOK && len(chunks) > 0:
-		return c.writePartial(ctx, name, chunks, segSize, dest)
+	case f != nil && f.whole != nil:
+		return c.writeObject(ctx, f.whole.Object, dest)
+	case f != nil && len(f.chunks) > 0:
+		return c.writePartial(ctx, name, f.chunks, segSize, dest)
 	}
 	return fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, ErrWALNotFound)
 }

@@ -35,7 +35,13 @@ the next --prefetch segments in parallel into pg_wal/.drkit-prefetch.
 Exit codes: 0 fetched; 1 the region has no such file (the normal end of
 recovery); 127 anything else (corrupt object, store unreachable, bad config):
 PostgreSQL then aborts recovery instead of ending it early without that WAL.`,
-		Args: usageArgs(cobra.ExactArgs(2)),
+		// A usage error must abort recovery too (exit 2 would end it).
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(2)(cmd, args); err != nil {
+				return &exitError{code: exitWALAbort, err: err}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			defer func() {
 				// A panic must abort recovery too: Go exits 2 on one, which
@@ -57,6 +63,7 @@ PostgreSQL then aborts recovery instead of ending it early without that WAL.`,
 	}
 	cf.addFlags(cmd, "the region (default: the cluster's)")
 	cmd.Flags().IntVar(&prefetch, "prefetch", 8, "segments to fetch ahead in parallel")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitWALAbort, err: err} })
 	return cmd
 }
 

@@ -25,6 +25,12 @@ func TestWALFetchExitCodes(t *testing.T) {
 		code, _, errOut := drctl(t, "wal-fetch", "--config", cfg, seg, dest)
 		return code, errOut
 	}
+	// A bad command line from a hand-edited restore_command aborts too.
+	for _, args := range [][]string{{"wal-fetch", "--config", cfg, seg}, {"wal-fetch", "--config", cfg, "--prefetch=x", seg, dest}} {
+		if code, _, errOut := drctl(t, args...); code != exitWALAbort {
+			t.Errorf("%q: exit %d (%s), want %d", args, code, errOut, exitWALAbort)
+		}
+	}
 	if code, errOut := fetch(); code != exitWALAbort || !strings.Contains(errOut, "cluster.json") {
 		t.Fatalf("no cluster.json: exit %d (%s); want %d naming cluster.json", code, errOut, exitWALAbort)
 	}

@@ -22,6 +22,32 @@ func BaseKey(cluster, id string, parts ...string) string {
 	return cluster + "/base/" + id + "/" + strings.Join(parts, "/")
 }
 
+// NewBackupID names a backup started at: its UTC time to the millisecond,
+// moved on by a millisecond while any region already holds objects under
+// that id. Two backups started in one second (or one millisecond, from two
+// hosts) must never share a folder: the second would replace the first's
+// manifest and mix their parts.
+func NewBackupID(ctx context.Context, regions []*storage.Region, cluster string, at time.Time) (string, error) {
+	for range 1000 {
+		id := at.UTC().Format("20060102T150405.000Z")
+		taken := false
+		for _, r := range regions {
+			for _, err := range r.Store.List(ctx, BaseKey(cluster, id)) {
+				if err != nil {
+					return "", fmt.Errorf("region %s: look for backup %s: %w", r.Name, id, err)
+				}
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return id, nil
+		}
+		at = at.Add(time.Millisecond)
+	}
+	return "", fmt.Errorf("no free backup id near %s in cluster %s", at.Format(time.RFC3339Nano), cluster)
+}
+
 // Expire applies keep to backups (oldest first): a backup stays if it is among
 // the newest keep.Full or ended (stop) within keep.Window, either suffices; the
 // newest always stays; with neither set all stay. The others are deleted

@@ -58,6 +58,10 @@ type CopyReport struct {
 	BackupsPresent int `json:"backups_present"`
 	// Incomplete are source backups without a manifest (running or failed), not copied.
 	Incomplete []string `json:"incomplete,omitempty"`
+	// Damaged are source backups whose manifest cannot be read (with the
+	// problem): not copied, and the copy ends with an error naming them
+	// once every other backup is copied.
+	Damaged []Damaged `json:"damaged,omitempty"`
 	// LogObjects are the log objects copied.
 	LogObjects int `json:"log_objects"`
 	// Copied and Skipped count objects copied and found already there.
@@ -122,7 +126,17 @@ func (c *setCopy) run(ctx context.Context) error {
 	if err := c.copyKeys(ctx, []string{info}); err != nil {
 		return err
 	}
-	return c.copyBackups(ctx)
+	if err := c.copyBackups(ctx); err != nil {
+		return err
+	}
+	if len(c.rep.Damaged) > 0 {
+		var names []string
+		for _, d := range c.rep.Damaged {
+			names = append(names, d.ID()+" ("+d.Problem+")")
+		}
+		return fmt.Errorf("region %s: skipped damaged backup(s) %s; everything else was copied. Run drctl verify --region %s", c.from.Name, strings.Join(names, "; "), c.from.Name)
+	}
+	return nil
 }
 
 // checkEncryption refuses regions with different age recipients: a byte copy
@@ -185,10 +199,20 @@ func readJSONMap(ctx context.Context, st storage.Store, key string) (map[string]
 	defer rc.Close()
 	var m map[string]any
 	if err := json.NewDecoder(rc).Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s is not valid JSON: %w", key, err)
+		return nil, &notJSONError{key: key, err: err}
 	}
 	return m, nil
 }
+
+// notJSONError is an object that was read whole and is not JSON: damaged,
+// as opposed to unreadable for now.
+type notJSONError struct {
+	key string
+	err error
+}
+
+func (e *notJSONError) Error() string { return e.key + " is not valid JSON: " + e.err.Error() }
+func (e *notJSONError) Unwrap() error { return e.err }
 
 // copyLog copies the source's log objects the target lacks, after checking
 // the two regions' logs are one history.
@@ -272,7 +296,16 @@ func (c *setCopy) copyBackups(ctx context.Context) error {
 			c.rep.BackupsPresent++
 			continue
 		}
-		if err := c.copyBackup(ctx, id, manifest, byID[id]); err != nil {
+		m, err := readJSONMap(ctx, c.from.Store, manifest)
+		if bad := (*notJSONError)(nil); errors.As(err, &bad) {
+			// One damaged backup must not keep the others from the region.
+			c.rep.Damaged = append(c.rep.Damaged, Damaged{Key: manifest, Problem: bad.err.Error()})
+			c.o.Log.Warn("a source backup's manifest is damaged; it is not copied", "cluster", c.cluster, "backup", id, "region", c.from.Name, "err", err)
+			continue
+		} else if err != nil {
+			return fmt.Errorf("region %s: %w", c.from.Name, err)
+		}
+		if err := c.copyBackup(ctx, id, manifest, m, byID[id]); err != nil {
 			return err
 		}
 		c.rep.Backups = append(c.rep.Backups, id)
@@ -280,14 +313,14 @@ func (c *setCopy) copyBackups(ctx context.Context) error {
 	return nil
 }
 
-func (c *setCopy) copyBackup(ctx context.Context, id, manifest string, keys []string) error {
+func (c *setCopy) copyBackup(ctx context.Context, id, manifest string, m any, keys []string) error {
 	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == manifest })
 	slices.Sort(keys)
 	c.o.Log.Info("copying base backup", "cluster", c.cluster, "backup", id, "from", c.from.Name, "to", c.to.Name, "objects", len(keys)+1)
 	if err := c.copyKeys(ctx, keys); err != nil {
 		return fmt.Errorf("backup %s: %w", id, err)
 	}
-	if err := c.checkAgainstManifest(ctx, manifest); err != nil {
+	if err := c.checkAgainstManifest(ctx, m); err != nil {
 		return fmt.Errorf("backup %s: %w", id, err)
 	}
 	if err := c.copyKeys(ctx, []string{manifest}); err != nil {
@@ -298,11 +331,7 @@ func (c *setCopy) copyBackup(ctx context.Context, id, manifest string, keys []st
 
 // checkAgainstManifest makes sure the target holds every object the manifest
 // lists, with the listed size, before the manifest makes the backup complete.
-func (c *setCopy) checkAgainstManifest(ctx context.Context, manifest string) error {
-	m, err := readJSONMap(ctx, c.from.Store, manifest)
-	if err != nil {
-		return fmt.Errorf("region %s: %w", c.from.Name, err)
-	}
+func (c *setCopy) checkAgainstManifest(ctx context.Context, m any) error {
 	for _, obj := range manifestObjects(m) {
 		info, err := c.to.Store.Stat(ctx, obj.Key)
 		if err != nil {

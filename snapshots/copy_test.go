@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -109,5 +110,37 @@ func TestCopySetRefuses(t *testing.T) {
 				t.Fatal("the refused copy left a complete backup in the target")
 			}
 		})
+	}
+}
+
+// A damaged (truncated) source manifest is named and skipped: every other
+// backup still reaches the target, and the copy ends with an error naming
+// the damaged one (#22: one bad backup does not block a region).
+func TestCopySetSkipsADamagedManifest(t *testing.T) {
+	src, dst := source(t), region(t, "us")
+	put(t, src, "c/base/b0/part-0", "abc")
+	put(t, src, "c/base/b0/manifest.json", `{"tables":[{"parts":[{"key":"c/base/b0/pa`)
+	rep, err := snapshots.CopySet(context.Background(), "c", src, dst, binlogs, snapshots.CopyOptions{Log: quiet})
+	if err == nil || !strings.Contains(err.Error(), "skipped damaged backup(s) b0") || !strings.Contains(err.Error(), "everything else was copied") {
+		t.Fatalf("copy with a damaged manifest: %v; want an error naming b0", err)
+	}
+	if !has(dst, "c/base/b1/manifest.json") || has(dst, "c/base/b0/manifest.json") {
+		t.Error("the intact backup must be copied whole and the damaged one not made complete")
+	}
+	if len(rep.Damaged) != 1 || rep.Damaged[0].ID() != "b0" || len(rep.Backups) != 1 || rep.Backups[0] != "b1" {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+// A backup id already used in any region (a backup started the same
+// millisecond, here or from another host) moves on to the next millisecond.
+func TestNewBackupIDSkipsTakenIDs(t *testing.T) {
+	a, b := region(t, "eu"), region(t, "us")
+	at := time.Date(2026, 12, 4, 12, 0, 0, 5e6, time.UTC)
+	put(t, b, "c/base/20261204T120000.005Z/part-0", "x")
+	put(t, a, "c/base/20261204T120000.006Z/manifest.json", "{}")
+	id, err := snapshots.NewBackupID(context.Background(), []*storage.Region{a, b}, "c", at)
+	if err != nil || id != "20261204T120000.007Z" {
+		t.Fatalf("NewBackupID = %q, %v; want 20261204T120000.007Z (.005 and .006 are taken)", id, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	binlog "github.com/drkit/drkit/binlog/mysql"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -99,7 +100,10 @@ func Backup(ctx context.Context, o BackupOptions) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("cluster %s: %w", o.Cluster, err)
 	}
 	defer snap.close()
-	id := started.Format("20060102T150405Z")
+	id, err := snapshots.NewBackupID(ctx, o.Regions, o.Cluster, started)
+	if err != nil {
+		return Manifest{}, err
+	}
 	m := Manifest{FormatVersion: FormatVersion, Engine: "mysql", Flavor: "mariadb", Cluster: o.Cluster, ID: id,
 		ServerVersion: snap.version, GTIDPos: snap.pos.String(), SnapshotTime: snap.at, StartTime: started}
 	info := binlog.ClusterInfo{Engine: "mysql", Flavor: "mariadb", ServerVersion: snap.version}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -64,9 +65,13 @@ func Backup(ctx context.Context, o BackupOptions) (Manifest, error) {
 		}
 	}
 	began := time.Now().UTC()
+	id, err := snapshots.NewBackupID(ctx, o.Regions, o.Cluster, began)
+	if err != nil {
+		return Manifest{}, err
+	}
 	m := Manifest{
 		Engine: "postgres", Cluster: o.Cluster,
-		ID: began.Format("20060102T150405.000Z"), SystemIdentifier: sys.SystemID, ServerVersion: version,
+		ID: id, SystemIdentifier: sys.SystemID, ServerVersion: version,
 		WALSegmentSize: segSize, WALIncluded: true, StartTime: began,
 	}
 	up := &uploader{o: o, id: m.ID, records: make([][]storage.Object, len(o.Regions))}

@@ -97,7 +97,7 @@ func TestStoreOutage(t *testing.T) {
 	waitShipped(t, sh, want)
 	stop()
 	for _, cat := range []*Catalog{ca, bDirect, cc} {
-		rep, err := Verify(context.Background(), cat)
+		rep, err := Verify(context.Background(), cat, VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestStoreOutage(t *testing.T) {
 		}
 	}
 	n := count(t, db, "SELECT COUNT(*) FROM shop.t")
-	if rep, _ := Verify(context.Background(), bDirect); rep.Txns < n {
+	if rep, _ := Verify(context.Background(), bDirect, VerifyOptions{}); rep.Txns < n {
 		t.Errorf("region b holds %d transactions for %d rows", rep.Txns, n)
 	}
 }

@@ -40,7 +40,7 @@ func TestRegionBehindCatchesUp(t *testing.T) {
 	stop()
 
 	for _, c := range []*Catalog{a, b} {
-		rep, err := Verify(context.Background(), c)
+		rep, err := Verify(context.Background(), c, VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestEmptyRegionStartsAtTheServerPosition(t *testing.T) {
 	want := gtidPos(t, db, "gtid_binlog_pos")
 	waitShipped(t, sh, want)
 	stop()
-	rep, err := Verify(context.Background(), c)
+	rep, err := Verify(context.Background(), c, VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestSlowBacklogEndsDurable(t *testing.T) {
 	began := time.Now()
 	waitShipped(t, slow, want)
 	t.Logf("30 throttled transactions durable %v after the start", time.Since(began).Round(time.Millisecond))
-	rep, err := Verify(context.Background(), cat)
+	rep, err := Verify(context.Background(), cat, VerifyOptions{})
 	if err != nil || len(rep.Problems) > 0 || rep.End != want.String() || rep.Txns != 31 {
 		t.Fatalf("region: %d transactions up to %s, problems %q (%v); want 31 up to %s", rep.Txns, rep.End, rep.Problems, err, want)
 	}
@@ -147,7 +147,7 @@ func TestSecondDrdStandsBy(t *testing.T) {
 	if second.Standby() {
 		t.Fatal("the second shipper still stands by after taking over")
 	}
-	rep, err := Verify(context.Background(), a)
+	rep, err := Verify(context.Background(), a, VerifyOptions{})
 	if err != nil || len(rep.Problems) > 0 || rep.End != want.String() {
 		t.Fatalf("region after the takeover: end %s, problems %q, %v; want %s and none", rep.End, rep.Problems, err, want)
 	}

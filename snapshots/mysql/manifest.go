@@ -67,6 +67,15 @@ type Column struct {
 
 var baseKey = snapshots.BaseKey
 
+// Objects are the snapshot's stored objects: its schema, then every part.
+func (m Manifest) Objects() []storage.Object {
+	objs := []storage.Object{m.Schema}
+	for _, t := range m.Tables {
+		objs = append(objs, t.Parts...)
+	}
+	return objs
+}
+
 // BackupID is the snapshot's id (snapshots.Identified).
 func (m Manifest) BackupID() string { return m.ID }
 
@@ -120,14 +129,12 @@ func checkManifest(m Manifest) error {
 		return fmt.Errorf("part compression %q; this drkit reads zstd and none", m.PartCompression)
 	}
 	prefix := baseKey(m.Cluster, m.ID)
-	objs := []storage.Object{m.Schema}
 	for _, t := range m.Tables {
-		objs = append(objs, t.Parts...)
 		if t.PlainSize < 0 || t.Rows < 0 {
 			return fmt.Errorf("table %s.%s: negative size or rows", t.DB, t.Name)
 		}
 	}
-	for _, obj := range objs {
+	for _, obj := range m.Objects() {
 		if !strings.HasPrefix(obj.Key, prefix) || strings.Contains(obj.Key, "..") {
 			return fmt.Errorf("key %q is not in the snapshot's folder %s", obj.Key, prefix)
 		}

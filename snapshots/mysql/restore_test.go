@@ -353,7 +353,7 @@ func TestRetention(t *testing.T) {
 	if len(res.Expired) != 1 || res.Expired[0] != old.ID || res.BinlogChunks < 3 {
 		t.Fatalf("prune: expired %v and %d binlog chunks, want [%s] and at least 3", res.Expired, res.BinlogChunks, old.ID)
 	}
-	rep, err := binlog.Verify(context.Background(), &binlog.Catalog{Pipeline: p, Cluster: "shop"})
+	rep, err := binlog.Verify(context.Background(), &binlog.Catalog{Pipeline: p, Cluster: "shop"}, binlog.VerifyOptions{})
 	if err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("verify after prune: %v %v", err, rep.Problems)
 	}

@@ -3,12 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	pgwal "github.com/drkit/drkit/binlog/postgres"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -112,16 +110,23 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, o VerifyOp
 	if o.All && len(backups) > 0 {
 		toRead = append(toRead, walNeeded(objs, backups[0], info.WALSegmentSize)...)
 	}
-	for _, bad := range readAll(ctx, p, toRead, o) {
-		if bad.item.backup >= 0 {
-			b := &rep.Backups[bad.item.backup]
+	objects := make([]storage.Object, len(toRead))
+	for i, it := range toRead {
+		objects[i] = it.obj
+	}
+	for i, err := range snapshots.ReadObjects(ctx, p, objects, o.Parallel, o.Progress) {
+		it := toRead[i]
+		switch {
+		case err == nil:
+		case it.backup >= 0:
+			b := &rep.Backups[it.backup]
 			if b.Checksums == "ok" {
-				b.Checksums = bad.err.Error()
+				b.Checksums = err.Error()
 			}
-			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %v", b.ID, bad.err))
-			continue
+			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %v", b.ID, err))
+		default:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("WAL object %s: %v", it.obj.Key, err))
 		}
-		rep.Problems = append(rep.Problems, fmt.Sprintf("WAL object %s: %v", bad.item.obj.Key, bad.err))
 	}
 	for _, it := range toRead {
 		if it.backup < 0 {
@@ -156,69 +161,4 @@ func walNeeded(objs []pgwal.WALObject, oldest Manifest, segSize uint64) []checkI
 type checkItem struct {
 	obj    storage.Object
 	backup int
-}
-
-type badItem struct {
-	item checkItem
-	err  error
-}
-
-// readAll reads the items through the pipeline, which checks each one's size
-// and SHA-256 at its end, o.Parallel at a time, and returns every failure in
-// the items' order.
-func readAll(ctx context.Context, p *storage.Pipeline, items []checkItem, o VerifyOptions) []badItem {
-	par := o.Parallel
-	if par <= 0 {
-		par = 4
-	}
-	var total int64
-	for _, it := range items {
-		total += it.obj.Size
-	}
-	var done atomic.Int64
-	var mu sync.Mutex
-	errs := make([]error, len(items))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range par {
-		wg.Go(func() {
-			for i := range next {
-				errs[i] = readObject(ctx, p, items[i].obj)
-				n := done.Add(items[i].obj.Size)
-				if o.Progress != nil {
-					mu.Lock()
-					o.Progress(n, total)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-feed:
-	for i := range items {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	var bad []badItem
-	for i, err := range errs {
-		if err != nil {
-			bad = append(bad, badItem{items[i], err})
-		}
-	}
-	return bad
-}
-
-// readObject reads one object to its end: the pipeline checks its SHA-256.
-func readObject(ctx context.Context, p *storage.Pipeline, obj storage.Object) error {
-	rc, err := p.Open(ctx, obj)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.Copy(io.Discard, rc)
-	return err
 }

@@ -203,6 +203,8 @@ func shipBackupRestore(t *testing.T, h Harness) {
 		t.Errorf("restore to %s (between stamps 4 and 5) holds %v, want 1..4", between.Format(time.RFC3339Nano), got)
 	}
 
+	checkBackupObjects(t, s, b)
+
 	logs := logObjects(t, s, "b")
 	victim := logs[len(logs)/2]
 	if err := os.Remove(victim); err != nil {
@@ -216,6 +218,46 @@ func shipBackupRestore(t *testing.T, h Harness) {
 	flip(t, victim)
 	if text, problems := s.verify(t, s.regions[0], true); problems == 0 || !strings.Contains(text, filepath.Base(victim)) {
 		t.Errorf("verify --all-checksums of region a with log object %s corrupted: %d problem(s), not naming it:\n%s", filepath.Base(victim), problems, text)
+	}
+}
+
+// checkBackupObjects: with a second backup taken, a byte flipped in an
+// object of the first one (in region b) is found and named by verify
+// --all-checksums, which reports its progress; plain verify, which reads
+// only the newest backup's objects, passes and says the older ones were not
+// read.
+func checkBackupObjects(t *testing.T, s *setup, b engine.Backuper) {
+	t.Helper()
+	base := filepath.Join(s.dir, "b", s.cl.Name, "base")
+	first, err := os.ReadDir(base)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("region b's base folder: %v, %d entries; want the first backup alone", err, len(first))
+	}
+	if _, err := b.Backup(context.Background(), s.env, s.regions); err != nil {
+		t.Fatalf("second backup: %v", err)
+	}
+	var victim string
+	_ = filepath.WalkDir(filepath.Join(base, first[0].Name()), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && d.Name() != "manifest.json" && victim == "" {
+			victim = p
+		}
+		return nil
+	})
+	if victim == "" {
+		t.Fatalf("backup %s holds no data object", first[0].Name())
+	}
+	flip(t, victim)
+	var reports int
+	s.env.Progress = func(done, total int64) { reports++ }
+	defer func() { s.env.Progress = nil }()
+	if text, problems := s.verify(t, s.regions[1], true); problems == 0 || !strings.Contains(text, filepath.Base(victim)) {
+		t.Errorf("verify --all-checksums with %s of the older backup corrupted: %d problem(s), not naming it:\n%s", filepath.Base(victim), problems, text)
+	}
+	if reports == 0 {
+		t.Error("verify --all-checksums reported no progress")
+	}
+	if text, problems := s.verify(t, s.regions[1], false); problems != 0 || !strings.Contains(text, "--all-checksums") {
+		t.Errorf("plain verify (the newest backup's objects only): %d problem(s); its text must say what it did not read:\n%s", problems, text)
 	}
 }
 

@@ -165,12 +165,31 @@ func checkReach(ctx context.Context, o RestoreOptions, m Manifest) (*binlog.Reac
 		return &r, fmt.Errorf("region %s cannot restore %s to GTID %s: %s; %s: %w (run drctl verify; restore from another region, or choose an earlier target)", o.Region.Name, o.Cluster, g, r.Gap, reach, snapshots.ErrGap)
 	case g != nil && !r.End.Contains(*g):
 		return &r, fmt.Errorf("region %s holds no transaction %s of %s: %s: %w", o.Region.Name, g, o.Cluster, reach, storage.ErrNotFound)
+	case g == nil && r.Gap == "" && !o.Stop.Time.IsZero() && o.Stop.Time.After(newestRestorable(m, r)):
+		// Checked before loading anything: a target past what the region
+		// holds would load the snapshot and replay all only to fail.
+		return &r, fmt.Errorf("region %s cannot restore %s to %s: it holds the binlog to %s only (the newest restorable time; %s). Choose an earlier --target-time, or omit it to restore the newest: %w",
+			o.Region.Name, o.Cluster, o.Stop.Time.Format(time.RFC3339Nano), newestRestorable(m, r).Format(time.RFC3339Nano), reach, storage.ErrNotFound)
 	case g == nil && r.Gap != "" && (!o.Stop.Time.IsZero() && r.EndTime.Before(o.Stop.Time) || o.Stop.Time.IsZero() && !o.AcceptGap):
 		return &r, fmt.Errorf("region %s cannot restore %s to %s: %s; %s, and the binlog stored after the gap (to %s) would be lost: %w. "+
 			"Run drctl verify; restore from another region; or pass --accept-gap to restore up to the gap",
 			o.Region.Name, o.Cluster, o.Stop, r.Gap, reach, r.Beyond, snapshots.ErrGap)
 	}
 	return &r, nil
+}
+
+// newestRestorable is the latest time the region is known to hold every
+// transaction up to: when it stored the last chunk of the unbroken chain
+// from snapshot m (or the snapshot's end), and at least that chain's last
+// commit.
+func newestRestorable(m Manifest, r binlog.Reach) time.Time {
+	t := m.StopTime
+	for _, c := range []time.Time{r.DurableAt, r.EndTime} {
+		if c.After(t) {
+			t = c
+		}
+	}
+	return t
 }
 
 // pickBackup returns the newest complete snapshot before the target.

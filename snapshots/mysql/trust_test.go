@@ -13,6 +13,7 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots"
 	mysnap "github.com/drkit/drkit/snapshots/mysql"
+	"github.com/drkit/drkit/storage"
 )
 
 // A fresh MariaDB holds empty databases (mariadb-install-db's test, or one
@@ -184,5 +185,58 @@ func TestRestoreRefusesBinlogGap(t *testing.T) {
 	n := queryString(t, partial.Open(t, ""), "SELECT COUNT(*) FROM shop.t")
 	if n == "0" || n == "4" || res.Reach == nil || res.Reach.Gap == "" {
 		t.Fatalf("AcceptGap restored %s of 4 rows (reach %+v); want those before the gap", n, res.Reach)
+	}
+}
+
+// A target time past what the region holds is refused before anything is
+// loaded, naming the newest restorable time (drctl exits 3 for it); a
+// damaged newest manifest is skipped, the restore uses the older backup and
+// replays the binlog from it, and asking for the damaged one by id says so.
+func TestRestoreTargetAndDamagedManifest(t *testing.T) {
+	src, dst := &testenv.MariaDB{}, &testenv.MariaDB{}
+	testenv.Start(t, src, dst)
+	e := newEnv(t, src)
+	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT)")
+	e.ship(t)
+	testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
+	older := e.backup(t)
+	testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
+	newer := e.backup(t)
+	testenv.Exec(t, e.db, "INSERT INTO shop.t VALUES ()")
+	e.waitShipped(t)
+	if older.ID == newer.ID { // two backups within a second shared one folder
+		t.Fatalf("two backups got one id %s", older.ID)
+	}
+
+	future := time.Now().Add(time.Hour)
+	_, err := e.restore(t, 1, dst, binlog.StopAt{Time: future})
+	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "newest restorable time") {
+		t.Fatalf("restore to an hour from now: %v; want not found, naming the newest restorable time", err)
+	}
+	if n := queryString(t, dst.Open(t, ""), "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'"); n != "0" {
+		t.Fatal("the refused restore loaded the snapshot")
+	}
+
+	manifest := filepath.Join(e.dirs[1], "shop", "base", newer.ID, "manifest.json")
+	b, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(manifest, b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), BackupID: newer.ID, Log: testenv.Logger()})
+	if err == nil || !strings.Contains(err.Error(), "is damaged") {
+		t.Fatalf("restore of the damaged backup by id: %v; want it named damaged", err)
+	}
+	res, err := e.restore(t, 1, dst, binlog.StopAt{})
+	if err != nil {
+		t.Fatalf("restore with the newest manifest damaged: %v", err)
+	}
+	if res.Backup.ID != older.ID {
+		t.Errorf("restored backup %s, want the older intact %s", res.Backup.ID, older.ID)
+	}
+	if n := queryString(t, dst.Open(t, ""), "SELECT COUNT(*) FROM shop.t"); n != "3" {
+		t.Fatalf("restored %s rows, want 3 (the older backup's 1 and 2 replayed)", n)
 	}
 }

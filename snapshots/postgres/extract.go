@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -141,7 +142,7 @@ func (x *extractor) entry(src tarSource, h header) error {
 		return fmt.Errorf("backup archive entry %q goes through the symlink %q: refused, it could write outside the target folder", h.name, link)
 	}
 	if h.typeflag == '2' {
-		if err := checkLink(name, h.linkname); err != nil {
+		if err := x.checkLink(name, h.linkname); err != nil {
 			return err
 		}
 		x.links[name] = true
@@ -186,9 +187,11 @@ func (x *extractor) throughLink(name string) string {
 // checkLink allows a symlink whose target stays inside the folder, and
 // PostgreSQL's own tablespace links pg_tblspc/<oid>, which point at a
 // tablespace's location by design: they are created, but nothing is ever
-// written through them (throughLink).
-func checkLink(name, target string) error {
-	if dir, oid := filepath.Split(name); dir == "pg_tblspc/" && oid != "" && strings.Trim(oid, "0123456789") == "" {
+// written through them (throughLink). Any other link must not lead through
+// a link, whether already made or made later: its target may not pass
+// through another link or lie under pg_tblspc/, whose entries lead out.
+func (x *extractor) checkLink(name, target string) error {
+	if isTablespaceLink(name) {
 		return nil
 	}
 	resolved := target
@@ -198,7 +201,16 @@ func checkLink(name, target string) error {
 	if filepath.IsAbs(resolved) || !filepath.IsLocal(resolved) {
 		return fmt.Errorf("backup archive entry %q is a symlink to %q, outside the target folder: refused", name, target)
 	}
+	if link := x.throughLink(resolved); link != "" || resolved == "pg_tblspc" || strings.HasPrefix(resolved, "pg_tblspc"+string(filepath.Separator)) {
+		return fmt.Errorf("backup archive entry %q is a symlink to %q, through another link (%s) that may lead outside the target folder: refused", name, target, cmp.Or(link, "pg_tblspc"))
+	}
 	return nil
+}
+
+// isTablespaceLink reports whether name is pg_tblspc/<oid>.
+func isTablespaceLink(name string) bool {
+	dir, oid := filepath.Split(name)
+	return dir == "pg_tblspc/" && oid != "" && strings.Trim(oid, "0123456789") == ""
 }
 
 func (x *extractor) file(p string, src tarSource, h header) error {

@@ -152,6 +152,21 @@ func TestExtractRefusesSymlinkEscapes(t *testing.T) {
 			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "alias/f", Size: 1, Mode: 0o600, Format: tar.FormatUSTAR})
 			tw.Write([]byte("x"))
 		},
+		"link into a tablespace made after it": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/", Mode: 0o700, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "pg_tblspc/16400", Linkname: outside, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "x", Linkname: "pg_tblspc/16400/f", Format: tar.FormatUSTAR})
+		},
+		"link into a tablespace made before it": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "x", Linkname: "pg_tblspc/16400/f", Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/", Mode: 0o700, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "pg_tblspc/16400", Linkname: outside, Format: tar.FormatUSTAR})
+		},
+		"link through another link": func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "base/", Mode: 0o700, Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "alias", Linkname: "base", Format: tar.FormatUSTAR})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "y", Linkname: "alias/f", Format: tar.FormatUSTAR})
+		},
 		"folder through a tablespace link": func(tw *tar.Writer) {
 			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/", Mode: 0o700, Format: tar.FormatUSTAR})
 			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "pg_tblspc/16400", Linkname: outside, Format: tar.FormatUSTAR})
@@ -171,7 +186,8 @@ func TestExtractRefusesSymlinkEscapes(t *testing.T) {
 	ok := archive(t, func(tw *tar.Writer) {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "pg_tblspc/", Mode: 0o700, Format: tar.FormatUSTAR})
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "pg_tblspc/16400", Linkname: outside, Format: tar.FormatUSTAR})
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "inside", Linkname: "pg_tblspc", Format: tar.FormatUSTAR})
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "base/", Mode: 0o700, Format: tar.FormatUSTAR})
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "inside", Linkname: "base", Format: tar.FormatUSTAR})
 	})
 	dir := t.TempDir()
 	if err := newExtractor(dir, os.Getuid(), os.Getgid()).run(memSource{bytes.NewReader(ok)}, 0, nil); err != nil {

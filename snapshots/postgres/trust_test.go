@@ -224,7 +224,7 @@ func ids(list []pgsnap.Manifest) []string {
 }
 
 // A backup of a server that carries recovery targets in postgresql.auto.conf
-// (a server that was itself restored, or set by hand): a restore resets every
+// and postgresql.conf (a server that was itself restored, or set by hand): a restore resets every
 // target it does not set, so neither "multiple recovery targets" nor an old
 // target stopping recovery early.
 func TestOldRecoveryTargetsAreReset(t *testing.T) {
@@ -233,6 +233,15 @@ func TestOldRecoveryTargetsAreReset(t *testing.T) {
 	conn := connect(t, e.pg.Port)
 	testenv.PGExec(t, conn, "ALTER SYSTEM SET recovery_target_time = '2020-01-01 00:00:00+00'")
 	testenv.PGExec(t, conn, "ALTER SYSTEM SET recovery_target_name = 'long-gone'")
+	// And one in postgresql.conf itself, which the base backup carries too.
+	f, err := os.OpenFile(filepath.Join(e.pg.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\nrecovery_target_xid = '3'\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	testenv.PGExec(t, conn, "CREATE TABLE t (id int)")
 	e.backup(t)
 	testenv.PGExec(t, conn, "INSERT INTO t SELECT generate_series(1, 50)")

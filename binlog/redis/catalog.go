@@ -1,0 +1,155 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drkit/drkit/storage"
+)
+
+// Catalog is a cluster's Redis stream in one region:
+// <cluster>/stream/<replid>/<start>-<end>-<last ms>.<sha256>.<codec>, the
+// zero-padded offsets sorting a history's chunks, the time letting a
+// restore to a time stop without reading further.
+type Catalog struct {
+	Pipeline *storage.Pipeline
+	Cluster  string
+}
+
+// ChunkRef is a stored chunk, as its name describes it.
+type ChunkRef struct {
+	ReplID     string
+	Start, End int64
+	LastMS     int64
+	Object     storage.Object
+	// Stored is when the region stored it.
+	Stored time.Time
+}
+
+func (c *Catalog) prefix() string { return c.Cluster + "/stream/" }
+
+func (c *Catalog) chunkKey(h ChunkHeader, obj storage.Object) string {
+	return fmt.Sprintf("%s%s/%020d-%020d-%013d.%s.%s", c.prefix(), h.ReplID, h.Start, h.End, h.LastMS, obj.SHA256, storage.CodecExt(obj))
+}
+
+// Put stores a chunk.
+func (c *Catalog) Put(ctx context.Context, h ChunkHeader, plain []byte) error {
+	obj := c.Pipeline.Describe(plain)
+	obj.Key = c.chunkKey(h, obj)
+	_, err := c.Pipeline.PutBytes(ctx, obj, plain)
+	return err
+}
+
+// List returns the region's chunks of every history, each history's in
+// offset order (histories by their first chunk's time).
+func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
+	var out []ChunkRef
+	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
+		if err != nil {
+			return nil, fmt.Errorf("region %s: list the Redis stream: %w", c.Pipeline.Region, err)
+		}
+		if ref, ok := parseChunkKey(info, c.prefix()); ok {
+			out = append(out, ref)
+		}
+	}
+	slices.SortFunc(out, func(a, b ChunkRef) int {
+		return cmp.Or(cmp.Compare(a.ReplID, b.ReplID), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
+	})
+	return out, nil
+}
+
+// parseChunkKey reads a chunk's name; ok is false for anything else.
+func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
+	rest := strings.TrimPrefix(info.Key, prefix)
+	replid, name, ok := strings.Cut(rest, "/")
+	if !ok || len(replid) != 40 || strings.Contains(name, "/") {
+		return ChunkRef{}, false
+	}
+	base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)
+	if !ok {
+		return ChunkRef{}, false
+	}
+	f := strings.Split(base, "-")
+	if len(f) != 3 {
+		return ChunkRef{}, false
+	}
+	start, err1 := strconv.ParseInt(f[0], 10, 64)
+	end, err2 := strconv.ParseInt(f[1], 10, 64)
+	last, err3 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || start < 0 || end < start {
+		return ChunkRef{}, false
+	}
+	return ChunkRef{ReplID: replid, Start: start, End: end, LastMS: last, Object: obj, Stored: info.ModTime}, true
+}
+
+// Open returns a reader of a chunk's commands; its checksum is checked when
+// the last one is read (Close reports a mismatch too).
+func (c *Catalog) Open(ctx context.Context, ref ChunkRef) (*ChunkReader, io.Closer, error) {
+	rc, err := c.Pipeline.Open(ctx, ref.Object)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr, err := NewChunkReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("region %s: %s: %w", c.Pipeline.Region, ref.Object.Key, err)
+	}
+	h := cr.Header
+	if h.ReplID != ref.ReplID || h.Start != ref.Start || h.End != ref.End {
+		rc.Close()
+		return nil, nil, fmt.Errorf("region %s: %s: its header says %s (%d, %d], not what its name says", c.Pipeline.Region, ref.Object.Key, h.ReplID, h.Start, h.End)
+	}
+	return cr, rc, nil
+}
+
+// ReadAll reads a whole chunk, checksum checked.
+func (c *Catalog) ReadAll(ctx context.Context, ref ChunkRef) (ChunkHeader, []Command, error) {
+	cr, closer, err := c.Open(ctx, ref)
+	if err != nil {
+		return ChunkHeader{}, nil, err
+	}
+	defer closer.Close()
+	var cmds []Command
+	for {
+		cmd, err := cr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return cr.Header, nil, fmt.Errorf("region %s: %s: %w", c.Pipeline.Region, ref.Object.Key, err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cr.Header, cmds, nil
+}
+
+// Position is where a region's stream ends: the offset after history
+// ReplID's last stored chunk.
+type Position struct {
+	ReplID string
+	End    int64
+	// LastMS is when drd received that chunk's last command.
+	LastMS int64
+}
+
+// End returns where the region's newest history ends; ok is false when the
+// region holds no stream.
+func (c *Catalog) End(ctx context.Context) (Position, bool, error) {
+	refs, err := c.List(ctx)
+	if err != nil || len(refs) == 0 {
+		return Position{}, false, err
+	}
+	var p Position
+	for _, r := range refs {
+		if r.LastMS >= p.LastMS {
+			p = Position{ReplID: r.ReplID, End: r.End, LastMS: r.LastMS}
+		}
+	}
+	return p, true, nil
+}

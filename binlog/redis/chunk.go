@@ -1,0 +1,137 @@
+package redis
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// chunkMagic starts every chunk object's plaintext.
+const chunkMagic = "DRKITRS1\n"
+
+// ChunkHeader describes a chunk: the stream bytes (start, end] of history
+// ReplID it covers (end - start bytes, PINGs and REPLCONFs included), and
+// the commands it keeps.
+type ChunkHeader struct {
+	ReplID   string `json:"replid"`
+	Start    int64  `json:"start"`
+	End      int64  `json:"end"`
+	Commands int    `json:"commands"`
+	// DB is the database selected at the chunk's start (-1: none yet on
+	// this connection; the primary selects one before its first write).
+	DB int `json:"db"`
+	// EndDB is the database selected at its end, where a resumed stream
+	// (which need not SELECT again) goes on.
+	EndDB int `json:"end_db"`
+	// FirstMS and LastMS are when drd received the first and last command
+	// (Unix milliseconds): the stream carries no time of its own.
+	FirstMS int64 `json:"first_ms"`
+	LastMS  int64 `json:"last_ms"`
+}
+
+// Command is one command of the stream as the primary sent it.
+type Command struct {
+	// MS is when drd received it (Unix milliseconds); every command of a
+	// MULTI/EXEC block has the block's first time.
+	MS int64
+	// End is the stream offset after the command: a base backup at offset
+	// O already holds every command with End <= O.
+	End int64
+	// RESP is the command as sent: a RESP array of bulk strings.
+	RESP []byte
+}
+
+// encodeChunk is the chunk's plaintext: the magic, the header as one JSON
+// line, then per command its time, its end offset less the chunk's start
+// and its length as uvarints, and its RESP.
+func encodeChunk(h ChunkHeader, cmds []Command) []byte {
+	var b bytes.Buffer
+	b.WriteString(chunkMagic)
+	hj, _ := json.Marshal(h)
+	b.Write(hj)
+	b.WriteByte('\n')
+	var v [3 * binary.MaxVarintLen64]byte
+	for _, c := range cmds {
+		n := binary.PutUvarint(v[:], uint64(c.MS))
+		n += binary.PutUvarint(v[n:], uint64(c.End-h.Start))
+		n += binary.PutUvarint(v[n:], uint64(len(c.RESP)))
+		b.Write(v[:n])
+		b.Write(c.RESP)
+	}
+	return b.Bytes()
+}
+
+// maxHeaderLine bounds the header line a decoder reads: a store is untrusted.
+const maxHeaderLine = 4 << 10
+
+// ChunkReader reads a chunk's commands one at a time.
+type ChunkReader struct {
+	Header ChunkHeader
+	r      *bufio.Reader
+	n      int
+}
+
+// NewChunkReader reads and checks a chunk's magic and header.
+func NewChunkReader(r io.Reader) (*ChunkReader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic := make([]byte, len(chunkMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != chunkMagic {
+		return nil, errors.New("not a drkit Redis stream chunk (bad magic)")
+	}
+	line, err := br.ReadSlice('\n')
+	if err != nil || len(line) > maxHeaderLine {
+		return nil, errors.New("chunk header: no header line")
+	}
+	var h ChunkHeader
+	if err := json.Unmarshal(line, &h); err != nil {
+		return nil, fmt.Errorf("chunk header: %w", err)
+	}
+	if h.ReplID == "" || h.Start < 0 || h.End < h.Start || h.Commands < 0 || h.LastMS < h.FirstMS {
+		return nil, fmt.Errorf("chunk header: inconsistent %+v", h)
+	}
+	return &ChunkReader{Header: h, r: br}, nil
+}
+
+// Next returns the next command, or io.EOF after the last one the header
+// counts (a chunk with more or fewer is an error).
+func (cr *ChunkReader) Next() (Command, error) {
+	if cr.n == cr.Header.Commands {
+		// Reading to the end is what makes the pipeline check the SHA-256.
+		switch _, err := cr.r.ReadByte(); {
+		case err == io.EOF:
+			return Command{}, io.EOF
+		case err != nil:
+			return Command{}, err
+		}
+		return Command{}, fmt.Errorf("chunk: data after its %d commands", cr.n)
+	}
+	ms, err := binary.ReadUvarint(cr.r)
+	if err != nil {
+		return Command{}, fmt.Errorf("chunk: command %d of %d: %w", cr.n+1, cr.Header.Commands, unexpected(err))
+	}
+	end, err := binary.ReadUvarint(cr.r)
+	if err != nil || end > uint64(cr.Header.End-cr.Header.Start) {
+		return Command{}, fmt.Errorf("chunk: command %d of %d: bad offset", cr.n+1, cr.Header.Commands)
+	}
+	l, err := binary.ReadUvarint(cr.r)
+	if err != nil || l > maxBulk+1<<20 || l > end {
+		return Command{}, fmt.Errorf("chunk: command %d of %d: bad length", cr.n+1, cr.Header.Commands)
+	}
+	c := Command{MS: int64(ms), End: cr.Header.Start + int64(end), RESP: make([]byte, l)}
+	if _, err := io.ReadFull(cr.r, c.RESP); err != nil {
+		return Command{}, fmt.Errorf("chunk: command %d of %d: %w", cr.n+1, cr.Header.Commands, unexpected(err))
+	}
+	cr.n++
+	return c, nil
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,283 @@
+package redis
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// conn is one replica connection to a Redis primary.
+type conn struct {
+	nc  net.Conn
+	r   *bufio.Reader
+	wmu sync.Mutex // ACKs are written while the stream is read
+}
+
+// dialTimeout bounds the TCP (and TLS) connect.
+const dialTimeout = 10 * time.Second
+
+// dial connects to the server a redis:// or rediss:// DSN names and
+// authenticates as it says (AUTH [user] password).
+func dial(ctx context.Context, dsn string) (*conn, error) {
+	opt, err := goredis.ParseURL(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("dsn: %w", err)
+	}
+	d := &net.Dialer{Timeout: dialTimeout}
+	var nc net.Conn
+	if opt.TLSConfig != nil {
+		nc, err = (&tls.Dialer{NetDialer: d, Config: opt.TLSConfig}).DialContext(ctx, "tcp", opt.Addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", opt.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", opt.Addr, err)
+	}
+	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, 256<<10)}
+	if opt.Password != "" {
+		args := []string{"AUTH"}
+		if opt.Username != "" {
+			args = append(args, opt.Username)
+		}
+		if _, err := c.call(ctx, append(args, opt.Password)...); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: authentication failed (check the dsn's user and password): %w", opt.Addr, err)
+		}
+	}
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *conn) Close() error { return c.nc.Close() }
+
+// send writes one command as a RESP array of bulk strings.
+func (c *conn) send(args ...string) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := c.nc.Write(b.Bytes())
+	return err
+}
+
+// call sends a command and reads its one-line reply; -ERR is an error.
+func (c *conn) call(ctx context.Context, args ...string) (string, error) {
+	if err := c.send(args...); err != nil {
+		return "", err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	line, err := c.readLine()
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(line, "-") {
+		return "", fmt.Errorf("%s: %s", args[0], line[1:])
+	}
+	return line, nil
+}
+
+// readLine reads one reply line without its CRLF, skipping the bare
+// newlines a primary sends to keep the link alive while it prepares an RDB.
+func (c *conn) readLine() (string, error) {
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line != "" {
+			return line, nil
+		}
+	}
+}
+
+// Sync is what a primary answered PSYNC.
+type Sync struct {
+	// Full: +FULLRESYNC, an RDB follows; else +CONTINUE.
+	Full bool
+	// ReplID is the history the stream belongs to (for +CONTINUE, the
+	// primary's current id: a new one after a failover).
+	ReplID string
+	// Offset is the offset of the stream's first byte less one: the
+	// replica's offset before it (FULLRESYNC's offset).
+	Offset int64
+}
+
+// psync runs the replica handshake and asks for the stream after offset of
+// history replid ("" asks for a full resync). rdbOnly asks for the RDB
+// alone (a backup), where the server supports it.
+func (c *conn) psync(ctx context.Context, replid string, offset int64, rdbOnly bool) (Sync, error) {
+	if _, err := c.call(ctx, "REPLCONF", "listening-port", "0"); err != nil {
+		return Sync{}, err
+	}
+	if _, err := c.call(ctx, "REPLCONF", "capa", "eof", "capa", "psync2"); err != nil {
+		return Sync{}, err
+	}
+	if rdbOnly {
+		// Redis 7+: the primary sends the RDB and no stream after it. An
+		// older one refuses, and the connection is closed after the RDB.
+		_, _ = c.call(ctx, "REPLCONF", "rdb-only", "1")
+	}
+	id, off := "?", "-1"
+	if replid != "" {
+		id, off = replid, strconv.FormatInt(offset+1, 10)
+	}
+	line, err := c.call(ctx, "PSYNC", id, off)
+	if err != nil {
+		return Sync{}, err
+	}
+	return parseSync(line, replid, offset)
+}
+
+// parseSync reads +FULLRESYNC <replid> <offset> or +CONTINUE [<replid>].
+func parseSync(line, replid string, offset int64) (Sync, error) {
+	f := strings.Fields(line)
+	switch {
+	case len(f) == 3 && f[0] == "+FULLRESYNC":
+		off, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil || len(f[1]) != 40 {
+			return Sync{}, fmt.Errorf("PSYNC: unexpected reply %q", line)
+		}
+		return Sync{Full: true, ReplID: f[1], Offset: off}, nil
+	case len(f) >= 1 && f[0] == "+CONTINUE":
+		s := Sync{ReplID: replid, Offset: offset}
+		if len(f) == 2 {
+			s.ReplID = f[1]
+		}
+		return s, nil
+	}
+	return Sync{}, fmt.Errorf("PSYNC: unexpected reply %q", line)
+}
+
+// eofMarkLen is the length of the mark that ends a diskless RDB transfer.
+const eofMarkLen = 40
+
+// readRDB copies the RDB that follows +FULLRESYNC to w: "$<len>" then len
+// bytes (disk-based), or "$EOF:<mark>" then bytes up to the mark (diskless).
+func (c *conn) readRDB(w io.Writer) (int64, error) {
+	line, err := c.readLine()
+	if err != nil {
+		return 0, fmt.Errorf("RDB transfer: %w", err)
+	}
+	if mark, ok := strings.CutPrefix(line, "$EOF:"); ok {
+		if len(mark) != eofMarkLen {
+			return 0, fmt.Errorf("RDB transfer: bad EOF mark %q", line)
+		}
+		return copyToMark(w, c.r, []byte(mark))
+	}
+	n, err := strconv.ParseInt(strings.TrimPrefix(line, "$"), 10, 64)
+	if err != nil || !strings.HasPrefix(line, "$") || n < 0 {
+		return 0, fmt.Errorf("RDB transfer: unexpected %q", line)
+	}
+	m, err := io.CopyN(w, c.r, n)
+	if err != nil {
+		return m, fmt.Errorf("RDB transfer: %d of %d bytes: %w", m, n, err)
+	}
+	return m, nil
+}
+
+// copyToMark copies r to w up to (not including) mark, which ends the data.
+// The last len(mark) bytes read are held back until more arrive.
+func copyToMark(w io.Writer, r *bufio.Reader, mark []byte) (int64, error) {
+	var held []byte
+	var n int64
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := r.Read(buf)
+		held = append(held, buf[:k]...)
+		if bytes.HasSuffix(held, mark) {
+			out := held[:len(held)-len(mark)]
+			_, werr := w.Write(out)
+			return n + int64(len(out)), werr
+		}
+		if len(held) > len(mark) {
+			out := held[:len(held)-len(mark)]
+			if _, werr := w.Write(out); werr != nil {
+				return n, werr
+			}
+			n += int64(len(out))
+			held = append(held[:0], held[len(held)-len(mark):]...)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, fmt.Errorf("RDB transfer: %w", err)
+		}
+	}
+}
+
+// maxBulk bounds one argument of the stream: Redis's own proto-max-bulk-len
+// default. A stream is from the server we dialed, but a bound keeps a
+// broken one from allocating without end.
+const maxBulk = 512 << 20
+
+// readCommand reads one command of the replication stream (a RESP array of
+// bulk strings) and returns it as received and as arguments, which point
+// into raw.
+func readCommand(r *bufio.Reader) (raw []byte, args [][]byte, err error) {
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(line) < 4 || line[0] != '*' || line[len(line)-2] != '\r' {
+		return nil, nil, fmt.Errorf("replication stream: expected an array, got %q", truncate(line))
+	}
+	n, err := strconv.Atoi(string(line[1 : len(line)-2]))
+	if err != nil || n < 1 || n > 1<<20 {
+		return nil, nil, fmt.Errorf("replication stream: bad array length %q", truncate(line))
+	}
+	raw = append(raw, line...)
+	bounds := make([][2]int, 0, n)
+	for range n {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(line) < 4 || line[0] != '$' || line[len(line)-2] != '\r' {
+			return nil, nil, fmt.Errorf("replication stream: expected a bulk string, got %q", truncate(line))
+		}
+		l, err := strconv.Atoi(string(line[1 : len(line)-2]))
+		if err != nil || l < 0 || l > maxBulk {
+			return nil, nil, fmt.Errorf("replication stream: bad bulk length %q", truncate(line))
+		}
+		raw = append(raw, line...)
+		start := len(raw)
+		raw = append(raw, make([]byte, l+2)...)
+		if _, err := io.ReadFull(r, raw[start:]); err != nil {
+			return nil, nil, err
+		}
+		if raw[len(raw)-2] != '\r' || raw[len(raw)-1] != '\n' {
+			return nil, nil, errors.New("replication stream: a bulk string does not end with CRLF")
+		}
+		bounds = append(bounds, [2]int{start, start + l})
+	}
+	args = make([][]byte, n)
+	for i, b := range bounds {
+		args[i] = raw[b[0]:b[1]]
+	}
+	return raw, args, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,414 @@
+package redis
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	rdwal "github.com/drkit/drkit/binlog/redis"
+	"github.com/drkit/drkit/snapshots"
+	"github.com/drkit/drkit/storage"
+)
+
+// RestoreOptions is one restore from one region into an empty Redis.
+type RestoreOptions struct {
+	Cluster string
+	Region  *storage.Region
+	// TargetDSN is the empty Redis the data is loaded into.
+	TargetDSN string
+	// Stop, if set, ends the replay before the first command received
+	// after it; zero replays everything the region holds.
+	Stop time.Time
+	// BackupID chooses the base; "" takes the newest before Stop.
+	BackupID string
+	// AcceptGap restores up to a gap in the stream instead of refusing.
+	AcceptGap bool
+	// Listen is the address drctl serves the target from (default
+	// 127.0.0.1:0): the target connects to it as to its primary.
+	Listen string
+	Log    *slog.Logger
+}
+
+// RestoreResult says what a restore did.
+type RestoreResult struct {
+	Backup   rdwal.Base  `json:"backup"`
+	Reach    rdwal.Reach `json:"reach"`
+	Commands int         `json:"commands_replayed"`
+	// Offset is the stream offset the target now stands at.
+	Offset int64 `json:"offset"`
+	Keys   int64 `json:"keys"`
+}
+
+// Restore loads the newest base before the target into the empty target
+// and replays the region's stream after it.
+func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	cat := &rdwal.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster}
+	base, err := pickBase(ctx, o)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	chain, reach, err := cat.Chain(ctx, base.ReplID, base.Offset)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	res := RestoreResult{Backup: base, Reach: reach}
+	if err := checkReach(o, base, reach); err != nil {
+		return res, err
+	}
+	target, err := openTarget(ctx, o.TargetDSN)
+	if err != nil {
+		return res, err
+	}
+	defer target.Close()
+	if err := checkEmpty(ctx, target); err != nil {
+		return res, err
+	}
+	o.Log.Info("restoring", "cluster", o.Cluster, "region", o.Region.Name, "backup", base.ID, "offset", base.Offset, "chunks", len(chain))
+	m, err := serve(ctx, o.Listen)
+	if err != nil {
+		return res, err
+	}
+	defer m.Close()
+	if err := target.Do(ctx, "REPLICAOF", m.host, m.port).Err(); err != nil {
+		return res, fmt.Errorf("target: REPLICAOF drctl: %w", err)
+	}
+	defer func() {
+		// The target stays a primary of its own whatever happened.
+		_ = target.Do(context.WithoutCancel(ctx), "REPLICAOF", "NO", "ONE").Err()
+	}()
+	rc, err := o.Region.Pipeline.Open(ctx, base.RDB)
+	if err != nil {
+		return res, err
+	}
+	defer rc.Close()
+	if err := m.sync(ctx, base, rc); err != nil {
+		return res, err
+	}
+	res.Offset, err = cat.Replay(ctx, chain, base.Offset, o.Stop, func(c rdwal.Command) error {
+		res.Commands++
+		return m.send(c.RESP)
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := m.flush(); err != nil {
+		return res, err
+	}
+	if err := waitApplied(ctx, target, base.Offset+m.sent); err != nil {
+		return res, err
+	}
+	if err := target.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		return res, fmt.Errorf("target: REPLICAOF NO ONE: %w", err)
+	}
+	res.Keys, _ = keyCount(ctx, target)
+	return res, nil
+}
+
+// pickBase returns the base to restore: the one asked for, or the newest
+// whose RDB began at or before the stop time.
+func pickBase(ctx context.Context, o RestoreOptions) (rdwal.Base, error) {
+	list, damaged, err := rdwal.ListBases(ctx, o.Region.Pipeline, o.Cluster)
+	if err != nil {
+		return rdwal.Base{}, err
+	}
+	for _, d := range damaged {
+		o.Log.Warn("skipping a damaged backup manifest", "region", o.Region.Name, "manifest", d.Key, "problem", d.Problem)
+		if d.ID() == o.BackupID {
+			return rdwal.Base{}, fmt.Errorf("backup %s in region %s is damaged: %s", o.BackupID, o.Region.Name, d.Problem)
+		}
+	}
+	if o.BackupID != "" {
+		list = slices.DeleteFunc(list, func(b rdwal.Base) bool { return b.ID != o.BackupID })
+		if len(list) == 0 {
+			return rdwal.Base{}, fmt.Errorf("region %s has no backup %s of %s (drctl backups lists them): %w", o.Region.Name, o.BackupID, o.Cluster, storage.ErrNotFound)
+		}
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		if o.Stop.IsZero() || !list[i].Time.After(o.Stop) {
+			return list[i], nil
+		}
+	}
+	if len(list) == 0 {
+		return rdwal.Base{}, fmt.Errorf("region %s holds no complete base backup of cluster %s: %w", o.Region.Name, o.Cluster, storage.ErrNotFound)
+	}
+	return rdwal.Base{}, fmt.Errorf("region %s holds no base backup of cluster %s taken before %s (the oldest is %s of %s): %w",
+		o.Region.Name, o.Cluster, o.Stop.Format(time.RFC3339Nano), list[0].ID, list[0].Time.Format(time.RFC3339), storage.ErrNotFound)
+}
+
+// checkReach refuses, before anything is loaded, a restore the stream
+// cannot bring to its target: a gap (unless accepted) or a target time past
+// what the region holds.
+func checkReach(o RestoreOptions, base rdwal.Base, r rdwal.Reach) error {
+	newest := base.StopTime
+	if t := time.UnixMilli(r.EndMS); r.EndMS > 0 && t.After(newest) {
+		newest = t
+	}
+	if r.DurableAt.After(newest) {
+		newest = r.DurableAt
+	}
+	switch {
+	case r.Gap != "" && (o.Stop.IsZero() && !o.AcceptGap || !o.Stop.IsZero() && o.Stop.After(newest)):
+		return fmt.Errorf("region %s cannot restore %s: %s; from backup %s the stream replays to offset %d (last command %s): %w. Run drctl verify; restore from another region; or pass --accept-gap to restore up to the gap",
+			o.Region.Name, o.Cluster, r.Gap, base.ID, r.End, time.UnixMilli(r.EndMS).UTC().Format(time.RFC3339Nano), snapshots.ErrGap)
+	case r.Gap == "" && !o.Stop.IsZero() && o.Stop.After(newest):
+		return fmt.Errorf("region %s cannot restore %s to %s: it holds the stream to %s only (the newest restorable time). Choose an earlier --target-time, or omit it to restore the newest: %w",
+			o.Region.Name, o.Cluster, o.Stop.Format(time.RFC3339Nano), newest.Format(time.RFC3339Nano), storage.ErrNotFound)
+	}
+	return nil
+}
+
+func openTarget(ctx context.Context, dsn string) (*goredis.Client, error) {
+	opt, err := goredis.ParseURL(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("--target-dsn: %w", err)
+	}
+	c := goredis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("target %s: %w", opt.Addr, err)
+	}
+	return c, nil
+}
+
+// checkEmpty refuses a target holding any key: the restore replaces its
+// whole dataset.
+func checkEmpty(ctx context.Context, c *goredis.Client) error {
+	n, err := keyCount(ctx, c)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("the target holds %d key(s): a restore replaces a server's whole dataset, so it goes into an empty Redis only; nothing was changed (FLUSHALL it, or use another server)", n)
+	}
+	return nil
+}
+
+// keyCount sums INFO keyspace's keys over every database.
+func keyCount(ctx context.Context, c *goredis.Client) (int64, error) {
+	info, err := c.Info(ctx, "keyspace").Result()
+	if err != nil {
+		return 0, fmt.Errorf("target: INFO keyspace: %w", err)
+	}
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		if _, kv, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.HasPrefix(line, "db") {
+			for _, f := range strings.Split(kv, ",") {
+				if v, ok := strings.CutPrefix(f, "keys="); ok {
+					k, _ := strconv.ParseInt(v, 10, 64)
+					n += k
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
+// stallTimeout is how long the target may apply nothing before the
+// restore gives up on it.
+const stallTimeout = 30 * time.Second
+
+// waitApplied waits until the target has applied the stream to offset,
+// for as long as it makes progress.
+func waitApplied(ctx context.Context, c *goredis.Client, offset int64) error {
+	last, since := int64(-1), time.Now()
+	for {
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return fmt.Errorf("target: INFO replication: %w", err)
+		}
+		at, link := int64(-1), ""
+		for _, line := range strings.Split(info, "\n") {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "slave_repl_offset:"); ok {
+				at, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if v, ok := strings.CutPrefix(line, "master_link_status:"); ok {
+				link = v
+			}
+		}
+		if at >= offset {
+			return nil
+		}
+		if at != last {
+			last, since = at, time.Now()
+		}
+		if time.Since(since) > stallTimeout {
+			return fmt.Errorf("the target stopped applying the stream at offset %d of %d (its replication link is %s; its log says why)", at, offset, link)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// master is drctl's side of the target's replication link.
+type master struct {
+	ln         net.Listener
+	host, port string
+	c          net.Conn
+	w          *bufio.Writer
+	sent       int64
+}
+
+func serve(ctx context.Context, listen string) (*master, error) {
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for the target's replication link: %w", listen, err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	return &master{ln: ln, host: host, port: port}, nil
+}
+
+func (m *master) Close() error {
+	if m.c != nil {
+		m.c.Close()
+	}
+	return m.ln.Close()
+}
+
+// sync accepts the target's connection, answers its handshake, and sends
+// the RDB after +FULLRESYNC in the diskless form ($EOF:<mark>), which needs
+// no length up front.
+func (m *master) sync(ctx context.Context, base rdwal.Base, rdb io.Reader) error {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() { c, err := m.ln.Accept(); ch <- accepted{c, err} }()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return a.err
+		}
+		m.c = a.c
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the target did not connect to drctl at %s:%s within 30s (can it reach that address? --replay-listen chooses it)", m.host, m.port)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r := bufio.NewReader(m.c)
+	m.w = bufio.NewWriterSize(m.c, 256<<10)
+	for {
+		_ = m.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		args, err := readArgs(r)
+		if err != nil {
+			return fmt.Errorf("the target's replication handshake: %w", err)
+		}
+		switch strings.ToLower(args[0]) {
+		case "ping":
+			m.w.WriteString("+PONG\r\n")
+		case "psync", "sync":
+			mark := make([]byte, 20)
+			_, _ = rand.Read(mark)
+			eof := hex.EncodeToString(mark)
+			fmt.Fprintf(m.w, "+FULLRESYNC %s %d\r\n$EOF:%s\r\n", base.ReplID, base.Offset, eof)
+			if _, err := io.Copy(m.w, rdb); err != nil {
+				return fmt.Errorf("send the base backup to the target: %w", err)
+			}
+			m.w.WriteString(eof)
+			if err := m.w.Flush(); err != nil {
+				return err
+			}
+			return m.waitLoaded(ctx, r)
+		default: // AUTH, REPLCONF
+			m.w.WriteString("+OK\r\n")
+		}
+		if err := m.w.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// waitLoaded waits for the target's first REPLCONF ACK: it loaded the RDB.
+// A diskless transfer ends at its mark only when nothing follows it, so, as
+// a Redis primary does, no command is sent before that ACK.
+func (m *master) waitLoaded(ctx context.Context, r *bufio.Reader) error {
+	stop := context.AfterFunc(ctx, func() { _ = m.c.SetReadDeadline(time.Now()) })
+	defer stop()
+	_ = m.c.SetReadDeadline(time.Time{})
+	for {
+		args, err := readArgs(r)
+		if err != nil {
+			return fmt.Errorf("waiting for the target to load the base backup: %w", err)
+		}
+		if len(args) >= 2 && strings.EqualFold(args[0], "replconf") && strings.EqualFold(args[1], "ack") {
+			go func() { _, _ = io.Copy(io.Discard, r) }() // the target's later ACKs
+			return nil
+		}
+	}
+}
+
+// send writes one stored command to the target.
+func (m *master) send(resp []byte) error {
+	if _, err := m.w.Write(resp); err != nil {
+		return fmt.Errorf("send to the target: %w", err)
+	}
+	m.sent += int64(len(resp))
+	return nil
+}
+
+// flush sends what send buffered.
+func (m *master) flush() error {
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("send to the target: %w", err)
+	}
+	return nil
+}
+
+// readArgs reads one command the target sends (RESP array or inline).
+func readArgs(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if !strings.HasPrefix(line, "*") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			return nil, errors.New("an empty command")
+		}
+		return f, nil
+	}
+	n, err := strconv.Atoi(line[1:])
+	if err != nil || n < 1 || n > 64 {
+		return nil, fmt.Errorf("bad array %q", line)
+	}
+	args := make([]string, n)
+	for i := range args {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		size, err := strconv.Atoi(strings.TrimRight(strings.TrimPrefix(l, "$"), "\r\n"))
+		if err != nil || size < 0 || size > 1<<20 {
+			return nil, fmt.Errorf("bad bulk %q", l)
+		}
+		b := make([]byte, size+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		args[i] = string(b[:size])
+	}
+	return args, nil
+}

@@ -185,10 +185,11 @@ fsecs() {
   local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
-# recover DIR: start a restored folder on a free port, wait until recovery ended.
+# recover DIR [OPTIONS]: start a restored folder on a free port (with extra
+# server OPTIONS), wait until recovery ended.
 recover() {
   local rport; rport=$(freeport)
-  as_pg "$PGBIN/pg_ctl" -D "$1" -l "$1/recovery.log" -w -t 3600 start -o "-c port=$rport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1" >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$1" -l "$1/recovery.log" -w -t 3600 start -o "-c port=$rport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$1 ${2:-}" >/dev/null
   until [ "$(psql -X -A -t "postgres://postgres@127.0.0.1:$rport/postgres?sslmode=disable" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.05; done
   as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
 }
@@ -213,11 +214,20 @@ replay_part() {
   kill "$drd_pid"; wait "$drd_pid" 2>/dev/null || true; drd_pid=""
   stop_pg "$work/primary/data" # the restores have the machine to themselves
   echo "WAL replay: ${wal_mb} MB of WAL after the base backup; medians of $ROUNDS alternating rounds"
+  # drctl restore --start's recovery options (snapshots/postgres/start.go).
+  local mem_mb; mem_mb=$(awk '/MemTotal/ {m=int($2/1024/4); if (m<128) m=128; if (m>8192) m=8192; print m}' /proc/meminfo)
+  local replay_opts="-c shared_buffers=${mem_mb}MB -c max_wal_size=64GB -c checkpoint_timeout=1h"
   for r in $(seq "$ROUNDS"); do
     rm -rf "$work/pgbr-restore/data" "$work/drkit-restore/data" "$work/pgbr-spool"/*
     CPU=wr_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --pg1-path="$work/pgbr-restore/data" \
       --archive-mode=off restore >>"$work/wr_pgbr"
     fsecs recover "$work/pgbr-restore/data" >>"$work/wp_pgbr"
+    # pgBackRest again, its recovery run with drkit's replay settings: the
+    # difference to drkit is then fetching alone, not server tuning.
+    rm -rf "$work/pgbr-restore/data" "$work/pgbr-spool"/*
+    CPU=wr_pgbt secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --pg1-path="$work/pgbr-restore/data" \
+      --archive-mode=off restore >>"$work/wr_pgbt"
+    fsecs recover "$work/pgbr-restore/data" "$replay_opts" >>"$work/wp_pgbt"
     CPU=wr_drkit secs "$BIN/drctl" restore --config "$work/drkit.yaml" --cluster bench --to-region local --target-dir "$work/drkit-restore/data" >>"$work/wr_drkit"
     rm -rf "$work/drkit-restore/data"
     # drkit's own start: recovery with replay settings, then a restart with the folder's own.
@@ -233,14 +243,17 @@ replay_part() {
     rm -f "$work/fetch/RECOVERYXLOG"
   done
   t1=$(date +%s.%N)
-  local wr_pgbr wp_pgbr wr_drkit wt_drkit wp_drkit
-  for v in wr_pgbr wp_pgbr wr_drkit wt_drkit; do eval "$v=$(median <"$work/$v")"; done
+  local wr_pgbr wp_pgbr wr_pgbt wp_pgbt wr_drkit wt_drkit wp_drkit
+  for v in wr_pgbr wp_pgbr wr_pgbt wp_pgbt wr_drkit wt_drkit; do eval "$v=$(median <"$work/$v")"; done
   wp_drkit=$(echo "$wt_drkit - $wr_drkit" | bc -l) # replay and start: the --start run less the files-only run
   printf '%-38s %8s %8s %8s %12s\n' "restore + replay to the end" "files s" "replay s" "total s" "replay MB/s"
   printf '%-38s %8.2f %8.2f %8.2f %12.1f\n' \
     "pgBackRest (archive-get async, pm 2)" "$wr_pgbr" "$wp_pgbr" "$(echo "$wr_pgbr + $wp_pgbr" | bc -l)" "$(echo "$wal_mb / $wp_pgbr" | bc -l)" \
+    "pgBackRest, drkit's replay settings" "$wr_pgbt" "$wp_pgbt" "$(echo "$wr_pgbt + $wp_pgbt" | bc -l)" "$(echo "$wal_mb / $wp_pgbt" | bc -l)" \
     "drkit (restore --start)" "$wr_drkit" "$wp_drkit" "$wt_drkit" "$(echo "$wal_mb / $wp_drkit" | bc -l)"
-  printf 'WAL replay: pgBackRest/drkit %.2fx total (target >= 1.5), %.2fx replay phase; drkit wal-fetch alone: %d segments at %.1f MB/s\n' \
-    "$(echo "($wr_pgbr + $wp_pgbr) / $wt_drkit" | bc -l)" "$(echo "$wp_pgbr / $wp_drkit" | bc -l)" "$n" "$(echo "$n * 16 / ($t1 - $t0)" | bc -l)"
+  printf 'WAL replay: pgBackRest/drkit %.2fx total (target >= 1.5), %.2fx replay phase; with the same replay settings %.2fx total, %.2fx replay phase; drkit wal-fetch alone: %d segments at %.1f MB/s\n' \
+    "$(echo "($wr_pgbr + $wp_pgbr) / $wt_drkit" | bc -l)" "$(echo "$wp_pgbr / $wp_drkit" | bc -l)" \
+    "$(echo "($wr_pgbt + $wp_pgbt) / $wt_drkit" | bc -l)" "$(echo "$wp_pgbt / $wp_drkit" | bc -l)" \
+    "$n" "$(echo "$n * 16 / ($t1 - $t0)" | bc -l)"
 }
 part replay && replay_part

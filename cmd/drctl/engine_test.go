@@ -13,14 +13,17 @@ func TestEngineDispatch(t *testing.T) {
 	cfg := writeFile(t, "regions:\n  - {name: a, store: 'file://"+dir+"'}\n"+
 		"clusters:\n"+
 		"  - {name: cache, engine: redis, region: a, dsn: 'redis://127.0.0.1:1/0'}\n"+
+		"  - {name: docs, engine: mongodb, region: a, dsn: 'mongodb://127.0.0.1:1/'}\n"+
 		"  - {name: shop, engine: mysql, region: a, dsn: 'root@tcp(127.0.0.1:1)/', server_id: 4242}\n"+
 		"  - {name: orders, engine: postgres, region: a, dsn: 'postgres://u@127.0.0.1:1/db'}\n")
 	cases := []struct {
 		args []string
 		want string
 	}{
-		{[]string{"verify", "--cluster", "cache"}, "engine redis cannot verify yet"},
-		{[]string{"backup", "--cluster", "cache"}, "engine redis cannot take base backups yet"},
+		{[]string{"verify", "--cluster", "docs"}, "engine mongodb cannot verify yet"},
+		{[]string{"backup", "--cluster", "docs"}, "engine mongodb cannot take base backups yet"},
+		{[]string{"restore", "--cluster", "cache", "--target-dir", dir}, "engine redis does not take --target-dir (its restore flags: --target-dsn, --replay-listen)"},
+		{[]string{"restore", "--cluster", "cache"}, "--target-dsn is required: engine redis restores into an empty Redis"},
 		{[]string{"restore", "--cluster", "shop", "--target-dir", dir}, "engine mysql does not take --target-dir (its restore flags: --target-dsn"},
 		{[]string{"restore", "--cluster", "orders", "--target-dir", dir, "--target-gtid", "0-1-2"}, "engine postgres does not take --target-gtid"},
 		{[]string{"restore", "--cluster", "orders"}, "--target-dir is required"},

@@ -19,10 +19,10 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("an unknown engine: %v, want an error listing the known ones", err)
 	}
 	// A capability an engine lacks is named, not dispatched wrongly.
-	_, err := engine.Capable[engine.Verifier]("redis", "verify")
+	_, err := engine.Capable[engine.Verifier]("mongodb", "verify")
 	var u *engine.UnsupportedError
-	if !errors.As(err, &u) || err.Error() != "engine redis cannot verify yet" {
-		t.Errorf("redis verify: %v, want \"engine redis cannot verify yet\"", err)
+	if !errors.As(err, &u) || err.Error() != "engine mongodb cannot verify yet" {
+		t.Errorf("mongodb verify: %v, want \"engine mongodb cannot verify yet\"", err)
 	}
 	if _, err := engine.Capable[engine.Verifier]("postgres", "verify"); err != nil {
 		t.Errorf("postgres verify: %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	_ "github.com/drkit/drkit/internal/engine/all" // the engines' config rules
 	"github.com/drkit/drkit/internal/testenv"
+	_ "github.com/drkit/drkit/storage/all" // the store schemes
 )
 
 // The chart ships a copy of the rules (Helm reads files inside the chart only).

@@ -1,4 +1,4 @@
-package replication
+package replication_test
 
 import (
 	"context"
@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/internal/config"
+	_ "github.com/drkit/drkit/internal/engine/mysql" // the MySQL DSN form trusted hosts are read from
 	"github.com/drkit/drkit/monitor"
+	"github.com/drkit/drkit/replication"
 	"github.com/drkit/drkit/storage"
 	"github.com/drkit/drkit/storage/file"
 )
@@ -28,17 +30,17 @@ func regions(t *testing.T, names ...string) []*storage.Region {
 func TestCatalogKeepsNoPasswordAndMergesWithConfig(t *testing.T) {
 	ctx := context.Background()
 	regs := regions(t, "eu", "us")
-	cat := &Catalog{Cluster: "shop", Regions: regs}
-	rec := Record{Cluster: "shop", Name: "us-1", Engine: "mysql", Region: "us",
-		DSN: "repl:s3cr3t@tcp(10.0.0.9:3306)/", Mode: "stream", Status: RecordReady, Created: time.Now()}
+	cat := &replication.Catalog{Cluster: "shop", Regions: regs}
+	rec := replication.Record{Cluster: "shop", Name: "us-1", Engine: "mysql", Region: "us",
+		DSN: "repl:s3cr3t@tcp(10.0.0.9:3306)/", Mode: "stream", Status: replication.RecordReady, Created: time.Now()}
 	if err := cat.Put(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.Put(ctx, Record{Name: "../x"}); err == nil || !strings.Contains(err.Error(), "replica name") {
+	if err := cat.Put(ctx, replication.Record{Name: "../x"}); err == nil || !strings.Contains(err.Error(), "replica name") {
 		t.Fatalf("a bad name was accepted: %v", err)
 	}
 	for _, r := range regs {
-		got, err := (&Catalog{Cluster: "shop", Regions: []*storage.Region{r}}).Get(ctx, "us-1")
+		got, err := (&replication.Catalog{Cluster: "shop", Regions: []*storage.Region{r}}).Get(ctx, "us-1")
 		if err != nil {
 			t.Fatalf("region %s: %v", r.Name, err)
 		}
@@ -52,7 +54,7 @@ func TestCatalogKeepsNoPasswordAndMergesWithConfig(t *testing.T) {
 	}
 	cl := config.Cluster{Name: "shop", DSN: "repl:pw@tcp(10.0.0.5:3306)/", Hosts: []string{"10.0.0.*"},
 		Replicas: []config.Replica{{Name: "eu-1", Region: "eu", DSN: "repl:pw@tcp(10.0.0.6:3306)/"}}}
-	merged := Merge(cl, append(recs, Record{Name: "eu-1", DSN: "other"}, Record{Name: "old", Status: RecordPromoted}))
+	merged := replication.Merge(cl, append(recs, replication.Record{Name: "eu-1", DSN: "other"}, replication.Record{Name: "old", Status: replication.RecordPromoted}))
 	if len(merged) != 2 || merged[0].DSN != cl.Replicas[0].DSN || merged[1].DSN != "repl:pw@tcp(10.0.0.9:3306)/" {
 		t.Fatalf("Merge = %+v", merged)
 	}
@@ -66,7 +68,7 @@ func TestWithPasswordForEveryDSNForm(t *testing.T) {
 		{"redis://:" + config.Redacted + "@h:6379", "redis://:pw@a:6379", "redis://:pw@h:6379"},
 		{"u@tcp(h:3306)/", "u:pw@tcp(a:3306)/", "u@tcp(h:3306)/"},
 	} {
-		if got := WithPassword(tc.stored, tc.cluster); got != tc.want {
+		if got := replication.WithPassword(tc.stored, tc.cluster); got != tc.want {
 			t.Errorf("WithPassword(%q, %q) = %q, want %q", tc.stored, tc.cluster, got, tc.want)
 		}
 		if strings.Contains(tc.stored, config.Redacted) && config.RedactDSN(tc.want) != tc.stored {
@@ -78,17 +80,17 @@ func TestWithPasswordForEveryDSNForm(t *testing.T) {
 func TestPromotionNewestWins(t *testing.T) {
 	ctx := context.Background()
 	regs := regions(t, "eu", "us")
-	if _, ok, err := (&Catalog{Cluster: "c", Regions: regs}).Promotion(ctx); ok || err != nil {
+	if _, ok, err := (&replication.Catalog{Cluster: "c", Regions: regs}).Promotion(ctx); ok || err != nil {
 		t.Fatalf("no promotion yet: ok=%v err=%v", ok, err)
 	}
-	old := Promotion{Replica: "a", At: time.Now().Add(-time.Hour)}
-	if err := (&Catalog{Cluster: "c", Regions: regs}).Promoted(ctx, old); err != nil {
+	old := replication.Promotion{Replica: "a", At: time.Now().Add(-time.Hour)}
+	if err := (&replication.Catalog{Cluster: "c", Regions: regs}).Promoted(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&Catalog{Cluster: "c", Regions: regs[1:]}).Promoted(ctx, Promotion{Replica: "b", At: time.Now(), DSN: "postgres://u:x@h/db"}); err != nil {
+	if err := (&replication.Catalog{Cluster: "c", Regions: regs[1:]}).Promoted(ctx, replication.Promotion{Replica: "b", At: time.Now(), DSN: "postgres://u:x@h/db"}); err != nil {
 		t.Fatal(err)
 	}
-	p, ok, err := (&Catalog{Cluster: "c", Regions: regs}).Promotion(ctx)
+	p, ok, err := (&replication.Catalog{Cluster: "c", Regions: regs}).Promotion(ctx)
 	if err != nil || !ok || p.Replica != "b" || strings.Contains(p.DSN, ":x@") {
 		t.Fatalf("Promotion = %+v, %v, %v", p, ok, err)
 	}
@@ -99,20 +101,20 @@ func TestState(t *testing.T) {
 	up := &monitor.ServerState{Up: true, InSync: true, LinkUp: true, LagSeconds: lag(1)}
 	for _, tc := range []struct {
 		name  string
-		rec   *Record
+		rec   *replication.Record
 		probe *monitor.ServerState
 		want  string
 	}{
-		{"creating", &Record{Status: RecordCreating}, nil, StateCreating},
-		{"not probed", nil, nil, StateBroken},
-		{"down", nil, &monitor.ServerState{}, StateBroken},
-		{"diverged", nil, &monitor.ServerState{Up: true, LinkUp: true}, StateBroken},
-		{"link down", nil, &monitor.ServerState{Up: true, InSync: true, LagSeconds: lag(0)}, StateBroken},
-		{"from store", &Record{Mode: "from-store"}, &monitor.ServerState{Up: true, InSync: true, LagSeconds: lag(2)}, StateStreaming},
-		{"behind", nil, &monitor.ServerState{Up: true, InSync: true, LinkUp: true, LagSeconds: lag(600)}, StateCatchingUp},
-		{"streaming", &Record{Status: RecordReady}, up, StateStreaming},
+		{"creating", &replication.Record{Status: replication.RecordCreating}, nil, replication.StateCreating},
+		{"not probed", nil, nil, replication.StateBroken},
+		{"down", nil, &monitor.ServerState{}, replication.StateBroken},
+		{"diverged", nil, &monitor.ServerState{Up: true, LinkUp: true}, replication.StateBroken},
+		{"link down", nil, &monitor.ServerState{Up: true, InSync: true, LagSeconds: lag(0)}, replication.StateBroken},
+		{"from store", &replication.Record{Mode: "from-store"}, &monitor.ServerState{Up: true, InSync: true, LagSeconds: lag(2)}, replication.StateStreaming},
+		{"behind", nil, &monitor.ServerState{Up: true, InSync: true, LinkUp: true, LagSeconds: lag(600)}, replication.StateCatchingUp},
+		{"streaming", &replication.Record{Status: replication.RecordReady}, up, replication.StateStreaming},
 	} {
-		if got := State(tc.rec, tc.probe); got != tc.want {
+		if got := replication.State(tc.rec, tc.probe); got != tc.want {
 			t.Errorf("%s: State = %s, want %s", tc.name, got, tc.want)
 		}
 	}
@@ -124,21 +126,21 @@ func TestState(t *testing.T) {
 func TestCatalogFollowsOnlyTrustedHosts(t *testing.T) {
 	ctx := context.Background()
 	regs := regions(t, "eu")
-	cat := &Catalog{Cluster: "orders", Regions: regs}
+	cat := &replication.Catalog{Cluster: "orders", Regions: regs}
 	cl := config.Cluster{Name: "orders", Engine: "postgres", Region: "eu",
 		DSN:   "postgres://repl:topsecret@db1.internal:5432/postgres?sslmode=verify-full",
 		Hosts: []string{"*.db.internal"}}
-	for _, rec := range []Record{
-		{Name: "evil", Region: "eu", DSN: "postgres://repl:pw@attacker.example:5432/postgres?sslmode=verify-full", Status: RecordReady},
-		{Name: "plain", Region: "eu", DSN: "postgres://repl@db2.db.internal:5432/postgres?sslmode=disable", Status: RecordReady},
-		{Name: "good", Region: "eu", DSN: "postgres://repl:pw@db3.db.internal:5432/postgres?sslmode=verify-full", Status: RecordReady},
+	for _, rec := range []replication.Record{
+		{Name: "evil", Region: "eu", DSN: "postgres://repl:pw@attacker.example:5432/postgres?sslmode=verify-full", Status: replication.RecordReady},
+		{Name: "plain", Region: "eu", DSN: "postgres://repl@db2.db.internal:5432/postgres?sslmode=disable", Status: replication.RecordReady},
+		{Name: "good", Region: "eu", DSN: "postgres://repl:pw@db3.db.internal:5432/postgres?sslmode=verify-full", Status: replication.RecordReady},
 	} {
 		rec.Cluster, rec.Engine, rec.Created = "orders", "postgres", time.Now()
 		if err := cat.Put(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := cat.Promoted(ctx, Promotion{Cluster: "orders", Replica: "evil", Region: "eu", DSN: "postgres://repl:x@attacker.example:5432/postgres?sslmode=verify-full", At: time.Now()}); err != nil {
+	if err := cat.Promoted(ctx, replication.Promotion{Cluster: "orders", Replica: "evil", Region: "eu", DSN: "postgres://repl:x@attacker.example:5432/postgres?sslmode=verify-full", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := cat.View(ctx, cl)

@@ -106,10 +106,12 @@ func CheckURL(rawURL string) error {
 	_, ok := registry[u.Scheme]
 	check := checks[u.Scheme]
 	registryMu.RUnlock()
-	if !ok {
+	switch {
+	case !ok && len(Schemes()) == 0:
+		return fmt.Errorf("scheme %q: this program has no store adapter built in (it must import storage/all)", u.Scheme)
+	case !ok:
 		return fmt.Errorf("scheme %q is not supported; allowed: %s (for example file:///var/lib/drkit/r1 or s3://bucket/prefix)", u.Scheme, strings.Join(Schemes(), ", "))
-	}
-	if check != nil {
+	case check != nil:
 		return check(u)
 	}
 	return nil

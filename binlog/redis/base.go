@@ -3,6 +3,7 @@ package redis
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,9 @@ func ListBases(ctx context.Context, p *storage.Pipeline, cluster string) ([]Base
 // never staged whole on disk) and then writes each region's manifest, which
 // makes the backup complete there.
 func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s Sync, began time.Time, read func(io.Writer) (int64, error)) (Base, error) {
+	if err := ensureInfo(ctx, regions, cluster); err != nil {
+		return Base{}, err
+	}
 	id, err := snapshots.NewBackupID(ctx, regions, cluster, began)
 	if err != nil {
 		return Base{}, err
@@ -112,9 +116,13 @@ func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s
 }
 
 // Backup takes a base backup through the replica handshake: PSYNC asks for
-// a full resync, and with REPLCONF rdb-only (Redis 7+) the primary sends
-// the RDB alone. The backup is at the primary's offset then, in its
-// current history, which drd's stream continues.
+// a full resync, and the connection is closed once the RDB is stored. The
+// backup is at the primary's offset then, in its current history, which
+// drd's stream continues.
+//
+// It does not ask REPLCONF rdb-only: on Redis 7.0 a replica (drd's stream)
+// that attached to the same diskless transfer as an rdb-only one never
+// received the commands after it (seen in the conformance test).
 func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster string) (Base, error) {
 	c, err := dial(ctx, dsn)
 	if err != nil {
@@ -124,7 +132,7 @@ func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster 
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	began := time.Now().UTC()
-	s, err := c.psync(ctx, "", 0, true)
+	s, err := c.psync(ctx, "", 0)
 	if err != nil {
 		return Base{}, err
 	}
@@ -132,4 +140,33 @@ func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster 
 		return Base{}, errors.New("the primary did not send a full resync")
 	}
 	return storeBase(ctx, regions, cluster, s, began, c.readRDB)
+}
+
+// ensureInfo writes <cluster>/cluster.json ({"engine": "redis"}) where it is
+// missing, and refuses a region whose cluster.json names another engine
+// under the same cluster name: the two would mix in one folder.
+func ensureInfo(ctx context.Context, regions []*storage.Region, cluster string) error {
+	key := cluster + "/cluster.json"
+	for _, r := range regions {
+		rc, err := r.Store.Get(ctx, key, 0, 4096)
+		if errors.Is(err, storage.ErrNotFound) {
+			if err := r.Store.Put(ctx, key, strings.NewReader("{\n  \"engine\": \"redis\"\n}\n")); err != nil {
+				return fmt.Errorf("region %s: %w", r.Name, err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("region %s: %w", r.Name, err)
+		}
+		var info struct {
+			Engine string `json:"engine"`
+		}
+		err = json.NewDecoder(rc).Decode(&info)
+		rc.Close()
+		if err != nil || info.Engine != "redis" {
+			return fmt.Errorf("region %s holds cluster %q of engine %q (%s): another database under the same cluster name; use another cluster name or clear the region's %s/ folder",
+				r.Name, cluster, info.Engine, key, cluster)
+		}
+	}
+	return nil
 }

@@ -31,17 +31,19 @@ type Shipper struct {
 	FlushInterval time.Duration
 	Log           *slog.Logger
 
-	mu      sync.Mutex
-	ready   error
-	durable Position  // what every region holds
-	shipped []shipped // per region
-	pending time.Time // when the oldest command not yet durable arrived
+	mu        sync.Mutex
+	streaming bool
+	ready     error     // why not streaming
+	durable   Position  // what every region holds
+	shipped   []shipped // per region
+	pending   time.Time // when the oldest command not yet durable arrived
 }
 
 // shipped is one region's last durable write.
 type shipped struct {
-	at time.Time
-	ok bool
+	at      time.Time
+	ok      bool // reported: the shipper has streamed
+	healthy bool // the last write succeeded
 }
 
 // Name implements lifecycle.Component.
@@ -51,7 +53,13 @@ func (s *Shipper) Name() string { return "redis-stream/" + s.Cluster }
 func (s *Shipper) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ready
+	switch {
+	case s.streaming:
+		return nil
+	case s.ready != nil:
+		return s.ready
+	}
+	return errors.New("not connected yet")
 }
 
 // Durable returns the position every region holds.
@@ -87,7 +95,6 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.Log = slog.Default()
 	}
 	s.mu.Lock()
-	s.ready = errors.New("not connected yet")
 	s.shipped = make([]shipped, len(s.Regions))
 	s.mu.Unlock()
 	for {
@@ -96,46 +103,76 @@ func (s *Shipper) Run(ctx context.Context) error {
 			return nil
 		}
 		s.mu.Lock()
-		s.ready = err
+		s.streaming, s.ready = false, err
 		s.mu.Unlock()
 		s.Log.Warn("the Redis replication stream stopped; reconnecting", "cluster", s.Cluster, "err", err)
 		binlog.Sleep(ctx, time.Second)
 	}
 }
 
-// resumePoint is where every region's stream of the newest history ends:
-// the smallest end among the regions that hold that history (a region ahead
-// skips what it holds). ok is false when no region holds a stream.
+// resumePoint is where the stored stream of the newest history ends: in
+// each region the end of its chunks, or, where it holds none of that
+// history yet, its oldest base of it (so that every stored base rolls
+// forward); the smallest over the regions (a region ahead skips what it
+// holds). ok is false when no region holds anything of the cluster.
 func (s *Shipper) resumePoint(ctx context.Context) (Position, bool, error) {
+	type held struct {
+		end   Position
+		bases []Base
+	}
+	hs := make([]held, len(s.Regions))
 	var newest Position
-	ends := make([]Position, len(s.Regions))
-	found := false
+	newestAt := int64(-1)
 	for i, r := range s.Regions {
 		p, ok, err := (&Catalog{Pipeline: r.Pipeline, Cluster: s.Cluster}).End(ctx)
 		if err != nil {
 			return Position{}, false, err
 		}
 		if ok {
-			ends[i], found = p, true
-			if p.LastMS >= newest.LastMS {
-				newest = p
+			hs[i].end = p
+			if p.LastMS > newestAt {
+				newest, newestAt = p, p.LastMS
+			}
+		}
+		bases, _, err := ListBases(ctx, r.Pipeline, s.Cluster)
+		if err != nil {
+			return Position{}, false, err
+		}
+		hs[i].bases = bases
+		for _, b := range bases {
+			if b.Time.UnixMilli() > newestAt {
+				newest, newestAt = Position{ReplID: b.ReplID, End: b.Offset, LastMS: b.Time.UnixMilli()}, b.Time.UnixMilli()
 			}
 		}
 	}
-	if !found {
+	if newestAt < 0 {
 		return Position{}, false, nil
 	}
-	for _, p := range ends {
-		if p.ReplID == newest.ReplID && p.End < newest.End {
-			newest = p
+	from := Position{ReplID: newest.ReplID, End: -1}
+	for _, h := range hs {
+		end := int64(-1)
+		if h.end.ReplID == newest.ReplID {
+			end = h.end.End
+		} else {
+			for _, b := range h.bases {
+				if b.ReplID == newest.ReplID && (end < 0 || b.Offset < end) {
+					end = b.Offset
+				}
+			}
+		}
+		if end >= 0 && (from.End < 0 || end < from.End) {
+			from.End = end
 		}
 	}
-	return newest, true, nil
+	return from, from.End >= 0, nil
 }
 
 // session is one connection: handshake, an RDB if the primary sends one,
 // then the stream until an error.
 func (s *Shipper) session(ctx context.Context) error {
+	if err := ensureInfo(ctx, s.Regions, s.Cluster); err != nil {
+		return err
+	}
 	from, resume, err := s.resumePoint(ctx)
 	if err != nil {
 		return err
@@ -152,7 +189,7 @@ func (s *Shipper) session(ctx context.Context) error {
 		replid, offset = from.ReplID, from.End
 	}
 	began := time.Now().UTC()
-	sync, err := c.psync(ctx, replid, offset, false)
+	sync, err := c.psync(ctx, replid, offset)
 	if err != nil {
 		return err
 	}
@@ -170,9 +207,13 @@ func (s *Shipper) session(ctx context.Context) error {
 		s.Log.Info("continuing the stored stream", "cluster", s.Cluster, "replid", sync.ReplID, "offset", sync.Offset)
 	}
 	s.mu.Lock()
-	s.ready, s.durable = nil, Position{ReplID: sync.ReplID, End: sync.Offset}
+	s.streaming, s.ready, s.durable = true, nil, Position{ReplID: sync.ReplID, End: sync.Offset}
+	now := time.Now()
 	for i := range s.shipped {
-		s.shipped[i] = shipped{at: time.Now(), ok: true}
+		s.shipped[i].ok, s.shipped[i].healthy = true, true
+		if sync.Full {
+			s.shipped[i].at = now // the base just stored holds everything to its offset
+		}
 	}
 	s.mu.Unlock()
 	db := -1
@@ -218,8 +259,12 @@ func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int) error 
 	done := make(chan struct{})
 	defer close(done)
 	go readStream(c.r, in, done)
-	ack := time.NewTicker(time.Second)
+	// ACK every second, as a replica does; until the first command arrives
+	// every 100 ms: after a diskless full sync the primary starts the stream
+	// on an ACK that reaches it once it has finished the transfer itself.
+	ack := time.NewTicker(100 * time.Millisecond)
 	defer ack.Stop()
+	lastAck, streaming := time.Time{}, false
 	flush := time.NewTimer(s.FlushInterval)
 	defer flush.Stop()
 
@@ -227,11 +272,19 @@ func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int) error 
 	for {
 		select {
 		case <-ctx.Done():
+			// What was received is written before drd stops (a restart
+			// would fetch it again only while the primary's backlog holds it).
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := s.flush(fctx, &cut); err != nil {
+				s.Log.Warn("could not write the last received commands at stop", "cluster", s.Cluster, "err", err)
+			}
 			return ctx.Err()
 		case r := <-in:
 			if r.err != nil {
 				return fmt.Errorf("replication stream: %w", r.err)
 			}
+			streaming = true
 			if r.name == "replconf" && r.sub == "getack" {
 				// Acknowledge what every region holds, not what drd received.
 				if err := c.send("REPLCONF", "ACK", strconv.FormatInt(s.Durable().End, 10)); err != nil {
@@ -255,10 +308,14 @@ func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int) error 
 				return err
 			}
 			flush.Reset(s.FlushInterval)
-		case <-ack.C:
+		case now := <-ack.C:
+			if streaming && now.Sub(lastAck) < time.Second {
+				continue
+			}
 			if err := c.send("REPLCONF", "ACK", strconv.FormatInt(s.Durable().End, 10)); err != nil {
 				return err
 			}
+			lastAck = now
 		}
 	}
 }
@@ -327,14 +384,21 @@ func (k *cutter) add(r received) bool {
 // flush writes the chunk gathered so far to every region (never inside
 // MULTI/EXEC) and, once each holds it, makes it the durable position.
 func (s *Shipper) flush(ctx context.Context, k *cutter) error {
-	if k.inTxn || k.offset == k.start {
+	if k.inTxn {
 		return nil
 	}
 	if len(k.cmds) == 0 {
-		// Only keepalives since the last chunk: nothing to store, and the
-		// regions hold everything that matters up to here.
+		// Nothing but keepalives since the last chunk, if anything: the
+		// regions hold everything drd received, as of now (ShippedAt of an
+		// idle stream keeps up with the clock, as for the other engines).
 		s.mu.Lock()
 		s.durable.End = k.offset
+		now := time.Now()
+		for i := range s.shipped {
+			if s.shipped[i].ok && s.shipped[i].healthy {
+				s.shipped[i].at = now
+			}
+		}
 		s.mu.Unlock()
 		return nil
 	}
@@ -351,8 +415,9 @@ func (s *Shipper) flush(ctx context.Context, k *cutter) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, err := range errs {
+		s.shipped[i].healthy = err == nil
 		if err == nil {
-			s.shipped[i] = shipped{at: now, ok: true}
+			s.shipped[i].at = now
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

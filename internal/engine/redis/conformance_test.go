@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -32,6 +33,9 @@ func TestConformance(t *testing.T) {
 			if err := c.Set(context.Background(), "stamp:"+strconv.Itoa(v), v, 0).Err(); err != nil {
 				t.Fatal(err)
 			}
+			// A chunk per write, as the suite's log checks need several
+			// (the flush interval is 200ms).
+			time.Sleep(300 * time.Millisecond)
 		},
 		Target: func(t *testing.T) (map[string]string, func(t *testing.T) []int) {
 			r := testenv.StartRedis(t)

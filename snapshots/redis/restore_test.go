@@ -15,6 +15,7 @@ import (
 
 	rdwal "github.com/drkit/drkit/binlog/redis"
 	"github.com/drkit/drkit/internal/testenv"
+	"github.com/drkit/drkit/snapshots"
 	rdsnap "github.com/drkit/drkit/snapshots/redis"
 	"github.com/drkit/drkit/storage"
 	"github.com/drkit/drkit/storage/file"
@@ -161,7 +162,7 @@ func dataset(t *testing.T, r *testenv.Redis) map[string]string {
 // Every type and the commands that shape the stream (MULTI/EXEC, Lua,
 // SELECT, FLUSHDB, expiries) restore equal to the source, from region us
 // alone, after drd was stopped and resumed (+CONTINUE, no gap) in between;
-// a base taken by Backup (rdb-only) restores too.
+// a base taken by Backup (drctl backup) restores too.
 func TestRestoreEveryTypeAcrossAResume(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
@@ -223,7 +224,7 @@ func TestRestoreEveryTypeAcrossAResume(t *testing.T) {
 	want = dataset(t, e.src)
 	dst, _ = e.restore(t, 0, time.Time{}, b.ID)
 	if got := dataset(t, dst); !maps.Equal(got, want) {
-		t.Fatalf("restore from the rdb-only backup %s differs in %v", b.ID, diff(got, want))
+		t.Fatalf("restore from the backup %s differs in %v", b.ID, diff(got, want))
 	}
 }
 
@@ -263,5 +264,36 @@ func TestRestoreToATime(t *testing.T) {
 	_, err = rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], TargetDSN: dst2.URL(), Log: testenv.Logger()})
 	if err == nil || dst2.Client(t).Get(ctx, "mine").Val() != "1" {
 		t.Errorf("restore into a non-empty target: %v; want a refusal that changes nothing", err)
+	}
+}
+
+// A backup-set copy into a region drd never shipped to restores there alone.
+func TestCopyThenRestoreFromTheCopy(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.ship(t)
+	for i := range 5 {
+		e.c.Set(ctx, "k"+strconv.Itoa(i), i, 0)
+		time.Sleep(2 * flushInterval)
+	}
+	e.waitShipped(t)
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := &storage.Region{Name: "ap", Store: st, Pipeline: &storage.Pipeline{Store: st, Region: "ap", Level: 1}}
+	layout, err := snapshots.LayoutFor("redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := snapshots.CopySet(ctx, "cache", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger()})
+	if err != nil || len(rep.Backups) != 1 || rep.LogObjects == 0 {
+		t.Fatalf("copy: %+v, %v", rep, err)
+	}
+	e.regions = append(e.regions, ap)
+	want := dataset(t, e.src)
+	dst, _ := e.restore(t, 2, time.Time{}, "")
+	if got := dataset(t, dst); !maps.Equal(got, want) {
+		t.Fatalf("restore from the copy differs in %v", diff(got, want))
 	}
 }

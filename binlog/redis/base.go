@@ -116,13 +116,9 @@ func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s
 }
 
 // Backup takes a base backup through the replica handshake: PSYNC asks for
-// a full resync, and the connection is closed once the RDB is stored. The
-// backup is at the primary's offset then, in its current history, which
-// drd's stream continues.
-//
-// It does not ask REPLCONF rdb-only: on Redis 7.0 a replica (drd's stream)
-// that attached to the same diskless transfer as an rdb-only one never
-// received the commands after it (seen in the conformance test).
+// a full resync with REPLCONF rdb-only (Redis 7+), so the primary sends the
+// RDB alone. The backup is at the primary's offset then, in its current
+// history, which drd's stream continues.
 func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster string) (Base, error) {
 	c, err := dial(ctx, dsn)
 	if err != nil {
@@ -132,7 +128,7 @@ func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster 
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	began := time.Now().UTC()
-	s, err := c.psync(ctx, "", 0)
+	s, err := c.psync(ctx, "", 0, true)
 	if err != nil {
 		return Base{}, err
 	}

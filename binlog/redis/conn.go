@@ -120,13 +120,20 @@ type Sync struct {
 }
 
 // psync runs the replica handshake and asks for the stream after offset of
-// history replid ("" asks for a full resync).
-func (c *conn) psync(ctx context.Context, replid string, offset int64) (Sync, error) {
+// history replid ("" asks for a full resync). rdbOnly asks for the RDB
+// alone (a backup), where the server supports it.
+func (c *conn) psync(ctx context.Context, replid string, offset int64, rdbOnly bool) (Sync, error) {
 	if _, err := c.call(ctx, "REPLCONF", "listening-port", "0"); err != nil {
 		return Sync{}, err
 	}
 	if _, err := c.call(ctx, "REPLCONF", "capa", "eof", "capa", "psync2"); err != nil {
 		return Sync{}, err
+	}
+	if rdbOnly {
+		// Redis 7+: the primary sends the RDB and no stream after it, and
+		// keeps no replica buffer for it. An older one refuses, and the
+		// connection is closed after the RDB all the same.
+		_, _ = c.call(ctx, "REPLCONF", "rdb-only", "1")
 	}
 	id, off := "?", "-1"
 	if replid != "" {

@@ -189,7 +189,7 @@ func (s *Shipper) session(ctx context.Context) error {
 		replid, offset = from.ReplID, from.End
 	}
 	began := time.Now().UTC()
-	sync, err := c.psync(ctx, replid, offset)
+	sync, err := c.psync(ctx, replid, offset, false)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,11 @@ const chunkMagic = "DRKITRS1\n"
 // ReplID it covers (end - start bytes, PINGs and REPLCONFs included), and
 // the commands it keeps.
 type ChunkHeader struct {
-	ReplID   string `json:"replid"`
+	ReplID string `json:"replid"`
+	// Prev, on the first chunk of a history that continues another (a
+	// replica promoted after a failover keeps its primary's offsets under
+	// a new replid, PSYNC2), is the history it continues at Start.
+	Prev     string `json:"prev,omitempty"`
 	Start    int64  `json:"start"`
 	End      int64  `json:"end"`
 	Commands int    `json:"commands"`

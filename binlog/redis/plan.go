@@ -24,8 +24,10 @@ type Reach struct {
 	DurableAt time.Time `json:"durable_at,omitzero"`
 }
 
-// Chain returns the chunks of history replid that roll a base at offset
-// from forward, in order, up to the first gap, and how far they reach.
+// Chain returns the chunks that roll a base at offset from of history
+// replid forward, in order, up to the first gap, and how far they reach.
+// Where a history ends, the chain goes on into a history whose first chunk
+// says it continues it there (a failover).
 func (c *Catalog) Chain(ctx context.Context, replid string, from int64) ([]ChunkRef, Reach, error) {
 	refs, err := c.List(ctx)
 	if err != nil {
@@ -33,21 +35,48 @@ func (c *Catalog) Chain(ctx context.Context, replid string, from int64) ([]Chunk
 	}
 	r := Reach{End: from}
 	var chain []ChunkRef
-	for _, ref := range refs {
-		if ref.ReplID != replid || ref.End <= from {
-			continue
+	for seen := map[string]bool{}; !seen[replid]; {
+		seen[replid] = true
+		for _, ref := range refs {
+			if ref.ReplID != replid || ref.End <= r.End {
+				continue
+			}
+			if ref.Start > r.End {
+				r.Gap = fmt.Sprintf("the stream of history %s after offset %d is missing: the region's resumes at %d (%s)", replid, r.End, ref.Start, ref.Object.Key)
+				return chain, r, nil
+			}
+			chain = append(chain, ref)
+			r.End, r.EndMS, r.DurableAt = ref.End, ref.LastMS, ref.Stored
 		}
-		if ref.Start > r.End {
-			r.Gap = fmt.Sprintf("the stream of history %s after offset %d is missing: the region's resumes at %d (%s)", replid, r.End, ref.Start, ref.Object.Key)
+		next, err := c.continuation(ctx, refs, replid, r.End)
+		if err != nil {
+			return chain, r, err
+		}
+		if next == "" {
 			break
 		}
-		if ref.Start < r.End && len(chain) > 0 {
-			continue // an overlapping copy of what the chain holds
-		}
-		chain = append(chain, ref)
-		r.End, r.EndMS, r.DurableAt = ref.End, ref.LastMS, ref.Stored
+		replid = next
 	}
 	return chain, r, nil
+}
+
+// continuation returns the history that continues replid at offset end
+// ("" when none does).
+func (c *Catalog) continuation(ctx context.Context, refs []ChunkRef, replid string, end int64) (string, error) {
+	for _, ref := range refs {
+		if ref.ReplID == replid || ref.Start != end {
+			continue
+		}
+		cr, closer, err := c.Open(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		closer.Close()
+		if cr.Header.Prev == replid {
+			return ref.ReplID, nil
+		}
+	}
+	return "", nil
 }
 
 // Replay calls apply for every command of chain after offset from, in

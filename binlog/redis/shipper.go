@@ -30,6 +30,10 @@ type Shipper struct {
 	// written (default 1s).
 	FlushInterval time.Duration
 	Log           *slog.Logger
+	// SizingCheck, if set, says what is too small on the primary for the
+	// stream to survive a drd restart without a full resync (its backlog,
+	// its replica output buffer); it is logged once, as a warning.
+	SizingCheck func(ctx context.Context) error
 
 	mu        sync.Mutex
 	streaming bool
@@ -97,6 +101,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.shipped = make([]shipped, len(s.Regions))
 	s.mu.Unlock()
+	if s.SizingCheck != nil {
+		if err := s.SizingCheck(ctx); err != nil {
+			s.Log.Warn("the primary's replication settings may force full resyncs of drd's stream", "cluster", s.Cluster, "err", err)
+		}
+	}
 	for {
 		err := s.session(ctx)
 		if ctx.Err() != nil {
@@ -216,11 +225,15 @@ func (s *Shipper) session(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	db := -1
+	db, prev := -1, ""
 	if !sync.Full {
 		db = s.selectedAt(ctx, from)
+		if sync.ReplID != from.ReplID {
+			prev = from.ReplID // a failover: the new primary continues the history
+			s.Log.Info("the primary continues the stored history under a new replication id (a failover)", "cluster", s.Cluster, "from", from.ReplID, "replid", sync.ReplID, "offset", sync.Offset)
+		}
 	}
-	return s.stream(ctx, c, sync, db)
+	return s.stream(ctx, c, sync, db, prev)
 }
 
 // selectedAt returns the database selected at the end of the stored chunk
@@ -254,7 +267,7 @@ type received struct {
 }
 
 // stream reads commands in a goroutine and cuts them into chunks here.
-func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int) error {
+func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int, prev string) error {
 	in := make(chan received, 1024)
 	done := make(chan struct{})
 	defer close(done)
@@ -268,7 +281,7 @@ func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int) error 
 	flush := time.NewTimer(s.FlushInterval)
 	defer flush.Stop()
 
-	cut := cutter{replid: sync.ReplID, start: sync.Offset, offset: sync.Offset, db: db, startDB: db}
+	cut := cutter{replid: sync.ReplID, prev: prev, start: sync.Offset, offset: sync.Offset, db: db, startDB: db}
 	for {
 		select {
 		case <-ctx.Done():
@@ -346,6 +359,7 @@ func readStream(r *bufio.Reader, out chan<- received, done <-chan struct{}) {
 // cutter gathers the stream into the next chunk.
 type cutter struct {
 	replid        string
+	prev          string // the history the first chunk continues, if another
 	start, offset int64 // the chunk covers (start, offset]
 	cmds          []Command
 	size          int
@@ -402,7 +416,7 @@ func (s *Shipper) flush(ctx context.Context, k *cutter) error {
 		s.mu.Unlock()
 		return nil
 	}
-	h := ChunkHeader{ReplID: k.replid, Start: k.start, End: k.offset, Commands: len(k.cmds), DB: k.startDB, EndDB: k.db,
+	h := ChunkHeader{ReplID: k.replid, Prev: k.prev, Start: k.start, End: k.offset, Commands: len(k.cmds), DB: k.startDB, EndDB: k.db,
 		FirstMS: k.cmds[0].MS, LastMS: k.cmds[len(k.cmds)-1].MS}
 	plain := encodeChunk(h, k.cmds)
 	errs := make([]error, len(s.Regions))
@@ -425,6 +439,6 @@ func (s *Shipper) flush(ctx context.Context, k *cutter) error {
 	}
 	s.durable = Position{ReplID: k.replid, End: k.offset, LastMS: h.LastMS}
 	s.pending = time.Time{}
-	k.start, k.cmds, k.size, k.startDB = k.offset, nil, 0, k.db
+	k.start, k.cmds, k.size, k.startDB, k.prev = k.offset, nil, 0, k.db, ""
 	return nil
 }

@@ -166,6 +166,19 @@ func major(version string) int {
 	return n
 }
 
+// CheckSizing checks the backlog and replica output buffer of the primary
+// at dsn against its write rate, as Create does: drd's stream is a replica
+// too, and a backlog shorter than a drd restart means a full resync.
+func CheckSizing(ctx context.Context, dsn string) error {
+	c, err := connect(ctx, "primary", dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = checkSizing(ctx, c)
+	return err
+}
+
 // checkSizing compares the primary's backlog and replica output buffer with
 // its write rate (see the package doc).
 func checkSizing(ctx context.Context, prim *goredis.Client) ([]string, error) {

@@ -67,7 +67,10 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return RestoreResult{}, err
 	}
 	res := RestoreResult{Backup: base, Reach: reach}
-	if err := checkReach(o, base, reach); err != nil {
+	if err := beyondChain(ctx, cat, chain, &res.Reach); err != nil {
+		return res, err
+	}
+	if err := checkReach(o, base, res.Reach); err != nil {
 		return res, err
 	}
 	target, err := openTarget(ctx, o.TargetDSN)
@@ -148,6 +151,27 @@ func pickBase(ctx context.Context, o RestoreOptions) (rdwal.Base, error) {
 	}
 	return rdwal.Base{}, fmt.Errorf("region %s holds no base backup of cluster %s taken before %s (the oldest is %s of %s): %w",
 		o.Region.Name, o.Cluster, o.Stop.Format(time.RFC3339Nano), list[0].ID, list[0].Time.Format(time.RFC3339), storage.ErrNotFound)
+}
+
+// beyondChain records as a gap stream the region holds past the chain's
+// end that the chain does not reach (another history with no link to this
+// one): a restore to the newest must not stop short of it silently.
+func beyondChain(ctx context.Context, cat *rdwal.Catalog, chain []rdwal.ChunkRef, r *rdwal.Reach) error {
+	if r.Gap != "" {
+		return nil
+	}
+	newest, ok, err := cat.End(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	if len(chain) > 0 && chain[len(chain)-1].ReplID == newest.ReplID && chain[len(chain)-1].End == newest.End {
+		return nil
+	}
+	if newest.LastMS > r.EndMS {
+		r.Gap = fmt.Sprintf("the region holds the stream to offset %d of history %s (last command %s), which the chain from this backup does not reach",
+			newest.End, newest.ReplID, time.UnixMilli(newest.LastMS).UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // checkReach refuses, before anything is loaded, a restore the stream

@@ -297,3 +297,35 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 		t.Fatalf("restore from the copy differs in %v", diff(got, want))
 	}
 }
+
+// A failover: a replica promoted (PSYNC2 gives it a new replication id and
+// keeps its primary's offsets) and drd pointed at it continues the same
+// history with +CONTINUE, no new base; a restore from the base before the
+// failover rolls forward across it.
+func TestFailoverContinuesTheHistory(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	rep := e.src.StartReplica(t)
+	e.ship(t)
+	e.c.Set(ctx, "before", "1", 0)
+	e.c.HSet(ctx, "h", "a", "1")
+	e.waitShipped(t)
+	testenv.WaitFor(t, 10*time.Second, "the replica has the primary's writes", func() bool { return offset(t, rep.Client(t)) >= offset(t, e.c) })
+	e.stop()
+	if err := rep.Client(t).Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.src, e.c = rep, rep.Client(t)
+	e.ship(t) // drd's dsn now names the promoted server
+	e.c.Set(ctx, "after", "2", 0)
+	e.c.HSet(ctx, "h", "b", "2")
+	e.waitShipped(t)
+	if bases, _, _ := rdwal.ListBases(ctx, e.regions[1].Pipeline, "cache"); len(bases) != 1 {
+		t.Fatalf("%d bases after the failover; want the first only (+CONTINUE, no full resync)", len(bases))
+	}
+	want := dataset(t, rep)
+	dst, _ := e.restore(t, 1, time.Time{}, "")
+	if got := dataset(t, dst); !maps.Equal(got, want) {
+		t.Fatalf("restore across the failover differs in %v", diff(got, want))
+	}
+}

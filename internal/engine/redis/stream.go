@@ -18,6 +18,7 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/regions"
+	rdrepl "github.com/drkit/drkit/replication/redis"
 	"github.com/drkit/drkit/snapshots"
 	rdsnap "github.com/drkit/drkit/snapshots/redis"
 	"github.com/drkit/drkit/storage"
@@ -37,7 +38,8 @@ var (
 // NewShipper implements engine.Shipping: the replication stream captured
 // as a replica.
 func (Engine) NewShipper(cl config.Cluster, all []*storage.Region, log *slog.Logger) engine.Shipper {
-	sh := &rdwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	sh := &rdwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, FlushInterval: time.Duration(cl.FlushInterval), Log: log,
+		SizingCheck: func(ctx context.Context) error { return rdrepl.CheckSizing(ctx, cl.DSN) }}
 	for _, r := range all {
 		if slices.Contains(cl.ShipTo, r.Name) {
 			sh.Regions = append(sh.Regions, r)

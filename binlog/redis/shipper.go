@@ -360,7 +360,7 @@ func readStream(r *bufio.Reader, out chan<- received, done <-chan struct{}) {
 type cutter struct {
 	replid        string
 	prev          string // the history the first chunk continues, if another
-	start, offset int64 // the chunk covers (start, offset]
+	start, offset int64  // the chunk covers (start, offset]
 	cmds          []Command
 	size          int
 	inTxn         bool

@@ -118,11 +118,11 @@ func (cr *ChunkReader) Next() (Command, error) {
 		return Command{}, fmt.Errorf("chunk: command %d of %d: %w", cr.n+1, cr.Header.Commands, unexpected(err))
 	}
 	end, err := binary.ReadUvarint(cr.r)
-	if err != nil || end > uint64(cr.Header.End-cr.Header.Start) {
+	if err != nil || end == 0 || end > uint64(cr.Header.End-cr.Header.Start) {
 		return Command{}, fmt.Errorf("chunk: command %d of %d: bad offset", cr.n+1, cr.Header.Commands)
 	}
 	l, err := binary.ReadUvarint(cr.r)
-	if err != nil || l > maxBulk+1<<20 || l > end {
+	if err != nil || l == 0 || l > maxBulk+1<<20 || l > end {
 		return Command{}, fmt.Errorf("chunk: command %d of %d: bad length", cr.n+1, cr.Header.Commands)
 	}
 	c := Command{MS: int64(ms), End: cr.Header.Start + int64(end), RESP: make([]byte, l)}

@@ -45,7 +45,7 @@ func CheckBase(b Base) error {
 	if b.FormatVersion != FormatVersion || b.Engine != "redis" {
 		return fmt.Errorf("a %s manifest of format %d; this drkit reads redis format %d", b.Engine, b.FormatVersion, FormatVersion)
 	}
-	if b.ID == "" || len(b.ReplID) != 40 || b.Offset < 0 {
+	if b.ID == "" || !isReplID(b.ReplID) || b.Offset < 0 {
 		return fmt.Errorf("id %q, replid %q, offset %d: not a base backup", b.ID, b.ReplID, b.Offset)
 	}
 	prefix := snapshots.BaseKey(b.Cluster, b.ID)
@@ -58,7 +58,12 @@ func CheckBase(b Base) error {
 // ListBases returns a region's complete base backups, oldest first (by
 // offset within a history, then time), and the manifests it could not read.
 func ListBases(ctx context.Context, p *storage.Pipeline, cluster string) ([]Base, []snapshots.Damaged, error) {
-	out, damaged, err := snapshots.ListManifests(ctx, p, cluster, CheckBase)
+	out, damaged, err := snapshots.ListManifests(ctx, p, cluster, func(b Base) error {
+		if b.Cluster != cluster {
+			return fmt.Errorf("a manifest of cluster %q in cluster %q's folder", b.Cluster, cluster)
+		}
+		return CheckBase(b)
+	})
 	// Bases of one history by offset (no host's clock plays a part), of
 	// different histories by time.
 	slices.SortStableFunc(out, func(a, b Base) int {
@@ -127,11 +132,11 @@ func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster 
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	began := time.Now().UTC()
 	s, err := c.psync(ctx, "", 0, true)
 	if err != nil {
 		return Base{}, err
 	}
+	began := time.Now().UTC() // +FULLRESYNC: the RDB child starts now
 	if !s.Full {
 		return Base{}, errors.New("the primary did not send a full resync")
 	}
@@ -165,4 +170,18 @@ func ensureInfo(ctx context.Context, regions []*storage.Region, cluster string) 
 		}
 	}
 	return nil
+}
+
+// isReplID reports whether s is a replication id: 40 lower-case hex digits.
+// A store is untrusted, and a replid is written into protocol lines.
+func isReplID(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -68,7 +68,7 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
 	rest := strings.TrimPrefix(info.Key, prefix)
 	replid, name, ok := strings.Cut(rest, "/")
-	if !ok || len(replid) != 40 || strings.Contains(name, "/") {
+	if !ok || !isReplID(replid) || strings.Contains(name, "/") {
 		return ChunkRef{}, false
 	}
 	base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)

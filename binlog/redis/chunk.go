@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // chunkMagic starts every chunk object's plaintext.
@@ -94,7 +95,8 @@ func NewChunkReader(r io.Reader) (*ChunkReader, error) {
 	if err := json.Unmarshal(line, &h); err != nil {
 		return nil, fmt.Errorf("chunk header: %w", err)
 	}
-	if h.ReplID == "" || h.Start < 0 || h.End < h.Start || h.Commands < 0 || h.LastMS < h.FirstMS {
+	if !isReplID(h.ReplID) || (h.Prev != "" && !isReplID(h.Prev)) || h.Start < 0 || h.End < h.Start || h.Commands < 0 || h.LastMS < h.FirstMS ||
+		h.DB < -1 || h.DB > maxDB || h.EndDB < -1 || h.EndDB > maxDB {
 		return nil, fmt.Errorf("chunk header: inconsistent %+v", h)
 	}
 	return &ChunkReader{Header: h, r: br}, nil
@@ -129,8 +131,40 @@ func (cr *ChunkReader) Next() (Command, error) {
 	if _, err := io.ReadFull(cr.r, c.RESP); err != nil {
 		return Command{}, fmt.Errorf("chunk: command %d of %d: %w", cr.n+1, cr.Header.Commands, unexpected(err))
 	}
+	if err := checkCommand(c.RESP); err != nil {
+		return Command{}, fmt.Errorf("chunk: command %d of %d: %w", cr.n+1, cr.Header.Commands, err)
+	}
 	cr.n++
 	return c, nil
+}
+
+// maxDB bounds a database number read from a store.
+const maxDB = 1 << 16
+
+// refused are commands a restore never sends, whatever a store holds: a
+// primary's stream carries data writes, and these would reconfigure the
+// target, write files on its host or make it dial another one.
+var refused = map[string]bool{
+	"config": true, "replicaof": true, "slaveof": true, "migrate": true, "debug": true, "module": true,
+	"acl": true, "shutdown": true, "save": true, "bgsave": true, "bgrewriteaof": true, "failover": true,
+	"cluster": true, "client": true, "sync": true, "psync": true, "monitor": true,
+}
+
+// checkCommand requires one whole RESP array of bulk strings and refuses
+// the commands a restore must never send (refused).
+func checkCommand(resp []byte) error {
+	r := bufio.NewReader(bytes.NewReader(resp))
+	_, args, err := readCommand(r)
+	if err != nil {
+		return err
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return errors.New("more than one command in one record")
+	}
+	if name := strings.ToLower(string(args[0])); refused[name] {
+		return fmt.Errorf("%s is not a command a primary's stream carries: refused", strings.ToUpper(name))
+	}
+	return nil
 }
 
 func unexpected(err error) error {

@@ -152,13 +152,16 @@ func parseSync(line, replid string, offset int64) (Sync, error) {
 	switch {
 	case len(f) == 3 && f[0] == "+FULLRESYNC":
 		off, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil || len(f[1]) != 40 {
+		if err != nil || !isReplID(f[1]) {
 			return Sync{}, fmt.Errorf("PSYNC: unexpected reply %q", line)
 		}
 		return Sync{Full: true, ReplID: f[1], Offset: off}, nil
 	case len(f) >= 1 && f[0] == "+CONTINUE":
 		s := Sync{ReplID: replid, Offset: offset}
 		if len(f) == 2 {
+			if !isReplID(f[1]) {
+				return Sync{}, fmt.Errorf("PSYNC: unexpected reply %q", line)
+			}
 			s.ReplID = f[1]
 		}
 		return s, nil

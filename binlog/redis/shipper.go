@@ -162,6 +162,14 @@ func (s *Shipper) resumePoint(ctx context.Context) (Position, bool, error) {
 		end := int64(-1)
 		if h.end.ReplID == newest.ReplID {
 			end = h.end.End
+			// A base newer than the stream (a full resync after which nothing
+			// was written yet) is where the region stands: asking for the
+			// stream before it would cost another full resync.
+			for _, b := range h.bases {
+				if b.ReplID == newest.ReplID && b.Offset > end {
+					end = b.Offset
+				}
+			}
 		} else {
 			for _, b := range h.bases {
 				if b.ReplID == newest.ReplID && (end < 0 || b.Offset < end) {
@@ -197,10 +205,19 @@ func (s *Shipper) session(ctx context.Context) error {
 	if resume {
 		replid, offset = from.ReplID, from.End
 	}
-	began := time.Now().UTC()
 	sync, err := c.psync(ctx, replid, offset, false)
 	if err != nil {
 		return err
+	}
+	// The primary answers +FULLRESYNC when its RDB child starts (after any
+	// diskless-sync delay): the snapshot holds the data of this moment.
+	began := time.Now().UTC()
+	if sync.Full && resume && sync.ReplID == from.ReplID && sync.Offset < from.End {
+		// The primary restarted from an older save and kept its replication
+		// id: its history forks below what the regions hold. Storing it under
+		// the same id would mix the two in one history.
+		return fmt.Errorf("the primary's history (%s) now goes on from offset %d, below the %d the regions hold: it restarted from an older save and what it wrote after that save is lost on it. drd does not mix the two histories: move the regions' %s/stream/%s folder aside (restores of it stay possible from there) and drd starts a new base",
+			sync.ReplID, sync.Offset, from.End, s.Cluster, sync.ReplID)
 	}
 	if sync.Full {
 		if resume {

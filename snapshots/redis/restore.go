@@ -81,6 +81,12 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 	if err := checkEmpty(ctx, target); err != nil {
 		return res, err
 	}
+	// A replica ignores its primary's command errors (a SELECT past its
+	// databases, a module it lacks): count them, and fail if any occurred.
+	errorsBefore, err := errorReplies(ctx, target)
+	if err != nil {
+		return res, err
+	}
 	o.Log.Info("restoring", "cluster", o.Cluster, "region", o.Region.Name, "backup", base.ID, "offset", base.Offset, "chunks", len(chain))
 	m, err := serve(ctx, o.Listen)
 	if err != nil {
@@ -119,6 +125,11 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, fmt.Errorf("target: REPLICAOF NO ONE: %w", err)
 	}
 	res.Keys, _ = keyCount(ctx, target)
+	if n, err := errorReplies(ctx, target); err != nil {
+		return res, err
+	} else if n > errorsBefore {
+		return res, fmt.Errorf("the target refused %d of the replayed command(s) (its log names them: a database number past its `databases`, a module it lacks?): the restore is not complete", n-errorsBefore)
+	}
 	return res, nil
 }
 
@@ -178,7 +189,7 @@ func beyondChain(ctx context.Context, cat *rdwal.Catalog, chain []rdwal.ChunkRef
 // cannot bring to its target: a gap (unless accepted) or a target time past
 // what the region holds.
 func checkReach(o RestoreOptions, base rdwal.Base, r rdwal.Reach) error {
-	newest := base.StopTime
+	newest := base.Time // the base holds the data of its FULLRESYNC, not of its upload's end
 	if t := time.UnixMilli(r.EndMS); r.EndMS > 0 && t.After(newest) {
 		newest = t
 	}
@@ -220,6 +231,21 @@ func checkEmpty(ctx context.Context, c *goredis.Client) error {
 		return fmt.Errorf("the target holds %d key(s): a restore replaces a server's whole dataset, so it goes into an empty Redis only; nothing was changed (FLUSHALL it, or use another server)", n)
 	}
 	return nil
+}
+
+// errorReplies is INFO stats' unexpected_error_replies: the errors a server
+// answered its primary (or AOF) with.
+func errorReplies(ctx context.Context, c *goredis.Client) (int64, error) {
+	info, err := c.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, fmt.Errorf("target: INFO stats: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "unexpected_error_replies:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, nil
 }
 
 // keyCount sums INFO keyspace's keys over every database.
@@ -289,6 +315,7 @@ type master struct {
 	c          net.Conn
 	w          *bufio.Writer
 	sent       int64
+	flushed    time.Time
 }
 
 func serve(ctx context.Context, listen string) (*master, error) {
@@ -389,11 +416,17 @@ func (m *master) send(resp []byte) error {
 		return fmt.Errorf("send to the target: %w", err)
 	}
 	m.sent += int64(len(resp))
+	if time.Since(m.flushed) > 500*time.Millisecond {
+		// Keep the link busy: a replica drops a primary silent for
+		// repl-timeout (60s), and the commands are not held back for long.
+		return m.flush()
+	}
 	return nil
 }
 
 // flush sends what send buffered.
 func (m *master) flush() error {
+	m.flushed = time.Now()
 	if err := m.w.Flush(); err != nil {
 		return fmt.Errorf("send to the target: %w", err)
 	}

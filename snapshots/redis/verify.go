@@ -40,9 +40,11 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 		return rep, err
 	}
 	rep.Chunks = len(refs)
-	for i, ref := range refs {
-		if i > 0 && refs[i-1].ReplID == ref.ReplID && ref.Start != refs[i-1].End {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("history %s: the stream between offsets %d and %d is missing (before %s)", ref.ReplID, refs[i-1].End, ref.Start, ref.Object.Key))
+	for _, ref := range refs {
+		// Chunks may overlap (a region that got a chunk another did not is
+		// resumed from the lower end); a gap is a start past all before it.
+		if end, ok := rep.Histories[ref.ReplID]; ok && ref.Start > end {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("history %s: the stream between offsets %d and %d is missing (before %s)", ref.ReplID, end, ref.Start, ref.Object.Key))
 		}
 		rep.Histories[ref.ReplID] = max(rep.Histories[ref.ReplID], ref.End)
 	}

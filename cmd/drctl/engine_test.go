@@ -22,8 +22,8 @@ func TestEngineDispatch(t *testing.T) {
 	}{
 		{[]string{"verify", "--cluster", "docs"}, "engine mongodb cannot verify yet"},
 		{[]string{"backup", "--cluster", "docs"}, "engine mongodb cannot take base backups yet"},
-		{[]string{"restore", "--cluster", "cache", "--target-dir", dir}, "engine redis does not take --target-dir (its restore flags: --target-dsn, --replay-listen)"},
-		{[]string{"restore", "--cluster", "cache"}, "--target-dsn is required: engine redis restores into an empty Redis"},
+		{[]string{"restore", "--cluster", "cache", "--target-lsn", "0/1"}, "engine redis does not take --target-lsn (its restore flags: --target-dsn, --target-dir, --replay-listen)"},
+		{[]string{"restore", "--cluster", "cache"}, "give --target-dsn (an empty Redis, redis://host:6379) or --target-dir"},
 		{[]string{"restore", "--cluster", "shop", "--target-dir", dir}, "engine mysql does not take --target-dir (its restore flags: --target-dsn"},
 		{[]string{"restore", "--cluster", "orders", "--target-dir", dir, "--target-gtid", "0-1-2"}, "engine postgres does not take --target-gtid"},
 		{[]string{"restore", "--cluster", "orders"}, "--target-dir is required"},

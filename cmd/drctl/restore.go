@@ -90,7 +90,7 @@ by name.`,
 	f.StringVar(&cf.region, "to-region", "", "the region to restore from (default: the cluster's)")
 	f.StringVar(&targetTime, "target-time", "", targetTimeHelp)
 	f.String("target-lsn", "", "PostgreSQL: recover up to this LSN")
-	f.String("target-dir", "", "PostgreSQL: the new data folder")
+	f.String("target-dir", "", "PostgreSQL: the new data folder; Redis: a new folder for redis-server (RDB + AOF)")
 	f.Bool("start", false, "PostgreSQL: start the server and wait until recovery has ended")
 	f.Int("port", 0, "PostgreSQL: the port of the restored server (default: the backup's)")
 	f.String("target-dsn", "", "MySQL: the empty server to restore into (user@tcp(host:3306)/); Redis: the empty server (redis://host:6379)"+fmt.Sprintf(passwordHelp, "--target-password-file", "MYSQL_PWD (Redis: $REDISCLI_AUTH)"))

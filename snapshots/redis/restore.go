@@ -57,22 +57,11 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	cat := &rdwal.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster}
-	base, err := pickBase(ctx, o)
+	cat, chain, res, err := plan(ctx, o)
 	if err != nil {
-		return RestoreResult{}, err
-	}
-	chain, reach, err := cat.Chain(ctx, base.ReplID, base.Offset)
-	if err != nil {
-		return RestoreResult{}, err
-	}
-	res := RestoreResult{Backup: base, Reach: reach}
-	if err := beyondChain(ctx, cat, chain, &res.Reach); err != nil {
 		return res, err
 	}
-	if err := checkReach(o, base, res.Reach); err != nil {
-		return res, err
-	}
+	base := res.Backup
 	target, err := openTarget(ctx, o.TargetDSN)
 	if err != nil {
 		return res, err
@@ -131,6 +120,26 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, fmt.Errorf("the target refused %d of the replayed command(s) (its log names them: a database number past its `databases`, a module it lacks?): the restore is not complete", n-errorsBefore)
 	}
 	return res, nil
+}
+
+// plan chooses the base and the chain of chunks that rolls it forward, and
+// refuses, before anything is written, a restore that cannot reach its
+// target.
+func plan(ctx context.Context, o RestoreOptions) (*rdwal.Catalog, []rdwal.ChunkRef, RestoreResult, error) {
+	cat := &rdwal.Catalog{Pipeline: o.Region.Pipeline, Cluster: o.Cluster}
+	base, err := pickBase(ctx, o)
+	if err != nil {
+		return nil, nil, RestoreResult{}, err
+	}
+	chain, reach, err := cat.Chain(ctx, base.ReplID, base.Offset)
+	if err != nil {
+		return nil, nil, RestoreResult{}, err
+	}
+	res := RestoreResult{Backup: base, Reach: reach}
+	if err := beyondChain(ctx, cat, chain, &res.Reach); err != nil {
+		return nil, nil, res, err
+	}
+	return cat, chain, res, checkReach(o, base, res.Reach)
 }
 
 // pickBase returns the base to restore: the one asked for, or the newest

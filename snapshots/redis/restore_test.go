@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -328,4 +331,69 @@ func TestFailoverContinuesTheHistory(t *testing.T) {
 	if got := dataset(t, dst); !maps.Equal(got, want) {
 		t.Fatalf("restore across the failover differs in %v", diff(got, want))
 	}
+}
+
+// --target-dir: a folder redis-server loads natively (RDB base and an
+// incremental AOF with #TS: annotations), to a point in time.
+func TestRestoreDirToATime(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.ship(t)
+	var stamps []time.Time
+	for i := range 10 {
+		stamps = append(stamps, time.Now())
+		e.c.Set(ctx, "stamp:"+strconv.Itoa(i), i, 0)
+		db2 := goredisClient(e.src, 2)
+		db2.HSet(ctx, "h", strconv.Itoa(i), i)
+		db2.Close()
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.waitShipped(t)
+	dir := filepath.Join(t.TempDir(), "restored")
+	target := stamps[6].Add(50 * time.Millisecond)
+	res, err := rdsnap.RestoreDir(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], Stop: target, Log: testenv.Logger()}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aof, _ := os.ReadFile(filepath.Join(dir, "appendonlydir", "appendonly.aof.1.incr.aof")); !strings.Contains(string(aof), "#TS:") {
+		t.Errorf("the incremental AOF has no #TS: annotation")
+	}
+	port := freePort(t)
+	srv := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir,
+		"--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename", "appendonly.aof")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	defer c.Close()
+	testenv.WaitFor(t, 10*time.Second, "redis-server loads the folder", func() bool { return c.Ping(ctx).Err() == nil })
+	for i := range stamps {
+		ok := c.Exists(ctx, "stamp:"+strconv.Itoa(i)).Val() == 1
+		if want := i <= 6; ok != want {
+			t.Errorf("stamp %d: restored %v, want %v (%s; %d commands)", i, ok, want, res.Command, res.Commands)
+		}
+	}
+	db2 := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), DB: 2})
+	defer db2.Close()
+	if n := db2.HLen(ctx, "h").Val(); n != 7 {
+		t.Errorf("db 2's hash has %d fields, want 7", n)
+	}
+	if _, err := rdsnap.RestoreDir(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], Log: testenv.Logger()}, dir); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("a second restore into the folder: %v, want a refusal", err)
+	}
+}
+
+func goredisClient(r *testenv.Redis, db int) *goredis.Client {
+	return goredis.NewClient(&goredis.Options{Addr: r.Addr(), Password: r.Password, DB: db})
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,34 +83,59 @@ func (Engine) ListBackups(ctx context.Context, env engine.Env, r *storage.Region
 }
 
 // RestoreFlags implements engine.Restorer.
-func (Engine) RestoreFlags() []string { return []string{"target-dsn", "replay-listen"} }
+func (Engine) RestoreFlags() []string { return []string{"target-dsn", "target-dir", "replay-listen"} }
 
-// Restore implements engine.Restorer: the target made drctl's replica for
-// the length of the restore (see snapshots/redis).
+// Restore implements engine.Restorer: into an empty running Redis
+// (--target-dsn; drctl serves it as its primary, see snapshots/redis), or
+// into a folder redis-server loads (--target-dir: RDB + AOF).
 func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreRequest) (engine.Output, error) {
 	if err := engine.CheckFlags(Name, req.Flags, e.RestoreFlags()); err != nil {
 		return engine.Output{}, err
 	}
-	if req.Flags["target-dsn"] == "" {
-		return engine.Output{}, engine.Usage(errors.New("--target-dsn is required: engine redis restores into an empty Redis (redis://host:6379)"))
+	dsn, dir := req.Flags["target-dsn"], req.Flags["target-dir"]
+	if (dsn == "") == (dir == "") {
+		return engine.Output{}, engine.Usage(errors.New("give --target-dsn (an empty Redis, redis://host:6379) or --target-dir (a new folder for redis-server), one of them: engine redis restores into either"))
 	}
-	o := rdsnap.RestoreOptions{Cluster: env.Cluster.Name, Region: req.Region, TargetDSN: req.Flags["target-dsn"], BackupID: req.BackupID,
+	if dir != "" && req.Flags["replay-listen"] != "" {
+		return engine.Output{}, engine.Usage(errors.New("--replay-listen goes with --target-dsn"))
+	}
+	o := rdsnap.RestoreOptions{Cluster: env.Cluster.Name, Region: req.Region, TargetDSN: dsn, BackupID: req.BackupID,
 		AcceptGap: req.AcceptGap, Listen: req.Flags["replay-listen"], Log: env.Log}
 	if req.TargetTime != nil {
 		o.Stop = *req.TargetTime
+	}
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return engine.Output{}, engine.Usage(fmt.Errorf("--target-dir: %w", err))
+		}
+		res, err := rdsnap.RestoreDir(ctx, o, abs)
+		if err != nil {
+			return engine.Output{}, err
+		}
+		return engine.Output{Value: res, Text: func(w io.Writer) error {
+			printRestored(w, res.RestoreResult, req.Region.Name)
+			_, err := fmt.Fprintf(w, "wrote %s; start it with:\n  %s\n", res.Dir, res.Command)
+			return err
+		}}, nil
 	}
 	res, err := rdsnap.Restore(ctx, o)
 	if err != nil {
 		return engine.Output{}, err
 	}
 	return engine.Output{Value: res, Text: func(w io.Writer) error {
-		fmt.Fprintf(w, "restored backup %s (replid %s, offset %d) from region %s and replayed %d command(s) to offset %d: %d key(s)\n",
-			res.Backup.ID, res.Backup.ReplID, res.Backup.Offset, req.Region.Name, res.Commands, res.Offset, res.Keys)
-		if res.Reach.Gap != "" {
-			fmt.Fprintf(w, "WARNING: restored up to a gap in the stream (--accept-gap): %s\n", res.Reach.Gap)
-		}
-		return nil
+		printRestored(w, res, req.Region.Name)
+		_, err := fmt.Fprintf(w, "the target holds %d key(s)\n", res.Keys)
+		return err
 	}}, nil
+}
+
+func printRestored(w io.Writer, res rdsnap.RestoreResult, region string) {
+	fmt.Fprintf(w, "restored backup %s (replid %s, offset %d) from region %s and replayed %d command(s) to offset %d\n",
+		res.Backup.ID, res.Backup.ReplID, res.Backup.Offset, region, res.Commands, res.Offset)
+	if res.Reach.Gap != "" {
+		fmt.Fprintf(w, "WARNING: restored up to a gap in the stream (--accept-gap): %s\n", res.Reach.Gap)
+	}
 }
 
 // Verify implements engine.Verifier.

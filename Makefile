@@ -23,7 +23,7 @@ GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION
 # a PostgreSQL and a MariaDB package running side by side starve each other.
 TEST_FLAGS ?= -race -p 1 -timeout 20m
 
-.PHONY: all deps deps-apt deps-demo apt-install deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-monitor demo clean
+.PHONY: all deps deps-apt deps-demo apt-install deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-redis bench-monitor demo clean
 
 all: build
 
@@ -98,7 +98,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres bench-mysql bench-monitor
+bench: bench-storage bench-postgres bench-mysql bench-redis bench-monitor
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -111,6 +111,10 @@ bench-postgres: deps build
 ## bench-mysql: drkit vs mariadb-dump, mariadb-binlog on a sysbench-like database (TABLES=8 ROWS=500000 TXNS=100000)
 bench-mysql: deps build
 	bench/mysql.sh
+
+## bench-redis: drd's capture cost and exposure under redis-benchmark, drctl backup vs redis-cli --rdb, restore rate (KEYS=10000000 VALUE=100 OPS=1000000)
+bench-redis: deps build
+	bench/redis.sh
 
 ## bench-monitor: alert latency with shipped defaults; drd's idle CPU/RSS with 4 clusters vs the exporters
 bench-monitor: deps build

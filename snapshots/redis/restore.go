@@ -82,6 +82,13 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, err
 	}
 	defer m.Close()
+	// Only the target may take the data: it authenticates to drctl with a
+	// one-time masterauth (the listener may be on a shared address).
+	restoreAuth, err := oneTimeMasterauth(ctx, target, m)
+	if err != nil {
+		return res, err
+	}
+	defer restoreAuth()
 	if err := target.Do(ctx, "REPLICAOF", m.host, m.port).Err(); err != nil {
 		return res, fmt.Errorf("target: REPLICAOF drctl: %w", err)
 	}
@@ -319,6 +326,7 @@ func waitApplied(ctx context.Context, c *goredis.Client, offset int64) error {
 
 // master is drctl's side of the target's replication link.
 type master struct {
+	token      string // the target's masterauth for this restore
 	ln         net.Listener
 	host, port string
 	c          net.Conn
@@ -350,6 +358,33 @@ func (m *master) Close() error {
 // the RDB after +FULLRESYNC in the diskless form ($EOF:<mark>), which needs
 // no length up front.
 func (m *master) sync(ctx context.Context, base rdwal.Base, rdb io.Reader) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := m.accept(ctx, deadline)
+		if err != nil {
+			return err
+		}
+		r := bufio.NewReader(c)
+		m.c, m.w = c, bufio.NewWriterSize(c, 256<<10)
+		err = m.handshake(r)
+		if errors.Is(err, errNotTarget) {
+			// Someone else reached the listener: it gets nothing, and the
+			// target may still come.
+			c.Close()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("the target's replication handshake: %w", err)
+		}
+		return m.sendRDB(ctx, r, base, rdb)
+	}
+}
+
+// errNotTarget is a peer without the target's one-time masterauth.
+var errNotTarget = errors.New("a peer that is not the target")
+
+// accept waits for the next connection to the listener until deadline.
+func (m *master) accept(ctx context.Context, deadline time.Time) (net.Conn, error) {
 	type accepted struct {
 		c   net.Conn
 		err error
@@ -358,46 +393,81 @@ func (m *master) sync(ctx context.Context, base rdwal.Base, rdb io.Reader) error
 	go func() { c, err := m.ln.Accept(); ch <- accepted{c, err} }()
 	select {
 	case a := <-ch:
-		if a.err != nil {
-			return a.err
-		}
-		m.c = a.c
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("the target did not connect to drctl at %s:%s within 30s (can it reach that address? --replay-listen chooses it)", m.host, m.port)
+		return a.c, a.err
+	case <-time.After(time.Until(deadline)):
+		return nil, fmt.Errorf("the target did not connect to drctl at %s:%s within 30s (can it reach that address? --replay-listen chooses it)", m.host, m.port)
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	r := bufio.NewReader(m.c)
-	m.w = bufio.NewWriterSize(m.c, 256<<10)
+}
+
+// handshake answers a replica's PING, AUTH and REPLCONFs up to its PSYNC;
+// anything but PING before the one-time AUTH is errNotTarget.
+func (m *master) handshake(r *bufio.Reader) error {
+	authed := false
 	for {
 		_ = m.c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		args, err := readArgs(r)
 		if err != nil {
-			return fmt.Errorf("the target's replication handshake: %w", err)
+			return err
 		}
-		switch strings.ToLower(args[0]) {
-		case "ping":
+		switch cmd := strings.ToLower(args[0]); {
+		case cmd == "ping": // a replica PINGs before it authenticates
 			m.w.WriteString("+PONG\r\n")
-		case "psync", "sync":
-			mark := make([]byte, 20)
-			_, _ = rand.Read(mark)
-			eof := hex.EncodeToString(mark)
-			fmt.Fprintf(m.w, "+FULLRESYNC %s %d\r\n$EOF:%s\r\n", base.ReplID, base.Offset, eof)
-			if _, err := io.Copy(m.w, rdb); err != nil {
-				return fmt.Errorf("send the base backup to the target: %w", err)
-			}
-			m.w.WriteString(eof)
-			if err := m.w.Flush(); err != nil {
-				return err
-			}
-			return m.waitLoaded(ctx, r)
-		default: // AUTH, REPLCONF
+		case cmd == "auth" && args[len(args)-1] == m.token:
+			authed = true
+			m.w.WriteString("+OK\r\n")
+		case !authed:
+			return errNotTarget
+		case cmd == "psync" || cmd == "sync":
+			return nil
+		default: // REPLCONF
 			m.w.WriteString("+OK\r\n")
 		}
 		if err := m.w.Flush(); err != nil {
 			return err
 		}
 	}
+}
+
+// sendRDB answers PSYNC with +FULLRESYNC and the base's RDB in the diskless
+// form ($EOF:<mark>), which needs no length up front.
+func (m *master) sendRDB(ctx context.Context, r *bufio.Reader, base rdwal.Base, rdb io.Reader) error {
+	mark := make([]byte, 20)
+	_, _ = rand.Read(mark)
+	eof := hex.EncodeToString(mark)
+	fmt.Fprintf(m.w, "+FULLRESYNC %s %d\r\n$EOF:%s\r\n", base.ReplID, base.Offset, eof)
+	if _, err := io.Copy(m.w, rdb); err != nil {
+		return fmt.Errorf("send the base backup to the target: %w", err)
+	}
+	m.w.WriteString(eof)
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("send the base backup to the target: %w", err)
+	}
+	return m.waitLoaded(ctx, r)
+}
+
+// oneTimeMasterauth sets a random masterauth (and no masteruser) on the
+// target for this restore, and returns what puts the old ones back.
+func oneTimeMasterauth(ctx context.Context, target *goredis.Client, m *master) (func(), error) {
+	old, err := target.ConfigGet(ctx, "master*").Result()
+	if err != nil {
+		return nil, fmt.Errorf("target: CONFIG GET masterauth: %w (drctl sets a one-time masterauth so that only the target can take the data)", err)
+	}
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	m.token = hex.EncodeToString(b)
+	if err := target.ConfigSet(ctx, "masteruser", "").Err(); err != nil {
+		return nil, fmt.Errorf("target: CONFIG SET masteruser: %w", err)
+	}
+	if err := target.ConfigSet(ctx, "masterauth", m.token).Err(); err != nil {
+		return nil, fmt.Errorf("target: CONFIG SET masterauth: %w", err)
+	}
+	return func() {
+		ctx := context.WithoutCancel(ctx)
+		_ = target.ConfigSet(ctx, "masterauth", old["masterauth"]).Err()
+		_ = target.ConfigSet(ctx, "masteruser", old["masteruser"]).Err()
+	}, nil
 }
 
 // waitLoaded waits for the target's first REPLCONF ACK: it loaded the RDB.

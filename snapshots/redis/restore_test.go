@@ -1,8 +1,10 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
@@ -396,4 +398,47 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Only the target takes the data: a peer that reaches drctl's replication
+// listener without the target's one-time masterauth gets nothing, and the
+// restore goes on with the target.
+func TestRestoreRefusesAForeignPeer(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.ship(t)
+	e.c.Set(ctx, "secret", "1", 0)
+	e.waitShipped(t)
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	got := make(chan []byte, 1)
+	go func() {
+		for range 5000 {
+			c, err := net.Dial("tcp", listen)
+			if err != nil {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			defer c.Close()
+			c.Write([]byte("*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(c)
+			got <- b
+			return
+		}
+		got <- nil
+	}()
+	dst := testenv.StartRedis(t)
+	_, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[0], TargetDSN: dst.URL(), Listen: listen, Log: testenv.Logger()})
+	if err != nil {
+		t.Fatalf("restore with a foreign peer at the listener: %v", err)
+	}
+	if dst.Client(t).Get(ctx, "secret").Val() != "1" {
+		t.Error("the target lacks the restored key")
+	}
+	if b := <-got; bytes.Contains(b, []byte("FULLRESYNC")) || bytes.Contains(b, []byte("secret")) {
+		t.Fatalf("the foreign peer received %q", b)
+	}
+	if v, _ := dst.Client(t).ConfigGet(ctx, "masterauth").Result(); v["masterauth"] != "" {
+		t.Errorf("the target keeps the one-time masterauth %q", v["masterauth"])
+	}
 }

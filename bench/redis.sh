@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Redis benchmark on one machine (regions on local disk), one run each:
+#   capture:  redis-benchmark ops/s (SET, INCR, LPUSH; 50 clients) without and
+#             with drd streaming into two regions: what drd costs the primary,
+#             and the MB/s of replication stream it keeps up with
+#   exposure: drkit_log_shipping_lag_seconds sampled at 10 Hz during that load
+#             (how long a region has been missing stream drd received): p50/p99
+#   base:     drctl backup of a KEYS x VALUE dataset (default 10M x 100 B,
+#             about 1 GiB in memory) vs redis-cli --rdb to local disk; drctl's
+#             peak RSS while the RDB streamed through it (the same code as drd's
+#             full resync)
+#   restore:  drctl restore --target-dsn of base + the benchmark's stream into a
+#             fresh redis-server: commands/s, beside redis-benchmark's SET rate
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS=${KEYS:-10000000}
+VALUE=${VALUE:-100}
+OPS=${OPS:-1000000}
+BIN=$PWD/bin
+work=$(mktemp -d /tmp/drkit-bench-rd-XXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+# start_redis NAME: a throwaway redis-server without persistence; prints its port.
+start_redis() {
+  local dir=$work/$1 port; port=$(freeport); mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" --enable-debug-command local \
+    --repl-diskless-sync-delay 0 --repl-backlog-size 256mb --client-output-buffer-limit "replica 0 0 0" >"$dir/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "$port"
+}
+bench_ops() { # ops/s summed over the three tests
+  redis-benchmark -p "$1" -c 50 -n "$OPS" -t set,incr,lpush -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {s+=$(NF-3)} END {printf "%.0f", s/3}'
+}
+
+src=$(start_redis src)
+echo "filling $KEYS keys of $VALUE bytes ..."
+redis-cli -p "$src" DEBUG POPULATE "$KEYS" key "$VALUE" >/dev/null
+mem=$(redis-cli -p "$src" INFO memory | awk -F: '/^used_memory:/ {printf "%.0f", $2/1048576}')
+echo "dataset: $mem MiB in memory"
+
+# base: redis-cli --rdb vs drctl backup
+t0=$(now); redis-cli -p "$src" --rdb "$work/dump.rdb" >/dev/null 2>&1; t1=$(now)
+rdb_s=$(echo "$t1 - $t0" | bc); rdb_mb=$(($(stat -c %s "$work/dump.rdb") / 1048576))
+cat >"$work/drkit.yaml" <<YAML
+drd:
+  listen: 127.0.0.1:$(freeport)
+regions:
+  - {name: a, store: 'file://$work/a'}
+  - {name: b, store: 'file://$work/b'}
+clusters:
+  - {name: cache, engine: redis, region: a, dsn: 'redis://127.0.0.1:$src', flush_interval: 1s}
+YAML
+/usr/bin/time -f "%e %M" -o "$work/backup.time" "$BIN/drctl" backup --config "$work/drkit.yaml" --cluster cache >/dev/null
+read -r backup_s rss_kb <"$work/backup.time"; rss=$((rss_kb / 1024))
+
+# capture: the benchmark without drd, then with it
+plain=$(bench_ops "$src")
+"$BIN/drd" --config "$work/drkit.yaml" >"$work/drd.log" 2>&1 &
+drd=$!; pids+=($drd)
+listen=$(awk '/listen:/ {print $2; exit}' "$work/drkit.yaml")
+until grep -q "continuing the stored stream\|stored a base backup" "$work/drd.log"; do sleep 0.2; done
+off0=$(redis-cli -p "$src" INFO replication | awk -F: '/^master_repl_offset/ {print $2+0}')
+( while kill -0 "$drd" 2>/dev/null; do curl -s "http://$listen/metrics" | awk '/^drkit_log_shipping_lag_seconds/ {print $2}'; sleep 0.1; done ) >"$work/lag" &
+pids+=($!)
+t0=$(now); with=$(bench_ops "$src"); t1=$(now)
+off1=$(redis-cli -p "$src" INFO replication | awk -F: '/^master_repl_offset/ {print $2+0}')
+stream_mb=$(echo "($off1 - $off0) / 1048576 / ($t1 - $t0)" | bc -l)
+sleep 3
+p50=$(sort -n "$work/lag" | awk '{a[NR]=$1} END {print a[int(NR*0.5)+1]}')
+p99=$(sort -n "$work/lag" | awk '{a[NR]=$1} END {print a[int(NR*0.99)+1]}')
+kill "$drd"; wait "$drd" 2>/dev/null || true
+
+# restore: base + the stream, into a fresh server
+dst=$(start_redis dst)
+t0=$(now); out=$("$BIN/drctl" restore --config "$work/drkit.yaml" --cluster cache --to-region b --target-dsn "redis://127.0.0.1:$dst"); t1=$(now)
+cmds=$(echo "$out" | sed -n 's/.*replayed \([0-9]*\) command.*/\1/p')
+restore_s=$(echo "$t1 - $t0" | bc)
+set_rate=$(redis-benchmark -p "$dst" -c 50 -n "$OPS" -t set -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {print $(NF-3); exit}')
+
+printf 'base backup of %s MiB (RDB %s MiB): drctl backup %.2f s (2 regions, zstd) vs redis-cli --rdb %.2f s: %.2fx its time (target <= 1.2); peak RSS while the RDB streamed through %s MiB (target <= 128)\n' \
+  "$mem" "$rdb_mb" "$backup_s" "$rdb_s" "$(echo "$backup_s / $rdb_s" | bc -l)" "$rss"
+printf 'capture: %s ops/s without drd, %s with it: drd costs %.1f%% (target <= 10); stream %.1f MB/s kept up\n' \
+  "$plain" "$with" "$(echo "(1 - $with / $plain) * 100" | bc -l)" "$stream_mb"
+printf 'exposure under load: p50 %s s, p99 %s s (target p99 <= 1.5)\n' "$p50" "$p99"
+printf 'restore: %s commands replayed (plus the base) in %.2f s: %.0f commands/s vs redis-benchmark SET %s/s on the target\n' \
+  "$cmds" "$restore_s" "$(echo "$cmds / $restore_s" | bc -l)" "$set_rate"

@@ -193,6 +193,9 @@ recover() {
   until [ "$(psql -X -A -t "postgres://postgres@127.0.0.1:$rport/postgres?sslmode=disable" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.05; done
   as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
 }
+# recover_synced DIR OPTIONS: recover, then sync, as drkit does after a
+# recovery run without fsync.
+recover_synced() { recover "$@"; sync; }
 replay_part() {
   "$BIN/drd" --config "$work/drkit.yaml" --listen "127.0.0.1:$(freeport)" >"$work/drd-replay.log" 2>&1 &
   drd_pid=$!
@@ -216,7 +219,7 @@ replay_part() {
   echo "WAL replay: ${wal_mb} MB of WAL after the base backup; medians of $ROUNDS alternating rounds"
   # drctl restore --start's recovery options (snapshots/postgres/start.go).
   local mem_mb; mem_mb=$(awk '/MemTotal/ {m=int($2/1024/4); if (m<128) m=128; if (m>8192) m=8192; print m}' /proc/meminfo)
-  local replay_opts="-c shared_buffers=${mem_mb}MB -c max_wal_size=64GB -c checkpoint_timeout=1h"
+  local replay_opts="-c shared_buffers=${mem_mb}MB -c max_wal_size=64GB -c checkpoint_timeout=1h -c fsync=off -c maintenance_io_concurrency=64 -c wal_decode_buffer_size=4MB -c recovery_prefetch=on"
   for r in $(seq "$ROUNDS"); do
     rm -rf "$work/pgbr-restore/data" "$work/drkit-restore/data" "$work/pgbr-spool"/*
     CPU=wr_pgbr secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --pg1-path="$work/pgbr-restore/data" \
@@ -227,7 +230,7 @@ replay_part() {
     rm -rf "$work/pgbr-restore/data" "$work/pgbr-spool"/*
     CPU=wr_pgbt secs "${PG[@]}" pgbackrest --config="$work/pgbackrest.conf" --stanza=bench --repo=1 --pg1-path="$work/pgbr-restore/data" \
       --archive-mode=off restore >>"$work/wr_pgbt"
-    fsecs recover "$work/pgbr-restore/data" "$replay_opts" >>"$work/wp_pgbt"
+    fsecs recover_synced "$work/pgbr-restore/data" "$replay_opts" >>"$work/wp_pgbt"
     CPU=wr_drkit secs "$BIN/drctl" restore --config "$work/drkit.yaml" --cluster bench --to-region local --target-dir "$work/drkit-restore/data" >>"$work/wr_drkit"
     rm -rf "$work/drkit-restore/data"
     # drkit's own start: recovery with replay settings, then a restart with the folder's own.

@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // BinDir returns the folder of the PostgreSQL server binaries for serverVersion
@@ -43,14 +46,34 @@ func BinDir(serverVersion string) (string, error) {
 // restartpoint every max_wal_size), and the server is then restarted with the
 // folder's own settings: replay, one process applying WAL, is what a restore
 // waits on once the WAL arrives faster than it is applied.
+//
+// The recovery run does not fsync (fsync=off): its restartpoints and its
+// end-of-recovery checkpoint write to the page cache only. Before the
+// server starts for real, the whole file system of the folder is synced
+// (syncfs), once, which costs less than PostgreSQL's file-by-file fsyncs;
+// a crash before that ends the restore without success, never with an
+// unsynced folder reported as restored.
 func Start(ctx context.Context, dir, binDir string) error {
-	if err := start(ctx, dir, binDir, "in production", replaySettings()); err != nil {
+	if err := start(ctx, dir, binDir, "in production", replaySettings(binDir)); err != nil {
 		return err
 	}
 	if err := pgCtl(ctx, dir, binDir, "stop", "-m", "fast", "-w", "-t", "600"); err != nil {
 		return fmt.Errorf("restart after recovery: %w", err)
 	}
+	if err := syncFS(dir); err != nil {
+		return fmt.Errorf("restart after recovery: sync %s: %w", dir, err)
+	}
 	return start(ctx, dir, binDir, "in production", nil)
+}
+
+// syncFS flushes the file system holding dir to disk.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // StartStandby starts a restored standby in dir as the folder's owner and
@@ -65,13 +88,33 @@ func StartStandby(ctx context.Context, dir, binDir string) error {
 // replay evict and write back pages it needed again), and restartpoints only
 // every 64 GB or hour of WAL (each one writes every dirty buffer). They hold
 // for that run only: pg_ctl's command line, not the folder's config.
-func replaySettings() []string {
+func replaySettings(binDir string) []string {
 	mem := int64(128 << 20)
 	var si syscall.Sysinfo_t
 	if syscall.Sysinfo(&si) == nil {
 		mem = max(mem, min(int64(si.Totalram)*int64(si.Unit)/4, 8<<30))
 	}
-	return []string{"-c", fmt.Sprintf("shared_buffers=%dMB", mem>>20), "-c", "max_wal_size=64GB", "-c", "checkpoint_timeout=1h"}
+	out := []string{"-c", fmt.Sprintf("shared_buffers=%dMB", mem>>20), "-c", "max_wal_size=64GB", "-c", "checkpoint_timeout=1h",
+		"-c", "fsync=off", "-c", "maintenance_io_concurrency=64"}
+	if major(binDir) >= 15 {
+		// Prefetching reads further ahead of replay (PostgreSQL 15+).
+		out = append(out, "-c", "wal_decode_buffer_size=4MB", "-c", "recovery_prefetch=on")
+	}
+	return out
+}
+
+// major reads the major version from a binaries folder's pg_ctl --version.
+func major(binDir string) int {
+	out, err := exec.Command(filepath.Join(binDir, "pg_ctl"), "--version").Output()
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(out)) // pg_ctl (PostgreSQL) 15.19 (Debian ...)
+	if len(f) < 3 {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.SplitN(f[2], ".", 2)[0])
+	return n
 }
 
 // pgCtl runs pg_ctl as the folder's owner.

@@ -336,6 +336,10 @@ func TestRestoredServerDropsGroups(t *testing.T) {
 	if err := connect(t, port).QueryRow(context.Background(), "SHOW shared_buffers").Scan(&sb); err != nil || sb != "128MB" {
 		t.Fatalf("the restored server runs with shared_buffers %q (%v), want the folder's 128MB", sb, err)
 	}
+	var fsync string // the recovery run's fsync=off must not outlive it
+	if err := connect(t, port).QueryRow(context.Background(), "SHOW fsync").Scan(&fsync); err != nil || fsync != "on" {
+		t.Fatalf("the restored server runs with fsync %q (%v), want on", fsync, err)
+	}
 	if log, _ := os.ReadFile(filepath.Join(dataDir, "drkit-restore.log")); !strings.Contains(string(log), "redo done") {
 		t.Fatalf("no completed recovery in the server's log:\n%s", log)
 	}

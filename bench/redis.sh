@@ -33,8 +33,10 @@ start_redis() {
   echo "$port"
 }
 bench_ops() { # ops/s summed over the three tests
-  redis-benchmark -p "$1" -c 50 -n "$OPS" -t set,incr,lpush -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {s+=$(NF-3)} END {printf "%.0f", s/3}'
+  redis-benchmark -p "$1" -c 50 -n "$OPS" -t set,incr,lpush -q 2>/dev/null | tr '\r' '\n' | rps | awk '{s+=$1} END {printf "%.0f", s/3}'
 }
+# rps: the requests per second of each line "SET: 95057.03 requests per second, ..."
+rps() { awk '/requests per second/ {for (i = 1; i < NF; i++) if ($(i+1) == "requests") print $i}'; }
 
 src=$(start_redis src)
 echo "filling $KEYS keys of $VALUE bytes ..."
@@ -79,7 +81,7 @@ dst=$(start_redis dst)
 t0=$(now); out=$("$BIN/drctl" restore --config "$work/drkit.yaml" --cluster cache --to-region b --target-dsn "redis://127.0.0.1:$dst"); t1=$(now)
 cmds=$(echo "$out" | sed -n 's/.*replayed \([0-9]*\) command.*/\1/p')
 restore_s=$(echo "$t1 - $t0" | bc)
-set_rate=$(redis-benchmark -p "$dst" -c 50 -n "$OPS" -t set -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {print $(NF-3); exit}')
+set_rate=$(redis-benchmark -p "$dst" -c 50 -n "$OPS" -t set -q 2>/dev/null | tr '\r' '\n' | rps | head -1)
 
 printf 'base backup of %s MiB (RDB %s MiB): drctl backup %.2f s (2 regions, zstd) vs redis-cli --rdb %.2f s: %.2fx its time (target <= 1.2); peak RSS while the RDB streamed through %s MiB (target <= 128)\n' \
   "$mem" "$rdb_mb" "$backup_s" "$rdb_s" "$(echo "$backup_s / $rdb_s" | bc -l)" "$rss"

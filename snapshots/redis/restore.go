@@ -513,12 +513,18 @@ func (m *master) flush() error {
 }
 
 // readArgs reads one command the target sends (RESP array or inline).
+//
+// Bare newlines are skipped: a replica loading a large RDB sends them to
+// keep its link to the primary alive.
 func readArgs(r *bufio.Reader) ([]string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
+	var line string
+	for line == "" {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimRight(l, "\r\n")
 	}
-	line = strings.TrimRight(line, "\r\n")
 	if !strings.HasPrefix(line, "*") {
 		f := strings.Fields(line)
 		if len(f) == 0 {

@@ -76,6 +76,14 @@ p50=$(sort -n "$work/lag" | awk '{a[NR]=$1} END {print a[int(NR*0.5)+1]}')
 p99=$(sort -n "$work/lag" | awk '{a[NR]=$1} END {print a[int(NR*0.99)+1]}')
 kill "$drd"; wait "$drd" 2>/dev/null || true
 
+# the same load with a plain redis-server replica attached instead: what any
+# replica costs the primary on this machine
+rep=$(start_redis rep)
+redis-cli -p "$rep" REPLICAOF 127.0.0.1 "$src" >/dev/null
+until redis-cli -p "$rep" INFO replication | grep -q 'master_link_status:up'; do sleep 0.2; done
+with_replica=$(bench_ops "$src")
+redis-cli -p "$rep" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+
 # restore: base + the stream, into a fresh server
 dst=$(start_redis dst)
 t0=$(now); out=$("$BIN/drctl" restore --config "$work/drkit.yaml" --cluster cache --to-region b --target-dsn "redis://127.0.0.1:$dst"); t1=$(now)
@@ -85,8 +93,8 @@ set_rate=$(redis-benchmark -p "$dst" -c 50 -n "$OPS" -t set -q 2>/dev/null | tr 
 
 printf 'base backup of %s MiB (RDB %s MiB): drctl backup %.2f s (2 regions, zstd) vs redis-cli --rdb %.2f s: %.2fx its time (target <= 1.2); peak RSS while the RDB streamed through %s MiB (target <= 128)\n' \
   "$mem" "$rdb_mb" "$backup_s" "$rdb_s" "$(echo "$backup_s / $rdb_s" | bc -l)" "$rss"
-printf 'capture: %s ops/s without drd, %s with it: drd costs %.1f%% (target <= 10); stream %.1f MB/s kept up\n' \
-  "$plain" "$with" "$(echo "(1 - $with / $plain) * 100" | bc -l)" "$stream_mb"
+printf 'capture: %s ops/s without drd, %s with it: drd costs %.1f%% (target <= 10); stream %.1f MB/s kept up; a redis-server replica instead: %s ops/s, %.1f%%\n' \
+  "$plain" "$with" "$(echo "(1 - $with / $plain) * 100" | bc -l)" "$stream_mb" "$with_replica" "$(echo "(1 - $with_replica / $plain) * 100" | bc -l)"
 printf 'exposure under load: p50 %s s, p99 %s s (target p99 <= 1.5)\n' "$p50" "$p99"
 printf 'restore: %s commands replayed (plus the base) in %.2f s: %.0f commands/s vs redis-benchmark SET %s/s on the target\n' \
   "$cmds" "$restore_s" "$(echo "$cmds / $restore_s" | bc -l)" "$set_rate"

@@ -285,7 +285,7 @@ type received struct {
 
 // stream reads commands in a goroutine and cuts them into chunks here.
 func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int, prev string) error {
-	in := make(chan []received, 64)
+	in := make(chan received, 1024)
 	done := make(chan struct{})
 	defer close(done)
 	go readStream(c.r, in, done)
@@ -310,13 +310,29 @@ func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int, prev s
 				s.Log.Warn("could not write the last received commands at stop", "cluster", s.Cluster, "err", err)
 			}
 			return ctx.Err()
-		case batch := <-in:
-			for _, r := range batch {
-				if err := s.take(ctx, c, &cut, r); err != nil {
+		case r := <-in:
+			if r.err != nil {
+				return fmt.Errorf("replication stream: %w", r.err)
+			}
+			streaming = true
+			if r.name == "replconf" && r.sub == "getack" {
+				// Acknowledge what every region holds, not what drd received.
+				if err := c.send("REPLCONF", "ACK", strconv.FormatInt(s.Durable().End, 10)); err != nil {
 					return err
 				}
 			}
-			streaming = true
+			if first := cut.add(r); first {
+				s.mu.Lock()
+				if s.pending.IsZero() {
+					s.pending = r.at
+				}
+				s.mu.Unlock()
+			}
+			if cut.size >= maxChunk && !cut.inTxn {
+				if err := s.flush(ctx, &cut); err != nil {
+					return err
+				}
+			}
 		case <-flush.C:
 			if err := s.flush(ctx, &cut); err != nil {
 				return err
@@ -334,60 +350,20 @@ func (s *Shipper) stream(ctx context.Context, c *conn, sync Sync, db int, prev s
 	}
 }
 
-// take adds one received command to the chunk being cut, answers GETACK,
-// and writes the chunk when it is full.
-func (s *Shipper) take(ctx context.Context, c *conn, cut *cutter, r received) error {
-	if r.err != nil {
-		return fmt.Errorf("replication stream: %w", r.err)
-	}
-	if r.name == "replconf" && r.sub == "getack" {
-		// Acknowledge what every region holds, not what drd received.
-		if err := c.send("REPLCONF", "ACK", strconv.FormatInt(s.Durable().End, 10)); err != nil {
-			return err
-		}
-	}
-	if first := cut.add(r); first {
-		s.mu.Lock()
-		if s.pending.IsZero() {
-			s.pending = r.at
-		}
-		s.mu.Unlock()
-	}
-	if cut.size >= maxChunk && !cut.inTxn {
-		return s.flush(ctx, cut)
-	}
-	return nil
-}
-
-// maxBatch bounds the commands readStream hands over at once.
-const maxBatch = 512
-
-// readStream sends the commands of the stream to out, in batches of those
-// already buffered (one channel handoff per command cost the primary a
-// third of its throughput on two cores), then the error that ended it,
-// until done is closed.
-func readStream(r *bufio.Reader, out chan<- []received, done <-chan struct{}) {
+// readStream sends every command of the stream to out, then the error that
+// ended it, until done is closed.
+func readStream(r *bufio.Reader, out chan<- received, done <-chan struct{}) {
 	for {
-		var batch []received
-		var err error
-		for len(batch) == 0 || (r.Buffered() > 0 && len(batch) < maxBatch) {
-			var raw []byte
-			var args [][]byte
-			raw, args, err = readCommand(r)
-			rc := received{err: err, at: time.Now()}
-			if err == nil {
-				rc.raw, rc.name = raw, lowerName(args[0])
-				if len(args) > 1 && (rc.name == "replconf" || rc.name == "select") {
-					rc.sub = string(bytes.ToLower(args[1]))
-				}
-			}
-			batch = append(batch, rc)
-			if err != nil {
-				break
+		raw, args, err := readCommand(r)
+		rc := received{err: err, at: time.Now()}
+		if err == nil {
+			rc.raw, rc.name = raw, string(bytes.ToLower(args[0]))
+			if len(args) > 1 && (rc.name == "replconf" || rc.name == "select") {
+				rc.sub = string(bytes.ToLower(args[1]))
 			}
 		}
 		select {
-		case out <- batch:
+		case out <- rc:
 		case <-done:
 			return
 		}
@@ -396,28 +372,6 @@ func readStream(r *bufio.Reader, out chan<- []received, done <-chan struct{}) {
 		}
 	}
 }
-
-// lowerName is a command's name in lower case, without an allocation for
-// the names the shipper looks at.
-func lowerName(b []byte) string {
-	for i, n := range knownNames {
-		if bytes.EqualFold(b, n) {
-			return knownNameStrings[i]
-		}
-	}
-	return string(bytes.ToLower(b))
-}
-
-var (
-	knownNameStrings = []string{"set", "ping", "replconf", "select", "multi", "exec", "discard"}
-	knownNames       = func() [][]byte {
-		out := make([][]byte, len(knownNameStrings))
-		for i, n := range knownNameStrings {
-			out[i] = []byte(n)
-		}
-		return out
-	}()
-)
 
 // cutter gathers the stream into the next chunk.
 type cutter struct {

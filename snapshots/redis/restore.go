@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	rdwal "github.com/drkit/drkit/binlog/redis"
+	"github.com/drkit/drkit/internal/redisinfo"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
@@ -252,32 +253,26 @@ func checkEmpty(ctx context.Context, c *goredis.Client) error {
 // errorReplies is INFO stats' unexpected_error_replies: the errors a server
 // answered its primary (or AOF) with.
 func errorReplies(ctx context.Context, c *goredis.Client) (int64, error) {
-	info, err := c.Info(ctx, "stats").Result()
+	st, err := redisinfo.Get(ctx, c, "stats")
 	if err != nil {
-		return 0, fmt.Errorf("target: INFO stats: %w", err)
+		return 0, fmt.Errorf("target: %w", err)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "unexpected_error_replies:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, nil
+	n, _ := strconv.ParseInt(st["unexpected_error_replies"], 10, 64)
+	return n, nil
 }
 
 // keyCount sums INFO keyspace's keys over every database.
 func keyCount(ctx context.Context, c *goredis.Client) (int64, error) {
-	info, err := c.Info(ctx, "keyspace").Result()
+	ks, err := redisinfo.Get(ctx, c, "keyspace")
 	if err != nil {
-		return 0, fmt.Errorf("target: INFO keyspace: %w", err)
+		return 0, fmt.Errorf("target: %w", err)
 	}
 	var n int64
-	for _, line := range strings.Split(info, "\n") {
-		if _, kv, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.HasPrefix(line, "db") {
-			for _, f := range strings.Split(kv, ",") {
-				if v, ok := strings.CutPrefix(f, "keys="); ok {
-					k, _ := strconv.ParseInt(v, 10, 64)
-					n += k
-				}
+	for _, v := range ks { // db0 → keys=3,expires=0,avg_ttl=0
+		for f := range strings.SplitSeq(v, ",") {
+			if k, ok := strings.CutPrefix(f, "keys="); ok {
+				c, _ := strconv.ParseInt(k, 10, 64)
+				n += c
 			}
 		}
 	}
@@ -293,20 +288,15 @@ const stallTimeout = 30 * time.Second
 func waitApplied(ctx context.Context, c *goredis.Client, offset int64) error {
 	last, since := int64(-1), time.Now()
 	for {
-		info, err := c.Info(ctx, "replication").Result()
+		rep, err := redisinfo.Get(ctx, c, "replication")
 		if err != nil {
-			return fmt.Errorf("target: INFO replication: %w", err)
+			return fmt.Errorf("target: %w", err)
 		}
-		at, link := int64(-1), ""
-		for _, line := range strings.Split(info, "\n") {
-			line = strings.TrimSpace(line)
-			if v, ok := strings.CutPrefix(line, "slave_repl_offset:"); ok {
-				at, _ = strconv.ParseInt(v, 10, 64)
-			}
-			if v, ok := strings.CutPrefix(line, "master_link_status:"); ok {
-				link = v
-			}
+		at, err := strconv.ParseInt(rep["slave_repl_offset"], 10, 64)
+		if err != nil {
+			at = -1
 		}
+		link := rep["master_link_status"]
 		if at >= offset {
 			return nil
 		}

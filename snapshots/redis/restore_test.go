@@ -3,6 +3,7 @@ package redis_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -19,6 +20,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	rdwal "github.com/drkit/drkit/binlog/redis"
+	"github.com/drkit/drkit/internal/redisinfo"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots"
 	rdsnap "github.com/drkit/drkit/snapshots/redis"
@@ -79,18 +81,15 @@ func (e *env) waitShipped(t *testing.T) {
 
 func offset(t *testing.T, c *goredis.Client) int64 {
 	t.Helper()
-	info, err := c.Info(context.Background(), "replication").Result()
+	rep, err := redisinfo.Get(context.Background(), c, "replication")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range splitLines(info) {
-		if v, ok := cut(line, "master_repl_offset:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
+	n, err := strconv.ParseInt(rep["master_repl_offset"], 10, 64)
+	if err != nil {
+		t.Fatalf("master_repl_offset: %v", err)
 	}
-	t.Fatal("no master_repl_offset")
-	return 0
+	return n
 }
 
 func (e *env) restore(t *testing.T, region int, stop time.Time, backup string) (*testenv.Redis, rdsnap.RestoreResult) {
@@ -261,7 +260,7 @@ func TestRestoreToATime(t *testing.T) {
 	// A time past what the region holds is refused before anything loads.
 	dst2 := testenv.StartRedis(t)
 	_, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], TargetDSN: dst2.URL(), Stop: time.Now().Add(time.Hour), Log: testenv.Logger()})
-	if err == nil || !errorsIsNotFound(err) {
+	if err == nil || !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("restore to an hour from now: %v; want not found", err)
 	}
 	// A target with a key is refused, and keeps it.

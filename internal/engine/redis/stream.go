@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	rdwal "github.com/drkit/drkit/binlog/redis"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/redisinfo"
 	"github.com/drkit/drkit/internal/regions"
 	rdrepl "github.com/drkit/drkit/replication/redis"
 	"github.com/drkit/drkit/snapshots"
@@ -237,21 +237,15 @@ func primaryOffset(ctx context.Context, dsn string) (int64, string) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	info, err := c.Info(ctx, "replication").Result()
+	rep, err := redisinfo.Get(ctx, c, "replication")
 	if err != nil {
 		return -1, ""
 	}
-	off, id := int64(-1), ""
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
-			off, _ = strconv.ParseInt(v, 10, 64)
-		}
-		if v, ok := strings.CutPrefix(line, "master_replid:"); ok {
-			id = v
-		}
+	off, err := strconv.ParseInt(rep["master_repl_offset"], 10, 64)
+	if err != nil {
+		return -1, ""
 	}
-	return off, id
+	return off, rep["master_replid"]
 }
 
 // Prune implements engine.Pruner.

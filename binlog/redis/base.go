@@ -77,47 +77,82 @@ func ListBases(ctx context.Context, p *storage.Pipeline, cluster string) ([]Base
 
 // storeBase streams an RDB from read into every region at once (it is
 // never staged whole on disk) and then writes each region's manifest, which
-// makes the backup complete there.
-func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s Sync, began time.Time, read func(io.Writer) (int64, error)) (Base, error) {
+// makes the backup complete there. A region whose store fails drops out
+// (its error in failed) while the others go on; err is set when reading
+// failed or no region stored the backup.
+func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s Sync, began time.Time, read func(io.Writer) (int64, error)) (b Base, failed []error, err error) {
 	if err := ensureInfo(ctx, regions, cluster); err != nil {
-		return Base{}, err
+		return Base{}, nil, err
 	}
 	id, err := snapshots.NewBackupID(ctx, regions, cluster, began)
 	if err != nil {
-		return Base{}, err
+		return Base{}, nil, err
 	}
 	key := snapshots.BaseKey(cluster, id, "dump.rdb")
 	objs := make([]storage.Object, len(regions))
-	errs := make([]error, len(regions))
-	writers := make([]io.Writer, len(regions))
-	pipes := make([]*io.PipeWriter, len(regions))
+	failed = make([]error, len(regions))
+	f := &fanout{pipes: make([]*io.PipeWriter, len(regions)), errs: make([]error, len(regions))}
 	var wg sync.WaitGroup
 	for i, r := range regions {
 		pr, pw := io.Pipe()
-		writers[i], pipes[i] = pw, pw
+		f.pipes[i] = pw
 		wg.Go(func() {
-			objs[i], errs[i] = r.Pipeline.Put(ctx, key, pr)
-			pr.CloseWithError(errs[i]) // unblock the writer if Put failed early
+			objs[i], failed[i] = r.Pipeline.Put(ctx, key, pr)
+			pr.CloseWithError(failed[i]) // unblock the writer if Put failed early
 		})
 	}
-	n, rerr := read(io.MultiWriter(writers...))
-	for _, pw := range pipes {
+	n, rerr := read(f)
+	for _, pw := range f.pipes {
 		pw.CloseWithError(rerr)
 	}
 	wg.Wait()
-	if err := errors.Join(append([]error{rerr}, errs...)...); err != nil {
-		return Base{}, fmt.Errorf("base backup %s: %w", id, err)
+	if rerr != nil {
+		return Base{}, failed, fmt.Errorf("base backup %s: %w", id, rerr)
 	}
-	b := Base{FormatVersion: FormatVersion, Engine: "redis", Cluster: cluster, ID: id, ReplID: s.ReplID, Offset: s.Offset,
+	b = Base{FormatVersion: FormatVersion, Engine: "redis", Cluster: cluster, ID: id, ReplID: s.ReplID, Offset: s.Offset,
 		Time: began, RDBSize: n}
+	stored := 0
 	for i, r := range regions {
-		rb := b
-		rb.RDB, rb.StoredSize, rb.StopTime = objs[i], objs[i].Size, time.Now().UTC()
-		if err := snapshots.WriteManifest(ctx, r.Store, cluster, id, rb); err != nil {
-			return b, fmt.Errorf("base backup %s: region %s: %w", id, r.Name, err)
+		if failed[i] == nil {
+			rb := b
+			rb.RDB, rb.StoredSize, rb.StopTime = objs[i], objs[i].Size, time.Now().UTC()
+			failed[i] = snapshots.WriteManifest(ctx, r.Store, cluster, id, rb)
 		}
+		if failed[i] != nil {
+			failed[i] = fmt.Errorf("region %s: %w", r.Name, failed[i])
+			continue
+		}
+		stored++
 	}
-	return b, nil
+	if stored == 0 {
+		return b, failed, fmt.Errorf("base backup %s: %w", id, errors.Join(failed...))
+	}
+	return b, failed, nil
+}
+
+// fanout writes to every pipe whose reader still reads: one region's
+// failing store does not fail the RDB for the others.
+type fanout struct {
+	pipes []*io.PipeWriter
+	errs  []error
+}
+
+func (f *fanout) Write(p []byte) (int, error) {
+	live := 0
+	for i, w := range f.pipes {
+		if f.errs[i] != nil {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			f.errs[i] = err
+			continue
+		}
+		live++
+	}
+	if live == 0 {
+		return 0, fmt.Errorf("no region takes the RDB: %w", errors.Join(f.errs...))
+	}
+	return len(p), nil
 }
 
 // Backup takes a base backup through the replica handshake: PSYNC asks for
@@ -140,7 +175,11 @@ func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster 
 	if !s.Full {
 		return Base{}, errors.New("the primary did not send a full resync")
 	}
-	return storeBase(ctx, regions, cluster, s, began, c.readRDB)
+	b, failed, err := storeBase(ctx, regions, cluster, s, began, c.readRDB)
+	if err == nil {
+		err = errors.Join(failed...) // a backup names every region it missed
+	}
+	return b, err
 }
 
 // ensureInfo writes <cluster>/cluster.json ({"engine": "redis"}) where it is

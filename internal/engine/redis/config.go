@@ -11,9 +11,12 @@ import (
 
 var _ engine.Configured = Engine{}
 
-// ConfigRules implements engine.Configured: the heartbeat key's prefix.
+// ConfigRules implements engine.Configured: the heartbeat key's prefix;
+// required_regions names the regions whose durable offset drd reports to
+// the primary (REPLCONF ACK, which its WAIT and INFO show).
 func (Engine) ConfigRules() config.EngineRules {
 	return config.EngineRules{
+		Acknowledges: true,
 		Defaults: func(cl *config.Cluster) {
 			if cl.Monitor.Heartbeat.Table == "" {
 				cl.Monitor.Heartbeat.Table = "drkit_heartbeat"

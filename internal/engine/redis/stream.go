@@ -39,7 +39,7 @@ var (
 // NewShipper implements engine.Shipping: the replication stream captured
 // as a replica.
 func (Engine) NewShipper(cl config.Cluster, all []*storage.Region, log *slog.Logger) engine.Shipper {
-	sh := &rdwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, FlushInterval: time.Duration(cl.FlushInterval), Log: log,
+	sh := &rdwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, FlushInterval: time.Duration(cl.FlushInterval), Log: log, Required: cl.RequiredRegions,
 		SizingCheck: func(ctx context.Context) error { return rdrepl.CheckSizing(ctx, cl.DSN) }}
 	for _, r := range all {
 		if slices.Contains(cl.ShipTo, r.Name) {

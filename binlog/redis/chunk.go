@@ -2,7 +2,6 @@ package redis
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -51,23 +50,33 @@ type Command struct {
 }
 
 // encodeChunk is the chunk's plaintext: the magic, the header as one JSON
-// line, then per command its time, its end offset less the chunk's start
-// and its length as uvarints, and its RESP.
+// line, then the commands' records (appendRecord).
 func encodeChunk(h ChunkHeader, cmds []Command) []byte {
-	var b bytes.Buffer
-	b.WriteString(chunkMagic)
-	hj, _ := json.Marshal(h)
-	b.Write(hj)
-	b.WriteByte('\n')
-	var v [3 * binary.MaxVarintLen64]byte
+	var body []byte
 	for _, c := range cmds {
-		n := binary.PutUvarint(v[:], uint64(c.MS))
-		n += binary.PutUvarint(v[n:], uint64(c.End-h.Start))
-		n += binary.PutUvarint(v[n:], uint64(len(c.RESP)))
-		b.Write(v[:n])
-		b.Write(c.RESP)
+		body = appendRecord(body, c.MS, c.End-h.Start, c.RESP)
 	}
-	return b.Bytes()
+	return chunkBytes(h, body)
+}
+
+// appendRecord appends one command's record to a chunk's body: its time,
+// its end offset less the chunk's start and its length as uvarints, then
+// its RESP.
+func appendRecord(body []byte, ms, end int64, resp []byte) []byte {
+	body = binary.AppendUvarint(body, uint64(ms))
+	body = binary.AppendUvarint(body, uint64(end))
+	body = binary.AppendUvarint(body, uint64(len(resp)))
+	return append(body, resp...)
+}
+
+// chunkBytes is a chunk's plaintext: the magic, the header, the body.
+func chunkBytes(h ChunkHeader, body []byte) []byte {
+	hj, _ := json.Marshal(h)
+	out := make([]byte, 0, len(chunkMagic)+len(hj)+1+len(body))
+	out = append(out, chunkMagic...)
+	out = append(out, hj...)
+	out = append(out, '\n')
+	return append(out, body...)
 }
 
 // maxHeaderLine bounds the header line a decoder reads: a store is untrusted.
@@ -153,15 +162,11 @@ var refused = map[string]bool{
 // checkCommand requires one whole RESP array of bulk strings and refuses
 // the commands a restore must never send (refused).
 func checkCommand(resp []byte) error {
-	r := bufio.NewReader(bytes.NewReader(resp))
-	_, args, err := readCommand(r)
+	a, err := args(resp)
 	if err != nil {
 		return err
 	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		return errors.New("more than one command in one record")
-	}
-	if name := strings.ToLower(string(args[0])); refused[name] {
+	if name := strings.ToLower(string(a[0])); refused[name] {
 		return fmt.Errorf("%s is not a command a primary's stream carries: refused", strings.ToUpper(name))
 	}
 	return nil

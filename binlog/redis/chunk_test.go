@@ -31,3 +31,45 @@ func TestChunkReaderRefusesCommandsAStreamNeverCarries(t *testing.T) {
 		t.Errorf("a SET: %q, %v", c.RESP, err)
 	}
 }
+
+// The stream is scanned in whatever pieces the socket gives: a prefix of a
+// command is "not yet" (never an error, never a command), the whole of it
+// is one command with its name and first argument, and a bad length is an
+// error as soon as its line is whole.
+func TestScanCommandInPieces(t *testing.T) {
+	cmd := "*3\r\n$3\r\nSET\r\n$5\r\nstamp\r\n$10\r\n0123456789\r\n"
+	for i := range len(cmd) {
+		sc, err := scanCommand([]byte(cmd[:i]))
+		if err != nil || sc.n != 0 {
+			t.Fatalf("prefix %q: %+v, %v; want not yet", cmd[:i], sc, err)
+		}
+	}
+	sc, err := scanCommand([]byte(cmd + "*1\r\n"))
+	if err != nil || sc.n != len(cmd) || string(sc.name) != "SET" || string(sc.sub) != "stamp" || sc.args != 3 {
+		t.Fatalf("whole: %+v, %v", sc, err)
+	}
+	for _, bad := range []string{"*x\r\n", "*0\r\n", "+OK\r\n", "*1\r\n$-1\r\n", "*1\r\n$99999999999999999999\r\n", "*1\r\n$" + strings.Repeat("9", 40)} {
+		if _, err := scanCommand([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func FuzzScanCommand(f *testing.F) {
+	f.Add([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"))
+	f.Add([]byte("*1\r\n$4\r\nPING\r\n*1\r\n"))
+	f.Add([]byte("*2\r\n$6\r\nSELECT\r\n$1\r\n0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sc, err := scanCommand(b)
+		if err != nil || sc.n == 0 {
+			return
+		}
+		if sc.n > len(b) {
+			t.Fatalf("length %d over the %d bytes given", sc.n, len(b))
+		}
+		a, err := args(b[:sc.n])
+		if err != nil || len(a) != sc.args || !bytes.Equal(a[0], sc.name) {
+			t.Fatalf("args of a scanned command: %q, %v (scanned %+v)", a, err, sc)
+		}
+	})
+}

@@ -232,51 +232,108 @@ func copyToMark(w io.Writer, r *bufio.Reader, mark []byte) (int64, error) {
 // broken one from allocating without end.
 const maxBulk = 512 << 20
 
-// readCommand reads one command of the replication stream (a RESP array of
-// bulk strings) and returns it as received and as arguments, which point
-// into raw.
-func readCommand(r *bufio.Reader) (raw []byte, args [][]byte, err error) {
-	line, err := r.ReadSlice('\n')
+// maxLine bounds a RESP header line ("*<n>" or "$<len>").
+const maxLine = 32
+
+// scanned is one whole command at the start of a buffer, as scanCommand
+// finds it: its length and its first two arguments (they point into the
+// buffer).
+type scanned struct {
+	n         int
+	name, sub []byte
+	args      int
+}
+
+// scanCommand finds the whole command (a RESP array of bulk strings) at the
+// start of b without copying or allocating. n is 0 while b holds only part
+// of it; err is set when b does not start with one.
+func scanCommand(b []byte) (scanned, error) {
+	var sc scanned
+	n, p, err := scanHeader(b, 0, '*', 1<<20)
+	if err != nil || p == 0 {
+		return sc, err
+	}
+	if n < 1 {
+		return sc, fmt.Errorf("replication stream: bad array length %q", truncate(b[:p]))
+	}
+	sc.args = n
+	for i := range n {
+		l, q, err := scanHeader(b, p, '$', maxBulk)
+		if err != nil || q == 0 {
+			return scanned{}, err
+		}
+		end := q + l + 2
+		if end > len(b) {
+			return scanned{}, nil
+		}
+		if b[end-2] != '\r' || b[end-1] != '\n' {
+			return scanned{}, errors.New("replication stream: a bulk string does not end with CRLF")
+		}
+		switch i {
+		case 0:
+			sc.name = b[q : q+l]
+		case 1:
+			sc.sub = b[q : q+l]
+		}
+		p = end
+	}
+	sc.n = p
+	return sc, nil
+}
+
+// scanHeader reads "<kind><number>\r\n" at b[p:]: the number and where the
+// line ends (0 while b holds only part of it).
+func scanHeader(b []byte, p int, kind byte, limit int) (int, int, error) {
+	if p >= len(b) {
+		return 0, 0, nil
+	}
+	if b[p] != kind {
+		return 0, 0, fmt.Errorf("replication stream: expected %q, got %q", kind, truncate(b[p:]))
+	}
+	i := bytes.IndexByte(b[p:min(len(b), p+maxLine)], '\n')
+	if i < 0 {
+		if len(b)-p >= maxLine {
+			return 0, 0, fmt.Errorf("replication stream: header line too long: %q", truncate(b[p:]))
+		}
+		return 0, 0, nil
+	}
+	line := b[p+1 : p+i]
+	if len(line) < 2 || line[len(line)-1] != '\r' {
+		return 0, 0, fmt.Errorf("replication stream: bad header line %q", truncate(b[p:p+i+1]))
+	}
+	n := 0
+	for _, c := range line[:len(line)-1] {
+		if c < '0' || c > '9' || n > limit {
+			return 0, 0, fmt.Errorf("replication stream: bad length %q", truncate(b[p:p+i+1]))
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > limit {
+		return 0, 0, fmt.Errorf("replication stream: length %d over %d", n, limit)
+	}
+	return n, p + i + 1, nil
+}
+
+// args splits one whole command into its arguments (they point into b).
+func args(b []byte) ([][]byte, error) {
+	sc, err := scanCommand(b)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if len(line) < 4 || line[0] != '*' || line[len(line)-2] != '\r' {
-		return nil, nil, fmt.Errorf("replication stream: expected an array, got %q", truncate(line))
+	if sc.n == 0 {
+		return nil, errors.New("an incomplete command")
 	}
-	n, err := strconv.Atoi(string(line[1 : len(line)-2]))
-	if err != nil || n < 1 || n > 1<<20 {
-		return nil, nil, fmt.Errorf("replication stream: bad array length %q", truncate(line))
+	if sc.n != len(b) {
+		return nil, errors.New("more than one command in one record")
 	}
-	raw = append(raw, line...)
-	bounds := make([][2]int, 0, n)
-	for range n {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(line) < 4 || line[0] != '$' || line[len(line)-2] != '\r' {
-			return nil, nil, fmt.Errorf("replication stream: expected a bulk string, got %q", truncate(line))
-		}
-		l, err := strconv.Atoi(string(line[1 : len(line)-2]))
-		if err != nil || l < 0 || l > maxBulk {
-			return nil, nil, fmt.Errorf("replication stream: bad bulk length %q", truncate(line))
-		}
-		raw = append(raw, line...)
-		start := len(raw)
-		raw = append(raw, make([]byte, l+2)...)
-		if _, err := io.ReadFull(r, raw[start:]); err != nil {
-			return nil, nil, err
-		}
-		if raw[len(raw)-2] != '\r' || raw[len(raw)-1] != '\n' {
-			return nil, nil, errors.New("replication stream: a bulk string does not end with CRLF")
-		}
-		bounds = append(bounds, [2]int{start, start + l})
+	out := make([][]byte, 0, sc.args)
+	_, p, _ := scanHeader(b, 0, '*', 1<<20)
+	for range sc.args {
+		l, q, _ := scanHeader(b, p, '$', maxBulk)
+		out = append(out, b[q:q+l])
+		p = q + l + 2
 	}
-	args = make([][]byte, n)
-	for i, b := range bounds {
-		args[i] = raw[b[0]:b[1]]
-	}
-	return raw, args, nil
+	return out, nil
 }
 
 func truncate(b []byte) string {

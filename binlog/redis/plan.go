@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -160,11 +159,11 @@ func selectedDB(resp []byte) (int, bool) {
 	if !isSelect(resp) {
 		return 0, false
 	}
-	_, args, err := readCommand(bufio.NewReader(bytes.NewReader(resp)))
-	if err != nil || len(args) != 2 {
+	a, err := args(resp)
+	if err != nil || len(a) != 2 {
 		return 0, false
 	}
-	n, err := strconv.Atoi(string(args[1]))
+	n, err := strconv.Atoi(string(a[1]))
 	return n, err == nil
 }
 

@@ -14,9 +14,13 @@ import (
 )
 
 // Catalog is a cluster's Redis stream in one region:
-// <cluster>/stream/<replid>/<start>-<end>-<last ms>.<sha256>.<codec>, the
-// zero-padded offsets sorting a history's chunks, the time letting a
-// restore to a time stop without reading further.
+// <cluster>/stream/<replid>/<start>-<end>-<last ms>-<seal ms>.<sha256>.<codec>,
+// the zero-padded offsets sorting a history's chunks, the last command's
+// time letting a restore to a time stop without reading further, and the
+// seal time (when drd cut the chunk: every command it received before then
+// is in this chunk or an earlier one) saying to when a region holding the
+// chunk is complete. Names without a seal time (drkit before it) read as
+// sealed at their last command.
 type Catalog struct {
 	Pipeline *storage.Pipeline
 	Cluster  string
@@ -27,15 +31,17 @@ type ChunkRef struct {
 	ReplID     string
 	Start, End int64
 	LastMS     int64
-	Object     storage.Object
-	// Stored is when the region stored it.
-	Stored time.Time
+	// Sealed is when drd cut it: a region holding the stream to its end
+	// holds every command drd received before then. Not the store's
+	// modification time, which a copy or a catch-up sets long after.
+	Sealed time.Time
+	Object storage.Object
 }
 
 func (c *Catalog) prefix() string { return c.Cluster + "/stream/" }
 
 func (c *Catalog) chunkKey(h ChunkHeader, obj storage.Object) string {
-	return fmt.Sprintf("%s%s/%020d-%020d-%013d.%s.%s", c.prefix(), h.ReplID, h.Start, h.End, h.LastMS, obj.SHA256, storage.CodecExt(obj))
+	return fmt.Sprintf("%s%s/%020d-%020d-%013d-%013d.%s.%s", c.prefix(), h.ReplID, h.Start, h.End, h.LastMS, max(h.SealMS, h.LastMS), obj.SHA256, storage.CodecExt(obj))
 }
 
 // Put stores a chunk.
@@ -76,16 +82,24 @@ func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
 		return ChunkRef{}, false
 	}
 	f := strings.Split(base, "-")
-	if len(f) != 3 {
+	if len(f) == 3 {
+		f = append(f, f[2]) // no seal time: sealed at its last command
+	}
+	if len(f) != 4 {
 		return ChunkRef{}, false
 	}
-	start, err1 := strconv.ParseInt(f[0], 10, 64)
-	end, err2 := strconv.ParseInt(f[1], 10, 64)
-	last, err3 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || start < 0 || end < start {
+	var n [4]int64
+	for i, x := range f {
+		v, err := strconv.ParseInt(x, 10, 64)
+		if err != nil || v < 0 {
+			return ChunkRef{}, false
+		}
+		n[i] = v
+	}
+	if n[1] < n[0] || n[3] < n[2] {
 		return ChunkRef{}, false
 	}
-	return ChunkRef{ReplID: replid, Start: start, End: end, LastMS: last, Object: obj, Stored: info.ModTime}, true
+	return ChunkRef{ReplID: replid, Start: n[0], End: n[1], LastMS: n[2], Sealed: time.UnixMilli(n[3]).UTC(), Object: obj}, true
 }
 
 // Open returns a reader of a chunk's commands; its checksum is checked when

@@ -35,6 +35,8 @@ type ChunkHeader struct {
 	// (Unix milliseconds): the stream carries no time of its own.
 	FirstMS int64 `json:"first_ms"`
 	LastMS  int64 `json:"last_ms"`
+	// SealMS is when drd cut the chunk (Unix milliseconds; see Catalog).
+	SealMS int64 `json:"seal_ms,omitempty"`
 }
 
 // Command is one command of the stream as the primary sent it.
@@ -104,7 +106,7 @@ func NewChunkReader(r io.Reader) (*ChunkReader, error) {
 	if err := json.Unmarshal(line, &h); err != nil {
 		return nil, fmt.Errorf("chunk header: %w", err)
 	}
-	if !isReplID(h.ReplID) || (h.Prev != "" && !isReplID(h.Prev)) || h.Start < 0 || h.End < h.Start || h.Commands < 0 || h.LastMS < h.FirstMS ||
+	if !isReplID(h.ReplID) || (h.Prev != "" && !isReplID(h.Prev)) || h.Start < 0 || h.End < h.Start || h.Commands < 0 || h.LastMS < h.FirstMS || h.SealMS < 0 ||
 		h.DB < -1 || h.DB > maxDB || h.EndDB < -1 || h.EndDB > maxDB {
 		return nil, fmt.Errorf("chunk header: inconsistent %+v", h)
 	}

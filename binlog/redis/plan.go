@@ -18,8 +18,8 @@ type Reach struct {
 	EndMS int64 `json:"end_ms"`
 	// Gap describes the first break in the chain ("" when none).
 	Gap string `json:"gap,omitempty"`
-	// DurableAt is when the region stored the chain's last chunk: it held
-	// the stream to End at least from then on.
+	// DurableAt is when drd sealed the chain's last chunk: the region
+	// holds every command drd received before then.
 	DurableAt time.Time `json:"durable_at,omitzero"`
 }
 
@@ -45,7 +45,7 @@ func (c *Catalog) Chain(ctx context.Context, replid string, from int64) ([]Chunk
 				return chain, r, nil
 			}
 			chain = append(chain, ref)
-			r.End, r.EndMS, r.DurableAt = ref.End, ref.LastMS, ref.Stored
+			r.End, r.EndMS, r.DurableAt = ref.End, ref.LastMS, ref.Sealed
 		}
 		next, err := c.continuation(ctx, refs, replid, r.End)
 		if err != nil {

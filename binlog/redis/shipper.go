@@ -630,7 +630,7 @@ func (s *Shipper) flush(ctx context.Context, k *cutter) error {
 		return nil
 	}
 	h := ChunkHeader{ReplID: k.replid, Prev: k.prev, Start: k.start, End: k.offset, Commands: k.n, DB: k.startDB, EndDB: k.db,
-		FirstMS: k.firstMS, LastMS: k.lastMS}
+		FirstMS: k.firstMS, LastMS: k.lastMS, SealMS: time.Now().UnixMilli()}
 	c := &chunk{h: h, plain: chunkBytes(h, k.body)}
 	s.mu.Lock()
 	c.since = s.pending

@@ -281,6 +281,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 		time.Sleep(2 * flushInterval)
 	}
 	e.waitShipped(t)
+	time.Sleep(500 * time.Millisecond) // the copy stores the chunks well after drd sealed them
 	st, err := file.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -299,6 +300,25 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	dst, _ := e.restore(t, 2, time.Time{}, "")
 	if got := dataset(t, dst); !maps.Equal(got, want) {
 		t.Fatalf("restore from the copy differs in %v", diff(got, want))
+	}
+	// Without its last chunk, the copy holds the stream to when drd sealed
+	// the chunk before, not to when the copy stored that one: a time
+	// between the two is refused, since commands drd received after the
+	// seal (the lost chunk's) are missing from the region.
+	refs, err := (&rdwal.Catalog{Pipeline: ap.Pipeline, Cluster: "cache"}).List(ctx)
+	if err != nil || len(refs) < 2 {
+		t.Fatalf("the copy's chunks: %d, %v", len(refs), err)
+	}
+	last := refs[len(refs)-1]
+	if err := ap.Store.Delete(ctx, last.Object.Key); err != nil {
+		t.Fatal(err)
+	}
+	target := time.UnixMilli(last.LastMS) // the lost chunk's write, before the copy
+	dst2 := testenv.StartRedis(t)
+	_, err = rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: ap, TargetDSN: dst2.URL(), Stop: target, Log: testenv.Logger()})
+	if err == nil || !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("restore from the copy to %s (its last chunk sealed %s, stored by the copy later): %v; want the time refused",
+			target.Format("15:04:05.000"), refs[len(refs)-2].Sealed.Format("15:04:05.000"), err)
 	}
 }
 

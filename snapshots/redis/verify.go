@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 
 	rdwal "github.com/drkit/drkit/binlog/redis"
 	"github.com/drkit/drkit/snapshots"
@@ -60,16 +61,25 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 	}
 	var objs []storage.Object
 	var what []string
+	reached := map[string]bool{}
 	for i, b := range bases {
 		rep.Backups = append(rep.Backups, b.ID)
-		if _, reach, err := cat.Chain(ctx, b.ReplID, b.Offset); err != nil {
+		chain, reach, err := cat.Chain(ctx, b.ReplID, b.Offset)
+		if err != nil {
 			return rep, err
-		} else if reach.Gap != "" {
+		}
+		if reach.Gap != "" {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s: a restore from it stops at offset %d", b.ID, reach.Gap, reach.End))
+		}
+		for _, ref := range chain {
+			reached[ref.Object.Key] = true
 		}
 		if all || i == len(bases)-1 {
 			objs, what = append(objs, b.RDB), append(what, "backup "+b.ID)
 		}
+	}
+	if len(bases) > 0 {
+		rep.Problems = append(rep.Problems, unreached(refs, reached, bases[0].Time)...)
 	}
 	if all {
 		for _, ref := range refs {
@@ -88,4 +98,36 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// unreached names, per history, the stream newer than the oldest base that
+// no base's chain reaches: a region that missed a base (or the stream
+// before these chunks) holds them, and no restore from it can use them.
+// Older chunks are what a prune keeps no more than it must.
+func unreached(refs []rdwal.ChunkRef, reached map[string]bool, oldest time.Time) []string {
+	type span struct {
+		first, last rdwal.ChunkRef
+		n           int
+	}
+	var order []string
+	spans := map[string]*span{}
+	for _, ref := range refs {
+		if reached[ref.Object.Key] || ref.LastMS < oldest.UnixMilli() {
+			continue
+		}
+		sp, ok := spans[ref.ReplID]
+		if !ok {
+			sp = &span{first: ref}
+			spans[ref.ReplID] = sp
+			order = append(order, ref.ReplID)
+		}
+		sp.last, sp.n = ref, sp.n+1
+	}
+	var out []string
+	for _, id := range order {
+		sp := spans[id]
+		out = append(out, fmt.Sprintf("history %s: %d stream chunk(s) from offset %d to %d (%s ...) are reached from no base backup: the region lacks the base or the stream before them, and no restore from it can use them; drctl copy from a region that holds them",
+			id, sp.n, sp.first.Start, sp.last.End, sp.first.Object.Key))
+	}
+	return out
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Redis benchmark on one machine (regions on local disk), one run each:
+# Redis benchmark on one machine (regions on local disk):
 #   capture:  redis-benchmark ops/s (SET, INCR, LPUSH; 50 clients) without
 #             drd, with drd streaming into two regions, and with a plain
 #             redis-server replica instead, interleaved over ROUNDS rounds
@@ -8,9 +8,9 @@
 #             such run (how long a region has been missing stream drd
 #             received): p50/p99, and the MB/s of stream drd kept up with
 #   base:     drctl backup of a KEYS x VALUE dataset (default 10M x 100 B,
-#             about 1 GiB in memory) vs redis-cli --rdb to local disk; drctl's
-#             peak RSS while the RDB streamed through it (the same code as drd's
-#             full resync)
+#             about 1 GiB in memory) vs redis-cli --rdb to local disk,
+#             interleaved over ROUNDS rounds (medians); drctl's peak RSS
+#             while the RDB streamed through it
 #   resync:   drd's own full resync of that dataset into two empty regions:
 #             its time and drd's peak RSS (VmHWM)
 #   restore:  drctl restore --target-dsn of base + the benchmark's stream into a
@@ -52,9 +52,10 @@ redis-cli -p "$src" DEBUG POPULATE "$KEYS" key "$VALUE" >/dev/null
 mem=$(redis-cli -p "$src" INFO memory | awk -F: '/^used_memory:/ {printf "%.0f", $2/1048576}')
 echo "dataset: $mem MiB in memory"
 
-# base: redis-cli --rdb vs drctl backup
-t0=$(now); redis-cli -p "$src" --rdb "$work/dump.rdb" >/dev/null 2>&1; t1=$(now)
-rdb_s=$(echo "$t1 - $t0" | bc); rdb_mb=$(($(stat -c %s "$work/dump.rdb") / 1048576))
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# base: redis-cli --rdb vs drctl backup, interleaved over ROUNDS rounds
+# (medians; the last backup is the base the stream below rolls forward)
 cat >"$work/drkit.yaml" <<YAML
 drd:
   listen: 127.0.0.1:$(freeport)
@@ -64,8 +65,16 @@ regions:
 clusters:
   - {name: cache, engine: redis, region: a, dsn: 'redis://127.0.0.1:$src', flush_interval: 1s}
 YAML
-/usr/bin/time -f "%e %M" -o "$work/backup.time" "$BIN/drctl" backup --config "$work/drkit.yaml" --cluster cache >/dev/null
-read -r backup_s rss_kb <"$work/backup.time"; rss=$((rss_kb / 1024))
+: >"$work/rdb.s"; : >"$work/backup.s"; : >"$work/backup.rss"
+for round in $(seq "$ROUNDS"); do
+  t0=$(now); redis-cli -p "$src" --rdb "$work/dump.rdb" >/dev/null 2>&1; t1=$(now)
+  echo "$t1 - $t0" | bc >>"$work/rdb.s"
+  /usr/bin/time -f "%e %M" -o "$work/backup.time" "$BIN/drctl" backup --config "$work/drkit.yaml" --cluster cache >/dev/null
+  read -r s_ kb_ <"$work/backup.time"; echo "$s_" >>"$work/backup.s"; echo $((kb_ / 1024)) >>"$work/backup.rss"
+  echo "base round $round: redis-cli --rdb $(tail -1 "$work/rdb.s") s, drctl backup $s_ s"
+done
+rdb_s=$(median <"$work/rdb.s"); backup_s=$(median <"$work/backup.s"); rss=$(sort -n "$work/backup.rss" | tail -1)
+rdb_mb=$(($(stat -c %s "$work/dump.rdb") / 1048576))
 
 # drd's own full resync: the same RDB streamed through drd into two empty
 # regions; its peak RSS (VmHWM) once the base is stored
@@ -91,7 +100,6 @@ start_drd() {
   until grep -q "continuing the stored stream\|stored a base backup" "$work/drd.log"; do sleep 0.2; done
 }
 stop_drd() { kill "$drd"; wait "$drd" 2>/dev/null || true; : >"$work/drd.log"; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rep_dir=$work/rep; mkdir -p "$rep_dir"; rep=$(freeport)
 redis-server --port "$rep" --bind 127.0.0.1 --save "" --appendonly no --dir "$rep_dir" >"$rep_dir/log" 2>&1 &
 pids+=($!)
@@ -133,8 +141,8 @@ cmds=$(echo "$out" | sed -n 's/.*replayed \([0-9]*\) command.*/\1/p')
 restore_s=$(echo "$t1 - $t0" | bc)
 set_rate=$(redis-benchmark -p "$dst" -c 50 -n "$OPS" -t set -q 2>/dev/null | tr '\r' '\n' | rps | head -1)
 
-printf 'base backup of %s MiB (RDB %s MiB): drctl backup %.2f s (2 regions, zstd) vs redis-cli --rdb %.2f s: %.2fx its time (target <= 1.2); peak RSS while the RDB streamed through %s MiB (target <= 128)\n' \
-  "$mem" "$rdb_mb" "$backup_s" "$rdb_s" "$(echo "$backup_s / $rdb_s" | bc -l)" "$rss"
+printf 'base backup of %s MiB (RDB %s MiB), medians of %s rounds: drctl backup %.2f s (2 regions, zstd) vs redis-cli --rdb %.2f s: %.2fx its time (target <= 1.2); peak RSS while the RDB streamed through %s MiB (target <= 128)\n' \
+  "$mem" "$rdb_mb" "$ROUNDS" "$backup_s" "$rdb_s" "$(echo "$backup_s / $rdb_s" | bc -l)" "$rss"
 printf 'drd full resync of the same dataset into two empty regions: %.2f s, drd peak RSS %s MiB (target <= 128)\n' "$resync_s" "$drd_rss"
 printf 'capture (medians of %s rounds): %s ops/s without drd, %s with it: drd costs %.1f%% (target <= 10); a redis-server replica instead: %s ops/s, %.1f%%\n' \
   "$ROUNDS" "$plain" "$with" "$(echo "(1 - $with / $plain) * 100" | bc -l)" "$with_replica" "$(echo "(1 - $with_replica / $plain) * 100" | bc -l)"

@@ -141,9 +141,11 @@ func (s *Shipper) keepingUp(t *target) *target {
 	return nil
 }
 
-// fallBehind makes t lagging and starts its catch-up; s.mu is held.
+// fallBehind makes t lagging and starts its catch-up, unless no other
+// region keeps up: the stream then waits for t (a chunk no region takes
+// would be lost to a resume from what was handed); s.mu is held.
 func (s *Shipper) fallBehind(ctx context.Context, t *target, why string) {
-	if t.lagging {
+	if t.lagging || !s.othersKeepUp(t) {
 		return
 	}
 	t.lagging = true
@@ -216,6 +218,11 @@ func (s *Shipper) catchUp(ctx context.Context, t *target) {
 		}
 		lastErr = ""
 		s.mu.Lock()
+		if !t.lagging {
+			// The stream took t back meanwhile; its writer moves t.end on.
+			s.mu.Unlock()
+			return
+		}
 		t.healthy, t.at = true, time.Now()
 		if n > 0 || t.end != srcEnd {
 			s.Log.Info("region caught up on objects copied from another region", "cluster", s.Cluster, "region", t.r.Name, "from", src.r.Name, "objects", n, "offset", srcEnd.End)

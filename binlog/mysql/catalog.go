@@ -33,9 +33,6 @@ type ChunkRef struct {
 	Seq      uint64
 	LastTime int64
 	Object   storage.Object
-	// Stored is when the region stored the chunk: the region held the
-	// binlog up to the chunk's end at that time.
-	Stored time.Time
 }
 
 func (c *Catalog) prefix() string { return c.Cluster + "/binlog/" }
@@ -89,7 +86,7 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 		if !ok || err1 != nil || err2 != nil {
 			continue
 		}
-		out = append(out, ChunkRef{Seq: seq, LastTime: t, Object: obj, Stored: info.ModTime})
+		out = append(out, ChunkRef{Seq: seq, LastTime: t, Object: obj})
 	}
 	return out, nil
 }

@@ -135,9 +135,6 @@ type Reach struct {
 	// Beyond is where the region's binlog really ends, past it.
 	Gap    string `json:"gap,omitempty"`
 	Beyond string `json:"beyond,omitempty"`
-	// DurableAt is when the region stored the last chunk of that unbroken
-	// chain: it held the binlog to End at least until then.
-	DurableAt time.Time `json:"durable_at,omitzero"`
 }
 
 // Reach reads the headers of the chunks after From (not their events) and
@@ -178,7 +175,6 @@ func (f *Feed) Reach(ctx context.Context) (Reach, error) {
 			return r, nil
 		}
 		r.End, r.EndTime, prev = end, time.Unix(h.LastTime, 0).UTC(), h.End
-		r.DurableAt = ref.Stored
 	}
 	return r, nil
 }

@@ -2,7 +2,10 @@ package mysql_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	binlog "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/testenv"
@@ -26,6 +29,8 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	testenv.Exec(t, e.db, "INSERT INTO shop.orders (note, amount) SELECT CONCAT('after ', seq), seq FROM shop.seq_1_to_300",
 		"FLUSH BINARY LOGS", "UPDATE shop.orders SET amount = amount + 1 WHERE id % 7 = 0")
 	e.waitShipped(t)
+	lastCommit := time.Now()
+	time.Sleep(2 * time.Second) // the copy stores the chunks well after their commits
 
 	layout, err := snapshots.LayoutFor("mysql")
 	if err != nil {
@@ -47,5 +52,16 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 		if got, want := fingerprint(t, d, table), fingerprint(t, e.db, table); got != want {
 			t.Fatalf("%s restored from us: checksum %s, source %s", table, got, want)
 		}
+	}
+	// The copy holds the binlog to its last commit, not to when the copy
+	// stored it: transactions committed after the copy listed eu would be
+	// missing from us, so a time after that commit is refused, before
+	// anything loads.
+	after := lastCommit.Add(time.Second + 500*time.Millisecond) // past the commit's whole second, before the copy
+	dst2 := &testenv.MariaDB{Args: []string{"--gtid-strict-mode=ON"}}
+	testenv.Start(t, dst2)
+	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst2.DSN(""), Stop: binlog.StopAt{Time: after}, Log: testenv.Logger()})
+	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "newest restorable time") {
+		t.Fatalf("restore from the copy to %s, after its last commit and before the copy stored it: %v; want the time refused", after.Format("15:04:05.000"), err)
 	}
 }

@@ -179,17 +179,17 @@ func checkReach(ctx context.Context, o RestoreOptions, m Manifest) (*binlog.Reac
 }
 
 // newestRestorable is the latest time the region is known to hold every
-// transaction up to: when it stored the last chunk of the unbroken chain
-// from snapshot m (or the snapshot's end), and at least that chain's last
-// commit.
+// transaction up to: the last commit of the unbroken chain from snapshot m
+// (or the snapshot's end). Not when the region stored that chain's last
+// chunk: a copy or a region catching up stores a chunk long after its
+// commits, while the transactions committed after them may still be
+// missing there, and a restore to a time between the two would silently
+// lack them.
 func newestRestorable(m Manifest, r binlog.Reach) time.Time {
-	t := m.StopTime
-	for _, c := range []time.Time{r.DurableAt, r.EndTime} {
-		if c.After(t) {
-			t = c
-		}
+	if r.EndTime.After(m.StopTime) {
+		return r.EndTime
 	}
-	return t
+	return m.StopTime
 }
 
 // pickBackup returns the newest complete snapshot before the target.

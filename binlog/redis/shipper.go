@@ -171,8 +171,8 @@ func (s *Shipper) Run(ctx context.Context) error {
 // store what it received.
 const drainTimeout = 10 * time.Second
 
-// held is where one region's stream stands.
-type held struct {
+// standing is where one region's stream stands.
+type standing struct {
 	end   Position // its newest history's end (End -1: none)
 	bases []Base
 	err   error
@@ -180,14 +180,14 @@ type held struct {
 
 // load reads where every region stands, each bounded by loadTimeout and
 // in parallel (a dead store must not hold the start of the others).
-func (s *Shipper) load(ctx context.Context) []held {
-	hs := make([]held, len(s.Regions))
+func (s *Shipper) load(ctx context.Context) []standing {
+	hs := make([]standing, len(s.Regions))
 	var wg sync.WaitGroup
 	for i, r := range s.Regions {
 		wg.Go(func() {
 			lctx, cancel := context.WithTimeout(ctx, loadTimeout)
 			defer cancel()
-			h := held{end: Position{End: -1}}
+			h := standing{end: Position{End: -1}}
 			if h.err = ensureInfo(lctx, []*storage.Region{r}, s.Cluster); h.err != nil {
 				hs[i] = h
 				return
@@ -213,7 +213,7 @@ func (s *Shipper) load(ctx context.Context) []held {
 // than them). Each region's own end is returned beside it: a region behind
 // catches up from the others. ok is false when no region holds anything of
 // the cluster; err is set when no region answers.
-func (s *Shipper) resumePoint(hs []held) (from Position, ends []Position, ok bool, err error) {
+func (s *Shipper) resumePoint(hs []standing) (from Position, ends []Position, ok bool, err error) {
 	newestAt := int64(-1)
 	answered := 0
 	for _, h := range hs {

@@ -164,11 +164,11 @@ var refused = map[string]bool{
 // checkCommand requires one whole RESP array of bulk strings and refuses
 // the commands a restore must never send (refused).
 func checkCommand(resp []byte) error {
-	a, err := args(resp)
+	sc, err := scanOne(resp)
 	if err != nil {
 		return err
 	}
-	if name := strings.ToLower(string(a[0])); refused[name] {
+	if name := strings.ToLower(string(sc.name)); refused[name] {
 		return fmt.Errorf("%s is not a command a primary's stream carries: refused", strings.ToUpper(name))
 	}
 	return nil

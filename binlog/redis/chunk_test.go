@@ -67,9 +67,9 @@ func FuzzScanCommand(f *testing.F) {
 		if sc.n > len(b) {
 			t.Fatalf("length %d over the %d bytes given", sc.n, len(b))
 		}
-		a, err := args(b[:sc.n])
-		if err != nil || len(a) != sc.args || !bytes.Equal(a[0], sc.name) {
-			t.Fatalf("args of a scanned command: %q, %v (scanned %+v)", a, err, sc)
+		one, err := scanOne(b[:sc.n])
+		if err != nil || one.n != sc.n || one.args != sc.args || !bytes.Equal(one.name, sc.name) || !bytes.Equal(one.sub, sc.sub) {
+			t.Fatalf("the scanned command alone: %+v, %v (scanned %+v)", one, err, sc)
 		}
 	})
 }

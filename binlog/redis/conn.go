@@ -314,26 +314,19 @@ func scanHeader(b []byte, p int, kind byte, limit int) (int, int, error) {
 	return n, p + i + 1, nil
 }
 
-// args splits one whole command into its arguments (they point into b).
-func args(b []byte) ([][]byte, error) {
+// scanOne is scanCommand of a record that must hold exactly one whole
+// command (a chunk's, read from a store).
+func scanOne(b []byte) (scanned, error) {
 	sc, err := scanCommand(b)
-	if err != nil {
-		return nil, err
+	switch {
+	case err != nil:
+		return sc, err
+	case sc.n == 0:
+		return sc, errors.New("an incomplete command")
+	case sc.n != len(b):
+		return sc, errors.New("more than one command in one record")
 	}
-	if sc.n == 0 {
-		return nil, errors.New("an incomplete command")
-	}
-	if sc.n != len(b) {
-		return nil, errors.New("more than one command in one record")
-	}
-	out := make([][]byte, 0, sc.args)
-	_, p, _ := scanHeader(b, 0, '*', 1<<20)
-	for range sc.args {
-		l, q, _ := scanHeader(b, p, '$', maxBulk)
-		out = append(out, b[q:q+l])
-		p = q + l + 2
-	}
-	return out, nil
+	return sc, nil
 }
 
 func truncate(b []byte) string {

@@ -159,11 +159,11 @@ func selectedDB(resp []byte) (int, bool) {
 	if !isSelect(resp) {
 		return 0, false
 	}
-	a, err := args(resp)
-	if err != nil || len(a) != 2 {
+	sc, err := scanOne(resp)
+	if err != nil || sc.args != 2 {
 		return 0, false
 	}
-	n, err := strconv.Atoi(string(a[1]))
+	n, err := strconv.Atoi(string(sc.sub))
 	return n, err == nil
 }
 

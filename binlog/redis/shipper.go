@@ -266,8 +266,8 @@ func (s *Shipper) session(ctx context.Context) error {
 	s.mu.Lock()
 	from, db := s.handed, s.handedDB
 	s.mu.Unlock()
-	resume, inProcess := from.ReplID != "", from.ReplID != ""
-	if inProcess {
+	resume := from.ReplID != "" // a session before this one in this process
+	if resume {
 		s.drain(ctx, ctx, drainTimeout)
 	} else {
 		var err error

@@ -12,11 +12,14 @@ MINIO_VERSION       := v0.0.0-20260212201848-7aac2a2c5b7c
 VERSITYGW_VERSION   := v1.8.0
 STATICCHECK_VERSION := v0.8.2
 HELM_VERSION        := v3.17.3
+# FerretDB stands in for MongoDB (no mongod here); its version is pinned in
+# internal/testenv/ferretdb/go.mod, a module of its own.
+FERRETDB_VERSION    := v1.24.2
 
 # Debian packages the tests and benchmarks run: real servers and anchor tools.
 APT_PACKAGES := postgresql mariadb-server mariadb-client mydumper redis-server prometheus pgbackrest rclone prometheus-postgres-exporter prometheus-mysqld-exporter systemd time bc curl
 
-GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) $(BIN)/.helm-$(HELM_VERSION)
+GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) $(BIN)/.helm-$(HELM_VERSION) $(BIN)/.ferretdb-test-$(FERRETDB_VERSION)
 
 # -p 1: one package at a time. Tests that bound real time (commits lost at a
 # kill within 2 x flush_interval) need the CPU a server would have; on 2 cores
@@ -69,6 +72,13 @@ $(BIN)/.versitygw-$(VERSITYGW_VERSION):
 $(BIN)/.helm-$(HELM_VERSION):
 	@echo "deps: go install helm@$(HELM_VERSION)"
 	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@touch $@
+
+# ./bin/ferretdb-test ADDR DIR: FerretDB's embeddable package with SQLite,
+# built from its own module so its dependencies stay out of drkit's.
+$(BIN)/.ferretdb-test-$(FERRETDB_VERSION): internal/testenv/ferretdb/go.mod internal/testenv/ferretdb/main.go
+	@echo "deps: build ferretdb-test (FerretDB $(FERRETDB_VERSION))"
+	cd internal/testenv/ferretdb && $(GO) build -buildvcs=false -o $(BIN)/ferretdb-test .
 	@touch $@
 
 $(BIN)/.staticcheck-$(STATICCHECK_VERSION):

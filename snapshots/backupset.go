@@ -195,3 +195,33 @@ func WriteManifest(ctx context.Context, st storage.Store, cluster, id string, m 
 	}
 	return st.Put(ctx, BaseKey(cluster, id, "manifest.json"), strings.NewReader(string(b)+"\n"))
 }
+
+// EnsureClusterInfo writes <cluster>/cluster.json ({"engine": engine})
+// where it is missing, and refuses a region whose cluster.json names
+// another engine under the same cluster name: the two would mix in one
+// folder.
+func EnsureClusterInfo(ctx context.Context, regions []*storage.Region, cluster, engine string) error {
+	key := cluster + "/cluster.json"
+	for _, r := range regions {
+		rc, err := r.Store.Get(ctx, key, 0, 4096)
+		if errors.Is(err, storage.ErrNotFound) {
+			if err := r.Store.Put(ctx, key, strings.NewReader("{\n  \"engine\": \""+engine+"\"\n}\n")); err != nil {
+				return fmt.Errorf("region %s: %w", r.Name, err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("region %s: %w", r.Name, err)
+		}
+		var info struct {
+			Engine string `json:"engine"`
+		}
+		err = json.NewDecoder(rc).Decode(&info)
+		rc.Close()
+		if err != nil || info.Engine != engine {
+			return fmt.Errorf("region %s holds cluster %q of engine %q (%s): another database under the same cluster name; use another cluster name or clear the region's %s/ folder",
+				r.Name, cluster, info.Engine, key, cluster)
+		}
+	}
+	return nil
+}

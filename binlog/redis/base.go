@@ -3,13 +3,11 @@ package redis
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/drkit/drkit/snapshots"
@@ -89,23 +87,7 @@ func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s
 		return Base{}, nil, err
 	}
 	key := snapshots.BaseKey(cluster, id, "dump.rdb")
-	objs := make([]storage.Object, len(regions))
-	failed = make([]error, len(regions))
-	f := &fanout{pipes: make([]*io.PipeWriter, len(regions)), errs: make([]error, len(regions))}
-	var wg sync.WaitGroup
-	for i, r := range regions {
-		pr, pw := io.Pipe()
-		f.pipes[i] = pw
-		wg.Go(func() {
-			objs[i], failed[i] = r.Pipeline.Put(ctx, key, pr)
-			pr.CloseWithError(failed[i]) // unblock the writer if Put failed early
-		})
-	}
-	n, rerr := read(f)
-	for _, pw := range f.pipes {
-		pw.CloseWithError(rerr)
-	}
-	wg.Wait()
+	objs, failed, n, rerr := storage.PutEach(ctx, regions, key, read)
 	if rerr != nil {
 		return Base{}, failed, fmt.Errorf("base backup %s: %w", id, rerr)
 	}
@@ -128,31 +110,6 @@ func storeBase(ctx context.Context, regions []*storage.Region, cluster string, s
 		return b, failed, fmt.Errorf("base backup %s: %w", id, errors.Join(failed...))
 	}
 	return b, failed, nil
-}
-
-// fanout writes to every pipe whose reader still reads: one region's
-// failing store does not fail the RDB for the others.
-type fanout struct {
-	pipes []*io.PipeWriter
-	errs  []error
-}
-
-func (f *fanout) Write(p []byte) (int, error) {
-	live := 0
-	for i, w := range f.pipes {
-		if f.errs[i] != nil {
-			continue
-		}
-		if _, err := w.Write(p); err != nil {
-			f.errs[i] = err
-			continue
-		}
-		live++
-	}
-	if live == 0 {
-		return 0, fmt.Errorf("no region takes the RDB: %w", errors.Join(f.errs...))
-	}
-	return len(p), nil
 }
 
 // Backup takes a base backup through the replica handshake: PSYNC asks for
@@ -182,33 +139,10 @@ func Backup(ctx context.Context, dsn string, regions []*storage.Region, cluster 
 	return b, err
 }
 
-// ensureInfo writes <cluster>/cluster.json ({"engine": "redis"}) where it is
-// missing, and refuses a region whose cluster.json names another engine
-// under the same cluster name: the two would mix in one folder.
+// ensureInfo writes <cluster>/cluster.json naming engine redis where it is
+// missing (snapshots.EnsureClusterInfo).
 func ensureInfo(ctx context.Context, regions []*storage.Region, cluster string) error {
-	key := cluster + "/cluster.json"
-	for _, r := range regions {
-		rc, err := r.Store.Get(ctx, key, 0, 4096)
-		if errors.Is(err, storage.ErrNotFound) {
-			if err := r.Store.Put(ctx, key, strings.NewReader("{\n  \"engine\": \"redis\"\n}\n")); err != nil {
-				return fmt.Errorf("region %s: %w", r.Name, err)
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("region %s: %w", r.Name, err)
-		}
-		var info struct {
-			Engine string `json:"engine"`
-		}
-		err = json.NewDecoder(rc).Decode(&info)
-		rc.Close()
-		if err != nil || info.Engine != "redis" {
-			return fmt.Errorf("region %s holds cluster %q of engine %q (%s): another database under the same cluster name; use another cluster name or clear the region's %s/ folder",
-				r.Name, cluster, info.Engine, key, cluster)
-		}
-	}
-	return nil
+	return snapshots.EnsureClusterInfo(ctx, regions, cluster, "redis")
 }
 
 // isReplID reports whether s is a replication id: 40 lower-case hex digits.

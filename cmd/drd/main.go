@@ -158,7 +158,7 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 // apiCluster is what the JSON API serves about cl.
 func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, backups snapshots.Engine, sched *snapshots.Scheduler, w *monitor.Watcher) api.Cluster {
 	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo, Monitor: w.State}
-	if sh != nil { // nil for engines whose log drd does not ship (Redis)
+	if sh != nil { // nil for engines whose log drd does not ship (MongoDB so far)
 		c.Shipping = func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p }
 		c.Backup = sched.BackupNow
 		c.Backups = func(ctx context.Context, region string) ([]snapshots.Summary, error) {

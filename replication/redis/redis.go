@@ -114,7 +114,7 @@ func Create(ctx context.Context, o CreateOptions) (CreateResult, error) {
 	if err := checkTarget(ctx, prim, rep); err != nil {
 		return CreateResult{}, err
 	}
-	warnings, err := checkSizing(ctx, prim)
+	warnings, err := checkSizing(ctx, prim, "a cross-region replica", "--force creates it anyway")
 	if err != nil && !o.Force {
 		return CreateResult{}, err
 	}
@@ -175,13 +175,14 @@ func CheckSizing(ctx context.Context, dsn string) error {
 		return err
 	}
 	defer c.Close()
-	_, err = checkSizing(ctx, c)
+	_, err = checkSizing(ctx, c, "drd's stream to survive a drd restart without a full resync", "drd ships the stream anyway")
 	return err
 }
 
 // checkSizing compares the primary's backlog and replica output buffer with
-// its write rate (see the package doc).
-func checkSizing(ctx context.Context, prim *goredis.Client) ([]string, error) {
+// its write rate (see the package doc). The error names what the settings
+// are for and what happens if nothing is changed (after).
+func checkSizing(ctx context.Context, prim *goredis.Client, what, after string) ([]string, error) {
 	st, err := redisinfo.Get(ctx, prim, "stats")
 	if err != nil {
 		return nil, fmt.Errorf("primary: %w", err)
@@ -192,7 +193,7 @@ func checkSizing(ctx context.Context, prim *goredis.Client) ([]string, error) {
 	}
 	cfg, err := prim.ConfigGet(ctx, "*").Result()
 	if err != nil {
-		return nil, fmt.Errorf("primary: CONFIG GET: %w (drctl needs CONFIG access to check the replication settings; --force skips the check)", err)
+		return nil, fmt.Errorf("primary: CONFIG GET: %w (checking the replication settings for %s needs the +config|get ACL command; %s)", err, what, after)
 	}
 	kbps, _ := strconv.ParseFloat(st["instantaneous_input_kbps"], 64)
 	rate := kbps * 1024
@@ -211,7 +212,7 @@ func checkSizing(ctx context.Context, prim *goredis.Client) ([]string, error) {
 			hard, dataset, needBuffer, needBuffer, needBuffer/2))
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("the primary's replication settings are too small for a cross-region replica (--force creates it anyway): %s", strings.Join(problems, "; "))
+		return nil, fmt.Errorf("the primary's replication settings are too small for %s (%s): %s", what, after, strings.Join(problems, "; "))
 	}
 	return nil, nil
 }

@@ -37,6 +37,8 @@ type env struct {
 	regions []*storage.Region
 	sh      *rdwal.Shipper
 	stop    func()
+	// required are the regions REPLCONF ACK waits for (none: all).
+	required []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -56,7 +58,7 @@ func newEnv(t *testing.T) *env {
 // ship runs drd's shipper until e.stop.
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.sh = &rdwal.Shipper{Cluster: "cache", DSN: e.src.URL(), Regions: e.regions, FlushInterval: flushInterval, Log: testenv.Logger()}
+	e.sh = &rdwal.Shipper{Cluster: "cache", DSN: e.src.URL(), Regions: e.regions, FlushInterval: flushInterval, Log: testenv.Logger(), Required: e.required}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.sh.Run(ctx) }()
@@ -142,8 +144,9 @@ func value(t *testing.T, c *goredis.Client, k string) string {
 	}
 }
 
-// dataset is every key of databases 0..3 with its value and whether it has
-// an expiry.
+// dataset is every key of databases 0..3 with its value and its absolute
+// expiry (PEXPIRETIME: Redis 7 propagates expiries as absolute times, so a
+// restore keeps them to the millisecond; -1 for none).
 func dataset(t *testing.T, r *testenv.Redis) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -155,8 +158,11 @@ func dataset(t *testing.T, r *testenv.Redis) map[string]string {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
-			ttl, _ := c.PTTL(ctx, k).Result()
-			out[fmt.Sprintf("%d/%s", db, k)] = fmt.Sprintf("%s ttl=%v", value(t, c, k), ttl > 0)
+			at, err := c.Do(ctx, "PEXPIRETIME", k).Int64()
+			if err != nil {
+				t.Fatalf("PEXPIRETIME %s: %v", k, err)
+			}
+			out[fmt.Sprintf("%d/%s", db, k)] = fmt.Sprintf("%s expires=%d", value(t, c, k), at)
 		}
 		c.Close()
 	}
@@ -210,15 +216,20 @@ func TestRestoreEveryTypeAcrossAResume(t *testing.T) {
 	if err != nil || len(bases) != 1 {
 		t.Fatalf("bases after a resume: %d, %v; want the first full resync's only (+CONTINUE)", len(bases), err)
 	}
-	want := dataset(t, e.src)
+	want, wantOff := dataset(t, e.src), offset(t, c)
 	dst, res := e.restore(t, 1, time.Time{}, "")
 	if got := dataset(t, dst); !maps.Equal(got, want) {
 		t.Fatalf("restored dataset differs in %v", diff(got, want))
 	}
-	if res.Offset != offset(t, c) && res.Offset > offset(t, c) {
-		t.Errorf("restore stands at offset %d, past the primary's %d", res.Offset, offset(t, c))
+	if res.Offset < wantOff {
+		t.Errorf("restore stands at offset %d, short of the %d the regions held", res.Offset, wantOff)
 	}
 
+	// The disk-based form of the RDB transfer ($<length> after the RDB is
+	// written to the primary's disk), not Redis 7's diskless default.
+	if err := c.ConfigSet(ctx, "repl-diskless-sync", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
 	b, err := rdwal.Backup(ctx, e.src.URL(), e.regions, "cache")
 	if err != nil {
 		t.Fatalf("backup: %v", err)
@@ -240,6 +251,12 @@ func TestRestoreToATime(t *testing.T) {
 	e.ship(t)
 	var stamps []time.Time
 	for i := range 20 {
+		if i == 5 {
+			// Expired before the target time: it stays expired in the
+			// restore; the hour-long one keeps its absolute expiry.
+			e.c.Set(ctx, "short", 1, 300*time.Millisecond)
+			e.c.Set(ctx, "long", 1, time.Hour)
+		}
 		at := time.Now()
 		if err := e.c.Set(ctx, "stamp:"+strconv.Itoa(i), at.UnixMilli(), 0).Err(); err != nil {
 			t.Fatal(err)
@@ -251,6 +268,12 @@ func TestRestoreToATime(t *testing.T) {
 	target := stamps[12].Add(50 * time.Millisecond)
 	dst, res := e.restore(t, 1, target, "")
 	got := dataset(t, dst)
+	if v, ok := got["0/short"]; ok {
+		t.Errorf("a key that expired 0.5 s before the target time was restored: %s", v)
+	}
+	if v, want := got["0/long"], dataset(t, e.src)["0/long"]; v != want {
+		t.Errorf("a key with an hour's expiry restored as %q, want %q", v, want)
+	}
 	for i := range stamps {
 		_, ok := got["0/stamp:"+strconv.Itoa(i)]
 		if want := i <= 12; ok != want {

@@ -1,9 +1,9 @@
-// Package redis registers the Redis engine. So far drd watches Redis
-// replicas (monitor/redis) and drctl sets them up (replication/redis); its
-// log shipping and backups come with the Redis issue, and until then the
-// registry answers "engine redis cannot … yet" for them.
+// Package redis registers the Redis engine: drd captures the replication
+// stream into every region and takes RDB base backups (binlog/redis),
+// drctl restores, verifies and prunes them (snapshots/redis), watches
+// replicas (monitor/redis) and sets them up (replication/redis).
 //
-// Imports internal/engine, monitor/redis and replication/redis.
+// Imports internal/engine and the engine's packages.
 package redis
 
 import (
@@ -48,7 +48,8 @@ func (e Engine) CreateReplica(ctx context.Context, env engine.Env, req engine.Re
 		Catalog: req.Catalog, Force: req.Flags["force"] == "true", Log: env.Log})
 }
 
-// PromoteNeedsStore implements engine.Promoter: Redis ships no log yet.
+// PromoteNeedsStore implements engine.Promoter: a Redis replica is promoted
+// from what it holds (REPLICAOF NO ONE); the stored stream is for restores.
 func (Engine) PromoteNeedsStore() bool { return false }
 
 // Promote implements engine.Promoter.

@@ -169,16 +169,20 @@ type RegionStatus struct {
 	Offset     int64     `json:"durable_offset"`
 	LastCommit time.Time `json:"last_command_time,omitzero"`
 	LagBytes   *int64    `json:"lag_bytes,omitempty"`
+	// LagSeconds is how long ago the region's last command was received
+	// while it lacks stream the primary has (0 when it lacks none).
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
 	LastBackup string    `json:"last_backup,omitempty"`
 	Error      string    `json:"error,omitempty"`
 }
 
 // Status implements engine.StatusReader: each region's durable offset and
-// time, and the bytes it lacks of the primary's stream when the primary
-// answers.
+// time, and the bytes and seconds it lacks of the primary's stream when the
+// primary answers.
 func (Engine) Status(ctx context.Context, env engine.Env) []engine.StatusRow {
 	cl := env.Cluster
-	primary, primaryID := primaryOffset(ctx, cl.DSN)
+	primary, primaryIDs := primaryOffset(ctx, cl.DSN)
+	now := time.Now()
 	var out []engine.StatusRow
 	for _, name := range cl.ShipTo {
 		s := RegionStatus{Cluster: cl.Name, Engine: Name, Region: name}
@@ -187,13 +191,17 @@ func (Engine) Status(ctx context.Context, env engine.Env) []engine.StatusRow {
 		} else {
 			regionStatus(ctx, r, &s)
 		}
-		if primary >= 0 && s.ReplID == primaryID && s.Error == "" {
+		if primary >= 0 && s.ReplID != "" && slices.Contains(primaryIDs, s.ReplID) && s.Error == "" {
 			lag := max(0, primary-s.Offset)
-			s.LagBytes = &lag
+			secs := 0.0
+			if lag > 0 {
+				secs = max(0, now.Sub(s.LastCommit).Seconds())
+			}
+			s.LagBytes, s.LagSeconds = &lag, &secs
 		}
-		lag, written, last := "?", "-", s.LastBackup
+		lag, lagS, written, last := "?", "?", "-", s.LastBackup
 		if s.LagBytes != nil {
-			lag = strconv.FormatInt(*s.LagBytes, 10)
+			lag, lagS = strconv.FormatInt(*s.LagBytes, 10), strconv.FormatFloat(*s.LagSeconds, 'f', 1, 64)
 		}
 		if !s.LastCommit.IsZero() {
 			written = s.LastCommit.Format(time.RFC3339)
@@ -201,7 +209,7 @@ func (Engine) Status(ctx context.Context, env engine.Env) []engine.StatusRow {
 		if last == "" {
 			last = "-"
 		}
-		out = append(out, engine.StatusRow{Value: s, Cells: []string{s.Cluster, s.Region, "offset " + strconv.FormatInt(s.Offset, 10), written, lag, "-", last, s.Error}})
+		out = append(out, engine.StatusRow{Value: s, Cells: []string{s.Cluster, s.Region, "offset " + strconv.FormatInt(s.Offset, 10), written, lag, lagS, last, s.Error}})
 	}
 	return out
 }
@@ -226,12 +234,14 @@ func regionStatus(ctx context.Context, r *storage.Region, s *RegionStatus) {
 	s.Error = snapshots.DamagedNote(damaged)
 }
 
-// primaryOffset is the primary's replication offset and id (-1 when it
-// does not answer: status reads the stores, the primary may be gone).
-func primaryOffset(ctx context.Context, dsn string) (int64, string) {
+// primaryOffset is the primary's replication offset and the histories it
+// continues: its replid and, after a failover, the one before (replid2);
+// -1 when it does not answer: status reads the stores, the primary may be
+// gone.
+func primaryOffset(ctx context.Context, dsn string) (int64, []string) {
 	opt, err := goredis.ParseURL(dsn)
 	if err != nil {
-		return -1, ""
+		return -1, nil
 	}
 	c := goredis.NewClient(opt)
 	defer c.Close()
@@ -239,13 +249,13 @@ func primaryOffset(ctx context.Context, dsn string) (int64, string) {
 	defer cancel()
 	rep, err := redisinfo.Get(ctx, c, "replication")
 	if err != nil {
-		return -1, ""
+		return -1, nil
 	}
 	off, err := strconv.ParseInt(rep["master_repl_offset"], 10, 64)
 	if err != nil {
-		return -1, ""
+		return -1, nil
 	}
-	return off, rep["master_replid"]
+	return off, []string{rep["master_replid"], rep["master_replid2"]}
 }
 
 // Prune implements engine.Pruner.

@@ -172,8 +172,8 @@ type RegionStatus struct {
 	// LagSeconds is how long ago the region's last command was received
 	// while it lacks stream the primary has (0 when it lacks none).
 	LagSeconds *float64 `json:"lag_seconds,omitempty"`
-	LastBackup string    `json:"last_backup,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	LastBackup string   `json:"last_backup,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
 // Status implements engine.StatusReader: each region's durable offset and

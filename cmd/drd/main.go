@@ -313,12 +313,19 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 			group.Add(sched)
 		}
 		w, err := watcher(cl, reg, log)
-		if err != nil {
+		var unsupported *engine.UnsupportedError
+		switch {
+		case errors.As(err, &unsupported) && shipper != nil:
+			// The API still serves the cluster's (empty) monitor state.
+			log.Info("this engine's primary and replicas are not probed yet; drd ships its log and takes its backups", "cluster", cl.Name, "engine", cl.Engine)
+			w = &monitor.Watcher{Cluster: cl.Name, Engine: cl.Engine}
+		case err != nil:
 			return usageError{err}
+		default:
+			w.Lifecycle = cw.Lifecycle
+			probed.Watchers = append(probed.Watchers, w)
+			group.Add(w)
 		}
-		w.Lifecycle = cw.Lifecycle
-		probed.Watchers = append(probed.Watchers, w)
-		group.Add(w)
 		group.Add(cw)
 		if cl.SyncCheck.Schedule != "" {
 			group.Add(&replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})

@@ -1,14 +1,10 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,51 +26,8 @@ func drdConfig(t *testing.T, dir, dsn string) string {
 	return cfg
 }
 
-// drdProc is the real drd binary, its log kept for the test.
-type drdProc struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	log bytes.Buffer
-}
-
-func (d *drdProc) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.Write(p)
-}
-
-// Log is what drd logged so far.
-func (d *drdProc) Log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
-
-// Kill SIGKILLs drd and waits for it.
-func (d *drdProc) Kill() {
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	_ = d.cmd.Wait()
-}
-
-// startDrd starts drd on cfg; it is killed when the test ends, and its log
-// shown if the test failed.
-func startDrd(t *testing.T, cfg string) *drdProc {
-	t.Helper()
-	d := &drdProc{cmd: exec.Command(testenv.Binary(t, "drd"), "--config", cfg)}
-	d.cmd.Stderr = d
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.Kill()
-		}
-		if t.Failed() {
-			t.Logf("drd's log:\n%s", d.Log())
-		}
-	})
-	return d
-}
+// startDrd starts the real drd binary on cfg (testenv.StartDrd).
+func startDrd(t *testing.T, cfg string) *testenv.Drd { return testenv.StartDrd(t, cfg) }
 
 // waitBase waits until region r holds a base backup of "cache".
 func waitBase(t *testing.T, r *storage.Region) {

@@ -1,0 +1,166 @@
+package mongodb
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drkit/drkit/storage"
+)
+
+// Catalog is a cluster's oplog in one region (see the package doc for its
+// names).
+type Catalog struct {
+	Pipeline *storage.Pipeline
+	Cluster  string
+}
+
+// ChunkRef is a stored chunk, as its name describes it.
+type ChunkRef struct {
+	Chain, Start, End TS
+	LastMS            int64
+	Sealed            time.Time
+	Object            storage.Object
+}
+
+func (c *Catalog) prefix() string { return c.Cluster + "/oplog/" }
+
+func tsName(t TS) string { return fmt.Sprintf("%020d", uint64(t)) }
+
+// Put stores a chunk.
+func (c *Catalog) Put(ctx context.Context, h ChunkHeader, entries []Entry) (ChunkRef, error) {
+	plain := encodeChunk(h, entries)
+	obj := c.Pipeline.Describe(plain)
+	obj.Key = fmt.Sprintf("%s%s/%s-%s-%013d-%013d.%s.%s", c.prefix(), tsName(h.Chain), tsName(h.Start), tsName(h.End), h.LastMS, h.SealMS, obj.SHA256, storage.CodecExt(obj))
+	stored, err := c.Pipeline.PutBytes(ctx, obj, plain)
+	if err != nil {
+		return ChunkRef{}, err
+	}
+	return ChunkRef{Chain: h.Chain, Start: h.Start, End: h.End, LastMS: h.LastMS, Sealed: time.UnixMilli(h.SealMS).UTC(), Object: stored}, nil
+}
+
+// List returns the region's chunks, by chain and then start.
+func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
+	var out []ChunkRef
+	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
+		if err != nil {
+			return nil, fmt.Errorf("region %s: list the MongoDB oplog: %w", c.Pipeline.Region, err)
+		}
+		if ref, ok := parseChunkKey(info, c.prefix()); ok {
+			out = append(out, ref)
+		}
+	}
+	slices.SortFunc(out, func(a, b ChunkRef) int {
+		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
+	})
+	return out, nil
+}
+
+// parseChunkKey reads a chunk's name; ok is false for anything else.
+func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
+	rest := strings.TrimPrefix(info.Key, prefix)
+	chain, name, ok := strings.Cut(rest, "/")
+	if !ok || strings.Contains(name, "/") {
+		return ChunkRef{}, false
+	}
+	base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)
+	if !ok {
+		return ChunkRef{}, false
+	}
+	f := strings.Split(base, "-")
+	if len(f) != 4 {
+		return ChunkRef{}, false
+	}
+	var n [5]uint64
+	for i, x := range append([]string{chain}, f...) {
+		v, err := strconv.ParseUint(x, 10, 64)
+		if err != nil || (i >= 3 && v > 1<<53) {
+			return ChunkRef{}, false
+		}
+		n[i] = v
+	}
+	ref := ChunkRef{Chain: TS(n[0]), Start: TS(n[1]), End: TS(n[2]), LastMS: int64(n[3]), Sealed: time.UnixMilli(int64(n[4])).UTC(), Object: obj}
+	if ref.Start < ref.Chain || ref.End < ref.Start {
+		return ChunkRef{}, false
+	}
+	return ref, true
+}
+
+// Open returns a reader of a chunk's entries; its checksum is checked when
+// the last one is read (Close reports a mismatch too).
+func (c *Catalog) Open(ctx context.Context, ref ChunkRef) (*ChunkReader, io.Closer, error) {
+	rc, err := c.Pipeline.Open(ctx, ref.Object)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr, err := NewChunkReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("region %s: %s: %w", c.Pipeline.Region, ref.Object.Key, err)
+	}
+	if h := cr.Header; h.Chain != ref.Chain || h.Start != ref.Start || h.End != ref.End {
+		rc.Close()
+		return nil, nil, fmt.Errorf("region %s: %s: its header says chain %s (%s, %s], not what its name says", c.Pipeline.Region, ref.Object.Key, h.Chain, h.Start, h.End)
+	}
+	return cr, rc, nil
+}
+
+// Each calls fn with every entry of ref, checksum checked at the end.
+func (c *Catalog) Each(ctx context.Context, ref ChunkRef, fn func(Entry) error) error {
+	cr, closer, err := c.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	for {
+		e, err := cr.Next()
+		if err == io.EOF { // the pipeline checked the checksum at the end
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("region %s: %s: %w", c.Pipeline.Region, ref.Object.Key, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// Chain is one run of chunks without a gap.
+type Chain struct {
+	Start, End TS
+	// LastMS is the newest entry's wall time; Sealed when drd cut the
+	// chain's last chunk.
+	LastMS int64
+	Sealed time.Time
+	Chunks []ChunkRef
+	// Breaks are the places inside the chain where a chunk does not start
+	// where the one before ended (a chunk lost from the region).
+	Breaks []string
+}
+
+// Chains groups refs (as List returns them) into chains.
+func Chains(refs []ChunkRef) []Chain {
+	var out []Chain
+	for _, r := range refs {
+		if len(out) == 0 || out[len(out)-1].Start != r.Chain {
+			out = append(out, Chain{Start: r.Chain, End: r.Chain})
+		}
+		ch := &out[len(out)-1]
+		if r.Start != ch.End {
+			ch.Breaks = append(ch.Breaks, fmt.Sprintf("oplog (%s, %s] is missing before %s", ch.End, r.Start, r.Object.Key))
+		}
+		ch.Chunks = append(ch.Chunks, r)
+		ch.End = max(ch.End, r.End)
+		ch.LastMS = max(ch.LastMS, r.LastMS)
+		if r.Sealed.After(ch.Sealed) {
+			ch.Sealed = r.Sealed
+		}
+	}
+	return out
+}

@@ -19,18 +19,20 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("an unknown engine: %v, want an error listing the known ones", err)
 	}
 	// A capability an engine lacks is named, not dispatched wrongly.
-	_, err := engine.Capable[engine.Verifier]("mongodb", "verify")
+	_, err := engine.Capable[engine.Promoter]("mongodb", "promote replicas")
 	var u *engine.UnsupportedError
-	if !errors.As(err, &u) || err.Error() != "engine mongodb cannot verify yet" {
-		t.Errorf("mongodb verify: %v, want \"engine mongodb cannot verify yet\"", err)
+	if !errors.As(err, &u) || err.Error() != "engine mongodb cannot promote replicas yet" {
+		t.Errorf("mongodb promote: %v, want \"engine mongodb cannot promote replicas yet\"", err)
 	}
 	if _, err := engine.Capable[engine.Verifier]("postgres", "verify"); err != nil {
 		t.Errorf("postgres verify: %v", err)
 	}
-	// mongodb is registered with no capability yet: its clusters are
-	// accepted in the config and refused by name in drctl.
-	if _, err := engine.Capable[engine.Backuper]("mongodb", "take base backups"); err == nil || err.Error() != "engine mongodb cannot take base backups yet" {
+	// mongodb ships, backs up and restores, and probes nothing yet.
+	if _, err := engine.Capable[engine.Backuper]("mongodb", "take base backups"); err != nil {
 		t.Errorf("mongodb backup: %v", err)
+	}
+	if _, err := engine.Capable[engine.Monitoring]("mongodb", "be monitored"); err == nil || err.Error() != "engine mongodb cannot be monitored yet" {
+		t.Errorf("mongodb monitoring: %v", err)
 	}
 	for _, name := range []string{"postgres", "mysql", "redis"} {
 		if _, err := engine.Capable[engine.SyncChecker](name, "compare replicas"); err != nil {

@@ -194,7 +194,7 @@ func (Engine) Status(ctx context.Context, env engine.Env) []engine.StatusRow {
 		if primary >= 0 && s.ReplID != "" && slices.Contains(primaryIDs, s.ReplID) && s.Error == "" {
 			lag := max(0, primary-s.Offset)
 			secs := 0.0
-			if lag > 0 {
+			if lag > keepalives {
 				secs = max(0, now.Sub(s.LastCommit).Seconds())
 			}
 			s.LagBytes, s.LagSeconds = &lag, &secs
@@ -229,10 +229,23 @@ func regionStatus(ctx context.Context, r *storage.Region, s *RegionStatus) {
 		return
 	}
 	if len(bases) > 0 {
-		s.LastBackup = bases[len(bases)-1].ID
+		b := bases[len(bases)-1]
+		s.LastBackup = b.ID
+		if s.ReplID == "" {
+			// No stream stored yet: the region holds the primary's stream to
+			// the base's offset.
+			s.ReplID, s.Offset, s.LastCommit = b.ReplID, b.Offset, b.Time
+		}
 	}
 	s.Error = snapshots.DamagedNote(damaged)
 }
+
+// keepalives is stream a region may lack while it holds every command: drd
+// stores no chunk of keepalives alone (the primary's PING, 14 bytes every
+// repl-ping-replica-period, and REPLCONF GETACK), so an idle primary is
+// ahead of the regions by those until its next write. Status counts no lag
+// in seconds for them.
+const keepalives = 64
 
 // primaryOffset is the primary's replication offset and the histories it
 // continues: its replid and, after a failover, the one before (replid2);

@@ -26,7 +26,7 @@ GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION
 # a PostgreSQL and a MariaDB package running side by side starve each other.
 TEST_FLAGS ?= -race -p 1 -timeout 20m
 
-.PHONY: all deps deps-apt deps-demo apt-install deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-redis bench-monitor demo clean
+.PHONY: all deps deps-apt deps-demo apt-install deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor demo clean
 
 all: build
 
@@ -108,7 +108,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres bench-mysql bench-redis bench-monitor
+bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -121,6 +121,10 @@ bench-postgres: deps build
 ## bench-mysql: drkit vs mariadb-dump, mariadb-binlog on a sysbench-like database (TABLES=8 ROWS=500000 TXNS=100000)
 bench-mysql: deps build
 	bench/mysql.sh
+
+## bench-mongodb: drctl backup and restore MB/s and drd's exposure under load, on FerretDB (DOCS=200000 SIZE=1000 LOAD=30)
+bench-mongodb: deps build
+	bench/mongodb.sh
 
 ## bench-redis: drd's capture cost and exposure under redis-benchmark, drctl backup vs redis-cli --rdb, restore rate (KEYS=10000000 VALUE=100 OPS=1000000)
 bench-redis: deps build

@@ -229,12 +229,13 @@ func TestRedactedGolden(t *testing.T) {
 func TestExampleConfigIsValid(t *testing.T) {
 	t.Setenv("ORDERS_PGPASSWORD", "x")
 	t.Setenv("SESSIONS_REDIS_PASSWORD", "x")
+	t.Setenv("CATALOG_MONGO_PASSWORD", "x")
 	cfg, err := config.Load("../../drkit.example.yaml")
 	if err != nil {
 		t.Fatalf("drkit.example.yaml: %v", err)
 	}
-	if len(cfg.Regions) != 2 || len(cfg.Clusters) != 2 {
-		t.Fatalf("example has %d regions and %d clusters, want 2 and 2", len(cfg.Regions), len(cfg.Clusters))
+	if len(cfg.Regions) != 2 || len(cfg.Clusters) != 3 {
+		t.Fatalf("example has %d regions and %d clusters, want 2 and 3", len(cfg.Regions), len(cfg.Clusters))
 	}
 }
 

@@ -91,8 +91,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestDrdServesAndStopsOnSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
-	// A cluster of an engine drd ships but cannot probe yet (mongodb, on
-	// FerretDB) is served without a monitor.
+	// A mongodb cluster (on FerretDB): drd ships its oplog and probes it.
 	src := testenv.StartFerretDB(t)
 	cfg := writeConfig(t, fmt.Sprintf("drd:\n  listen: %s\nregions:\n  - name: local\n    store: file://%s\n"+
 		"clusters:\n  - {name: docs, engine: mongodb, region: local, dsn: '%s'}\n", addr, t.TempDir(), src.URL()))
@@ -140,8 +139,8 @@ func TestDrdServesAndStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("drd still running 5s after SIGTERM; logs:\n%s", logs)
 	}
-	if !strings.Contains(logs.String(), "not probed yet; drd ships its log") || !strings.Contains(logs.String(), `"cluster":"docs"`) {
-		t.Errorf("logs lack the note about the mongodb cluster's monitor:\n%s", logs)
+	if !strings.Contains(logs.String(), "region holds no oplog yet") || !strings.Contains(logs.String(), `"cluster":"docs"`) {
+		t.Errorf("logs lack the mongodb cluster's oplog shipping:\n%s", logs)
 	}
 	if !strings.Contains(logs.String(), "drd stopped") {
 		t.Errorf("logs lack the clean-stop line:\n%s", logs)

@@ -1,8 +1,9 @@
 // Package mongodb registers the MongoDB engine: drd ships the oplog into
-// every region and takes base backups (binlog/mongodb, snapshots/mongodb);
-// drctl backs up, restores, verifies, prunes and reports status. Replica
-// probes, sync checks and replica creation are not built yet: drd and
-// drctl answer "engine mongodb cannot … yet" for them.
+// every region and takes base backups (binlog/mongodb, snapshots/mongodb)
+// and probes the primary and replicas (monitor/mongodb); drctl backs up,
+// restores, verifies, prunes and reports status. Sync checks, replica
+// creation and promotion are not built yet: drd and drctl answer "engine
+// mongodb cannot … yet" for them.
 //
 // Imports internal/engine and the engine's packages.
 package mongodb
@@ -23,6 +24,8 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/regions"
+	"github.com/drkit/drkit/monitor"
+	mgmon "github.com/drkit/drkit/monitor/mongodb"
 	"github.com/drkit/drkit/snapshots"
 	mgsnap "github.com/drkit/drkit/snapshots/mongodb"
 	"github.com/drkit/drkit/storage"
@@ -50,18 +53,40 @@ var (
 	_ engine.StatusReader = Engine{}
 	_ engine.Pruner       = Engine{}
 	_ engine.Passwords    = Engine{}
+	_ engine.Monitoring   = Engine{}
 )
+
+// Probes implements engine.Monitoring.
+func (Engine) Probes(cl config.Cluster, beat bool, primary monitor.Server, replicas []monitor.Server) (monitor.Prober, monitor.Heartbeater, error) {
+	table := ""
+	if beat {
+		table = cl.Monitor.Heartbeat.Table
+	}
+	p, err := mgmon.NewProber(cl.Name, table, primary, replicas)
+	if err != nil || !beat {
+		return p, nil, err
+	}
+	h, err := mgmon.NewHeartbeat(cl.Name, table, cl.HeartbeatDSN())
+	return p, h, err
+}
 
 // ConfigRules implements engine.Configured: a mongodb:// or mongodb+srv://
 // URL.
 func (Engine) ConfigRules() config.EngineRules {
-	return config.EngineRules{CheckDSN: func(dsn string) error {
-		u, err := url.Parse(dsn)
-		if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Host == "" {
-			return errors.New("is not a MongoDB URL (mongodb://user:password@host:27017/?replicaSet=rs0)")
-		}
-		return nil
-	}}
+	return config.EngineRules{
+		CheckDSN: func(dsn string) error {
+			u, err := url.Parse(dsn)
+			if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Host == "" {
+				return errors.New("is not a MongoDB URL (mongodb://user:password@host:27017/?replicaSet=rs0)")
+			}
+			return nil
+		},
+		Defaults: func(cl *config.Cluster) {
+			if cl.Monitor.Heartbeat.Table == "" {
+				cl.Monitor.Heartbeat.Table = "drkit_heartbeat" // a collection of database drkit
+			}
+		},
+	}
 }
 
 // PasswordEnv implements engine.Passwords: MongoDB's tools read none; drkit

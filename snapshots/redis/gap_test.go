@@ -9,6 +9,7 @@ import (
 	"time"
 
 	rdwal "github.com/drkit/drkit/binlog/redis"
+	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots"
 	rdsnap "github.com/drkit/drkit/snapshots/redis"
 )
@@ -68,4 +69,32 @@ func has(problems []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// drd pointed at another primary (a new history: +FULLRESYNC under a new
+// replid) stores a new base; verify names the break between the two
+// histories (it said nothing of it before), and a restore of the newest
+// base holds the new primary's data, nothing of the old one's.
+func TestNewHistoryIsNamed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.ship(t)
+	e.c.Set(ctx, "old", 1, 0)
+	e.waitShipped(t)
+	time.Sleep(2 * flushInterval)
+	e.stop()
+	e.src = testenv.StartRedis(t)
+	e.c = e.src.Client(t)
+	e.c.Set(ctx, "new", 1, 0)
+	e.ship(t)
+	e.c.Set(ctx, "after", 1, 0)
+	e.waitShipped(t)
+	rep, err := rdsnap.Verify(ctx, e.regions[0].Pipeline, "cache", false, nil)
+	if err != nil || len(rep.Backups) != 2 || !has(rep.Problems, "after a full resync, is missing") {
+		t.Fatalf("verify after a new history: %+v, %v; want two backups and the break named", rep, err)
+	}
+	dst, _ := e.restore(t, 0, time.Time{}, "")
+	if got, want := dataset(t, dst), dataset(t, e.src); !maps.Equal(got, want) {
+		t.Fatalf("restore of the newest differs in %v", diff(got, want))
+	}
 }

@@ -62,6 +62,7 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 	var objs []storage.Object
 	var what []string
 	reached := map[string]bool{}
+	var prev []rdwal.ChunkRef // the chain of the base before, when it has no gap
 	for i, b := range bases {
 		rep.Backups = append(rep.Backups, b.ID)
 		chain, reach, err := cat.Chain(ctx, b.ReplID, b.Offset)
@@ -70,6 +71,15 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 		}
 		if reach.Gap != "" {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("backup %s: %s: a restore from it stops at offset %d", b.ID, reach.Gap, reach.End))
+		}
+		if i > 0 && prev != nil && !continues(bases[i-1], prev, b) {
+			last := prev[len(prev)-1]
+			rep.Problems = append(rep.Problems, fmt.Sprintf("the stream between backup %s's history %s (which ends at offset %d, %s) and backup %s, which begins history %s at offset %d after a full resync, is missing: a restore never crosses from one to the other",
+				bases[i-1].ID, last.ReplID, last.End, time.UnixMilli(last.LastMS).UTC().Format(time.RFC3339), b.ID, b.ReplID, b.Offset))
+		}
+		prev = nil
+		if reach.Gap == "" && len(chain) > 0 {
+			prev = chain
 		}
 		for _, ref := range chain {
 			reached[ref.Object.Key] = true
@@ -98,6 +108,21 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// continues reports whether the chain of base a (without a gap) holds the
+// stream up to base b's position: b was taken within a's history, or one
+// continuing it.
+func continues(a rdwal.Base, chain []rdwal.ChunkRef, b rdwal.Base) bool {
+	if a.ReplID == b.ReplID && a.Offset >= b.Offset {
+		return true
+	}
+	for _, ref := range chain {
+		if ref.ReplID == b.ReplID && ref.Start <= b.Offset && b.Offset <= ref.End {
+			return true
+		}
+	}
+	return false
 }
 
 // unreached names, per history, the stream newer than the oldest base that

@@ -256,7 +256,7 @@ func (rd *reader) poll(ctx context.Context) (int, error) {
 		rd.pendingBytes += len(e.Raw)
 		rd.hw = max(rd.hw, e.TS)
 		n++
-		if rd.pendingBytes >= maxChunkBytes {
+		if rd.pendingBytes >= maxChunkBytes || time.Since(rd.lastFlush) >= rd.s.FlushInterval {
 			return rd.flush(ctx)
 		}
 		return nil
@@ -419,8 +419,11 @@ func (s *Source) Read(ctx context.Context, hw TS, fn func(Entry) error) error {
 	defer cur.Close(context.WithoutCancel(ctx))
 	// TryNext returns false once the cursor holds nothing for now; a
 	// tailable cursor stays open on a replica set, and FerretDB closes it,
-	// which is why the caller reads again from its high-water mark.
-	for i := 0; i < 10000 && cur.TryNext(ctx); i++ {
+	// which is why the caller reads again from its high-water mark. The
+	// cursor is read to its end: a read that stopped after a number of
+	// entries would, with more than that many within the lookback, find
+	// only entries it already held, again and again.
+	for cur.TryNext(ctx) {
 		// Current points into the cursor's batch, which the driver reuses.
 		e, err := ParseEntry(append(bson.Raw(nil), cur.Current...))
 		if err != nil {

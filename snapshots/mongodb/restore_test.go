@@ -223,3 +223,39 @@ func must(t *testing.T) func(any, error) {
 		}
 	}
 }
+
+// A burst of more entries within the reader's one-second lookback than one
+// read used to take (10,000: it then re-read only entries it held, and
+// stopped shipping) is shipped whole.
+func TestBurstWithinTheLookbackIsShipped(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.ship(t)
+	coll := e.c.Database("app").Collection("burst")
+	const n = 30000
+	batch := make([]any, 0, 5000)
+	for i := range n {
+		batch = append(batch, bson.D{{Key: "_id", Value: i}})
+		if len(batch) == cap(batch) {
+			if _, err := coll.InsertMany(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	src, err := mgwal.Connect(ctx, e.src.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, newest, err := src.Bounds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := &mgwal.Catalog{Pipeline: e.regions[1].Pipeline, Cluster: "docs"}
+	testenv.WaitFor(t, 60*time.Second, "region us holds the burst", func() bool {
+		refs, err := cat.List(ctx)
+		chains := mgwal.Chains(refs)
+		return err == nil && len(chains) == 1 && chains[0].End >= newest
+	})
+}

@@ -158,7 +158,7 @@ func watcher(cl config.Cluster, reg *prometheus.Registry, log *slog.Logger) (*mo
 // apiCluster is what the JSON API serves about cl.
 func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, backups snapshots.Engine, sched *snapshots.Scheduler, w *monitor.Watcher) api.Cluster {
 	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo, Monitor: w.State}
-	if sh != nil { // nil for engines whose log drd does not ship (MongoDB so far)
+	if sh != nil { // nil for an engine whose log drd does not ship
 		c.Shipping = func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p }
 		c.Backup = sched.BackupNow
 		c.Backups = func(ctx context.Context, region string) ([]snapshots.Summary, error) {
@@ -313,19 +313,12 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 			group.Add(sched)
 		}
 		w, err := watcher(cl, reg, log)
-		var unsupported *engine.UnsupportedError
-		switch {
-		case errors.As(err, &unsupported) && shipper != nil:
-			// The API still serves the cluster's (empty) monitor state.
-			log.Info("this engine's primary and replicas are not probed yet; drd ships its log and takes its backups", "cluster", cl.Name, "engine", cl.Engine)
-			w = &monitor.Watcher{Cluster: cl.Name, Engine: cl.Engine}
-		case err != nil:
+		if err != nil {
 			return usageError{err}
-		default:
-			w.Lifecycle = cw.Lifecycle
-			probed.Watchers = append(probed.Watchers, w)
-			group.Add(w)
 		}
+		w.Lifecycle = cw.Lifecycle
+		probed.Watchers = append(probed.Watchers, w)
+		group.Add(w)
 		group.Add(cw)
 		if cl.SyncCheck.Schedule != "" {
 			group.Add(&replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -63,7 +64,7 @@ func fill(ctx context.Context, c *mongo.Client, docs, size int) error {
 			coll := c.Database("app").Collection("items" + strconv.Itoa(k))
 			var batch []any
 			for i := k; i < docs; i += 8 {
-				batch = append(batch, bson.D{{Key: "_id", Value: i}, {Key: "n", Value: i}, {Key: "pad", Value: pad}})
+				batch = append(batch, bson.D{{Key: "_id", Value: objectID(i)}, {Key: "n", Value: i}, {Key: "pad", Value: pad}})
 				if len(batch) == 1000 {
 					if _, err := coll.InsertMany(ctx, batch); err != nil {
 						errs[k] = err
@@ -84,6 +85,17 @@ func fill(ctx context.Context, c *mongo.Client, docs, size int) error {
 		}
 	}
 	return nil
+}
+
+// objectID is document i's _id: applications' documents mostly carry
+// ObjectIDs, and FerretDB finds a document by an ObjectID or string _id
+// through its primary key but by any other _id type with a whole-table scan
+// (so replayed upserts of integer _ids would measure FerretDB's scans).
+func objectID(i int) bson.ObjectID {
+	var id bson.ObjectID
+	binary.BigEndian.PutUint32(id[:4], 0x65000000)
+	binary.BigEndian.PutUint64(id[4:], uint64(i))
+	return id
 }
 
 // load runs inserts, replaces and deletes from 4 clients for d.

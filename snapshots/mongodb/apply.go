@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,8 @@ type op struct {
 // ones dropped).
 type Applier struct {
 	Target *mongo.Client
+	// MaxBatch bounds one bulk write (default 1000).
+	MaxBatch int
 	// Applied counts the entries applied (an applyOps's inner ones each).
 	Applied int64
 
@@ -38,8 +41,27 @@ type Applier struct {
 	txns    map[string][]bson.Raw
 }
 
-// maxBatch bounds one bulk write.
+// maxBatch bounds one bulk write by default.
 const maxBatch = 1000
+
+// ferretBatch bounds one bulk write into FerretDB 1.24: it holds a SQLite
+// connection per update of an update command until the command ends, from
+// a pool of 100, and an update command of more waits forever.
+const ferretBatch = 50
+
+// NewApplier returns an Applier into target, its batches sized for the
+// server (buildInfo).
+func NewApplier(ctx context.Context, target *mongo.Client) (*Applier, error) {
+	var info bson.Raw
+	if err := target.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return nil, fmt.Errorf("target: buildInfo: %w", err)
+	}
+	a := &Applier{Target: target, MaxBatch: maxBatch}
+	if _, ferret := info.Lookup("ferretdbVersion").StringValueOK(); ferret {
+		a.MaxBatch = ferretBatch
+	}
+	return a, nil
+}
 
 // Apply replays one entry.
 func (a *Applier) Apply(ctx context.Context, e mgwal.Entry) error {
@@ -63,7 +85,7 @@ func (a *Applier) run(ctx context.Context, o op) error {
 		a.Applied++
 		return a.Target.Database(o.db).RunCommand(ctx, o.cmd).Err()
 	}
-	if o.ns != a.batchNS || len(a.batch) >= maxBatch {
+	if o.ns != a.batchNS || len(a.batch) >= cmp.Or(a.MaxBatch, maxBatch) {
 		if err := a.Flush(ctx); err != nil {
 			return err
 		}

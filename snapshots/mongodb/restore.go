@@ -252,7 +252,10 @@ func loadCollection(ctx context.Context, p *storage.Pipeline, target *mongo.Clie
 // before the target time.
 func replay(ctx context.Context, p *storage.Pipeline, o RestoreOptions, base Base, chunks []mgwal.ChunkRef, target *mongo.Client, res *RestoreResult) error {
 	cat := &mgwal.Catalog{Pipeline: p, Cluster: o.Cluster}
-	a := &Applier{Target: target}
+	a, err := NewApplier(ctx, target)
+	if err != nil {
+		return err
+	}
 	for _, c := range chunks {
 		err := cat.Each(ctx, c, func(e mgwal.Entry) error {
 			if e.TS <= base.Start.Back(base.Lookback) || !o.Stop.IsZero() && e.Wall.After(o.Stop) {

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	mywal "github.com/drkit/drkit/binlog/mysql"
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/regions"
@@ -151,5 +154,36 @@ func TestReplicaCommandsRedis(t *testing.T) {
 	}
 	if code, out, errOut = drctl(t, "promote", "--config", cfgPath, "--region", "us"); code != exitOK || !strings.Contains(out, "promoted us-1 (region us) to primary of cache") {
 		t.Fatalf("promote: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestReplicaCheckMongoDB: drctl replica check on a MongoDB cluster whose
+// replica (a second FerretDB with the same documents: FerretDB has no
+// replica sets) is in sync, then holds a changed document (exit 1, its _id
+// range shown).
+func TestReplicaCheckMongoDB(t *testing.T) {
+	prim, rep := testenv.StartFerretDB(t), testenv.StartFerretDB(t)
+	dir := t.TempDir()
+	cfgPath := writeFile(t, fmt.Sprintf("regions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+		"clusters:\n  - name: docs\n    engine: mongodb\n    region: eu\n    dsn: '%[2]s'\n    replicas: [{name: us-1, region: us, dsn: '%[3]s'}]\n", dir, prim.URL(), rep.URL()))
+	ctx := context.Background()
+	var docs []any
+	for i := range 1500 {
+		docs = append(docs, bson.D{{Key: "_id", Value: fmt.Sprintf("k%05d", i)}, {Key: "n", Value: i}})
+	}
+	for _, c := range []*mongo.Client{prim.Client(t), rep.Client(t)} {
+		if _, err := c.Database("app").Collection("items").InsertMany(ctx, docs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := drctl(t, "replica", "check", "--config", cfgPath); code != exitOK || !strings.Contains(out, "replica us-1: in sync (1 tables, 2 chunks, 1500 rows") {
+		t.Fatalf("replica check: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := rep.Client(t).Database("app").Collection("items").UpdateOne(ctx, bson.D{{Key: "_id", Value: "k01200"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: -1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := drctl(t, "replica", "check", "--config", cfgPath)
+	if code != exitFailure || !strings.Contains(out, `app.items ["k01000", +inf): primary 500 rows, replica 500 rows, contents differ`) {
+		t.Fatalf("replica check with drift: exit %d\n%s", code, out)
 	}
 }

@@ -91,7 +91,6 @@ func TestParseErrors(t *testing.T) {
 		{"bad yaml", "regions:\n  - name: a\n\tstore: x\n", []string{"c.yaml:2:", "tab character"}},
 		{"empty file", "", []string{"c.yaml: the file is empty"}},
 		{"replica in unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    replicas:\n      - {name: r1, region: b, dsn: postgres://r/db}\n      - {name: r1, region: a}\n", []string{"c.yaml:8:", `replicas[0].region "b" is not a configured region`, "c.yaml:9:", `replica name "r1" is already used at line 8`, "replicas[1] (r1) has no dsn"}},
-		{"sync_check on mongodb", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mongodb\n    region: a\n    dsn: mongodb://h/\n    sync_check: {schedule: '@daily'}\n", []string{"c.yaml:7:", "checksum comparisons are for mysql, postgres, redis clusters, not mongodb"}},
 		{"bad monitor", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    monitor: {interval: 100ms, heartbeat: {table: 'x; drop'}}\n", []string{"c.yaml:7:", "monitor.interval 100ms is outside 1s..1h", `heartbeat.table "x; drop" is not a [schema.]table name`}},
 		{"heartbeat flush below flush_interval", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: 'u@tcp(h:3306)/'\n    flush_interval: 2s\n    monitor: {heartbeat: {flush_interval: 1s}}\n", []string{"c.yaml:8:", "monitor.heartbeat.flush_interval 1s is outside flush_interval (2s)..1m"}},
 		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, ec2, images, regions, storage, volume_snapshots"}},
@@ -301,6 +300,14 @@ func TestEngineRulesFromRegistry(t *testing.T) {
 	cfg, err := config.Parse("c.yaml", []byte(head+"  - {name: c, engine: testdb, region: a, dsn: 'testdb:h'}\n"), env(nil))
 	if err != nil || cfg.Clusters[0].Slot != "from_testdb" {
 		t.Fatalf("testdb cluster: %v; slot %q, want the engine's default", err, cfg.Clusters[0].Slot)
+	}
+	// An engine that compares no replicas refuses sync_check, naming the ones that do.
+	_, err = config.Parse("c.yaml", []byte(head+"  - name: c\n    engine: testdb\n    region: a\n    dsn: 'testdb:h'\n    sync_check: {schedule: '@daily'}\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7: clusters[0].sync_check: checksum comparisons are for mongodb, mysql, postgres, redis clusters, not testdb") {
+		t.Errorf("sync_check on testdb: %v; want the refusal naming the engines that compare", err)
+	}
+	if _, err := config.Parse("c.yaml", []byte(head+"  - name: c\n    engine: mongodb\n    region: a\n    dsn: 'mongodb://h/'\n    sync_check: {schedule: '@daily'}\n"), env(nil)); err != nil {
+		t.Errorf("sync_check on mongodb: %v", err)
 	}
 
 	_, err = config.Parse("c.yaml", []byte(head+"  - {name: c, engine: mysql, region: a, dsn: 'postgres://h/db'}\n"), env(nil))

@@ -27,14 +27,14 @@ func TestRegistry(t *testing.T) {
 	if _, err := engine.Capable[engine.Verifier]("postgres", "verify"); err != nil {
 		t.Errorf("postgres verify: %v", err)
 	}
-	// mongodb ships, backs up, restores and probes; it compares no replicas yet.
+	// mongodb ships, backs up, restores, probes and compares; it creates no replicas.
 	if _, err := engine.Capable[engine.Backuper]("mongodb", "take base backups"); err != nil {
 		t.Errorf("mongodb backup: %v", err)
 	}
-	if _, err := engine.Capable[engine.SyncChecker]("mongodb", "compare replicas"); err == nil {
-		t.Error("mongodb compares replicas: want not yet")
+	if _, err := engine.Capable[engine.ReplicaCreator]("mongodb", "create replicas"); err == nil {
+		t.Error("mongodb creates replicas: want not yet")
 	}
-	for _, name := range []string{"postgres", "mysql", "redis"} {
+	for _, name := range []string{"postgres", "mysql", "redis", "mongodb"} {
 		if _, err := engine.Capable[engine.SyncChecker](name, "compare replicas"); err != nil {
 			t.Errorf("%s sync check: %v", name, err)
 		}

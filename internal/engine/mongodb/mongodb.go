@@ -1,8 +1,10 @@
 // Package mongodb registers the MongoDB engine: drd ships the oplog into
 // every region and takes base backups (binlog/mongodb, snapshots/mongodb)
 // and probes the primary and replicas (monitor/mongodb); drctl backs up,
-// restores, verifies, prunes and reports status. Sync checks, replica
-// creation and promotion are not built yet: drd and drctl answer "engine
+// restores, verifies, prunes and reports status; drctl replica check and
+// drd's sync_check compare a replica with its primary (replication/mongodb).
+// Replica creation and promotion are not built: they need real MongoDB
+// replica sets, which no test here can run; drd and drctl answer "engine
 // mongodb cannot … yet" for them.
 //
 // Imports internal/engine and the engine's packages.
@@ -26,6 +28,8 @@ import (
 	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/monitor"
 	mgmon "github.com/drkit/drkit/monitor/mongodb"
+	"github.com/drkit/drkit/replication"
+	mgrepl "github.com/drkit/drkit/replication/mongodb"
 	"github.com/drkit/drkit/snapshots"
 	mgsnap "github.com/drkit/drkit/snapshots/mongodb"
 	"github.com/drkit/drkit/storage"
@@ -86,7 +90,17 @@ func (Engine) ConfigRules() config.EngineRules {
 				cl.Monitor.Heartbeat.Table = "drkit_heartbeat" // a collection of database drkit
 			}
 		},
+		SyncCheck: true,
 	}
+}
+
+var _ engine.SyncChecker = Engine{}
+
+// SyncCheck implements engine.SyncChecker: collections compared in _id
+// chunks, the heartbeat collection left out.
+func (Engine) SyncCheck(ctx context.Context, cl config.Cluster, primaryDSN string, r config.Replica, opts replication.Checker) (replication.Report, error) {
+	opts.Skip = []string{"drkit." + cl.Monitor.Heartbeat.Table}
+	return mgrepl.SyncCheck(ctx, primaryDSN, r.DSN, opts)
 }
 
 // PasswordEnv implements engine.Passwords: MongoDB's tools read none; drkit

@@ -20,7 +20,7 @@ func TestEngineDispatch(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"replica", "create", "--cluster", "docs", "--region", "a", "--dsn", "mongodb://h/"}, "engine mongodb cannot create replicas yet"},
+		{[]string{"promote", "--cluster", "docs", "--region", "a"}, "engine mongodb cannot promote replicas yet"},
 		{[]string{"restore", "--cluster", "docs"}, "give --target-dsn: an empty MongoDB server"},
 		{[]string{"restore", "--cluster", "cache", "--target-lsn", "0/1"}, "engine redis does not take --target-lsn (its restore flags: --target-dsn, --target-dir, --replay-listen)"},
 		{[]string{"restore", "--cluster", "cache"}, "give --target-dsn (an empty Redis, redis://host:6379) or --target-dir"},

@@ -160,7 +160,7 @@ func TestReplicaCommandsRedis(t *testing.T) {
 // TestReplicaCheckMongoDB: drctl replica check on a MongoDB cluster whose
 // replica (a second FerretDB with the same documents: FerretDB has no
 // replica sets) is in sync, then holds a changed document (exit 1, its _id
-// range shown).
+// range shown); replica create is refused on FerretDB.
 func TestReplicaCheckMongoDB(t *testing.T) {
 	prim, rep := testenv.StartFerretDB(t), testenv.StartFerretDB(t)
 	dir := t.TempDir()
@@ -185,5 +185,15 @@ func TestReplicaCheckMongoDB(t *testing.T) {
 	code, out, _ := drctl(t, "replica", "check", "--config", cfgPath)
 	if code != exitFailure || !strings.Contains(out, `app.items ["k01000", +inf): primary 500 rows, replica 500 rows, contents differ`) {
 		t.Fatalf("replica check with drift: exit %d\n%s", code, out)
+	}
+	// A replica is a member of the primary's replica set: FerretDB has none,
+	// and the refusal says so before anything is registered.
+	other := testenv.StartFerretDB(t)
+	code, out, errOut := drctl(t, "replica", "create", "--config", cfgPath, "--region", "us", "--name", "us-2", "--dsn", other.URL())
+	if code == exitOK || !strings.Contains(errOut, "cluster docs's primary is not a replica set member (a standalone mongod, or FerretDB)") {
+		t.Fatalf("replica create on FerretDB: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := drctl(t, "replica", "list", "--config", cfgPath); code != exitOK || !strings.Contains(out, "us-1") || strings.Contains(out, "us-2") {
+		t.Errorf("replica list after a refused create: exit %d\n%s%s; want us-1 and not us-2", code, out, errOut)
 	}
 }

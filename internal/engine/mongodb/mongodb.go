@@ -2,10 +2,10 @@
 // every region and takes base backups (binlog/mongodb, snapshots/mongodb)
 // and probes the primary and replicas (monitor/mongodb); drctl backs up,
 // restores, verifies, prunes and reports status; drctl replica check and
-// drd's sync_check compare a replica with its primary (replication/mongodb).
-// Replica creation and promotion are not built: they need real MongoDB
-// replica sets, which no test here can run; drd and drctl answer "engine
-// mongodb cannot … yet" for them.
+// drd's sync_check compare a replica with its primary, and drctl replica
+// create adds a member to the primary's replica set (replication/mongodb;
+// real MongoDB only). Promotion is not built: drd and drctl answer "engine
+// mongodb cannot promote replicas yet".
 //
 // Imports internal/engine and the engine's packages.
 package mongodb
@@ -94,7 +94,26 @@ func (Engine) ConfigRules() config.EngineRules {
 	}
 }
 
-var _ engine.SyncChecker = Engine{}
+var (
+	_ engine.SyncChecker    = Engine{}
+	_ engine.ReplicaCreator = Engine{}
+)
+
+// ReplicaFlags implements engine.ReplicaCreator: none.
+func (Engine) ReplicaFlags() []string { return nil }
+
+// CreateReplica implements engine.ReplicaCreator: a member added to the
+// primary's replica set (real MongoDB only).
+func (e Engine) CreateReplica(ctx context.Context, env engine.Env, req engine.ReplicaRequest) (any, error) {
+	if err := engine.CheckFlags(Name, req.Flags, e.ReplicaFlags()); err != nil {
+		return nil, err
+	}
+	region := ""
+	if req.Region != nil {
+		region = req.Region.Name
+	}
+	return mgrepl.Create(ctx, mgrepl.CreateOptions{Cluster: env.Cluster, Name: req.Name, Region: region, DSN: req.DSN, Catalog: req.Catalog, Log: env.Log})
+}
 
 // SyncCheck implements engine.SyncChecker: collections compared in _id
 // chunks, the heartbeat collection left out.

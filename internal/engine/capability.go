@@ -193,3 +193,27 @@ type Promoter interface {
 	PromoteNeedsStore() bool
 	Promote(ctx context.Context, env Env, req PromoteRequest) (replication.PromoteResult, error)
 }
+
+// Driller lets drctl drill restore the cluster into a throwaway server
+// (internal/drill): the engine's Restore aimed at a Sandbox, then the newest
+// time the restored data holds.
+type Driller interface {
+	// Sandbox starts a throwaway target in dir, a new folder the drill
+	// removes afterwards. Processes it starts are recorded with record, so
+	// that a drill killed midway leaves none behind after the next one.
+	Sandbox(ctx context.Context, env Env, dir string, record func(pid int) error) (Sandbox, error)
+}
+
+// Sandbox is one drill's throwaway server.
+type Sandbox interface {
+	// RestoreFlags aim the engine's Restore at the sandbox.
+	RestoreFlags() map[string]string
+	// Start makes the restored data usable (nothing more for engines that
+	// restore into a running server).
+	Start(ctx context.Context) error
+	// Newest returns the newest heartbeat (or commit) time the restored data
+	// holds and what it is; ok is false when it holds none.
+	Newest(ctx context.Context) (t time.Time, source string, ok bool, err error)
+	// Close stops the sandbox's processes.
+	Close() error
+}

@@ -217,3 +217,14 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// FindBinary returns the path of a server binary as the servers here are
+// found: on $PATH, else in the repository's bin (make deps).
+func FindBinary(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := findBinary(name)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	return p
+}

@@ -306,3 +306,7 @@ func buildIndexes(ctx context.Context, target *mongo.Client, base Base) (int, er
 	}
 	return n, nil
 }
+
+// ReplayedTo is the wall time of the newest oplog entry replayed
+// (drill.Replayed).
+func (r RestoreResult) ReplayedTo() time.Time { return r.LastTime }

@@ -544,3 +544,12 @@ func readArgs(r *bufio.Reader) ([]string, error) {
 	}
 	return args, nil
 }
+
+// ReplayedTo is when drd received the newest command the region held for
+// the restore (drill.Replayed; zero when none).
+func (r RestoreResult) ReplayedTo() time.Time {
+	if r.Reach.EndMS == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(r.Reach.EndMS)
+}

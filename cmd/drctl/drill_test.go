@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/drkit/drkit/internal/drill"
+	"github.com/drkit/drkit/internal/testenv"
+	"github.com/drkit/drkit/monitor"
+	mgmon "github.com/drkit/drkit/monitor/mongodb"
+	rdmon "github.com/drkit/drkit/monitor/redis"
+)
+
+// beat runs drd's heartbeat writer against the primary every 100 ms until
+// the test ends, as drd does (every second) for clusters it monitors.
+func beat(t *testing.T, h monitor.Heartbeater) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := h.Beat(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				t.Errorf("heartbeat: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; h.Close() })
+}
+
+// runDrill runs drctl drill --json and decodes its report.
+func runDrill(t *testing.T, cfgPath, cluster, region, root string) (int, drill.Report, string) {
+	t.Helper()
+	code, out, errOut := drctl(t, "drill", "--config", cfgPath, "--cluster", cluster, "--region", region, "--sandbox-dir", root, "--json")
+	var rep drill.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("drill --json: %v\n%s%s", err, out, errOut)
+	}
+	return code, rep, errOut
+}
+
+// checkGoodDrill asserts a passing drill's report and that its sandbox is gone.
+func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root string, flush time.Duration) {
+	t.Helper()
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	t.Logf("drill report:\n%s", js)
+	phases := make([]string, len(rep.Phases))
+	for i, p := range rep.Phases {
+		phases[i] = p.Name
+	}
+	if code != exitOK || !rep.OK || !slices.Equal(phases, []string{"sandbox", "restore", "start", "check"}) {
+		t.Fatalf("drill: exit %d, %s\n%s", code, js, errOut)
+	}
+	if !strings.HasPrefix(rep.NewestSource, "heartbeat") || rep.RPOSeconds > (2*flush+time.Second).Seconds() || rep.RTOSeconds <= 0 || rep.BytesFetched == 0 {
+		t.Errorf("drill measures: RPO %.2f s from %q (want a heartbeat within %s), RTO %.2f s, %d bytes fetched",
+			rep.RPOSeconds, rep.NewestSource, 2*flush+time.Second, rep.RTOSeconds, rep.BytesFetched)
+	}
+	if left, _ := os.ReadDir(root); len(left) != 0 {
+		t.Errorf("the drill left %d sandbox folder(s) in %s", len(left), root)
+	}
+}
+
+// flipNewest flips a byte in the newest object under dir/sub.
+func flipNewest(t *testing.T, dir string) string {
+	t.Helper()
+	var newest string
+	var at time.Time
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if info, err := d.Info(); err == nil && !info.ModTime().Before(at) {
+			newest, at = p, info.ModTime()
+		}
+		return nil
+	})
+	if err != nil || newest == "" {
+		t.Fatalf("no object under %s: %v", dir, err)
+	}
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(newest, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(newest)
+}
+
+// TestDrillRedis: drd ships a Redis primary (its heartbeat written) into
+// two regions; drctl drill from region us restores into a throwaway
+// redis-server, finds the heartbeat within the flush interval, reports
+// every phase and removes its sandbox; with a flipped byte in the region's
+// newest stream chunk it fails (exit 1) naming the object.
+func TestDrillRedis(t *testing.T) {
+	prim := testenv.StartRedis(t)
+	dir, root := t.TempDir(), t.TempDir()
+	cfgPath := writeFile(t, fmt.Sprintf("drd:\n  listen: 127.0.0.1:0\nregions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+		"clusters:\n  - {name: cache, engine: redis, region: eu, dsn: '%[2]s', flush_interval: 200ms}\n", dir, prim.URL()))
+	testenv.StartDrd(t, cfgPath)
+	testenv.WaitFor(t, 30*time.Second, "drd stores a base in region us", func() bool {
+		_, out, _ := drctl(t, "backups", "--config", cfgPath, "--cluster", "cache", "--region", "us", "--json")
+		return strings.Contains(out, `"id"`)
+	})
+	h, err := rdmon.NewHeartbeat("drkit_heartbeat:cache", prim.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	beat(t, h)
+	ctx := context.Background()
+	for i := range 200 {
+		prim.Client(t).Set(ctx, fmt.Sprintf("k%d", i), i, 0)
+	}
+	time.Sleep(time.Second)
+	code, rep, errOut := runDrill(t, cfgPath, "cache", "us", root)
+	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond)
+
+	obj := flipNewest(t, filepath.Join(dir, "us", "cache", "stream"))
+	code, rep, _ = runDrill(t, cfgPath, "cache", "us", root)
+	if code != exitFailure || rep.OK || !strings.Contains(rep.Error, strings.SplitN(obj, ".", 2)[0]) {
+		t.Errorf("drill with %s damaged: exit %d, ok %v, error %q; want exit 1 naming the object", obj, code, rep.OK, rep.Error)
+	}
+}
+
+// TestDrillMongoDB: the same on FerretDB, the sandbox a throwaway FerretDB
+// (no mongod here); a stale sandbox left by a killed drill, with a process
+// still running, is removed and its process stopped by the next drill.
+func TestDrillMongoDB(t *testing.T) {
+	t.Setenv("PATH", filepath.Dir(testenv.FindBinary(t, "ferretdb-test"))+":"+os.Getenv("PATH"))
+	src := testenv.StartFerretDB(t)
+	dir, root := t.TempDir(), t.TempDir()
+	cfgPath := writeFile(t, fmt.Sprintf("drd:\n  listen: 127.0.0.1:0\nregions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+		"clusters:\n  - {name: docs, engine: mongodb, region: eu, dsn: '%[2]s', flush_interval: 200ms}\n", dir, src.URL()))
+	drd := testenv.StartDrd(t, cfgPath)
+	testenv.WaitFor(t, 30*time.Second, "drd reads the oplog for both regions", func() bool {
+		return strings.Count(drd.Log(), "region holds no oplog yet") == 2
+	})
+	h, err := mgmon.NewHeartbeat("docs", "drkit_heartbeat", src.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	beat(t, h)
+	ctx := context.Background()
+	coll := src.Client(t).Database("app").Collection("items")
+	for i := range 100 {
+		must(t)(coll.InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("d%d", i)}}))
+	}
+	if code, out, errOut := drctl(t, "backup", "--config", cfgPath, "--cluster", "docs"); code != exitOK {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
+	}
+	time.Sleep(time.Second)
+
+	// A sandbox whose drill was killed: its owner is gone, its server runs.
+	stale := filepath.Join(root, "docs-us-1")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := startSleeper(t)
+	os.WriteFile(filepath.Join(stale, "owner"), []byte("999999999"), 0o600)
+	os.WriteFile(filepath.Join(stale, "pids"), []byte(fmt.Sprintf("%d\n", sleeper.Process.Pid)), 0o600)
+
+	code, rep, errOut := runDrill(t, cfgPath, "docs", "us", root)
+	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond)
+	if !exited(sleeper, 5*time.Second) {
+		t.Error("the stale sandbox's process still runs after the next drill")
+	}
+}
+
+func must(t *testing.T) func(any, error) {
+	return func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startSleeper starts a process in its own process group, as a sandbox
+// server runs, reaped by the test.
+func startSleeper(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd
+}
+
+// exited waits up to d for cmd to end.
+func exited(cmd *exec.Cmd, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

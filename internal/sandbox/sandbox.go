@@ -1,0 +1,126 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Nice is the CPU priority sandbox processes run at, so that a drill on
+// the database's host does not starve the database.
+const Nice = 10
+
+// Proc is one sandbox process.
+type Proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start runs bin with args in its own process group at priority Nice,
+// output appended to dir/<name>.log, and records its pid.
+func Start(dir, name string, record func(pid int) error, bin string, args ...string) (*Proc, error) {
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("sandbox: start %s: %w", bin, err)
+	}
+	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, Nice)
+	if record != nil {
+		if err := record(cmd.Process.Pid); err != nil {
+			p.Stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop ends the process group: SIGTERM, then SIGKILL after 10 s.
+func (p *Proc) Stop() {
+	pid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// WaitReady calls ready until it succeeds, the process exits or ctx ends;
+// name and the log file are named in the error.
+func (p *Proc) WaitReady(ctx context.Context, name, dir string, ready func(context.Context) error) error {
+	for {
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("sandbox %s exited (see %s): %w", name, filepath.Join(dir, name+".log"), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox %s not ready (see %s): %w", name, filepath.Join(dir, name+".log"), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("sandbox: find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ErrNoBinary is wrapped by Find when no binary of the names is on the
+// machine.
+var ErrNoBinary = errors.New("not found on PATH, beside drctl or in ./bin")
+
+// Find returns the first of names found on PATH, beside this executable or
+// in ./bin.
+func Find(names ...string) (string, error) {
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	dirs = append(dirs, "bin")
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+		for _, d := range dirs {
+			p := filepath.Join(d, n)
+			if info, err := os.Stat(p); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
+				return filepath.Abs(p)
+			}
+		}
+	}
+	return "", fmt.Errorf("%v: %w", names, ErrNoBinary)
+}

@@ -24,7 +24,9 @@ const (
 // newSandboxDir makes a new sandbox folder under root, owned by this
 // process.
 func newSandboxDir(root, cluster, region string) (string, error) {
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	// Others may pass through (0711): a sandbox server may run as another
+	// user (PostgreSQL as postgres) in its own folder.
+	if err := os.MkdirAll(root, 0o711); err != nil {
 		return "", fmt.Errorf("sandbox root %s: %w", root, err)
 	}
 	dir := filepath.Join(root, fmt.Sprintf("%s-%s-%d", cluster, region, time.Now().UnixNano()))

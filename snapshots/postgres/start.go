@@ -192,3 +192,9 @@ func logTail(path string) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
+
+// Stop stops the server in dir at once (pg_ctl stop -m immediate), as its
+// folder's owner: for throwaway servers (restore drills) only.
+func Stop(ctx context.Context, dir, binDir string) error {
+	return pgCtl(ctx, dir, binDir, "stop", "-m", "immediate", "-w", "-t", "60")
+}

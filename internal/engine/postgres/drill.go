@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/sandbox"
+	pgsnap "github.com/drkit/drkit/snapshots/postgres"
+)
+
+var _ engine.Driller = Engine{}
+
+// Sandbox implements engine.Driller: the restore writes a new data folder
+// under dir, which Start opens to local connections without a password
+// (the sandbox's own pg_hba.conf, never the source's) and starts on a free
+// port with its socket in the folder. Run as root, dir is handed to the
+// postgres user: PostgreSQL never runs as root.
+func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record func(int) error) (engine.Sandbox, error) {
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("postgres drill sandbox: drctl runs as root and PostgreSQL must not: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, fmt.Errorf("postgres drill sandbox: %w", err)
+		}
+	}
+	port, err := sandbox.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig(env.Cluster.HeartbeatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("postgres drill sandbox: the heartbeat dsn: %w", err)
+	}
+	return &pgSandbox{data: filepath.Join(dir, "data"), port: port, record: record, user: cfg.User, database: cfg.Database,
+		cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table}, nil
+}
+
+type pgSandbox struct {
+	data, bin      string
+	port           int
+	record         func(int) error
+	user, database string
+	cluster, table string
+	started        bool
+}
+
+func (s *pgSandbox) RestoreFlags() map[string]string {
+	return map[string]string{"target-dir": s.data, "port": strconv.Itoa(s.port)}
+}
+
+// Start trusts local connections in the sandbox, starts the server and
+// waits until recovery has ended (as drctl restore --start does).
+func (s *pgSandbox) Start(ctx context.Context) error {
+	version, err := os.ReadFile(filepath.Join(s.data, "PG_VERSION"))
+	if err != nil {
+		return fmt.Errorf("the restored folder: %w", err)
+	}
+	if s.bin, err = pgsnap.BinDir(strings.TrimSpace(string(version))); err != nil {
+		return err
+	}
+	hba := filepath.Join(s.data, "pg_hba.conf")
+	if err := os.WriteFile(hba, []byte("# drkit drill sandbox: local connections only\nlocal all all trust\n"), 0o600); err != nil {
+		return fmt.Errorf("sandbox pg_hba.conf: %w", err)
+	}
+	if err := chownLike(hba, s.data); err != nil {
+		return err
+	}
+	s.started = true
+	err = pgsnap.Start(ctx, s.data, s.bin)
+	if pid, perr := postmasterPID(s.data); perr == nil {
+		if rerr := s.record(pid); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// chownLike gives path the owner of like.
+func chownLike(path, like string) error {
+	fi, err := os.Stat(like)
+	if err != nil {
+		return err
+	}
+	uid, gid := ownerOf(fi)
+	return os.Chown(path, uid, gid)
+}
+
+// postmasterPID is the running server's pid (postmaster.pid's first line).
+func postmasterPID(data string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(first))
+}
+
+// Newest reads the heartbeat row drd writes, else the time of the last
+// transaction recovery replayed.
+func (s *pgSandbox) Newest(ctx context.Context) (time.Time, string, bool, error) {
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=%s dbname=%s", s.data, s.port, s.user, s.database))
+	if err != nil {
+		return time.Time{}, "", false, fmt.Errorf("connect to the restored server: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var us int64
+	err = conn.QueryRow(ctx, "SELECT beat_us FROM "+pgx.Identifier(strings.Split(s.table, ".")).Sanitize()+" WHERE cluster = $1", s.cluster).Scan(&us)
+	if err == nil {
+		return time.UnixMicro(us), "heartbeat table " + s.table, true, nil
+	}
+	var t *time.Time
+	if err2 := conn.QueryRow(ctx, "SELECT pg_last_xact_replay_timestamp()").Scan(&t); err2 != nil {
+		return time.Time{}, "", false, fmt.Errorf("read the heartbeat (%w) and the last replayed commit: %w", err, err2)
+	}
+	if t == nil {
+		return time.Time{}, "", false, nil
+	}
+	return *t, "last replayed commit", true, nil
+}
+
+func (s *pgSandbox) Close() error {
+	if !s.started || s.bin == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(s.data, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	return pgsnap.Stop(ctx, s.data, s.bin)
+}
+
+func ownerOf(fi os.FileInfo) (uid, gid int) {
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/binlog"
+	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/monitor"
 	"github.com/drkit/drkit/snapshots"
 )
@@ -77,6 +78,7 @@ func (s *Server) apiRoutes() []route {
 		{"GET", "/api/v1/jobs", s.read(s.listJobs)},
 		{"GET", "/api/v1/jobs/{id}", s.read(s.getJob)},
 		{"GET", "/api/v1/schedules", s.read(s.schedules)},
+		{"GET", "/api/v1/drills", s.read(s.drills)},
 		{"GET", "/api/v1/openapi.json", s.openAPI},
 	}
 }
@@ -199,6 +201,19 @@ func (s *Server) schedules(w http.ResponseWriter, r *http.Request) {
 	out := []snapshots.JobStatus{}
 	if s.opts.Schedules != nil {
 		out = s.opts.Schedules(r.Context())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) drills(w http.ResponseWriter, r *http.Request) {
+	out := []drill.Report{}
+	if s.opts.Drills != nil {
+		reps, err := s.opts.Drills(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		out = append(out, reps...)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/snapshots"
 )
 
@@ -37,6 +38,8 @@ type Options struct {
 	Clusters []Cluster
 	// Schedules lists the periodic jobs and their recent runs; nil means none.
 	Schedules func(ctx context.Context) []snapshots.JobStatus
+	// Drills lists the drills drd ran, newest first; nil means none.
+	Drills func(ctx context.Context) ([]drill.Report, error)
 	// Tokens authenticate API requests; nil means none are configured.
 	Tokens *Tokens
 	// TLS, if set, makes the listener serve HTTPS; with ClientCAs set, a

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,14 +30,15 @@ func TestMain(m *testing.M) {
 
 // stack is drd watching a PostgreSQL primary + standby and a MariaDB primary +
 // replica, shipping to a file region ("near") and a MinIO region ("far")
-// behind toxiproxy, scraped by a real Prometheus that evaluates the shipped
-// rules.
+// behind toxiproxy, drilling restores of the PostgreSQL cluster from near
+// every 10 s, scraped by a real Prometheus that evaluates the shipped rules.
 type stack struct {
 	drdAddr    string
 	prom       *testenv.Prometheus
 	pg, sb     *testenv.Postgres
 	my, myRepl *testenv.MariaDB
 	far        *testenv.Proxy
+	work       string
 }
 
 // testRules is the shipped rules file with every `for:` shortened to 2s: the
@@ -67,7 +69,7 @@ func freeAddr(t testing.TB) string {
 func startStack(t *testing.T) *stack {
 	drd, drctl := testenv.Binary(t, "drd"), testenv.Binary(t, "drctl")
 	work := testenv.SharedDir(t)
-	s := &stack{drdAddr: freeAddr(t), pg: &testenv.Postgres{}, my: &testenv.MariaDB{}}
+	s := &stack{drdAddr: freeAddr(t), pg: &testenv.Postgres{}, my: &testenv.MariaDB{}, work: work}
 	minio := &testenv.MinIO{}
 	s.prom = &testenv.Prometheus{Config: fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [%q]
@@ -83,7 +85,7 @@ scrape_configs:
 	cfg := filepath.Join(work, "drkit.yaml")
 	body := fmt.Sprintf(`drd: {listen: %q}
 regions:
-  - {name: near, store: 'file://%s/near'}
+  - {name: near, store: 'file://%s/near?mode=0644'}
   - {name: far, store: '%s'}
 clusters:
   - name: orders
@@ -92,6 +94,8 @@ clusters:
     dsn: '%s'
     replicas: [{name: standby, region: far, dsn: '%s'}]
     monitor: {interval: 1s}
+    drill: {schedule: "@every 10s", regions: [near], catch_up: skip, max_duration: 2m}
+    objectives: {rto: 10m, rpo: 10m}
   - name: shop
     engine: mysql
     region: near
@@ -272,6 +276,35 @@ func TestAlertsEndToEnd(t *testing.T) {
 			t.Logf("ReplicationLagHigh fired %s after STOP SLAVE SQL_THREAD", took.Round(time.Second))
 			myExec(t, db, "START SLAVE SQL_THREAD")
 			waitAlert(t, s.prom.URL, "ReplicationLagHigh", match, "", 30*time.Second)
+		})
+		t.Run("drill of a damaged backup", func(t *testing.T) {
+			t.Parallel()
+			match := map[string]string{"cluster": "orders", "region": "near"}
+			testenv.WaitFor(t, 90*time.Second, "a drill passes", func() bool {
+				return scrapeValue(s.drdAddr, `drkit_drill_last_success_timestamp_seconds{cluster="orders",region="near"}`) > 0
+			})
+			if st := alertState(t, s.prom.URL, "DrillFailing", match); st != "" {
+				t.Fatalf("DrillFailing is %s before the damage", st)
+			}
+			manifests, _ := filepath.Glob(filepath.Join(s.work, "near", "orders", "base", "*", "manifest.json"))
+			if len(manifests) != 1 {
+				t.Fatalf("region near holds %d base backup manifests, want 1", len(manifests))
+			}
+			good, err := os.ReadFile(manifests[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := slices.Clone(good)
+			bad[len(bad)/2] ^= 0xff
+			if err := os.WriteFile(manifests[0], bad, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			took := waitAlert(t, s.prom.URL, "DrillFailing", match, "firing", 90*time.Second)
+			t.Logf("DrillFailing fired %s after the manifest was damaged (drills every 10 s)", took.Round(time.Second))
+			if err := os.WriteFile(manifests[0], good, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			waitAlert(t, s.prom.URL, "DrillFailing", match, "", 90*time.Second)
 		})
 		t.Run("store outage", func(t *testing.T) {
 			t.Parallel()

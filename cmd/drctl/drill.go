@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/internal/engine"
+	"github.com/drkit/drkit/internal/regions"
+	"github.com/drkit/drkit/storage"
 )
 
 func newDrillCmd(g *globals) *cobra.Command {
@@ -86,4 +89,54 @@ func printDrill(g *globals, rep drill.Report) error {
 		fmt.Fprintf(tw, "result\tFAILED: %s\n", rep.Error)
 	}
 	return tw.Flush()
+}
+
+func newDrillsCmd(g *globals) *cobra.Command {
+	cf := &clusterFlags{g: g}
+	var last int
+	cmd := &cobra.Command{
+		Use:   "drills",
+		Short: "The history of a cluster's scheduled restore drills, from the jobs region",
+		Long: `drills reads the reports drd keeps of the cluster's scheduled drills (in
+drd.jobs_region), newest first: region, result, RTO, RPO and bytes read, so it
+works whether drd runs or not. --json prints the whole reports.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, cl, err := cf.resolve()
+			if err != nil {
+				return err
+			}
+			r, err := regions.Open(cmd.Context(), cfg, cfg.Drd.JobsRegion, storage.RegionOptions{})
+			if err != nil {
+				return fmt.Errorf("jobs region %s: %w", cfg.Drd.JobsRegion, err)
+			}
+			reps, err := drill.List(cmd.Context(), r.Store, cl.Name)
+			if err != nil {
+				return fmt.Errorf("jobs region %s: %w", cfg.Drd.JobsRegion, err)
+			}
+			slices.Reverse(reps)
+			if last > 0 && len(reps) > last {
+				reps = reps[:last]
+			}
+			if g.json {
+				if reps == nil {
+					reps = []drill.Report{}
+				}
+				return g.printJSON(reps)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STARTED\tREGION\tRESULT\tRTO S\tRPO S\tFETCHED\tNOTE")
+			for _, r := range reps {
+				result, rto, rpo := "OK", fmt.Sprintf("%.1f", r.RTOSeconds), fmt.Sprintf("%.1f", r.RPOSeconds)
+				if !r.OK {
+					result, rto, rpo = "FAILED", "-", "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Started.Format(time.RFC3339), r.Region, result, rto, rpo, r.BytesFetched, r.Error)
+			}
+			return tw.Flush()
+		},
+	}
+	cf.addFlags(cmd, "")
+	cmd.Flags().IntVar(&last, "last", 20, "show the newest N drills (0: all kept)")
+	return cmd
 }

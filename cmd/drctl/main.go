@@ -94,7 +94,7 @@ It needs no running drd: every region's store describes itself.
 	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g),
 		newBackupCmd(g), newBackupsCmd(g), newRestoreCmd(g), newWALFetchCmd(g), newWALPushCmd(g),
 		newVerifyCmd(g), newStatusCmd(g), newPruneCmd(g), newCopyCmd(g), newSchedulesCmd(g),
-		newImagesCmd(g), newSnapshotsCmd(g), newReplicaCmd(g), newPromoteCmd(g), newDrillCmd(g))
+		newImagesCmd(g), newSnapshotsCmd(g), newReplicaCmd(g), newPromoteCmd(g), newDrillCmd(g), newDrillsCmd(g))
 	return root
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/drkit/drkit/binlog"
 	"github.com/drkit/drkit/internal/buildinfo"
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/internal/engine"
 	_ "github.com/drkit/drkit/internal/engine/all" // every engine registers itself
 	"github.com/drkit/drkit/internal/lifecycle"
@@ -275,6 +276,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	group.Add(&memoryTrim{every: time.Minute, threshold: 16 << 20, log: log})
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
+	drillMetrics := drill.NewMetrics(reg)
 	// A scrape sees probes at most a second old: alerts wait for the scrape
 	// and the rule evaluation, not also for the next probe interval.
 	probed := &monitor.Collector{MaxAge: time.Second}
@@ -323,6 +325,9 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		if cl.SyncCheck.Schedule != "" {
 			group.Add(&replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})
 		}
+		if cl.Drill.Schedule != "" {
+			group.Add(&drill.Drills{Config: cfg, Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Jobs: jobsStore, Metrics: drillMetrics, Log: log})
+		}
 		served = append(served, apiCluster(cl, to, shipper, backups, sched, w))
 	}
 	jobs, err := copyJobs(cfg, regions, jobsStore, snapshots.NewCopyMetrics(reg), log)
@@ -343,9 +348,24 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		if cl.SyncCheck.Schedule != "" {
 			described = append(described, replall.DescribeCheck(cl))
 		}
+		if cl.Drill.Schedule != "" {
+			described = append(described, snapshots.CopyJob{Cluster: cl.Name, From: cl.Region, To: "drill sandbox", Job: drill.Describe(cl)})
+		}
 	}
 	httpOpts.Schedules = func(ctx context.Context) []snapshots.JobStatus {
 		return snapshots.Statuses(ctx, &schedule.Runner{Store: jobsStore}, described, nil)
+	}
+	httpOpts.Drills = func(ctx context.Context) ([]drill.Report, error) {
+		var out []drill.Report
+		for _, cl := range cfg.Clusters {
+			reps, err := drill.List(ctx, jobsStore, cl.Name)
+			if err != nil {
+				return nil, fmt.Errorf("jobs region %s: %w", cfg.Drd.JobsRegion, err)
+			}
+			out = append(out, reps...)
+		}
+		slices.SortFunc(out, func(a, b drill.Report) int { return b.Started.Compare(a.Started) })
+		return out, nil
 	}
 	group.Add(api.NewServer(httpOpts))
 	reg.MustRegister(shipped, probed)

@@ -239,6 +239,32 @@ type Cluster struct {
 	// SyncCheck schedules drd's chunked checksum comparison of the primary
 	// with each replica (PostgreSQL and MySQL).
 	SyncCheck SyncCheck `yaml:"sync_check,omitempty" json:"sync_check,omitempty"`
+	// Drill schedules drd's restore drills of the cluster's regions.
+	Drill Drill `yaml:"drill,omitempty" json:"drill,omitempty"`
+	// Objectives are the recovery objectives drills are held to (alerts).
+	Objectives Objectives `yaml:"objectives,omitempty" json:"objectives,omitempty"`
+}
+
+// Drill schedules restore drills (drctl drill): each run restores the
+// cluster from each of Regions alone into a sandbox and measures RTO and RPO.
+type Drill struct {
+	Job `yaml:",inline" json:",inline"`
+	// Regions are the regions drilled (default: ship_to).
+	Regions []string `yaml:"regions,omitempty" json:"regions,omitempty"`
+	// MaxDuration bounds one region's drill (default 1h).
+	MaxDuration Duration `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
+	// Sandbox is the folder sandboxes are made in (default: $TMPDIR/drkit-drill).
+	Sandbox string `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
+}
+
+// DefaultDrillMaxDuration bounds a region's drill unless the config says.
+const DefaultDrillMaxDuration = Duration(time.Hour)
+
+// Objectives are a cluster's recovery time and point objectives; zero is
+// none.
+type Objectives struct {
+	RTO Duration `yaml:"rto,omitempty" json:"rto,omitempty"`
+	RPO Duration `yaml:"rpo,omitempty" json:"rpo,omitempty"`
 }
 
 // SyncCheck schedules replica checksum comparisons: schedule (empty: only
@@ -270,7 +296,8 @@ type Monitor struct {
 	Heartbeat Heartbeat `yaml:"heartbeat,omitempty" json:"heartbeat,omitempty"`
 }
 
-// Heartbeat configures the heartbeat writer. It runs only for clusters with replicas.
+// Heartbeat configures the heartbeat writer. It runs only for clusters with
+// replicas or a drill schedule.
 type Heartbeat struct {
 	// Disabled turns the writer off: lag then comes from the engine's own view.
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
@@ -426,6 +453,12 @@ func (c *Config) applyDefaults() {
 		}
 		if cl.SyncCheck.ChunkRows == 0 {
 			cl.SyncCheck.ChunkRows = DefaultChunkRows
+		}
+		if cl.Drill.Schedule != "" {
+			defaultCatchUp(&cl.Drill.Job)
+			if cl.Drill.MaxDuration == 0 {
+				cl.Drill.MaxDuration = DefaultDrillMaxDuration
+			}
 		}
 		if len(cl.ShipTo) == 0 {
 			for _, r := range c.Regions {

@@ -28,6 +28,8 @@ type EngineRules struct {
 	// SyncCheck says the engine compares a replica's data with the
 	// primary's (sync_check).
 	SyncCheck bool
+	// Drill says the engine can restore into a sandbox (drill).
+	Drill bool
 }
 
 var (

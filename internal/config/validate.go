@@ -188,10 +188,33 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	if cl.BaseBackup.Schedule != "" {
 		c.checkJob(p, at+".base_backup", cl.BaseBackup.Job)
 	}
+	c.checkDrill(p, at, cl, rules)
 	if cl.Retention.Full < 0 {
 		p.add(c.line(at+".retention.full"), "%s.retention.full must be 1 or more", at)
 	}
 	c.checkMonitor(p, at, cl)
+}
+
+func (c *Config) checkDrill(p *problems, at string, cl Cluster, rules EngineRules) {
+	if _, set := c.lines[at+".drill"]; !set && cl.Drill.Schedule == "" {
+		return
+	}
+	if !rules.Drill && slices.Contains(Engines(), cl.Engine) {
+		p.add(c.line(at+".drill"), "%s.drill: restore drills are for %s clusters, not %s",
+			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.Drill }), ", "), cl.Engine)
+	}
+	c.checkJob(p, at+".drill", cl.Drill.Job)
+	for j, r := range cl.Drill.Regions {
+		if !slices.Contains(cl.ShipTo, r) {
+			p.add(c.line(at+".drill.regions["+strconv.Itoa(j)+"]"), "%s.drill.regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
+		}
+	}
+	if cl.Drill.MaxDuration < Duration(time.Minute) {
+		p.add(c.line(at+".drill.max_duration"), "%s.drill.max_duration %s is under 1m", at, cl.Drill.MaxDuration)
+	}
+	if cl.Objectives.RTO < 0 || cl.Objectives.RPO < 0 {
+		p.add(c.line(at+".objectives"), "%s.objectives must not be negative", at)
+	}
 }
 
 // tablePattern is an unquoted [schema.]table name, safe to splice into SQL.

@@ -9,9 +9,10 @@ import (
 )
 
 // HeartbeatOn reports whether drd writes cl's heartbeat: for clusters with
-// replicas, unless turned off.
+// replicas (their lag) or scheduled drills (the RPO found in a restore),
+// unless turned off.
 func HeartbeatOn(cl config.Cluster) bool {
-	return len(cl.Replicas) > 0 && !cl.Monitor.Heartbeat.Disabled
+	return (len(cl.Replicas) > 0 || cl.Drill.Schedule != "") && !cl.Monitor.Heartbeat.Disabled
 }
 
 // URLPassword puts pw into a URL DSN (postgres://, redis://) or a

@@ -91,6 +91,7 @@ func (Engine) ConfigRules() config.EngineRules {
 			}
 		},
 		SyncCheck: true,
+		Drill:     true,
 	}
 }
 

@@ -28,6 +28,7 @@ func (Engine) ConfigRules() config.EngineRules {
 		},
 		Acknowledges: true,
 		SyncCheck:    true,
+		Drill:        true,
 	}
 }
 

@@ -23,6 +23,7 @@ func (Engine) ConfigRules() config.EngineRules {
 			}
 		},
 		SyncCheck: true,
+		Drill:     true,
 	}
 }
 

@@ -168,8 +168,12 @@ func (s *Shipper) runRegion(ctx context.Context, src *Source, r *storage.Region)
 		}
 		if n == 0 {
 			// A read scans the whole oplog on FerretDB: not more often
-			// than this.
-			binlog.Sleep(ctx, min(s.FlushInterval/2, 250*time.Millisecond))
+			// than this, but no later than a pending chunk is due.
+			wait := min(s.FlushInterval/2, 250*time.Millisecond)
+			if len(rd.pending) > 0 {
+				wait = min(wait, max(time.Until(rd.lastFlush.Add(s.FlushInterval)), time.Millisecond))
+			}
+			binlog.Sleep(ctx, wait)
 		}
 	}
 	// At stop, store what was read: a restart would read it again anyway,

@@ -61,7 +61,7 @@ func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root strin
 	for i, p := range rep.Phases {
 		phases[i] = p.Name
 	}
-	if code != exitOK || !rep.OK || !slices.Equal(phases, []string{"sandbox", "restore", "start", "check"}) {
+	if code != exitOK || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "restore", "start", "check"}) {
 		t.Fatalf("drill: exit %d, %s\n%s", code, js, errOut)
 	}
 	if !strings.HasPrefix(rep.NewestSource, "heartbeat") || rep.RPOSeconds > (2*flush+time.Second).Seconds() || rep.RTOSeconds <= 0 || rep.BytesFetched == 0 {

@@ -120,6 +120,25 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 		}
 		return nil
 	}
+	// Every manifest of the region must read: a damaged one is a backup a
+	// disaster restore would not have (the restore itself skips it).
+	region := readOnlyRegion(o.Region, &read)
+	if err := timed("choose backup", func() error {
+		bl, err := engine.Capable[engine.BackupLister](o.Env.Cluster.Engine, "list backups")
+		if err != nil {
+			return err
+		}
+		_, damaged, err := bl.ListBackups(ctx, o.Env, region)
+		if err != nil {
+			return err
+		}
+		if len(damaged) > 0 {
+			return fmt.Errorf("region %s holds %d damaged backup manifest(s): %s", o.Region.Name, len(damaged), damaged[0])
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	var sb engine.Sandbox
 	if err := timed("sandbox", func() error {
 		sb, err = dr.Sandbox(ctx, o.Env, dir, func(pid int) error { return recordPID(dir, pid) })
@@ -128,7 +147,6 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 		return err
 	}
 	defer sb.Close()
-	region := readOnlyRegion(o.Region, &read)
 	if err := timed("restore", func() error {
 		out, err := rs.Restore(ctx, o.Env, engine.RestoreRequest{Region: region, TargetTime: o.TargetTime, BackupID: o.BackupID, Flags: sb.RestoreFlags()})
 		rep.Restore = out.Value

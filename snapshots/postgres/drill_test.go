@@ -59,7 +59,7 @@ func TestDrill(t *testing.T) {
 	for _, p := range rep.Phases {
 		phases = append(phases, p.Name)
 	}
-	if code != 0 || !rep.OK || !slices.Equal(phases, []string{"sandbox", "restore", "start", "check"}) {
+	if code != 0 || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "restore", "start", "check"}) {
 		t.Fatalf("drill: exit %d\n%s", code, out)
 	}
 	if rep.NewestSource != "heartbeat table drkit_heartbeat" || rep.RPOSeconds > 1.5 || rep.BytesFetched == 0 {

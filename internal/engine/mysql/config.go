@@ -43,6 +43,7 @@ func (Engine) ConfigRules() config.EngineRules {
 			}
 		},
 		SyncCheck: true,
+		Drill:     true,
 	}
 }
 

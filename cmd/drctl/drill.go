@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -11,12 +14,14 @@ import (
 	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/regions"
+	"github.com/drkit/drkit/internal/sandbox"
 	"github.com/drkit/drkit/storage"
 )
 
 func newDrillCmd(g *globals) *cobra.Command {
 	cf := &clusterFlags{g: g}
 	var targetTime, backupID, sandboxRoot string
+	lower := true
 	cmd := &cobra.Command{
 		Use:   "drill",
 		Short: "Prove a region restorable: restore it into a throwaway server, check it, report RTO and RPO",
@@ -29,8 +34,10 @@ RPO (the start, or --target-time, less that newest time) and the bytes read
 from the region's store, and exits 1 when any step failed.
 
 A drill only reads the region's store and never connects to the production
-server. Its sandbox runs at nice 10; a sandbox left by a killed drill is
-removed by the next one.`,
+server. It runs at nice 10 and the lowest best-effort I/O priority, and so do
+its sandbox servers (--lower-priority=false keeps drctl's own); SIGINT or
+SIGTERM stops it and removes its sandbox, and a sandbox left by a killed
+drill is removed by the next one.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, cl, err := cf.resolve()
@@ -40,6 +47,13 @@ removed by the next one.`,
 			if _, err := capable[engine.Driller](cl, "run restore drills"); err != nil {
 				return err
 			}
+			if lower {
+				if err := sandbox.Lower(os.Getpid()); err != nil {
+					g.log().Warn("drill: cannot lower drctl's priority", "err", err)
+				}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			o := drill.Options{Env: cf.env(cfg, cl), BackupID: backupID, Root: sandboxRoot}
 			if targetTime != "" {
 				t, err := parseTargetTime(targetTime)
@@ -48,10 +62,10 @@ removed by the next one.`,
 				}
 				o.TargetTime = &t
 			}
-			if o.Region, err = cf.openRegion(cmd.Context(), cfg, cl, true); err != nil {
+			if o.Region, err = cf.openRegion(ctx, cfg, cl, true); err != nil {
 				return err
 			}
-			rep, err := drill.Run(cmd.Context(), o)
+			rep, err := drill.Run(ctx, o)
 			if perr := printDrill(g, rep); perr != nil {
 				return perr
 			}
@@ -66,6 +80,7 @@ removed by the next one.`,
 	f.StringVar(&targetTime, "target-time", "", targetTimeHelp)
 	f.StringVar(&backupID, "backup", "", "restore this backup instead of the newest before the target")
 	f.StringVar(&sandboxRoot, "sandbox-dir", "", "where sandbox folders are made (default: $TMPDIR/drkit-drill)")
+	f.BoolVar(&lower, "lower-priority", true, "run drctl at nice 10 and the lowest best-effort I/O priority")
 	return cmd
 }
 

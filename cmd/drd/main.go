@@ -277,6 +277,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
 	drillMetrics := drill.NewMetrics(reg)
+	drillSlots := make(chan struct{}, 1) // one drill at a time on this host
 	// A scrape sees probes at most a second old: alerts wait for the scrape
 	// and the rule evaluation, not also for the next probe interval.
 	probed := &monitor.Collector{MaxAge: time.Second}
@@ -326,7 +327,7 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 			group.Add(&replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})
 		}
 		if cl.Drill.Schedule != "" {
-			group.Add(&drill.Drills{Config: cfg, Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Jobs: jobsStore, Metrics: drillMetrics, Log: log})
+			group.Add(&drill.Drills{Config: cfg, Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Jobs: jobsStore, Metrics: drillMetrics, Slots: drillSlots, Log: log})
 		}
 		served = append(served, apiCluster(cl, to, shipper, backups, sched, w))
 	}

@@ -101,6 +101,9 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate region", "regions:\n  - {name: a, store: 'file:///a'}\n  - {name: a, store: 'file:///b'}\n", []string{"c.yaml:3:", `region name "a" is already used at line 2`}},
 		{"bad region name", "regions:\n  - {name: EU West, store: 'file:///a'}\n", []string{"c.yaml:2:", `region name "EU West" is not allowed`}},
 		{"duplicate cluster", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - {name: c, engine: redis, region: a, dsn: 'redis://h'}\n  - {name: c, engine: redis, region: a, dsn: 'redis://h'}\n", []string{"c.yaml:4:", `cluster name "c" is already used at line 3`}},
+		{"drill region not shipped to", "regions: [{name: a, store: 'file:///a'}, {name: b, store: 'file:///b'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    ship_to: [a]\n    drill: {schedule: '@daily', regions: [b]}\n", []string{"c.yaml:8:", `clusters[0].drill.regions names "b", which is not in its ship_to (a)`}},
+		{"drill without schedule", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    drill: {regions: [a]}\n", []string{"c.yaml:7:", "clusters[0].drill has no schedule"}},
+		{"drill max_duration", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    drill:\n      schedule: '@daily'\n      max_duration: 10s\n", []string{"c.yaml:9:", "clusters[0].drill.max_duration 10s is under 1m"}},
 		{"unknown engine", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: oracle\n    region: a\n    dsn: x\n", []string{"c.yaml:4:", `"oracle" is not known`, "allowed: mongodb, mysql, postgres, redis"}},
 		{"unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: b\n    dsn: x\n", []string{"c.yaml:5:", `region "b" is not a configured region; configured: a`}},
 		{"unknown ship_to", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: x\n    ship_to: [a, z]\n", []string{"c.yaml:7:", `ship_to names "z"`}},
@@ -308,6 +311,10 @@ func TestEngineRulesFromRegistry(t *testing.T) {
 	}
 	if _, err := config.Parse("c.yaml", []byte(head+"  - name: c\n    engine: mongodb\n    region: a\n    dsn: 'mongodb://h/'\n    sync_check: {schedule: '@daily'}\n"), env(nil)); err != nil {
 		t.Errorf("sync_check on mongodb: %v", err)
+	}
+	_, err = config.Parse("c.yaml", []byte(head+"  - name: c\n    engine: testdb\n    region: a\n    dsn: 'testdb:h'\n    drill: {schedule: '@daily'}\n"), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7: clusters[0].drill: restore drills are for mongodb, mysql, postgres, redis clusters, not testdb") {
+		t.Errorf("drill on testdb: %v; want the refusal naming the engines that drill", err)
 	}
 
 	_, err = config.Parse("c.yaml", []byte(head+"  - {name: c, engine: mysql, region: a, dsn: 'postgres://h/db'}\n"), env(nil))

@@ -6,11 +6,18 @@
 // time in the restored data) and the bytes read from the store.
 //
 // A drill never writes to the region's store (it reads through a store that
-// refuses writes) and never touches the production server. Its sandbox
-// servers run at a lower CPU priority (nice 10), their pids recorded in the
-// sandbox folder: a drill that was killed leaves a folder whose owner is
-// gone, and the next drill stops the processes recorded there and removes
-// it before it starts.
+// refuses writes) and never touches the production server. It runs at a
+// lower CPU and I/O priority (nice 10, best-effort 7), and so do its sandbox
+// servers, whose pids are recorded in the sandbox folder: a drill that was
+// killed leaves a folder whose owner is gone, and the next drill stops the
+// processes recorded there and removes it before it starts.
+//
+// drctl drill runs Run in its own process. drd runs scheduled drills
+// (Drills) as drctl drill child processes, one at a time on the host, so
+// that a drill's restore (downloads, decompression, a PostgreSQL recovery
+// that runs drctl wal-fetch) shares the lowered priority and never runs
+// inside drd; their reports are kept in the jobs region (List) and exported
+// as metrics.
 //
 // Imports internal/engine and storage.
 package drill

@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
 	"path"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
 	"github.com/drkit/drkit/internal/config"
-	"github.com/drkit/drkit/internal/engine"
-	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/sandbox"
 	"github.com/drkit/drkit/snapshots/schedule"
 	"github.com/drkit/drkit/storage"
@@ -53,7 +53,10 @@ type Drills struct {
 	Runner  *schedule.Runner
 	Jobs    storage.Store
 	Metrics *Metrics
-	Log     *slog.Logger
+	// Slots, shared by the clusters' Drills, bounds the drills running at
+	// once on this host (nil: no bound).
+	Slots chan struct{}
+	Log   *slog.Logger
 }
 
 // Name implements lifecycle.Component.
@@ -103,26 +106,72 @@ func (d *Drills) run(ctx context.Context) (schedule.Result, error) {
 	return res, nil
 }
 
-// one drills region name, within the cluster's max_duration.
+// one drills region name, within the cluster's max_duration, as a drctl
+// drill child process at a lower CPU and I/O priority (inherited by what it
+// starts: the sandbox, PostgreSQL's wal-fetch), which dies with drd.
 func (d *Drills) one(ctx context.Context, name string) Report {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(d.Cluster.Drill.MaxDuration))
-	defer cancel()
 	fail := func(err error) Report {
 		now := time.Now().UTC()
 		return Report{Cluster: d.Cluster.Name, Engine: d.Cluster.Engine, Region: name, Started: now, Finished: now, Error: err.Error()}
 	}
-	r, err := regions.Open(ctx, d.Config, name, storage.RegionOptions{WithIdentity: true})
+	if d.Slots != nil {
+		select {
+		case d.Slots <- struct{}{}:
+			defer func() { <-d.Slots }()
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(d.Cluster.Drill.MaxDuration))
+	defer cancel()
+	drctl, err := sandbox.Find("drctl")
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("drctl, which runs the drill: %w", err))
 	}
-	env := engine.Env{Config: d.Config, Cluster: d.Cluster, Log: d.Log}
-	// A restored PostgreSQL runs drctl wal-fetch: drd's own executable is not it.
-	if env.Drctl, err = sandbox.Find("drctl"); err != nil {
-		return fail(fmt.Errorf("drctl, which a restored PostgreSQL runs to fetch WAL: %w", err))
+	args := []string{"drill", "--config", d.Config.Path, "--cluster", d.Cluster.Name, "--region", name, "--json"}
+	if d.Cluster.Drill.Sandbox != "" {
+		args = append(args, "--sandbox-dir", d.Cluster.Drill.Sandbox)
 	}
-	rep, _ := Run(ctx, Options{Env: env, Region: r, Root: d.Cluster.Drill.Sandbox})
+	cmd := exec.CommandContext(ctx, drctl, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// At max_duration: SIGTERM, so that it removes its sandbox.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
+	var stdout bytes.Buffer
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	if err := cmd.Start(); err != nil {
+		return fail(fmt.Errorf("start drctl drill: %w", err))
+	}
+	if err := sandbox.Lower(cmd.Process.Pid); err != nil {
+		d.Log.Warn("drills: cannot lower the drill's priority", "err", err)
+	}
+	runErr := cmd.Wait()
+	rep, err := DecodeReport(stdout.Bytes())
+	if err != nil {
+		if ctx.Err() != nil {
+			runErr = fmt.Errorf("stopped at drill.max_duration %s", d.Cluster.Drill.MaxDuration)
+		}
+		return fail(fmt.Errorf("drctl drill: %v: %s", runErr, strings.TrimSpace(stderr.String())))
+	}
 	return rep
 }
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }
 
 // keep stores rep in the history and drops the oldest beyond History.
 func (d *Drills) keep(ctx context.Context, rep Report) error {

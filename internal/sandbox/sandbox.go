@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// Nice is the CPU priority sandbox processes run at, so that a drill on
-// the database's host does not starve the database.
+// Nice is the CPU priority drills and their sandbox processes run at, so
+// that a drill on the database's host does not starve the database.
 const Nice = 10
 
 // Proc is one sandbox process.
@@ -38,7 +40,7 @@ func Start(dir, name string, record func(pid int) error, bin string, args ...str
 	}
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, Nice)
+	_ = Lower(cmd.Process.Pid)
 	if record != nil {
 		if err := record(cmd.Process.Pid); err != nil {
 			p.Stop()
@@ -46,6 +48,20 @@ func Start(dir, name string, record func(pid int) error, bin string, args ...str
 		}
 	}
 	return p, nil
+}
+
+// Lower puts process pid (and the children it starts later) at CPU
+// priority Nice and the lowest best-effort I/O priority, so that a drill on
+// the database's host yields to the database.
+func Lower(pid int) error {
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, pid, Nice); err != nil {
+		return fmt.Errorf("nice %d: %w", pid, err)
+	}
+	const whoProcess, classBestEffort, lowest = 1, 2, 7
+	if _, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, whoProcess, uintptr(pid), classBestEffort<<13|lowest); errno != 0 {
+		return fmt.Errorf("ionice %d: %w", pid, errno)
+	}
+	return nil
 }
 
 // Exited reports whether the process has ended.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,4 +214,60 @@ func exited(cmd *exec.Cmd, d time.Duration) bool {
 	case <-time.After(d):
 		return false
 	}
+}
+
+// TestScheduledDrills: drd (the real binary) drills a Redis cluster every
+// 2 s from region us, as drctl drill child processes, and writes the
+// cluster's heartbeat itself (a drilled cluster has one); drctl drills reads
+// the reports from the jobs region, and the drills pass with the RPO within
+// the flush interval.
+func TestScheduledDrills(t *testing.T) {
+	prim := testenv.StartRedis(t)
+	dir, root := t.TempDir(), t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", freePortT(t))
+	cfgPath := writeFile(t, fmt.Sprintf("drd:\n  listen: %[4]s\nregions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+		"clusters:\n  - name: cache\n    engine: redis\n    region: eu\n    dsn: '%[2]s'\n    flush_interval: 200ms\n"+
+		"    drill: {schedule: '@every 2s', regions: [us], catch_up: skip, sandbox: '%[3]s'}\n", dir, prim.URL(), root, listen))
+	testenv.StartDrd(t, cfgPath)
+	var reps []drill.Report
+	testenv.WaitFor(t, 60*time.Second, "drd's drills pass twice", func() bool {
+		code, out, _ := drctl(t, "drills", "--config", cfgPath, "--cluster", "cache", "--json")
+		reps = nil
+		if code != exitOK || json.Unmarshal([]byte(out), &reps) != nil {
+			return false
+		}
+		n := 0
+		for _, r := range reps {
+			if r.OK {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	newest := reps[0]
+	if newest.Region != "us" || !strings.HasPrefix(newest.NewestSource, "heartbeat") || newest.RPOSeconds > 1.5 {
+		t.Errorf("newest drill: region %s, RPO %.2f s from %q; want us, drd's heartbeat within 1.5 s", newest.Region, newest.RPOSeconds, newest.NewestSource)
+	}
+	if code, out, _ := drctl(t, "drills", "--config", cfgPath, "--cluster", "cache"); code != exitOK || !strings.Contains(out, "us      OK") {
+		t.Errorf("drctl drills: exit %d\n%s", code, out)
+	}
+	resp, err := http.Get("http://" + listen + "/api/v1/drills")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var api []drill.Report
+	if err := json.NewDecoder(resp.Body).Decode(&api); err != nil || len(api) < 2 || api[0].Cluster != "cache" {
+		t.Errorf("/api/v1/drills: %d reports, %v", len(api), err)
+	}
+}
+
+func freePortT(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -21,6 +21,7 @@ import (
 func newDrillCmd(g *globals) *cobra.Command {
 	cf := &clusterFlags{g: g}
 	var targetTime, backupID, sandboxRoot string
+	var deep bool
 	lower := true
 	cmd := &cobra.Command{
 		Use:   "drill",
@@ -54,7 +55,7 @@ drill is removed by the next one.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			o := drill.Options{Env: cf.env(cfg, cl), BackupID: backupID, Root: sandboxRoot}
+			o := drill.Options{Env: cf.env(cfg, cl), BackupID: backupID, Root: sandboxRoot, DeepCheck: deep}
 			if targetTime != "" {
 				t, err := parseTargetTime(targetTime)
 				if err != nil {
@@ -80,6 +81,7 @@ drill is removed by the next one.`,
 	f.StringVar(&targetTime, "target-time", "", targetTimeHelp)
 	f.StringVar(&backupID, "backup", "", "restore this backup instead of the newest before the target")
 	f.StringVar(&sandboxRoot, "sandbox-dir", "", "where sandbox folders are made (default: $TMPDIR/drkit-drill)")
+	f.BoolVar(&deep, "deep-check", false, "also check the whole restored data (PostgreSQL: pg_amcheck --heapallindexed on every database)")
 	f.BoolVar(&lower, "lower-priority", true, "run drctl at nice 10 and the lowest best-effort I/O priority")
 	return cmd
 }

@@ -255,6 +255,8 @@ type Drill struct {
 	MaxDuration Duration `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
 	// Sandbox is the folder sandboxes are made in (default: $TMPDIR/drkit-drill).
 	Sandbox string `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
+	// DeepCheck also checks the whole restored data (PostgreSQL: pg_amcheck).
+	DeepCheck bool `yaml:"deep_check,omitempty" json:"deep_check,omitempty"`
 }
 
 // DefaultDrillMaxDuration bounds a region's drill unless the config says.

@@ -132,6 +132,9 @@ func (d *Drills) one(ctx context.Context, name string) Report {
 	if d.Cluster.Drill.Sandbox != "" {
 		args = append(args, "--sandbox-dir", d.Cluster.Drill.Sandbox)
 	}
+	if d.Cluster.Drill.DeepCheck {
+		args = append(args, "--deep-check")
+	}
 	cmd := exec.CommandContext(ctx, drctl, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// At max_duration: SIGTERM, so that it removes its sandbox.

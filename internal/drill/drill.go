@@ -23,6 +23,10 @@ type Options struct {
 	BackupID   string
 	// Root holds the sandbox folders (default: $TMPDIR/drkit-drill).
 	Root string
+	// DeepCheck runs the engine's check of the whole restored data
+	// (engine.DeepChecker) after the heartbeat check; an engine without one
+	// fails the drill rather than pass unchecked.
+	DeepCheck bool
 }
 
 // Phase is one timed step of a drill.
@@ -160,7 +164,7 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 	if err := timed("start", func() error { return sb.Start(ctx) }); err != nil {
 		return err
 	}
-	return timed("check", func() error {
+	if err := timed("check", func() error {
 		t, source, ok, err := sb.Newest(ctx)
 		if err != nil {
 			return err
@@ -179,5 +183,14 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 			rep.RPOSeconds = max(0, o.TargetTime.Sub(t).Seconds())
 		}
 		return nil
+	}); err != nil || !o.DeepCheck {
+		return err
+	}
+	return timed("deep check", func() error {
+		dc, ok := sb.(engine.DeepChecker)
+		if !ok {
+			return fmt.Errorf("engine %s has no deep check of the restored data", o.Env.Cluster.Engine)
+		}
+		return dc.DeepCheck(ctx)
 	})
 }

@@ -217,3 +217,9 @@ type Sandbox interface {
 	// Close stops the sandbox's processes.
 	Close() error
 }
+
+// DeepChecker is a Sandbox with a slower check of the whole restored data
+// (drctl drill --deep-check; PostgreSQL: pg_amcheck --heapallindexed).
+type DeepChecker interface {
+	DeepCheck(ctx context.Context) error
+}

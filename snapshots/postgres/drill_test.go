@@ -15,9 +15,10 @@ import (
 	pgmon "github.com/drkit/drkit/monitor/postgres"
 )
 
-// TestDrill: drctl drill (the real binary: PostgreSQL runs its wal-fetch)
-// restores from region us into a sandbox it starts, finds drd's heartbeat
-// row within the flush interval, and removes the sandbox and its server;
+// TestDrill: drctl drill --deep-check (the real binary: PostgreSQL runs its
+// wal-fetch) restores from region us into a sandbox it starts, finds drd's
+// heartbeat row within the flush interval, pg_amcheck finds every table and
+// index sound, and the sandbox and its server are removed;
 // with the WAL after the backup deleted from the region, the drill fails
 // (exit 1).
 func TestDrill(t *testing.T) {
@@ -52,14 +53,14 @@ func TestDrill(t *testing.T) {
 	e.waitShipped(t, conn)
 	root := filepath.Join(e.work, "drills")
 
-	rep, code, out := drillRun(t, e, root)
+	rep, code, out := drillRun(t, e, root, "--deep-check")
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("drill report:\n%s", js)
 	var phases []string
 	for _, p := range rep.Phases {
 		phases = append(phases, p.Name)
 	}
-	if code != 0 || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "restore", "start", "check"}) {
+	if code != 0 || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "restore", "start", "check", "deep check"}) {
 		t.Fatalf("drill: exit %d\n%s", code, out)
 	}
 	if rep.NewestSource != "heartbeat table drkit_heartbeat" || rep.RPOSeconds > 1.5 || rep.BytesFetched == 0 {
@@ -98,9 +99,9 @@ func TestDrill(t *testing.T) {
 	}
 }
 
-func drillRun(t *testing.T, e *env, root string) (drill.Report, int, string) {
+func drillRun(t *testing.T, e *env, root string, args ...string) (drill.Report, int, string) {
 	t.Helper()
-	cmd := exec.Command(e.drctl, "drill", "--config", e.cfgPath, "--cluster", "orders", "--region", "us", "--sandbox-dir", root, "--json")
+	cmd := exec.Command(e.drctl, append([]string{"drill", "--config", e.cfgPath, "--cluster", "orders", "--region", "us", "--sandbox-dir", root, "--json"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -131,6 +132,21 @@ func (s *pgSandbox) Newest(ctx context.Context) (time.Time, string, bool, error)
 		return time.Time{}, "", false, nil
 	}
 	return *t, "last replayed commit", true, nil
+}
+
+var _ engine.DeepChecker = (*pgSandbox)(nil)
+
+// DeepCheck runs pg_amcheck on every database of the restored server:
+// every table's pages and every B-tree index, and that each index holds
+// every heap tuple (--heapallindexed); amcheck is installed in the
+// sandbox where missing.
+func (s *pgSandbox) DeepCheck(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, filepath.Join(s.bin, "pg_amcheck"), "--host", s.data, "--port", strconv.Itoa(s.port),
+		"--username", s.user, "--install-missing", "--heapallindexed", "--all").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_amcheck found problems (%w):\n%s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 func (s *pgSandbox) Close() error {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,8 +107,10 @@ func flipNewest(t *testing.T, dir string) string {
 // TestDrillRedis: drd ships a Redis primary (its heartbeat written) into
 // two regions; drctl drill from region us restores into a throwaway
 // redis-server, finds the heartbeat within the flush interval, reports
-// every phase and removes its sandbox; with a flipped byte in the region's
-// newest stream chunk it fails (exit 1) naming the object.
+// every phase and removes its sandbox; a drill SIGKILLed midway leaves its
+// redis-server running, and the next drill stops it and removes its folder;
+// with a flipped byte in the region's newest stream chunk a drill fails
+// (exit 1) naming the object.
 func TestDrillRedis(t *testing.T) {
 	prim := testenv.StartRedis(t)
 	dir, root := t.TempDir(), t.TempDir()
@@ -131,11 +134,67 @@ func TestDrillRedis(t *testing.T) {
 	code, rep, errOut := runDrill(t, cfgPath, "cache", "us", root)
 	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond)
 
+	killMidway(t, cfgPath, root)
+
 	obj := flipNewest(t, filepath.Join(dir, "us", "cache", "stream"))
 	code, rep, _ = runDrill(t, cfgPath, "cache", "us", root)
 	if code != exitFailure || rep.OK || !strings.Contains(rep.Error, strings.SplitN(obj, ".", 2)[0]) {
 		t.Errorf("drill with %s damaged: exit %d, ok %v, error %q; want exit 1 naming the object", obj, code, rep.OK, rep.Error)
 	}
+}
+
+// killMidway SIGKILLs a drctl drill (the real binary) once its sandbox
+// server runs, checks that the server outlived it, and that the next drill
+// stops that server and removes the folder.
+func killMidway(t *testing.T, cfgPath, root string) {
+	t.Helper()
+	bin := testenv.Binary(t, "drctl")
+	for attempt := 0; attempt < 5; attempt++ {
+		cmd := exec.Command(bin, "drill", "--config", cfgPath, "--cluster", "cache", "--region", "us", "--sandbox-dir", root)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var pids []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(pids) == 0; time.Sleep(2 * time.Millisecond) {
+			found, _ := filepath.Glob(filepath.Join(root, "*", "pids"))
+			if len(found) == 1 {
+				pids, _ = os.ReadFile(found[0])
+			}
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		left, _ := os.ReadDir(root)
+		if len(pids) == 0 || len(left) == 0 {
+			continue // the drill ended before it could be killed midway
+		}
+		server, err := strconv.Atoi(strings.TrimSpace(string(pids)))
+		if err != nil || !running(server) {
+			t.Fatalf("the killed drill's sandbox server (%q) is not running: %v", pids, err)
+		}
+		code, rep, errOut := runDrill(t, cfgPath, "cache", "us", root)
+		if code != exitOK || !rep.OK {
+			t.Fatalf("the drill after a killed one: exit %d, %s\n%s", code, rep.Error, errOut)
+		}
+		if running(server) {
+			t.Errorf("the killed drill's redis-server (pid %d) still runs after the next drill", server)
+		}
+		if left, _ := os.ReadDir(root); len(left) != 0 {
+			t.Errorf("%d sandbox folder(s) left after the next drill", len(left))
+		}
+		return
+	}
+	t.Fatal("in 5 attempts, no drill could be killed while its sandbox ran")
+}
+
+// running reports whether pid runs: it exists and is not a zombie (an
+// orphan's parent here, the container's init, may reap it late).
+func running(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(st), ')')
+	return i >= 0 && i+2 < len(st) && st[i+2] != 'Z'
 }
 
 // TestDrillMongoDB: the same on FerretDB, the sandbox a throwaway FerretDB

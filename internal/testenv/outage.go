@@ -18,7 +18,9 @@ func FreePort(tb testing.TB) int {
 	return p
 }
 
-// Outage is how long outage tests keep a region blocked: 40 s, or
+// Outage is how long outage tests keep a region blocked: 20 s (a blocked
+// region's queue fills within seconds under the tests' load, which each test
+// asserts), or
 // $DRKIT_OUTAGE (DRKIT_OUTAGE=2m for the two minutes the issues name).
 func Outage(tb testing.TB) time.Duration {
 	tb.Helper()
@@ -29,7 +31,7 @@ func Outage(tb testing.TB) time.Duration {
 		}
 		return d
 	}
-	return 40 * time.Second
+	return 20 * time.Second
 }
 
 // ExposureBound is what an outage test accepts as the healthy regions'

@@ -167,7 +167,7 @@ func killMidway(t *testing.T, cfgPath, root string) {
 		if len(pids) == 0 || len(left) == 0 {
 			continue // the drill ended before it could be killed midway
 		}
-		server, err := strconv.Atoi(strings.TrimSpace(string(pids)))
+		server, err := strconv.Atoi(strings.Fields(string(pids))[0]) // "<pid> <start ticks> <boot id>"
 		if err != nil || !running(server) {
 			t.Fatalf("the killed drill's sandbox server (%q) is not running: %v", pids, err)
 		}
@@ -226,13 +226,17 @@ func TestDrillMongoDB(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// A sandbox whose drill was killed: its owner is gone, its server runs.
-	stale := filepath.Join(root, "docs-us-1")
+	stale := filepath.Join(root, "docs-us-1700000000000000000")
 	if err := os.MkdirAll(stale, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	sleeper := startSleeper(t)
-	os.WriteFile(filepath.Join(stale, "owner"), []byte("999999999"), 0o600)
-	os.WriteFile(filepath.Join(stale, "pids"), []byte(fmt.Sprintf("%d\n", sleeper.Process.Pid)), 0o600)
+	id, ok := drill.Identity(sleeper.Process.Pid)
+	if !ok {
+		t.Fatal("the sleeper is not running")
+	}
+	os.WriteFile(filepath.Join(stale, "owner"), []byte("999999999 1 x\n"), 0o600)
+	os.WriteFile(filepath.Join(stale, "pids"), []byte(id+"\n"), 0o600)
 
 	code, rep, errOut := runDrill(t, cfgPath, "docs", "us", root)
 	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond)

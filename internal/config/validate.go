@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -208,6 +209,9 @@ func (c *Config) checkDrill(p *problems, at string, cl Cluster, rules EngineRule
 		if !slices.Contains(cl.ShipTo, r) {
 			p.add(c.line(at+".drill.regions["+strconv.Itoa(j)+"]"), "%s.drill.regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
 		}
+	}
+	if cl.Drill.Sandbox != "" && !filepath.IsAbs(cl.Drill.Sandbox) {
+		p.add(c.line(at+".drill.sandbox"), "%s.drill.sandbox %q: give an absolute path (a folder of drd's user that no one else can write)", at, cl.Drill.Sandbox)
 	}
 	if cl.Drill.MaxDuration < Duration(time.Minute) {
 		p.add(c.line(at+".drill.max_duration"), "%s.drill.max_duration %s is under 1m", at, cl.Drill.MaxDuration)

@@ -139,7 +139,7 @@ func (d *Drills) one(ctx context.Context, name string) Report {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// At max_duration: SIGTERM, so that it removes its sandbox.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = time.Minute
+	cmd.WaitDelay = 2 * time.Minute // past the sandbox's own stop (pg_ctl stop: 90 s)
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -87,7 +88,8 @@ func (p *Proc) Stop() {
 }
 
 // WaitReady calls ready until it succeeds, the process exits or ctx ends;
-// name and the log file are named in the error.
+// the error holds the end of the process's log (<dir>/<name>.log, which
+// goes with the sandbox).
 func (p *Proc) WaitReady(ctx context.Context, name, dir string, ready func(context.Context) error) error {
 	for {
 		err := ready(ctx)
@@ -95,14 +97,24 @@ func (p *Proc) WaitReady(ctx context.Context, name, dir string, ready func(conte
 			return nil
 		}
 		if p.Exited() {
-			return fmt.Errorf("sandbox %s exited (see %s): %w", name, filepath.Join(dir, name+".log"), err)
+			return fmt.Errorf("sandbox %s exited: %w; its log ends:\n%s", name, err, logTail(filepath.Join(dir, name+".log"), 10))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("sandbox %s not ready (see %s): %w", name, filepath.Join(dir, name+".log"), err)
+			return fmt.Errorf("sandbox %s not ready: %w; its log ends:\n%s", name, err, logTail(filepath.Join(dir, name+".log"), 10))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// logTail returns the last n lines of a log file.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -230,9 +230,10 @@ func addMember(cfg ReplSetConfig, host, region string) (ReplSetConfig, Member, e
 	if len(ids) >= maxMembers {
 		return nil, Member{}, fmt.Errorf("replica set %s has %d members, MongoDB's limit", set, maxMembers)
 	}
+	// The lowest _id not taken: MongoDB allows 0 to 255.
 	m := Member{Host: host, Tags: map[string]string{"drkit_region": region}}
-	for _, id := range ids {
-		m.ID = max(m.ID, id+1)
+	for slices.Contains(ids, m.ID) {
+		m.ID++
 	}
 	doc := bson.D{{Key: "_id", Value: int32(m.ID)}, {Key: "host", Value: host}, {Key: "priority", Value: float64(0)},
 		{Key: "votes", Value: int32(0)}, {Key: "tags", Value: bson.D{{Key: "drkit_region", Value: region}}}}
@@ -252,7 +253,7 @@ func addMember(cfg ReplSetConfig, host, region string) (ReplSetConfig, Member, e
 		}
 	}
 	if !bumped {
-		return nil, Member{}, errors.New("the replica set config has no integer version")
+		return nil, Member{}, errors.New("the replica set config (replSetGetConfig) has no integer version: nothing was changed; add the member with rs.add() in mongosh")
 	}
 	return next, m, nil
 }

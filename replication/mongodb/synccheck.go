@@ -27,6 +27,9 @@ type Side struct {
 	// shared is whether both sides are members of one replica set, so that
 	// positions compare.
 	shared bool
+	// peer is the primary's replica, whose _id types count when the
+	// primary cuts chunks.
+	peer *Side
 }
 
 var (
@@ -43,13 +46,18 @@ func SyncCheck(ctx context.Context, primaryDSN, replicaDSN string, opts replicat
 		return replication.Report{}, err
 	}
 	defer p.Close()
+	if cs, err := connstring.ParseAndValidate(replicaDSN); err == nil && len(cs.Hosts) != 1 {
+		// A replica set URL would lead the driver to the primary, which
+		// would then be compared with itself.
+		return replication.Report{}, fmt.Errorf("replica dsn: give the replica's one host (mongodb://host:27017/), not %d hosts", len(cs.Hosts))
+	}
 	r, err := open(ctx, "replica", replicaDSN)
 	if err != nil {
 		return replication.Report{}, err
 	}
 	defer r.Close()
 	p.shared = p.setName != "" && p.setName == r.setName
-	r.shared = p.shared
+	r.shared, p.peer = p.shared, r
 	if !p.shared && opts.Log != nil {
 		opts.Log.Warn("the primary and the replica are not members of one replica set: no position to wait for, they are compared as they stand",
 			"primary_set", p.setName, "replica_set", r.setName)
@@ -126,22 +134,39 @@ func (s *Side) Tables(ctx context.Context) ([]replication.Table, error) {
 	return out, nil
 }
 
-// oneBracket reports whether the collection's lowest and highest _id are
-// of one comparison type bracket, so that _id ranges find every document.
-func (s *Side) oneBracket(ctx context.Context, t replication.Table) (bool, error) {
+// idBracket returns the type bracket of the collection's _ids on this
+// side: empty when it holds no document, uniform when its lowest and
+// highest _id are of one bracket (so that _id ranges find every document).
+func (s *Side) idBracket(ctx context.Context, t replication.Table) (b int, empty, uniform bool, err error) {
 	var brackets []int
 	for _, dir := range []int{1, -1} {
 		var d bson.Raw
 		err := s.coll(t).FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: dir}}).SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&d)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return true, nil
+			return 0, true, true, nil
 		}
 		if err != nil {
-			return false, err
+			return 0, false, false, fmt.Errorf("%s: %w", s.role, err)
 		}
 		brackets = append(brackets, bracket(d.Lookup("_id").Type))
 	}
-	return brackets[0] == brackets[1] && brackets[0] >= 0, nil
+	return brackets[0], false, brackets[0] == brackets[1] && brackets[0] >= 0, nil
+}
+
+// oneBracket reports whether the collection's _ids are of one type bracket
+// on this side and on its peer's (a replica may hold documents the primary
+// lacks, of another _id type, which _id ranges of the primary's type would
+// never match).
+func (s *Side) oneBracket(ctx context.Context, t replication.Table) (bool, error) {
+	b, empty, uniform, err := s.idBracket(ctx, t)
+	if err != nil || !uniform || s.peer == nil {
+		return uniform, err
+	}
+	pb, pempty, puniform, err := s.peer.idBracket(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	return puniform && (empty || pempty || b == pb), nil
 }
 
 // bracket is the comparison type bracket of a BSON type as MongoDB orders

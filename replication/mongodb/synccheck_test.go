@@ -70,7 +70,8 @@ func check(t *testing.T, primary, replica string) replication.Report {
 // TestCheckFindsDrift: two servers holding the same documents are in sync
 // (the heartbeat collection, which differs, left out); a changed document,
 // a deleted one and one the replica alone holds are each found in the chunk
-// that holds them, and a collection of mixed _id types is compared whole.
+// that holds them; a collection of mixed _id types is compared whole, and
+// so is one where only the replica holds an _id of another type.
 func TestCheckFindsDrift(t *testing.T) {
 	p, r := testenv.StartFerretDB(t), testenv.StartFerretDB(t)
 	pc, rc := p.Client(t), r.Client(t)
@@ -112,6 +113,22 @@ func TestCheckFindsDrift(t *testing.T) {
 	}
 	if rep.InSync() || !slices.Equal(rep.DriftTables(), []string{"app.mixed", "app.users"}) {
 		t.Errorf("drift tables %v", rep.DriftTables())
+	}
+
+	// A document of another _id type that only the replica holds, in a
+	// collection the primary would cut into ObjectID ranges (which never
+	// match a string): the collection is compared whole.
+	if _, err := users.InsertOne(ctx, bson.D{{Key: "_id", Value: "stray"}}); err != nil {
+		t.Fatal(err)
+	}
+	rep = check(t, p.URL(), r.URL())
+	got = got[:0]
+	for _, d := range rep.Diffs {
+		got = append(got, d.Table+" "+d.Range())
+	}
+	slices.Sort(got)
+	if want := []string{`app.mixed [-inf, +inf)`, `app.users [-inf, +inf)`}; !slices.Equal(got, want) {
+		t.Errorf("diffs with a replica-only string _id:\n%q\nwant\n%q", got, want)
 	}
 }
 

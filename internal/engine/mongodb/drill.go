@@ -32,13 +32,15 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 		return nil, fmt.Errorf("mongodb drill sandbox: %w", err)
 	}
 	var p *sandbox.Proc
+	name := "mongod"
 	if bin, err := sandbox.Find("mongod"); err == nil {
-		p, err = sandbox.Start(dir, "mongod", record, bin, "--dbpath", data, "--port", strconv.Itoa(port), "--bind_ip", "127.0.0.1")
+		p, err = sandbox.Start(dir, name, record, bin, "--dbpath", data, "--port", strconv.Itoa(port), "--bind_ip", "127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
 	} else if bin, ferr := sandbox.Find("ferretdb-test"); ferr == nil {
-		p, err = sandbox.Start(dir, "ferretdb-test", record, bin, "127.0.0.1:"+strconv.Itoa(port), data)
+		name = "ferretdb-test"
+		p, err = sandbox.Start(dir, name, record, bin, "127.0.0.1:"+strconv.Itoa(port), data)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +56,7 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 	s := &mongoSandbox{proc: p, c: c, url: url, cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := p.WaitReady(wctx, "mongodb", dir, func(ctx context.Context) error { return c.Ping(ctx, nil) }); err != nil {
+	if err := p.WaitReady(wctx, name, dir, func(ctx context.Context) error { return c.Ping(ctx, nil) }); err != nil {
 		s.Close()
 		return nil, err
 	}

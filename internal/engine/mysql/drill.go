@@ -34,6 +34,13 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 	if err != nil {
 		return nil, err
 	}
+	// The server's files (data, socket, pid) are all in data/, the only
+	// folder the mysql user gets: the sandbox folder, where drctl keeps the
+	// pids it may signal, stays drctl's.
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		return nil, fmt.Errorf("mysql drill sandbox: %w", err)
+	}
 	runAs := ""
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("mysql")
@@ -42,12 +49,11 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
+		if err := os.Chown(data, uid, gid); err != nil {
 			return nil, fmt.Errorf("mysql drill sandbox: %w", err)
 		}
 		runAs = "--user=mysql"
 	}
-	data := filepath.Join(dir, "data")
 	args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}
 	if runAs != "" {
 		args = append(args, runAs)
@@ -60,8 +66,8 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 	if err != nil {
 		return nil, err
 	}
-	srvArgs := []string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(dir, "mysqld.sock"),
-		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1",
+	srvArgs := []string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(data, "mysqld.sock"),
+		"--pid-file=" + filepath.Join(data, "mysqld.pid"), "--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1",
 		"--skip-name-resolve", "--server-id=" + strconv.Itoa(1<<30+port), "--innodb-buffer-pool-size=128M"}
 	if runAs != "" {
 		srvArgs = append(srvArgs, runAs)

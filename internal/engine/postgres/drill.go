@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/sandbox"
@@ -28,14 +29,20 @@ var _ engine.Driller = Engine{}
 // port with its socket in the folder. Run as root, dir is handed to the
 // postgres user: PostgreSQL never runs as root.
 func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record func(int) error) (engine.Sandbox, error) {
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		return nil, fmt.Errorf("postgres drill sandbox: %w", err)
+	}
 	if os.Geteuid() == 0 {
+		// Only the data folder is the postgres user's: the sandbox folder,
+		// where drctl keeps the pids it may signal, stays drctl's.
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			return nil, fmt.Errorf("postgres drill sandbox: drctl runs as root and PostgreSQL must not: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
+		if err := os.Chown(data, uid, gid); err != nil {
 			return nil, fmt.Errorf("postgres drill sandbox: %w", err)
 		}
 	}
@@ -47,7 +54,7 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 	if err != nil {
 		return nil, fmt.Errorf("postgres drill sandbox: the heartbeat dsn: %w", err)
 	}
-	return &pgSandbox{data: filepath.Join(dir, "data"), port: port, record: record, user: cfg.User, database: cfg.Database,
+	return &pgSandbox{data: data, port: port, record: record, user: cfg.User, database: cfg.Database,
 		cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table}, nil
 }
 
@@ -82,12 +89,25 @@ func (s *pgSandbox) Start(ctx context.Context) error {
 		return err
 	}
 	s.started = true
-	err = pgsnap.Start(ctx, s.data, s.bin)
-	if pid, perr := postmasterPID(s.data); perr == nil {
-		if rerr := s.record(pid); rerr != nil && err == nil {
-			err = rerr
+	// The postmaster is recorded as soon as it runs: recovery may take long,
+	// and a drill killed meanwhile must leave it to the next drill to stop.
+	recorded := make(chan struct{})
+	watchCtx, stop := context.WithCancel(ctx)
+	go func() {
+		defer close(recorded)
+		for watchCtx.Err() == nil {
+			if pid, err := postmasterPID(s.data); err == nil && s.record(pid) == nil {
+				return
+			}
+			select {
+			case <-watchCtx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-	}
+	}()
+	err = pgsnap.Start(ctx, s.data, s.bin)
+	stop()
+	<-recorded
 	return err
 }
 
@@ -111,27 +131,30 @@ func postmasterPID(data string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(first))
 }
 
-// Newest reads the heartbeat row drd writes, else the time of the last
-// transaction recovery replayed.
+// Newest reads the heartbeat row drd writes (for clusters with replicas or
+// a drill). Without it there is no commit time to read: PostgreSQL keeps
+// none unless track_commit_timestamp is on, and the drill fails saying so.
 func (s *pgSandbox) Newest(ctx context.Context) (time.Time, string, bool, error) {
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=%s dbname=%s", s.data, s.port, s.user, s.database))
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return time.Time{}, "", false, err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Database = s.data, uint16(s.port), s.user, s.database
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return time.Time{}, "", false, fmt.Errorf("connect to the restored server: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var us int64
 	err = conn.QueryRow(ctx, "SELECT beat_us FROM "+pgx.Identifier(strings.Split(s.table, ".")).Sanitize()+" WHERE cluster = $1", s.cluster).Scan(&us)
-	if err == nil {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
 		return time.UnixMicro(us), "heartbeat table " + s.table, true, nil
-	}
-	var t *time.Time
-	if err2 := conn.QueryRow(ctx, "SELECT pg_last_xact_replay_timestamp()").Scan(&t); err2 != nil {
-		return time.Time{}, "", false, fmt.Errorf("read the heartbeat (%w) and the last replayed commit: %w", err, err2)
-	}
-	if t == nil {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"): // no table or schema
 		return time.Time{}, "", false, nil
 	}
-	return *t, "last replayed commit", true, nil
+	return time.Time{}, "", false, fmt.Errorf("read the heartbeat %s: %w", s.table, err)
 }
 
 var _ engine.DeepChecker = (*pgSandbox)(nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -28,7 +27,7 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 		return nil, err
 	}
 	p, err := sandbox.Start(dir, "redis-server", record, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+		"--dir", dir, "--save", "", "--appendonly", "no")
 	if err != nil {
 		return nil, err
 	}

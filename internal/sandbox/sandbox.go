@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -115,6 +117,25 @@ func logTail(path string, n int) string {
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// HandOver gives dir to the system user name when this process runs as
+// root (database servers refuse to run as root), and nothing otherwise.
+// It returns whether it did.
+func HandOver(dir, name string) (bool, error) {
+	if os.Geteuid() != 0 {
+		return false, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return false, fmt.Errorf("drctl runs as root and the server must not, but there is no %s user: %w", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -42,16 +41,9 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 		return nil, fmt.Errorf("mysql drill sandbox: %w", err)
 	}
 	runAs := ""
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("mysql")
-		if err != nil {
-			return nil, fmt.Errorf("mysql drill sandbox: drctl runs as root and the server must not: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(data, uid, gid); err != nil {
-			return nil, fmt.Errorf("mysql drill sandbox: %w", err)
-		}
+	if handed, err := sandbox.HandOver(data, "mysql"); err != nil {
+		return nil, fmt.Errorf("mysql drill sandbox: %w", err)
+	} else if handed {
 		runAs = "--user=mysql"
 	}
 	args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}

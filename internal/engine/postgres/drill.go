@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,18 +32,10 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 	if err := os.Mkdir(data, 0o700); err != nil {
 		return nil, fmt.Errorf("postgres drill sandbox: %w", err)
 	}
-	if os.Geteuid() == 0 {
-		// Only the data folder is the postgres user's: the sandbox folder,
-		// where drctl keeps the pids it may signal, stays drctl's.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("postgres drill sandbox: drctl runs as root and PostgreSQL must not: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(data, uid, gid); err != nil {
-			return nil, fmt.Errorf("postgres drill sandbox: %w", err)
-		}
+	// Only the data folder is the postgres user's: the sandbox folder, where
+	// drctl keeps the pids it may signal, stays drctl's.
+	if _, err := sandbox.HandOver(data, "postgres"); err != nil {
+		return nil, fmt.Errorf("postgres drill sandbox: %w", err)
 	}
 	port, err := sandbox.FreePort()
 	if err != nil {

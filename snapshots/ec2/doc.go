@@ -30,6 +30,8 @@
 // Why hand-written: the SDK gives the calls and waiters (used), but no
 // library does cross-region copy with idempotent retries and this retention;
 // AWS's own answers (Backup, DLM) are services, not available on
-// EC2-compatible clouds. Outscale cannot CopyImage across regions (it needs
-// its export/import path, not done here); its snapshot copies work.
+// EC2-compatible clouds. OUTSCALE copies neither images nor snapshots across
+// Regions this way: its CopyImage, CopySnapshot and CreateSnapshot take only
+// a source in the account's own Region (its path is export to OOS, copy,
+// import: not done here).
 package ec2

@@ -225,3 +225,11 @@ func EnsureClusterInfo(ctx context.Context, regions []*storage.Region, cluster, 
 	}
 	return nil
 }
+
+// Enter tells phase, if set, that a restore moved on to phase name (drills
+// time each phase; see engine.Env.Phase).
+func Enter(phase func(string), name string) {
+	if phase != nil {
+		phase(name)
+	}
+}

@@ -56,7 +56,7 @@ func runDrill(t *testing.T, cfgPath, cluster, region, root string) (int, drill.R
 }
 
 // checkGoodDrill asserts a passing drill's report and that its sandbox is gone.
-func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root string, flush time.Duration) {
+func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root string, flush time.Duration, wantPhases ...string) {
 	t.Helper()
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("drill report:\n%s", js)
@@ -64,7 +64,7 @@ func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root strin
 	for i, p := range rep.Phases {
 		phases[i] = p.Name
 	}
-	if code != exitOK || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "restore", "start", "check"}) {
+	if code != exitOK || !rep.OK || !slices.Equal(phases, wantPhases) {
 		t.Fatalf("drill: exit %d, %s\n%s", code, js, errOut)
 	}
 	if !strings.HasPrefix(rep.NewestSource, "heartbeat") || rep.RPOSeconds > (2*flush+time.Second).Seconds() || rep.RTOSeconds <= 0 || rep.BytesFetched == 0 {
@@ -132,7 +132,8 @@ func TestDrillRedis(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	code, rep, errOut := runDrill(t, cfgPath, "cache", "us", root)
-	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond)
+	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond, "choose backup", "sandbox", "fetch base", "fetch log", "replay", "start", "check")
+	drillIntoTarget(t, dir, prim, root)
 
 	killMidway(t, cfgPath, root)
 
@@ -140,6 +141,57 @@ func TestDrillRedis(t *testing.T) {
 	code, rep, _ = runDrill(t, cfgPath, "cache", "us", root)
 	if code != exitFailure || rep.OK || !strings.Contains(rep.Error, strings.SplitN(obj, ".", 2)[0]) {
 		t.Errorf("drill with %s damaged: exit %d, ok %v, error %q; want exit 1 naming the object", obj, code, rep.OK, rep.Error)
+	}
+}
+
+// drillIntoTarget drills cluster cache into a redis-server the config names
+// (drill.target): it passes and leaves the target empty; a target holding a
+// key of its own is refused and keeps it; a target holding what a killed
+// drill left (the cluster's heartbeat) is emptied and drilled; the
+// cluster's primary is refused as a target and keeps its data.
+func drillIntoTarget(t *testing.T, dir string, prim *testenv.Redis, root string) {
+	t.Helper()
+	ctx := context.Background()
+	target := testenv.StartRedis(t)
+	tc := target.Client(t)
+	cfgFor := func(targetURL string) string {
+		return writeFile(t, fmt.Sprintf("regions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+			"clusters:\n  - {name: cache, engine: redis, region: eu, dsn: '%[2]s', drill: {schedule: '@daily', target: '%[3]s'}}\n", dir, prim.URL(), targetURL))
+	}
+	cfg := cfgFor(target.URL())
+	code, rep, errOut := runDrill(t, cfg, "cache", "us", root)
+	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond, "choose backup", "sandbox", "fetch base", "fetch log", "replay", "start", "check")
+	if n := tc.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("the drill left %d key(s) in its target", n)
+	}
+
+	tc.Set(ctx, "not-a-drill", "keep me", 0)
+	code, rep, _ = runDrill(t, cfg, "cache", "us", root)
+	if code != exitFailure || rep.OK || !strings.Contains(rep.Error, "not known to be a drill's") {
+		t.Errorf("drill into a target holding a key of its own: exit %d, error %q; want exit 1 refusing it", code, rep.Error)
+	}
+	if v := tc.Get(ctx, "not-a-drill").Val(); v != "keep me" {
+		t.Errorf("the refused drill changed the target's key to %q", v)
+	}
+
+	tc.FlushAll(ctx)
+	tc.Set(ctx, "drkit_heartbeat:cache", time.Now().UnixMicro(), 0) // what a killed drill leaves
+	tc.Set(ctx, "k0", "stale", 0)
+	code, rep, errOut = runDrill(t, cfg, "cache", "us", root)
+	if code != exitOK || !rep.OK {
+		t.Fatalf("drill into a target a killed drill left: exit %d, error %q\n%s", code, rep.Error, errOut)
+	}
+	if n := tc.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("the drill left %d key(s) in its target", n)
+	}
+
+	before := prim.Client(t).DBSize(ctx).Val()
+	code, rep, _ = runDrill(t, cfgFor(strings.Replace(prim.URL(), "127.0.0.1", "localhost", 1)), "cache", "us", root)
+	if code != exitFailure || !strings.Contains(rep.Error, "is its primary") {
+		t.Errorf("drill into the cluster's primary: exit %d, error %q; want exit 1 refusing it", code, rep.Error)
+	}
+	if after := prim.Client(t).DBSize(ctx).Val(); after < before || before == 0 {
+		t.Errorf("the primary held %d keys before the refused drill and %d after", before, after)
 	}
 }
 
@@ -239,9 +291,23 @@ func TestDrillMongoDB(t *testing.T) {
 	os.WriteFile(filepath.Join(stale, "pids"), []byte(id+"\n"), 0o600)
 
 	code, rep, errOut := runDrill(t, cfgPath, "docs", "us", root)
-	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond)
+	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond, "choose backup", "sandbox", "fetch base", "fetch log", "replay", "build indexes", "start", "check")
 	if !exited(sleeper, 5*time.Second) {
 		t.Error("the stale sandbox's process still runs after the next drill")
+	}
+
+	// Into a server the config names (drill.target): it ends empty.
+	target := testenv.StartFerretDB(t)
+	cfgTarget := writeFile(t, fmt.Sprintf("regions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
+		"clusters:\n  - {name: docs, engine: mongodb, region: eu, dsn: '%[2]s', drill: {schedule: '@daily', target: '%[3]s'}}\n", dir, src.URL(), target.URL()))
+	code, rep, errOut = runDrill(t, cfgTarget, "docs", "us", root)
+	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond, "choose backup", "sandbox", "fetch base", "fetch log", "replay", "build indexes", "start", "check")
+	dbs, err := target.Client(t).ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dbs = slices.DeleteFunc(dbs, func(d string) bool { return d == "admin" || d == "local" || d == "config" }); len(dbs) != 0 {
+		t.Errorf("the drill left database(s) %v in its target", dbs)
 	}
 }
 

@@ -7,11 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/regions"
+	"github.com/drkit/drkit/internal/sandbox"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -80,7 +83,18 @@ func walFetch(ctx context.Context, cf *clusterFlags, name, dest string, prefetch
 	if err != nil {
 		return err
 	}
-	return a.FetchLog(ctx, cf.env(cfg, cl), r, name, dest, prefetch)
+	stats := os.Getenv(sandbox.FetchStatsEnv)
+	if stats == "" {
+		return a.FetchLog(ctx, cf.env(cfg, cl), r, name, dest, prefetch)
+	}
+	// A drill's sandboxed server: read only, and what was read and how
+	// long it took go into the drill's report.
+	t0, m := time.Now(), &drill.Meter{}
+	err = a.FetchLog(ctx, cf.env(cfg, cl), drill.ReadOnly(r, m), name, dest, prefetch)
+	if serr := sandbox.AppendFetchStats(stats, m.Bytes(), time.Since(t0)); serr != nil && err == nil {
+		err = serr
+	}
+	return err
 }
 
 func newWALPushCmd(g *globals) *cobra.Command {

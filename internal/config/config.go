@@ -257,6 +257,10 @@ type Drill struct {
 	Sandbox string `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
 	// DeepCheck also checks the whole restored data (PostgreSQL: pg_amcheck).
 	DeepCheck bool `yaml:"deep_check,omitempty" json:"deep_check,omitempty"`
+	// Target, if set, is the dsn of a server kept for drills, which drills
+	// restore into (it must be empty) and empty afterwards, instead of one
+	// they start (MariaDB, Redis, MongoDB).
+	Target string `yaml:"target,omitempty" json:"target,omitempty"`
 }
 
 // DefaultDrillMaxDuration bounds a region's drill unless the config says.

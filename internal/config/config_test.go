@@ -104,6 +104,7 @@ func TestParseErrors(t *testing.T) {
 		{"drill region not shipped to", "regions: [{name: a, store: 'file:///a'}, {name: b, store: 'file:///b'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    ship_to: [a]\n    drill: {schedule: '@daily', regions: [b]}\n", []string{"c.yaml:8:", `clusters[0].drill.regions names "b", which is not in its ship_to (a)`}},
 		{"drill without schedule", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    drill: {regions: [a]}\n", []string{"c.yaml:7:", "clusters[0].drill has no schedule"}},
 		{"drill max_duration", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    drill:\n      schedule: '@daily'\n      max_duration: 10s\n", []string{"c.yaml:9:", "clusters[0].drill.max_duration 10s is under 1m"}},
+		{"drill target on postgres", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    drill:\n      schedule: '@daily'\n      target: postgres://drill/db\n", []string{"c.yaml:9:", "clusters[0].drill.target: a drill into a server the config names is for", "postgres drills restore into a new folder"}},
 		{"unknown engine", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: oracle\n    region: a\n    dsn: x\n", []string{"c.yaml:4:", `"oracle" is not known`, "allowed: mongodb, mysql, postgres, redis"}},
 		{"unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: b\n    dsn: x\n", []string{"c.yaml:5:", `region "b" is not a configured region; configured: a`}},
 		{"unknown ship_to", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: x\n    ship_to: [a, z]\n", []string{"c.yaml:7:", `ship_to names "z"`}},
@@ -204,7 +205,7 @@ func TestRedactedGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"hunter2", "pa55", "t0ken", "my@pw", "kv-secret", "quoted secret"} {
+	for _, secret := range []string{"hunter2", "pa55", "t0ken", "my@pw", "kv-secret", "quoted secret", "drill-pw"} {
 		if strings.Contains(string(got), secret) {
 			t.Errorf("redacted output still holds %q", secret)
 		}

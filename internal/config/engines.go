@@ -30,6 +30,9 @@ type EngineRules struct {
 	SyncCheck bool
 	// Drill says the engine can restore into a sandbox (drill).
 	Drill bool
+	// DrillTarget says the engine can drill into a server the config names
+	// (drill.target) instead of one the drill starts.
+	DrillTarget bool
 }
 
 var (

@@ -26,6 +26,7 @@ func (c *Config) Redacted() *Config {
 		cl.DSN = RedactDSN(cl.DSN)
 		cl.ShipTo = append([]string(nil), cl.ShipTo...)
 		cl.Monitor.Heartbeat.DSN = RedactDSN(cl.Monitor.Heartbeat.DSN)
+		cl.Drill.Target = RedactDSN(cl.Drill.Target)
 		cl.Replicas = append([]Replica(nil), cl.Replicas...)
 		for j := range cl.Replicas {
 			cl.Replicas[j].DSN = RedactDSN(cl.Replicas[j].DSN)

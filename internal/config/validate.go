@@ -213,6 +213,15 @@ func (c *Config) checkDrill(p *problems, at string, cl Cluster, rules EngineRule
 	if cl.Drill.Sandbox != "" && !filepath.IsAbs(cl.Drill.Sandbox) {
 		p.add(c.line(at+".drill.sandbox"), "%s.drill.sandbox %q: give an absolute path (a folder of drd's user that no one else can write)", at, cl.Drill.Sandbox)
 	}
+	if cl.Drill.Target != "" && !rules.DrillTarget && slices.Contains(Engines(), cl.Engine) {
+		p.add(c.line(at+".drill.target"), "%s.drill.target: a drill into a server the config names is for %s clusters; %s drills restore into a new folder of their own (leave target out)",
+			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.DrillTarget }), ", "), cl.Engine)
+	}
+	if cl.Drill.Target != "" && rules.CheckDSN != nil {
+		if err := rules.CheckDSN(cl.Drill.Target); err != nil {
+			p.add(c.line(at+".drill.target"), "%s.drill.target: %v", at, err)
+		}
+	}
 	if cl.Drill.MaxDuration < Duration(time.Minute) {
 		p.add(c.line(at+".drill.max_duration"), "%s.drill.max_duration %s is under 1m", at, cl.Drill.MaxDuration)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/drkit/drkit/internal/engine"
@@ -61,6 +60,47 @@ type Report struct {
 	Sandbox string `json:"sandbox"`
 }
 
+// openTarget opens the drill target the config names (drill.target): a
+// server kept for drills. It must be empty, or hold only what an earlier
+// drill of this cluster that was killed left (its heartbeat), which is
+// cleared first; any other content is refused and never touched. The
+// Sandbox it returns empties the server again when closed.
+func openTarget(ctx context.Context, env engine.Env, dsn string, log *slog.Logger) (engine.Sandbox, error) {
+	td, err := engine.Capable[engine.TargetDriller](env.Cluster.Engine, "run drills into drill.target")
+	if err != nil {
+		return nil, err
+	}
+	t, err := td.DrillTarget(ctx, env, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CheckEmpty(ctx); err != nil {
+		if _, _, leftover, nerr := t.Newest(ctx); nerr != nil || !leftover {
+			t.Close()
+			return nil, fmt.Errorf("drill.target of cluster %s: %w: a drill restores only into an empty server kept for drills, and what this one holds carries no heartbeat of the cluster, so it is not known to be a drill's (a drill killed early in its load leaves such data: empty the server by hand)", env.Cluster.Name, err)
+		}
+		log.Warn("drill: the drill target holds what an earlier drill of this cluster left (its heartbeat); emptying it", "cluster", env.Cluster.Name)
+		if err := t.Clear(ctx); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	return clearOnClose{t}, nil
+}
+
+// clearOnClose empties a drill target when the drill ends.
+type clearOnClose struct{ engine.DrillTarget }
+
+func (c clearOnClose) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := c.Clear(ctx)
+	if cerr := c.DrillTarget.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Replayed is implemented by restore results that know the time of the
 // newest write they replayed: a drill's RPO falls back to it when the
 // restored data holds no heartbeat.
@@ -111,26 +151,33 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 			log.Error("drill: could not remove its sandbox; the next drill removes it", "dir", dir, "err", err)
 		}
 	}()
-	var read atomic.Int64
-	defer func() { rep.BytesFetched = read.Load() }()
+	meter := &Meter{}
+	ph := newPhases(meter)
+	defer func() {
+		rep.Phases = ph.list()
+		rep.BytesFetched = meter.Bytes()
+	}()
+	env := o.Env
+	env.Phase = ph.enter
+	// timed runs f as phase name; the engine may enter others within it
+	// (the restore's "fetch base", "replay"). An error names the phase it
+	// stopped in.
 	timed := func(name string, f func() error) error {
-		t0 := time.Now()
-		err := f()
-		rep.Phases = append(rep.Phases, Phase{Name: name, Seconds: time.Since(t0).Seconds()})
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		ph.enter(name)
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", ph.current(), err)
 		}
 		return nil
 	}
 	// Every manifest of the region must read: a damaged one is a backup a
 	// disaster restore would not have (the restore itself skips it).
-	region := readOnlyRegion(o.Region, &read)
+	region := ReadOnly(o.Region, meter)
 	if err := timed("choose backup", func() error {
 		bl, err := engine.Capable[engine.BackupLister](o.Env.Cluster.Engine, "list backups")
 		if err != nil {
 			return err
 		}
-		_, damaged, err := bl.ListBackups(ctx, o.Env, region)
+		_, damaged, err := bl.ListBackups(ctx, env, region)
 		if err != nil {
 			return err
 		}
@@ -143,14 +190,22 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 	}
 	var sb engine.Sandbox
 	if err := timed("sandbox", func() error {
-		sb, err = dr.Sandbox(ctx, o.Env, dir, func(pid int) error { return recordPID(dir, pid) })
+		if t := o.Env.Cluster.Drill.Target; t != "" {
+			sb, err = openTarget(ctx, env, t, log)
+			return err
+		}
+		sb, err = dr.Sandbox(ctx, env, dir, func(pid int) error { return recordPID(dir, pid) })
 		return err
 	}); err != nil {
 		return err
 	}
-	defer sb.Close()
-	if err := timed("restore", func() error {
-		out, err := rs.Restore(ctx, o.Env, engine.RestoreRequest{Region: region, TargetTime: o.TargetTime, BackupID: o.BackupID, Flags: sb.RestoreFlags()})
+	defer func() {
+		if err := sb.Close(); err != nil {
+			log.Error("drill: could not stop or empty its sandbox; the next drill does", "cluster", o.Env.Cluster.Name, "err", err)
+		}
+	}()
+	if err := timed("fetch base", func() error {
+		out, err := rs.Restore(ctx, env, engine.RestoreRequest{Region: region, TargetTime: o.TargetTime, BackupID: o.BackupID, Flags: sb.RestoreFlags()})
 		rep.Restore = out.Value
 		if err == nil && len(out.Damaged) > 0 {
 			err = fmt.Errorf("region %s holds %d damaged backup manifest(s), first %s: %s", o.Region.Name, len(out.Damaged), out.Damaged[0].Key, out.Damaged[0].Problem)
@@ -159,8 +214,25 @@ func run(ctx context.Context, o Options, log *slog.Logger, rep *Report) error {
 	}); err != nil {
 		return err
 	}
+	if bv, ok := sb.(engine.BaseVerifier); ok {
+		if err := timed("verify base", func() error { return bv.VerifyBase(ctx) }); err != nil {
+			return err
+		}
+	}
 	if err := timed("start", func() error { return sb.Start(ctx) }); err != nil {
 		return err
+	}
+	if lf, ok := sb.(engine.LogFetcher); ok {
+		// The server fetched its log in processes of its own (PostgreSQL's
+		// wal-fetch): their reads are the drill's too, and the replay
+		// waited on them.
+		n, wait, err := lf.LogFetched()
+		if err != nil {
+			return err
+		}
+		meter.bytes.Add(n)
+		ph.enter("check")
+		ph.move("replay", "fetch log", wait)
 	}
 	if err := timed("check", func() error {
 		t, source, ok, err := sb.Newest(ctx)

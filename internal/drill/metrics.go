@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastFail: g("drkit_drill_last_failure_timestamp_seconds", "When the newest failed restore drill of the cluster from the region ended (Unix time).", "cluster", "region"),
 		rto:      g("drkit_drill_rto_seconds", "The newest passing drill's RTO: wall time from its start to a usable, checked server.", "cluster", "region"),
 		rpo:      g("drkit_drill_rpo_seconds", "The newest passing drill's RPO: its start less the newest heartbeat or commit time in the restored data.", "cluster", "region"),
-		phase:    g("drkit_drill_phase_seconds", "Seconds each phase of the newest drill took (choose backup, sandbox, restore, start, check).", "cluster", "region", "phase"),
+		phase:    g("drkit_drill_phase_seconds", "Seconds each phase of the newest drill took (choose backup, sandbox, fetch base, verify base, fetch log, replay, build indexes, start, check, deep check).", "cluster", "region", "phase"),
 		interval: g("drkit_drill_interval_seconds", "Seconds between two scheduled drills of the cluster (from its drill.schedule).", "cluster"),
 		objective: g("drkit_drill_objective_seconds", "The cluster's recovery objectives (objectives.rto, objectives.rpo) drills are held to.",
 			"cluster", "objective"),

@@ -3,8 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/drkit/drkit/binlog"
@@ -32,6 +36,17 @@ type Env struct {
 	// restore command (PostgreSQL's restore_command runs drctl wal-fetch);
 	// empty: this executable.
 	Drctl string
+	// Phase, if set, is told when a restore (or a drill sandbox's Start)
+	// moves on to another phase: "fetch base", "replay", "build indexes",
+	// "start". A drill times each for its report; nil elsewhere.
+	Phase func(name string)
+}
+
+// Enter tells env.Phase, if set, that the work moved on to phase name.
+func (e Env) Enter(name string) {
+	if e.Phase != nil {
+		e.Phase(name)
+	}
 }
 
 // Output is a capability's answer: Value is printed as JSON under --json,
@@ -216,6 +231,90 @@ type Sandbox interface {
 	Newest(ctx context.Context) (t time.Time, source string, ok bool, err error)
 	// Close stops the sandbox's processes.
 	Close() error
+}
+
+// TargetDriller drills into a server the config names (clusters[].drill.target)
+// rather than one the drill starts.
+type TargetDriller interface {
+	// DrillTarget connects to the server at dsn; it refuses the cluster's
+	// primary and replicas (RefuseProduction).
+	DrillTarget(ctx context.Context, env Env, dsn string) (DrillTarget, error)
+}
+
+// DrillTarget is a Sandbox on a server kept for drills: the drill restores
+// into it only when CheckEmpty passes, and Clear empties it afterwards.
+// Close disconnects (it stops nothing).
+type DrillTarget interface {
+	Sandbox
+	// CheckEmpty returns nil when the server holds no data of its own, else
+	// an error naming what it holds.
+	CheckEmpty(ctx context.Context) error
+	// Clear drops every database (keys) but the server's system ones.
+	Clear(ctx context.Context) error
+}
+
+// RefuseProduction refuses a drill target at the address of the cluster's
+// primary or of one of its replicas: a drill never touches those. addr
+// gives a DSN's host:port.
+func RefuseProduction(cl config.Cluster, target string, addr func(dsn string) (string, error)) error {
+	t, err := addr(target)
+	if err != nil {
+		return fmt.Errorf("cluster %s: drill.target: %w", cl.Name, err)
+	}
+	prod := map[string]string{cl.DSN: "its primary (dsn)"}
+	for _, r := range cl.Replicas {
+		prod[r.DSN] = "its replica " + r.Name
+	}
+	for dsn, what := range prod {
+		if a, err := addr(dsn); err == nil && sameServer(a, t) {
+			return fmt.Errorf("cluster %s: drill.target %s is %s: a drill restores only into a server kept for drills", cl.Name, t, what)
+		}
+	}
+	return nil
+}
+
+// sameServer reports whether host:port a and b are one server: the same
+// port and a host name or address in common (localhost is 127.0.0.1).
+func sameServer(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil {
+		return strings.EqualFold(a, b)
+	}
+	if pa != pb {
+		return false
+	}
+	ips := func(h string) []string {
+		out := []string{strings.ToLower(h)}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if addrs, err := net.DefaultResolver.LookupHost(ctx, h); err == nil {
+			out = append(out, addrs...)
+		}
+		return out
+	}
+	ia := ips(ha)
+	for _, h := range ips(hb) {
+		if slices.Contains(ia, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// BaseVerifier is a Sandbox that can check the restored base's files
+// against the backup's own manifest before the server first starts
+// (PostgreSQL: pg_verifybackup); a drill runs it as the phase "verify base".
+type BaseVerifier interface {
+	VerifyBase(ctx context.Context) error
+}
+
+// LogFetcher is a Sandbox whose server fetched the log itself, in processes
+// of its own (PostgreSQL's restore_command runs drctl wal-fetch): the bytes
+// they read and how long replay waited on them, for the drill's bytes
+// fetched and its "fetch log" phase.
+type LogFetcher interface {
+	LogFetched() (bytes int64, wait time.Duration, err error)
 }
 
 // DeepChecker is a Sandbox with a slower check of the whole restored data

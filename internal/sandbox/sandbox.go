@@ -79,6 +79,9 @@ func (p *Proc) Exited() bool {
 
 // Stop ends the process group: SIGTERM, then SIGKILL after 10 s.
 func (p *Proc) Stop() {
+	if p == nil { // a drill target: nothing of the drill's runs
+		return
+	}
 	pid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	mgwal "github.com/drkit/drkit/binlog/mongodb"
+	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -27,6 +28,9 @@ type RestoreOptions struct {
 	BackupID  string
 	AcceptGap bool
 	Log       *slog.Logger
+	// Phase, if set, is told when the restore moves on to another phase
+	// (a drill times them).
+	Phase func(name string)
 }
 
 // RestoreResult is what a restore did.
@@ -63,15 +67,17 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, fmt.Errorf("target: %w", err)
 	}
 	defer target.Disconnect(context.WithoutCancel(ctx))
-	if err := checkEmpty(ctx, target); err != nil {
+	if err := CheckEmpty(ctx, target); err != nil {
 		return res, err
 	}
 	if res.Docs, err = load(ctx, p, target, base); err != nil {
 		return res, err
 	}
+	snapshots.Enter(o.Phase, "replay")
 	if err := replay(ctx, p, o, base, chunks, target, &res); err != nil {
 		return res, err
 	}
+	snapshots.Enter(o.Phase, "build indexes")
 	res.Indexes, err = buildIndexes(ctx, target, base)
 	return res, err
 }
@@ -155,7 +161,9 @@ func plan(ctx context.Context, p *storage.Pipeline, o RestoreOptions, base Base)
 }
 
 // checkEmpty refuses a target holding any database but the server's own.
-func checkEmpty(ctx context.Context, target *mongo.Client) error {
+// CheckEmpty refuses a target that holds any database but the system ones;
+// it changes nothing.
+func CheckEmpty(ctx context.Context, target *mongo.Client) error {
 	dbs, err := target.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("target: list databases: %w (check --target-dsn's host, user and password)", err)
@@ -163,6 +171,23 @@ func checkEmpty(ctx context.Context, target *mongo.Client) error {
 	dbs = slices.DeleteFunc(dbs, func(d string) bool { return systemDBs[d] })
 	if len(dbs) > 0 {
 		return fmt.Errorf("the target holds databases %v: a restore goes into an empty server; nothing was changed", dbs)
+	}
+	return nil
+}
+
+// ClearTarget drops every database of target but the system ones: a drill
+// target (drill.target) after the drill.
+func ClearTarget(ctx context.Context, target *mongo.Client) error {
+	dbs, err := target.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("drill target: list databases: %w", err)
+	}
+	for _, d := range dbs {
+		if !systemDBs[d] {
+			if err := target.Database(d).Drop(ctx); err != nil {
+				return fmt.Errorf("drill target: drop database %s: %w", d, err)
+			}
+		}
 	}
 	return nil
 }

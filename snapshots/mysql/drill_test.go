@@ -3,9 +3,11 @@ package mysql_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +58,17 @@ func TestDrill(t *testing.T) {
 	if code != 0 || !rep.OK || rep.NewestSource != "heartbeat table drkit.heartbeat" || rep.RPOSeconds > 1.5 {
 		t.Fatalf("drill: exit %d, RPO %.2f s from %q; want a pass with the heartbeat within 1.5 s\n%s", code, rep.RPOSeconds, rep.NewestSource, out)
 	}
+	var phases []string
+	for _, p := range rep.Phases {
+		phases = append(phases, p.Name)
+	}
+	if want := []string{"choose backup", "sandbox", "fetch base", "fetch log", "replay", "start", "check"}; !slices.Equal(phases, want) {
+		t.Errorf("drill phases %v, want %v", phases, want)
+	}
 	if left, _ := os.ReadDir(root); len(left) != 0 {
 		t.Errorf("the drill left %d sandbox folder(s)", len(left))
 	}
+	drillIntoTarget(t, e, root)
 
 	// Stop the bases, then damage the newest manifest.
 	_ = drd.Process.Kill()
@@ -72,6 +82,52 @@ func TestDrill(t *testing.T) {
 	id := filepath.Base(filepath.Dir(newest))
 	if code != 1 || rep.OK || !strings.Contains(rep.Error, id) {
 		t.Errorf("drill with backup %s's manifest damaged: exit %d, ok %v; want exit 1 naming it\n%s", id, code, rep.OK, out)
+	}
+}
+
+// drillIntoTarget drills into a MariaDB the config names (drill.target): the
+// drill passes and leaves no database behind; a target holding a table of
+// its own is refused and keeps it.
+func drillIntoTarget(t *testing.T, e *drkitEnv, root string) {
+	t.Helper()
+	target := &testenv.MariaDB{}
+	testenv.Start(t, target)
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := *e
+	te.cfgPath = filepath.Join(e.work, "drill-target.yaml")
+	cfg = fmt.Appendf(cfg, "    drill:\n      schedule: '@daily'\n      target: 'root@tcp(127.0.0.1:%d)/'\n", target.Port)
+	if err := os.WriteFile(te.cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := target.Open(t, "")
+	userTables := func() (n int) {
+		if err := db.QueryRow("SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ('mysql','information_schema','performance_schema','sys')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rep, code, out := runDrill(t, &te, root)
+	if code != 0 || !rep.OK || rep.NewestSource != "heartbeat table drkit.heartbeat" {
+		t.Fatalf("drill into drill.target: exit %d\n%s", code, out)
+	}
+	if n := userTables(); n != 0 {
+		t.Errorf("the drill left %d table(s) in its target", n)
+	}
+	if _, err := db.Exec("CREATE DATABASE app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE app.keep (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	rep, code, _ = runDrill(t, &te, root)
+	if code != 1 || rep.OK || !strings.Contains(rep.Error, "app") {
+		t.Errorf("drill into a target holding app.keep: exit %d, error %q; want exit 1 naming database app", code, rep.Error)
+	}
+	if n := userTables(); n != 1 {
+		t.Errorf("the refused drill left %d table(s) in the target, want app.keep alone", n)
 	}
 }
 

@@ -47,6 +47,9 @@ type RestoreOptions struct {
 	// ReplayListen is the address the target connects to for the replay.
 	ReplayListen string
 	Log          *slog.Logger
+	// Phase, if set, is told when the restore moves on to another phase
+	// (a drill times them).
+	Phase func(name string)
 	// Progress, if set, is told the rows loaded so far (the replay logs its own
 	// progress).
 	Progress func(rows int64)
@@ -119,6 +122,7 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 }
 
 func replay(ctx context.Context, o RestoreOptions, db *sql.DB, m Manifest, pos binlog.Pos, res RestoreResult) (RestoreResult, error) {
+	snapshots.Enter(o.Phase, "replay")
 	cfg, _ := driver.ParseDSN(o.TargetDSN)
 	host, _, _ := net.SplitHostPort(cfg.Addr)
 	r := &binlog.Replay{
@@ -279,6 +283,46 @@ func CheckEmpty(ctx context.Context, db *sql.DB) error {
 	}
 	if !strings.Contains(version, "MariaDB") {
 		return fmt.Errorf("the target server is %s; a MariaDB snapshot restores into MariaDB", version)
+	}
+	return nil
+}
+
+// ClearTarget drops every database of the server but the system ones: a
+// drill target (drill.target) after the drill. Accounts the restore created
+// stay (a restore keeps an existing account as it is).
+func ClearTarget(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+	if err != nil {
+		return fmt.Errorf("drill target: %w", err)
+	}
+	var drop []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		if !systemDBs[name] {
+			drop = append(drop, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("drill target: %w", err)
+	}
+	defer c.Close()
+	// A foreign key from one database into another must not stop the drop.
+	if _, err := c.ExecContext(ctx, "SET SESSION foreign_key_checks = 0"); err != nil {
+		return fmt.Errorf("drill target: %w", err)
+	}
+	for _, name := range drop {
+		if _, err := c.ExecContext(ctx, "DROP DATABASE "+quote(name)); err != nil {
+			return fmt.Errorf("drill target: drop database %s: %w", name, err)
+		}
 	}
 	return nil
 }

@@ -60,11 +60,16 @@ func TestDrill(t *testing.T) {
 	for _, p := range rep.Phases {
 		phases = append(phases, p.Name)
 	}
-	if code != 0 || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "restore", "start", "check", "deep check"}) {
+	if code != 0 || !rep.OK || !slices.Equal(phases, []string{"choose backup", "sandbox", "fetch base", "verify base", "fetch log", "replay", "start", "check", "deep check"}) {
 		t.Fatalf("drill: exit %d\n%s", code, out)
 	}
 	if rep.NewestSource != "heartbeat table drkit_heartbeat" || rep.RPOSeconds > 1.5 || rep.BytesFetched == 0 {
 		t.Errorf("drill: RPO %.2f s from %q, %d bytes; want the heartbeat within 1.5 s", rep.RPOSeconds, rep.NewestSource, rep.BytesFetched)
+	}
+	// The WAL after the backup came through the server's own wal-fetch
+	// runs: their reads are in the report.
+	if fetchLog := rep.Phases[slices.IndexFunc(rep.Phases, func(p drill.Phase) bool { return p.Name == "fetch log" })]; fetchLog.Seconds <= 0 {
+		t.Errorf("drill: fetch log took %.3f s; want the wal-fetch runs' time (their stats not read?)", fetchLog.Seconds)
 	}
 	if left, _ := os.ReadDir(root); len(left) != 0 {
 		t.Errorf("the drill left %d sandbox folder(s)", len(left))

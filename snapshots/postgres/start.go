@@ -53,17 +53,30 @@ func BinDir(serverVersion string) (string, error) {
 // (syncfs), once, which costs less than PostgreSQL's file-by-file fsyncs;
 // a crash before that ends the restore without success, never with an
 // unsynced folder reported as restored.
-func Start(ctx context.Context, dir, binDir string) error {
-	if err := start(ctx, dir, binDir, "in production", replaySettings(binDir)); err != nil {
+func Start(ctx context.Context, dir, binDir string, o StartOptions) error {
+	if err := start(ctx, dir, binDir, "in production", replaySettings(binDir), o.Env); err != nil {
 		return err
 	}
-	if err := pgCtl(ctx, dir, binDir, "stop", "-m", "fast", "-w", "-t", "600"); err != nil {
+	if o.Recovered != nil {
+		o.Recovered()
+	}
+	if err := pgCtl(ctx, dir, binDir, nil, "stop", "-m", "fast", "-w", "-t", "600"); err != nil {
 		return fmt.Errorf("restart after recovery: %w", err)
 	}
 	if err := syncFS(dir); err != nil {
 		return fmt.Errorf("restart after recovery: sync %s: %w", dir, err)
 	}
-	return start(ctx, dir, binDir, "in production", nil)
+	return start(ctx, dir, binDir, "in production", nil, o.Env)
+}
+
+// StartOptions are the extras of a Start.
+type StartOptions struct {
+	// Recovered, if set, is called once recovery has ended, before the
+	// restart (a drill's "replay" phase ends there).
+	Recovered func()
+	// Env is added to the server's environment, and so its
+	// restore_command's.
+	Env []string
 }
 
 // syncFS flushes the file system holding dir to disk.
@@ -80,7 +93,7 @@ func syncFS(dir string) error {
 // waits until it accepts read-only connections (it has replayed to a
 // consistent point and keeps replaying).
 func StartStandby(ctx context.Context, dir, binDir string) error {
-	return start(ctx, dir, binDir, "in archive recovery", nil)
+	return start(ctx, dir, binDir, "in archive recovery", nil, nil)
 }
 
 // replaySettings are the server options of a recovery run: shared_buffers of a
@@ -118,7 +131,7 @@ func major(binDir string) int {
 }
 
 // pgCtl runs pg_ctl as the folder's owner.
-func pgCtl(ctx context.Context, dir, binDir string, args ...string) error {
+func pgCtl(ctx context.Context, dir, binDir string, env []string, args ...string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return err
@@ -126,6 +139,9 @@ func pgCtl(ctx context.Context, dir, binDir string, args ...string) error {
 	st := fi.Sys().(*syscall.Stat_t)
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pg_ctl"), append(args, "-D", dir)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if uint32(os.Geteuid()) != st.Uid {
 		// Groups: none. drctl often runs as root, and root's supplementary
 		// groups must not follow the server (and the wal-fetch it runs).
@@ -137,7 +153,7 @@ func pgCtl(ctx context.Context, dir, binDir string, args ...string) error {
 	return nil
 }
 
-func start(ctx context.Context, dir, binDir, want string, settings []string) error {
+func start(ctx context.Context, dir, binDir, want string, settings, env []string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return err
@@ -150,7 +166,7 @@ func start(ctx context.Context, dir, binDir, want string, settings []string) err
 	if len(settings) > 0 {
 		args = append(args, "-o", strings.Join(settings, " "))
 	}
-	if err := pgCtl(ctx, dir, binDir, args...); err != nil {
+	if err := pgCtl(ctx, dir, binDir, env, args...); err != nil {
 		return err
 	}
 	for {
@@ -196,5 +212,5 @@ func logTail(path string) string {
 // Stop stops the server in dir at once (pg_ctl stop -m immediate), as its
 // folder's owner: for throwaway servers (restore drills) only.
 func Stop(ctx context.Context, dir, binDir string) error {
-	return pgCtl(ctx, dir, binDir, "stop", "-m", "immediate", "-w", "-t", "60")
+	return pgCtl(ctx, dir, binDir, nil, "stop", "-m", "immediate", "-w", "-t", "60")
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	rdwal "github.com/drkit/drkit/binlog/redis"
+	"github.com/drkit/drkit/snapshots"
 )
 
 // Names of the folder RestoreDir writes: Redis 7's multi-part AOF, an RDB
@@ -61,6 +62,8 @@ func RestoreDir(ctx context.Context, o RestoreOptions, dir string) (DirResult, e
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	lastTS := int64(-1)
+	// Only written here; redis-server replays the file when it starts.
+	snapshots.Enter(o.Phase, "fetch log")
 	out.Offset, err = cat.Replay(ctx, chain, res.Backup.Offset, o.Stop, func(c rdwal.Command) error {
 		if ts := c.MS / 1000; ts != lastTS {
 			// Redis's own AOF annotation: redis-check-aof --truncate-to-timestamp

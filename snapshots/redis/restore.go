@@ -40,6 +40,9 @@ type RestoreOptions struct {
 	// 127.0.0.1:0): the target connects to it as to its primary.
 	Listen string
 	Log    *slog.Logger
+	// Phase, if set, is told when the restore moves on to another phase
+	// (a drill times them).
+	Phase func(name string)
 }
 
 // RestoreResult says what a restore did.
@@ -68,7 +71,7 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 		return res, err
 	}
 	defer target.Close()
-	if err := checkEmpty(ctx, target); err != nil {
+	if err := CheckEmpty(ctx, target); err != nil {
 		return res, err
 	}
 	// A replica ignores its primary's command errors (a SELECT past its
@@ -105,6 +108,7 @@ func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 	if err := m.sync(ctx, base, rc); err != nil {
 		return res, err
 	}
+	snapshots.Enter(o.Phase, "replay")
 	res.Offset, err = cat.Replay(ctx, chain, base.Offset, o.Stop, func(c rdwal.Command) error {
 		res.Commands++
 		return m.send(c.RESP)
@@ -239,7 +243,8 @@ func openTarget(ctx context.Context, dsn string) (*goredis.Client, error) {
 
 // checkEmpty refuses a target holding any key: the restore replaces its
 // whole dataset.
-func checkEmpty(ctx context.Context, c *goredis.Client) error {
+// CheckEmpty refuses a target that holds any key; it changes nothing.
+func CheckEmpty(ctx context.Context, c *goredis.Client) error {
 	n, err := keyCount(ctx, c)
 	if err != nil {
 		return err

@@ -7,14 +7,17 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/sandbox"
+	mgsnap "github.com/drkit/drkit/snapshots/mongodb"
 )
 
 var _ engine.Driller = Engine{}
@@ -97,3 +100,45 @@ func (s *mongoSandbox) Close() error {
 	s.proc.Stop()
 	return nil
 }
+
+var _ engine.TargetDriller = Engine{}
+
+// DrillTarget implements engine.TargetDriller: the server at dsn, which
+// must not be the cluster's primary or a replica.
+func (Engine) DrillTarget(ctx context.Context, env engine.Env, dsn string) (engine.DrillTarget, error) {
+	if err := engine.RefuseProduction(env.Cluster, dsn, mongoAddr); err != nil {
+		return nil, err
+	}
+	c, err := mongo.Connect(options.Client().ApplyURI(dsn).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("drill.target: %w", err)
+	}
+	if err := c.Ping(ctx, nil); err != nil {
+		_ = c.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("drill.target: %w", err)
+	}
+	return &mongoSandbox{c: c, url: dsn, cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table}, nil
+}
+
+// mongoAddr is a connection string's first host (a drill target is one
+// server).
+func mongoAddr(dsn string) (string, error) {
+	cs, err := connstring.ParseAndValidate(dsn)
+	if err != nil {
+		return "", err
+	}
+	if len(cs.Hosts) == 0 {
+		return "", fmt.Errorf("no host in the connection string")
+	}
+	h := cs.Hosts[0]
+	if !strings.Contains(h, ":") {
+		h += ":27017"
+	}
+	return h, nil
+}
+
+// CheckEmpty implements engine.DrillTarget.
+func (s *mongoSandbox) CheckEmpty(ctx context.Context) error { return mgsnap.CheckEmpty(ctx, s.c) }
+
+// Clear implements engine.DrillTarget.
+func (s *mongoSandbox) Clear(ctx context.Context) error { return mgsnap.ClearTarget(ctx, s.c) }

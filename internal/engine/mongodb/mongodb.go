@@ -90,8 +90,9 @@ func (Engine) ConfigRules() config.EngineRules {
 				cl.Monitor.Heartbeat.Table = "drkit_heartbeat" // a collection of database drkit
 			}
 		},
-		SyncCheck: true,
-		Drill:     true,
+		SyncCheck:   true,
+		Drill:       true,
+		DrillTarget: true,
 	}
 }
 
@@ -186,7 +187,8 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 	if dsn == "" {
 		return engine.Output{}, engine.Usage(errors.New("give --target-dsn: an empty MongoDB server (mongodb://host:27017/) that engine mongodb restores into"))
 	}
-	o := mgsnap.RestoreOptions{Cluster: env.Cluster.Name, Region: req.Region, TargetDSN: dsn, BackupID: req.BackupID, AcceptGap: req.AcceptGap, Log: env.Log}
+	o := mgsnap.RestoreOptions{Cluster: env.Cluster.Name, Region: req.Region, TargetDSN: dsn, BackupID: req.BackupID, AcceptGap: req.AcceptGap, Log: env.Log, Phase: env.Phase}
+	env.Enter("fetch base")
 	if req.TargetTime != nil {
 		o.Stop = *req.TargetTime
 	}

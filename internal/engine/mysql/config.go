@@ -42,8 +42,9 @@ func (Engine) ConfigRules() config.EngineRules {
 				cl.Monitor.Heartbeat.Table = "drkit.heartbeat"
 			}
 		},
-		SyncCheck: true,
-		Drill:     true,
+		SyncCheck:   true,
+		Drill:       true,
+		DrillTarget: true,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/sandbox"
+	mysnap "github.com/drkit/drkit/snapshots/mysql"
 )
 
 var _ engine.Driller = Engine{}
@@ -148,3 +149,42 @@ func (s *mysqlSandbox) Close() error {
 	s.proc.Stop()
 	return nil
 }
+
+var _ engine.TargetDriller = Engine{}
+
+// DrillTarget implements engine.TargetDriller: the server at dsn, which
+// must not be the cluster's primary or a replica.
+func (Engine) DrillTarget(ctx context.Context, env engine.Env, dsn string) (engine.DrillTarget, error) {
+	if err := engine.RefuseProduction(env.Cluster, dsn, mysqlAddr); err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("drill.target: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("drill.target: %w", err)
+	}
+	return &mysqlSandbox{db: db, dsn: dsn, cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table}, nil
+}
+
+// mysqlAddr is a MySQL DSN's address (host:port, or unix:path).
+func mysqlAddr(dsn string) (string, error) {
+	cfg, err := driver.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Net == "unix" {
+		return "unix:" + cfg.Addr, nil
+	}
+	return cfg.Addr, nil
+}
+
+// CheckEmpty implements engine.DrillTarget.
+func (s *mysqlSandbox) CheckEmpty(ctx context.Context) error { return mysnap.CheckEmpty(ctx, s.db) }
+
+// Clear implements engine.DrillTarget.
+func (s *mysqlSandbox) Clear(ctx context.Context) error { return mysnap.ClearTarget(ctx, s.db) }

@@ -128,7 +128,7 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 		return engine.Output{}, engine.Usage(errors.New("give --target-time or --target-gtid, not both"))
 	}
 	o := mysnap.RestoreOptions{Cluster: env.Cluster.Name, TargetDSN: f["target-dsn"], ReplayListen: f["replay-listen"], NoReplay: f["no-replay"] == "true",
-		Log: env.Log, BackupID: req.BackupID, AcceptGap: req.AcceptGap, Region: req.Region, Progress: rows(env.Progress)}
+		Log: env.Log, BackupID: req.BackupID, AcceptGap: req.AcceptGap, Region: req.Region, Progress: rows(env.Progress), Phase: env.Phase}
 	if req.TargetTime != nil {
 		o.Stop.Time = *req.TargetTime
 	}
@@ -139,6 +139,7 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 		}
 		o.Stop.GTID = &gt
 	}
+	env.Enter("fetch base")
 	res, err := mysnap.Restore(ctx, o)
 	if err != nil {
 		return engine.Output{}, err

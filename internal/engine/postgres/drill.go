@@ -46,7 +46,7 @@ func (Engine) Sandbox(ctx context.Context, env engine.Env, dir string, record fu
 		return nil, fmt.Errorf("postgres drill sandbox: the heartbeat dsn: %w", err)
 	}
 	return &pgSandbox{data: data, port: port, record: record, user: cfg.User, database: cfg.Database,
-		cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table}, nil
+		cluster: env.Cluster.Name, table: env.Cluster.Monitor.Heartbeat.Table, phase: env.Enter}, nil
 }
 
 type pgSandbox struct {
@@ -56,6 +56,47 @@ type pgSandbox struct {
 	user, database string
 	cluster, table string
 	started        bool
+	phase          func(string)
+}
+
+// fetchStats is the file the server's drctl wal-fetch runs append their
+// reads to (sandbox.FetchStatsEnv): in the data folder, the one place the
+// postgres user may write.
+func (s *pgSandbox) fetchStats() string { return filepath.Join(s.data, "drkit-drill-fetch-stats") }
+
+// VerifyBase implements engine.BaseVerifier: pg_verifybackup checks every
+// restored file's size and checksum against the backup's backup_manifest,
+// and the WAL the backup needs, before the server first starts (the start
+// changes pg_hba.conf and writes the folder).
+func (s *pgSandbox) VerifyBase(ctx context.Context) error {
+	bin, err := s.binDir()
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(bin, "pg_verifybackup"), s.data).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_verifybackup %s: %w: %s", s.data, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// LogFetched implements engine.LogFetcher: what the server's wal-fetch runs
+// read, and the time recovery waited on them (it runs one at a time).
+func (s *pgSandbox) LogFetched() (int64, time.Duration, error) {
+	return sandbox.ReadFetchStats(s.fetchStats())
+}
+
+// binDir finds the server binaries of the restored folder's version.
+func (s *pgSandbox) binDir() (string, error) {
+	if s.bin != "" {
+		return s.bin, nil
+	}
+	version, err := os.ReadFile(filepath.Join(s.data, "PG_VERSION"))
+	if err != nil {
+		return "", fmt.Errorf("the restored folder: %w", err)
+	}
+	s.bin, err = pgsnap.BinDir(strings.TrimSpace(string(version)))
+	return s.bin, err
 }
 
 func (s *pgSandbox) RestoreFlags() map[string]string {
@@ -65,11 +106,7 @@ func (s *pgSandbox) RestoreFlags() map[string]string {
 // Start trusts local connections in the sandbox, starts the server and
 // waits until recovery has ended (as drctl restore --start does).
 func (s *pgSandbox) Start(ctx context.Context) error {
-	version, err := os.ReadFile(filepath.Join(s.data, "PG_VERSION"))
-	if err != nil {
-		return fmt.Errorf("the restored folder: %w", err)
-	}
-	if s.bin, err = pgsnap.BinDir(strings.TrimSpace(string(version))); err != nil {
+	if _, err := s.binDir(); err != nil {
 		return err
 	}
 	hba := filepath.Join(s.data, "pg_hba.conf")
@@ -96,7 +133,11 @@ func (s *pgSandbox) Start(ctx context.Context) error {
 			}
 		}
 	}()
-	err = pgsnap.Start(ctx, s.data, s.bin)
+	s.phase("replay")
+	err := pgsnap.Start(ctx, s.data, s.bin, pgsnap.StartOptions{
+		Recovered: func() { s.phase("start") },
+		Env:       []string{sandbox.FetchStatsEnv + "=" + s.fetchStats()},
+	})
 	stop()
 	<-recorded
 	return err

@@ -169,6 +169,7 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 	if o.RestoreCommand, err = RestoreCommand(env.Drctl, env.Config.Path, env.Cluster.Name, req.Region.Name); err != nil {
 		return engine.Output{}, err
 	}
+	env.Enter("fetch base")
 	res, err := pgsnap.Restore(ctx, o)
 	if err != nil {
 		return engine.Output{Damaged: res.Skipped}, restoreErr(err, o.TargetDir, res.TargetDir != "")
@@ -177,7 +178,7 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 	if start {
 		bin, err := pgsnap.BinDir(res.Backup.ServerVersion)
 		if err == nil {
-			err = pgsnap.Start(ctx, o.TargetDir, bin)
+			err = pgsnap.Start(ctx, o.TargetDir, bin, pgsnap.StartOptions{})
 		}
 		if err != nil {
 			return engine.Output{Damaged: res.Skipped}, restoreErr(err, o.TargetDir, true)

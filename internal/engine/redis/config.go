@@ -22,8 +22,9 @@ func (Engine) ConfigRules() config.EngineRules {
 				cl.Monitor.Heartbeat.Table = "drkit_heartbeat"
 			}
 		},
-		SyncCheck: true,
-		Drill:     true,
+		SyncCheck:   true,
+		Drill:       true,
+		DrillTarget: true,
 	}
 }
 

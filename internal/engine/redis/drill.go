@@ -11,6 +11,7 @@ import (
 
 	"github.com/drkit/drkit/internal/engine"
 	"github.com/drkit/drkit/internal/sandbox"
+	rdsnap "github.com/drkit/drkit/snapshots/redis"
 )
 
 var _ engine.Driller = Engine{}
@@ -46,9 +47,13 @@ type redisSandbox struct {
 	proc *sandbox.Proc
 	c    *goredis.Client
 	key  string
+	dsn  string // a drill target's; else the started server's
 }
 
 func (s *redisSandbox) RestoreFlags() map[string]string {
+	if s.dsn != "" {
+		return map[string]string{"target-dsn": s.dsn}
+	}
 	return map[string]string{"target-dsn": "redis://" + s.c.Options().Addr + "/0"}
 }
 
@@ -70,5 +75,49 @@ func (s *redisSandbox) Newest(ctx context.Context) (time.Time, string, bool, err
 func (s *redisSandbox) Close() error {
 	_ = s.c.Close()
 	s.proc.Stop()
+	return nil
+}
+
+var _ engine.TargetDriller = Engine{}
+
+// DrillTarget implements engine.TargetDriller: the Redis at dsn
+// (redis://host:port), which must not be the cluster's primary or a
+// replica. The restore's replay listener is on 127.0.0.1: the target runs on
+// drctl's host.
+func (Engine) DrillTarget(ctx context.Context, env engine.Env, dsn string) (engine.DrillTarget, error) {
+	if err := engine.RefuseProduction(env.Cluster, dsn, redisAddr); err != nil {
+		return nil, err
+	}
+	opt, err := goredis.ParseURL(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("drill.target: %w", err)
+	}
+	opt.MaxRetries = -1
+	s := &redisSandbox{c: goredis.NewClient(opt), key: heartbeatKey(env.Cluster), dsn: dsn}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.c.Ping(pctx).Err(); err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("drill.target: %w", err)
+	}
+	return s, nil
+}
+
+func redisAddr(dsn string) (string, error) {
+	opt, err := goredis.ParseURL(dsn)
+	if err != nil {
+		return "", err
+	}
+	return opt.Addr, nil
+}
+
+// CheckEmpty implements engine.DrillTarget.
+func (s *redisSandbox) CheckEmpty(ctx context.Context) error { return rdsnap.CheckEmpty(ctx, s.c) }
+
+// Clear implements engine.DrillTarget: FLUSHALL.
+func (s *redisSandbox) Clear(ctx context.Context) error {
+	if err := s.c.FlushAll(ctx).Err(); err != nil {
+		return fmt.Errorf("drill target: FLUSHALL: %w", err)
+	}
 	return nil
 }

@@ -100,7 +100,8 @@ func (e Engine) Restore(ctx context.Context, env engine.Env, req engine.RestoreR
 		return engine.Output{}, engine.Usage(errors.New("--replay-listen goes with --target-dsn"))
 	}
 	o := rdsnap.RestoreOptions{Cluster: env.Cluster.Name, Region: req.Region, TargetDSN: dsn, BackupID: req.BackupID,
-		AcceptGap: req.AcceptGap, Listen: req.Flags["replay-listen"], Log: env.Log}
+		AcceptGap: req.AcceptGap, Listen: req.Flags["replay-listen"], Log: env.Log, Phase: env.Phase}
+	env.Enter("fetch base")
 	if req.TargetTime != nil {
 		o.Stop = *req.TargetTime
 	}

@@ -332,7 +332,6 @@ func (c *Cloud) handle(ctx context.Context, r *Region, action string, body []byt
 	return nil, 400, fmt.Errorf("FAKE OAPI: action %s is not served", action)
 }
 
-
 func (c *Cloud) startExport(r *Region, kind, src string, e osc.OsuExportToCreate) (*task, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -359,4 +358,3 @@ func imageTask(t *task) *osc.ImageExportTask {
 	return &osc.ImageExportTask{TaskId: &t.ID, ImageId: &t.Source, State: &t.State, Progress: &t.Progress, Comment: &t.Comment,
 		OsuExport: &osc.OsuExportImageExportTask{DiskImageFormat: t.Format, OsuBucket: t.Bucket, OsuPrefix: &t.Prefix, OsuManifestUrl: &t.ManifestURL}}
 }
-

@@ -102,6 +102,9 @@ type EC2 struct {
 type MachineCopy struct {
 	// Name identifies the entry; copies are tagged with it.
 	Name string `yaml:"name" json:"name"`
+	// Provider is the cloud: ec2 (default: AWS, or an EC2-compatible API at
+	// ec2.endpoints) or outscale (the outscale: block).
+	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
 	// Profile overrides ec2.profile (another account or role).
 	Profile      string `yaml:"profile,omitempty" json:"profile,omitempty"`
 	SourceRegion string `yaml:"source_region" json:"source_region"`

@@ -23,11 +23,6 @@ type API interface {
 	DeleteSnapshot(context.Context, *awsec2.DeleteSnapshotInput, ...func(*awsec2.Options)) (*awsec2.DeleteSnapshotOutput, error)
 }
 
-// Clients returns the API of a region for a profile ("" = the default chain).
-type Clients interface {
-	Client(ctx context.Context, profile, region string) (API, error)
-}
-
 // SDKClients makes aws-sdk-go-v2 clients, one per profile and region, with
 // the configured endpoint of each region (EC2-compatible clouds).
 type SDKClients struct {
@@ -41,7 +36,15 @@ type SDKClients struct {
 }
 
 // Client implements Clients.
-func (c *SDKClients) Client(ctx context.Context, profile, region string) (API, error) {
+func (c *SDKClients) Client(ctx context.Context, profile, region string) (Cloud, error) {
+	api, err := c.api(ctx, profile, region)
+	if err != nil {
+		return nil, err
+	}
+	return sdkCloud{api: api, region: region}, nil
+}
+
+func (c *SDKClients) api(ctx context.Context, profile, region string) (API, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := [2]string{profile, region}

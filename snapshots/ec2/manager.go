@@ -5,21 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
 )
 
 // Manager runs copies and retention. One Manager serves all entries of a
 // drd, so that its per-region limit on copies in flight holds across them.
 type Manager struct {
+	// Clients are EC2's (entries without a provider, or provider: ec2).
 	Clients Clients
+	// Providers are the other providers' clients, by name (provider:).
+	Providers map[string]Clients
 	Log     *slog.Logger
 	// MaxConcurrent caps copies in flight per destination region.
 	MaxConcurrent int
@@ -81,6 +79,18 @@ func (m *Manager) planner(s Spec) Planner {
 	return Planner{Keep: s.Keep, KeepWithin: s.KeepWithin, Timeout: m.Timeout, Now: m.now()}
 }
 
+// cloud is the Cloud of region for entry s's provider.
+func (m *Manager) cloud(ctx context.Context, s Spec, region string) (Cloud, error) {
+	if s.Provider == "" || s.Provider == ProviderEC2 {
+		return m.Clients.Client(ctx, s.Profile, region)
+	}
+	c, ok := m.Providers[s.Provider]
+	if !ok {
+		return nil, fmt.Errorf("entry %s: provider %q is not configured", s.Name, s.Provider)
+	}
+	return c.Client(ctx, s.Profile, region)
+}
+
 // PlanFor lists sources and the copies in region and plans, changing nothing.
 func (m *Manager) PlanFor(ctx context.Context, s Spec, region string) (Plan, error) {
 	pl, _, err := m.plan(ctx, s, region)
@@ -89,11 +99,11 @@ func (m *Manager) PlanFor(ctx context.Context, s Spec, region string) (Plan, err
 
 // plan returns the plan and the sources it was made from.
 func (m *Manager) plan(ctx context.Context, s Spec, region string) (Plan, []Resource, error) {
-	src, err := m.Clients.Client(ctx, s.Profile, s.SourceRegion)
+	src, err := m.cloud(ctx, s, s.SourceRegion)
 	if err != nil {
 		return Plan{}, nil, err
 	}
-	dst, err := m.Clients.Client(ctx, s.Profile, region)
+	dst, err := m.cloud(ctx, s, region)
 	if err != nil {
 		return Plan{}, nil, err
 	}
@@ -131,7 +141,7 @@ func (m *Manager) CopyTo(ctx context.Context, s Spec, region string, dryRun bool
 	if err != nil || dryRun {
 		return rep, err
 	}
-	dst, err := m.Clients.Client(ctx, s.Profile, region)
+	dst, err := m.cloud(ctx, s, region)
 	if err != nil {
 		return rep, err
 	}
@@ -162,7 +172,7 @@ func (m *Manager) CopyTo(ctx context.Context, s Spec, region string, dryRun bool
 
 // copyAll copies sources in parallel, at most MaxConcurrent in flight in
 // region (across all entries), and waits for each.
-func (m *Manager) copyAll(ctx context.Context, dst API, s Spec, region string, sources []Resource, rep *Report) []error {
+func (m *Manager) copyAll(ctx context.Context, dst Cloud, s Spec, region string, sources []Resource, rep *Report) []error {
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -203,7 +213,7 @@ func (m *Manager) copyAll(ctx context.Context, dst API, s Spec, region string, s
 // copyOne copies src to region, tags the copy and waits for it. It returns
 // the copy's id ("" if none was made); a copy that fails or times out is
 // deleted.
-func (m *Manager) copyOne(ctx context.Context, dst API, s Spec, region string, src Resource) (string, error) {
+func (m *Manager) copyOne(ctx context.Context, dst Cloud, s Spec, region string, src Resource) (string, error) {
 	m.log().Info("copying", "job", s.Name, "kind", s.Kind, "source", src.ID, "from", s.SourceRegion, "to", region)
 	id, err := m.startCopy(ctx, dst, s, src)
 	if err != nil {
@@ -214,7 +224,7 @@ func (m *Manager) copyOne(ctx context.Context, dst API, s Spec, region string, s
 		// The copy exists and carries its description: the next run tags it.
 		return "", err
 	}
-	if err := m.wait(ctx, dst, s.Kind, id); err != nil {
+	if err := dst.Wait(ctx, s.Kind, id, m.Timeout, m.PollMin, m.PollMax); err != nil {
 		err = fmt.Errorf("copy %s of %s in %s did not complete: %w", id, src.ID, region, err)
 		m.log().Error("copy failed; deleting it", "job", s.Name, "id", id, "err", err)
 		if cur, derr := m.describe(ctx, dst, s.Kind, id, region); derr == nil {
@@ -238,13 +248,12 @@ func (m *Manager) copyOne(ctx context.Context, dst API, s Spec, region string, s
 	return id, nil
 }
 
-// startCopy calls CopyImage or CopySnapshot, retrying while the region is
-// at its limit of pending copies (other tools may copy too).
-func (m *Manager) startCopy(ctx context.Context, dst API, s Spec, src Resource) (string, error) {
+// startCopy starts the copy, retrying while the region is at its limit
+// of pending copies (other tools may copy too).
+func (m *Manager) startCopy(ctx context.Context, dst Cloud, s Spec, src Resource) (string, error) {
 	for {
-		id, err := m.callCopy(ctx, dst, s, src)
-		var ae smithy.APIError
-		if err == nil || !errors.As(err, &ae) || ae.ErrorCode() != "ResourceLimitExceeded" {
+		id, err := dst.Copy(ctx, s, src, s.description(src.ID))
+		if err == nil || !dst.AtCopyLimit(err) {
 			return id, err
 		}
 		m.log().Warn("destination at its limit of pending copies; waiting", "job", s.Name, "source", src.ID)
@@ -254,31 +263,6 @@ func (m *Manager) startCopy(ctx context.Context, dst API, s Spec, src Resource) 
 			return "", errors.Join(err, ctx.Err())
 		}
 	}
-}
-
-func (m *Manager) callCopy(ctx context.Context, dst API, s Spec, src Resource) (string, error) {
-	desc := aws.String(s.description(src.ID))
-	var kms *string
-	if s.KMSKey != "" {
-		kms = aws.String(s.KMSKey)
-	}
-	if s.Kind == KindImage {
-		out, err := dst.CopyImage(ctx, &awsec2.CopyImageInput{Name: aws.String(src.Name), SourceImageId: aws.String(src.ID),
-			SourceRegion: aws.String(s.SourceRegion), Description: desc, Encrypted: aws.Bool(s.Encrypted), KmsKeyId: kms,
-			// CopyImage is idempotent by client token; the description covers
-			// CopySnapshot, which has none.
-			ClientToken: aws.String(clientToken(s, src.ID))})
-		if err != nil {
-			return "", err
-		}
-		return aws.ToString(out.ImageId), nil
-	}
-	out, err := dst.CopySnapshot(ctx, &awsec2.CopySnapshotInput{SourceSnapshotId: aws.String(src.ID),
-		SourceRegion: aws.String(s.SourceRegion), Description: desc, Encrypted: aws.Bool(s.Encrypted), KmsKeyId: kms})
-	if err != nil {
-		return "", err
-	}
-	return aws.ToString(out.SnapshotId), nil
 }
 
 // clientToken is at most 64 ASCII characters, stable per entry, source and
@@ -293,7 +277,7 @@ func clientToken(s Spec, srcID string) string {
 
 // tag tags a copy (and an image's snapshots, once known) with the entry and
 // its source.
-func (m *Manager) tag(ctx context.Context, api API, s Spec, src Resource, r Resource) error {
+func (m *Manager) tag(ctx context.Context, api Cloud, s Spec, src Resource, r Resource) error {
 	srcID, srcTime, series := src.ID, src.SourceTime(), src.Series()
 	tags := map[string]string{TagJob: s.Name, TagSourceID: srcID, TagSourceRegion: s.SourceRegion,
 		TagSourceTime: srcTime.UTC().Format(time.RFC3339)}
@@ -301,11 +285,7 @@ func (m *Manager) tag(ctx context.Context, api API, s Spec, src Resource, r Reso
 		tags[TagSeries] = series
 	}
 	ids := append([]string{r.ID}, r.Snapshots...)
-	var list []types.Tag
-	for _, k := range slices.Sorted(maps.Keys(tags)) {
-		list = append(list, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
-	}
-	if _, err := api.CreateTags(ctx, &awsec2.CreateTagsInput{Resources: ids, Tags: list}); err != nil {
+	if err := api.Tag(ctx, ids, tags); err != nil {
 		return fmt.Errorf("tag copy %s in %s (it is found again by its description next run): %w", r.ID, r.Region, err)
 	}
 	return nil
@@ -318,33 +298,8 @@ func (m *Manager) pollMin() time.Duration {
 	return 15 * time.Second
 }
 
-// wait waits for an image or snapshot to become available, with the SDK's
-// waiters, up to the timeout.
-func (m *Manager) wait(ctx context.Context, api API, k Kind, id string) error {
-	if k == KindImage {
-		w := awsec2.NewImageAvailableWaiter(api, func(o *awsec2.ImageAvailableWaiterOptions) {
-			o.MinDelay, o.MaxDelay = m.delays(o.MinDelay, o.MaxDelay)
-		})
-		return w.Wait(ctx, &awsec2.DescribeImagesInput{ImageIds: []string{id}}, m.Timeout)
-	}
-	w := awsec2.NewSnapshotCompletedWaiter(api, func(o *awsec2.SnapshotCompletedWaiterOptions) {
-		o.MinDelay, o.MaxDelay = m.delays(o.MinDelay, o.MaxDelay)
-	})
-	return w.Wait(ctx, &awsec2.DescribeSnapshotsInput{SnapshotIds: []string{id}}, m.Timeout)
-}
-
-func (m *Manager) delays(minD, maxD time.Duration) (time.Duration, time.Duration) {
-	if m.PollMin > 0 {
-		minD = m.PollMin
-	}
-	if m.PollMax > 0 {
-		maxD = m.PollMax
-	}
-	return minD, max(minD, maxD)
-}
-
-func (m *Manager) describe(ctx context.Context, api API, k Kind, id, region string) (Resource, error) {
-	rs, err := list(ctx, api, k, region, nil, []string{id})
+func (m *Manager) describe(ctx context.Context, api Cloud, k Kind, id, region string) (Resource, error) {
+	rs, err := api.List(ctx, k, Query{IDs: []string{id}})
 	if err != nil {
 		return Resource{}, err
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 // Prune deletes the copies in region that the plan deletes: expired ones,
@@ -21,7 +19,7 @@ func (m *Manager) Prune(ctx context.Context, s Spec, region string, dryRun bool)
 	if err != nil {
 		return rep, err
 	}
-	api, err := m.Clients.Client(ctx, s.Profile, region)
+	api, err := m.cloud(ctx, s, region)
 	if err != nil {
 		return rep, err
 	}
@@ -29,11 +27,11 @@ func (m *Manager) Prune(ctx context.Context, s Spec, region string, dryRun bool)
 }
 
 // deleteAll deletes ds in region, reporting each in rep.
-func (m *Manager) deleteAll(ctx context.Context, api API, region string, ds []Deletion, rep *Report, dryRun bool) error {
+func (m *Manager) deleteAll(ctx context.Context, api Cloud, region string, ds []Deletion, rep *Report, dryRun bool) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	images, err := listImages(ctx, api, region, nil, nil)
+	images, err := api.List(ctx, KindImage, Query{})
 	if err != nil {
 		return fmt.Errorf("list the images that may use snapshots: %w", err)
 	}
@@ -70,9 +68,9 @@ func (m *Manager) deleteAll(ctx context.Context, api API, region string, ds []De
 	return errors.Join(errs...)
 }
 
-func (m *Manager) deregister(ctx context.Context, api API, im Resource, usedBy func(string) string, rep *Report, dryRun bool) error {
+func (m *Manager) deregister(ctx context.Context, api Cloud, im Resource, usedBy func(string) string, rep *Report, dryRun bool) error {
 	if !dryRun {
-		if _, err := api.DeregisterImage(ctx, &awsec2.DeregisterImageInput{ImageId: aws.String(im.ID)}); err != nil && !notFound(err) {
+		if err := api.Deregister(ctx, im.ID); err != nil {
 			return fmt.Errorf("deregister image %s in %s: %w", im.ID, im.Region, err)
 		}
 	}
@@ -89,9 +87,9 @@ func (m *Manager) deregister(ctx context.Context, api API, im Resource, usedBy f
 	return errors.Join(errs...)
 }
 
-func (m *Manager) deleteSnapshot(ctx context.Context, api API, sn Resource, rep *Report, dryRun bool) error {
+func (m *Manager) deleteSnapshot(ctx context.Context, api Cloud, sn Resource, rep *Report, dryRun bool) error {
 	if !dryRun {
-		if _, err := api.DeleteSnapshot(ctx, &awsec2.DeleteSnapshotInput{SnapshotId: aws.String(sn.ID)}); err != nil && !notFound(err) {
+		if err := api.DeleteSnapshot(ctx, sn.ID); err != nil {
 			return fmt.Errorf("delete snapshot %s in %s: %w", sn.ID, sn.Region, err)
 		}
 	}
@@ -100,7 +98,7 @@ func (m *Manager) deleteSnapshot(ctx context.Context, api API, sn Resource, rep 
 }
 
 // delete removes one failed or timed-out copy.
-func (m *Manager) delete(ctx context.Context, api API, r Resource, rep *Report) error {
+func (m *Manager) delete(ctx context.Context, api Cloud, r Resource, rep *Report) error {
 	rep.Failed = append(rep.Failed, r.ID)
 	return m.deleteAll(ctx, api, r.Region, []Deletion{{r, "failed"}}, rep, false)
 }

@@ -101,7 +101,9 @@ func (r Resource) SourceTime() time.Time {
 
 // Spec is one images or volume_snapshots entry.
 type Spec struct {
-	Kind         Kind
+	Kind Kind
+	// Provider is the cloud (ProviderEC2 when empty; "outscale").
+	Provider     string
 	Name         string
 	Profile      string
 	SourceRegion string
@@ -137,7 +139,7 @@ func spec(k Kind, m config.MachineCopy, defaultProfile string) Spec {
 	if p == "" {
 		p = defaultProfile
 	}
-	return Spec{Kind: k, Name: m.Name, Profile: p, SourceRegion: m.SourceRegion, Tags: m.Filters.Tags, IDs: m.Filters.IDs,
+	return Spec{Kind: k, Provider: m.Provider, Name: m.Name, Profile: p, SourceRegion: m.SourceRegion, Tags: m.Filters.Tags, IDs: m.Filters.IDs,
 		To: m.To, Keep: m.Keep, KeepWithin: time.Duration(m.KeepWithin), Encrypted: m.Encrypted, KMSKey: m.KMSKey, Job: m.Job}
 }
 
@@ -151,17 +153,17 @@ func (s Spec) descPrefix() string { return "drkit:" + s.Name }
 
 // Sources lists the entry's source resources in its source region, newest
 // first: those matching the filters, and the snapshots it took.
-func Sources(ctx context.Context, api API, s Spec) ([]Resource, error) {
+func Sources(ctx context.Context, api Cloud, s Spec) ([]Resource, error) {
 	var out []Resource
 	if len(s.Tags) > 0 || len(s.IDs) > 0 {
-		rs, err := list(ctx, api, s.Kind, s.SourceRegion, tagFilters(s.Tags), s.IDs)
+		rs, err := api.List(ctx, s.Kind, Query{Tags: s.Tags, IDs: s.IDs})
 		if err != nil {
 			return nil, err
 		}
 		out = rs
 	}
 	if s.Kind == KindSnapshot && len(s.VolumeTags) > 0 {
-		taken, err := list(ctx, api, s.Kind, s.SourceRegion, tagFilters(map[string]string{TagTakenBy: s.Name}), nil)
+		taken, err := api.List(ctx, s.Kind, Query{Tags: map[string]string{TagTakenBy: s.Name}})
 		if err != nil {
 			return nil, err
 		}
@@ -177,12 +179,12 @@ func Sources(ctx context.Context, api API, s Spec) ([]Resource, error) {
 
 // Copies lists the entry's copies in region: tagged with its name, or
 // untagged with its description (a run that stopped before tagging).
-func Copies(ctx context.Context, api API, s Spec, region string) ([]Resource, error) {
-	tagged, err := list(ctx, api, s.Kind, region, tagFilters(map[string]string{TagJob: s.Name}), nil)
+func Copies(ctx context.Context, api Cloud, s Spec, region string) ([]Resource, error) {
+	tagged, err := api.List(ctx, s.Kind, Query{Tags: map[string]string{TagJob: s.Name}})
 	if err != nil {
 		return nil, err
 	}
-	described, err := list(ctx, api, s.Kind, region, []types.Filter{{Name: aws.String("description"), Values: []string{s.descPrefix() + " copy of *"}}}, nil)
+	described, err := api.List(ctx, s.Kind, Query{DescPrefix: s.descPrefix() + " copy of "})
 	if err != nil {
 		return nil, err
 	}

@@ -7,9 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -19,20 +16,13 @@ import (
 // snapshots' ids; with dryRun, the volumes it would snapshot.
 func (m *Manager) Take(ctx context.Context, s Spec, dryRun bool) ([]string, Report, error) {
 	rep := Report{Region: s.SourceRegion, Copied: []string{}, Deleted: []string{}, Failed: []string{}}
-	api, err := m.Clients.Client(ctx, s.Profile, s.SourceRegion)
+	api, err := m.cloud(ctx, s, s.SourceRegion)
 	if err != nil {
 		return nil, rep, err
 	}
-	var vols []string
-	p := awsec2.NewDescribeVolumesPaginator(api, &awsec2.DescribeVolumesInput{Filters: tagFilters(s.VolumeTags)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, rep, fmt.Errorf("describe volumes in %s: %w", s.SourceRegion, err)
-		}
-		for _, v := range page.Volumes {
-			vols = append(vols, aws.ToString(v.VolumeId))
-		}
+	vols, err := api.Volumes(ctx, s.VolumeTags)
+	if err != nil {
+		return nil, rep, err
 	}
 	if len(vols) == 0 {
 		return nil, rep, fmt.Errorf("no volume in %s has the tags %v of %s's create.volume_tags", s.SourceRegion, s.VolumeTags, s.Name)
@@ -43,19 +33,17 @@ func (m *Manager) Take(ctx context.Context, s Spec, dryRun bool) ([]string, Repo
 	var ids []string
 	var errs []error
 	for _, v := range vols {
-		out, err := api.CreateSnapshot(ctx, &awsec2.CreateSnapshotInput{VolumeId: aws.String(v),
-			Description: aws.String(fmt.Sprintf("drkit:%s snapshot of %s at %s", s.Name, v, m.now().UTC().Format(time.RFC3339))),
-			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSnapshot,
-				Tags: []types.Tag{{Key: aws.String(TagTakenBy), Value: aws.String(s.Name)}}}}})
+		id, err := api.Snapshot(ctx, v, fmt.Sprintf("drkit:%s snapshot of %s at %s", s.Name, v, m.now().UTC().Format(time.RFC3339)),
+			map[string]string{TagTakenBy: s.Name})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("snapshot volume %s in %s: %w", v, s.SourceRegion, err))
 			continue
 		}
-		ids = append(ids, aws.ToString(out.SnapshotId))
-		m.log().Info("snapshot taken", "job", s.Name, "volume", v, "snapshot", aws.ToString(out.SnapshotId))
+		ids = append(ids, id)
+		m.log().Info("snapshot taken", "job", s.Name, "volume", v, "snapshot", id)
 	}
 	rep.Copied = ids
-	taken, err := listSnapshots(ctx, api, s.SourceRegion, tagFilters(map[string]string{TagTakenBy: s.Name}), nil)
+	taken, err := api.List(ctx, KindSnapshot, Query{Tags: map[string]string{TagTakenBy: s.Name}})
 	if err != nil {
 		return ids, rep, errors.Join(append(errs, err)...)
 	}
@@ -67,17 +55,16 @@ func (m *Manager) Take(ctx context.Context, s Spec, dryRun bool) ([]string, Repo
 // waitTaken waits for the entry's taken snapshots still pending, so that a
 // copy run right after Take copies them.
 func (m *Manager) waitTaken(ctx context.Context, s Spec) error {
-	api, err := m.Clients.Client(ctx, s.Profile, s.SourceRegion)
+	api, err := m.cloud(ctx, s, s.SourceRegion)
 	if err != nil {
 		return err
 	}
-	pending, err := listSnapshots(ctx, api, s.SourceRegion, append(tagFilters(map[string]string{TagTakenBy: s.Name}),
-		types.Filter{Name: aws.String("status"), Values: []string{"pending"}}), nil)
+	pending, err := api.List(ctx, KindSnapshot, Query{Tags: map[string]string{TagTakenBy: s.Name}, Pending: true})
 	if err != nil {
 		return err
 	}
 	for _, sn := range pending {
-		if err := m.wait(ctx, api, KindSnapshot, sn.ID); err != nil {
+		if err := api.Wait(ctx, KindSnapshot, sn.ID, m.Timeout, m.PollMin, m.PollMax); err != nil {
 			m.log().Warn("a taken snapshot did not complete; copying the others", "snapshot", sn.ID, "err", err)
 		}
 	}

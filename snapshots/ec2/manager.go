@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
 )
 
 // Manager runs copies and retention. One Manager serves all entries of a
@@ -18,7 +17,7 @@ type Manager struct {
 	Clients Clients
 	// Providers are the other providers' clients, by name (provider:).
 	Providers map[string]Clients
-	Log     *slog.Logger
+	Log       *slog.Logger
 	// MaxConcurrent caps copies in flight per destination region.
 	MaxConcurrent int
 	// Timeout is how long a copy may stay pending.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
 )
 
 // Prune deletes the copies in region that the plan deletes: expired ones,

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/snapshots/ec2"
+	_ "github.com/drkit/drkit/snapshots/outscale" // the outscale provider
 )
 
 // machineFlags selects image or volume snapshot entries and destinations.

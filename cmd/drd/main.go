@@ -32,6 +32,7 @@ import (
 	replall "github.com/drkit/drkit/replication/all"
 	"github.com/drkit/drkit/snapshots"
 	"github.com/drkit/drkit/snapshots/ec2"
+	_ "github.com/drkit/drkit/snapshots/outscale" // the outscale provider of image and snapshot copies
 	"github.com/drkit/drkit/snapshots/schedule"
 	"github.com/drkit/drkit/storage"
 	_ "github.com/drkit/drkit/storage/all" // every store URL scheme

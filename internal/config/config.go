@@ -29,6 +29,8 @@ type Config struct {
 	Copies []Copy `yaml:"copies,omitempty" json:"copies,omitempty"`
 	// EC2 configures the EC2-compatible API of image and volume snapshot copies.
 	EC2 EC2 `yaml:"ec2,omitempty" json:"ec2,omitempty"`
+	// Outscale configures the OUTSCALE API of entries with provider: outscale.
+	Outscale Outscale `yaml:"outscale,omitempty" json:"outscale,omitempty"`
 	// Images are scheduled cross-region copies of machine images (AMIs).
 	Images []ImageCopy `yaml:"images,omitempty" json:"images,omitempty"`
 	// VolumeSnapshots are scheduled cross-region copies of EBS volume snapshots.
@@ -95,6 +97,26 @@ type EC2 struct {
 	// PollInterval is the first wait between checks of a pending copy; it
 	// grows up to 2 minutes (default 15s, the SDK waiters' own).
 	PollInterval Duration `yaml:"poll_interval,omitempty" json:"poll_interval,omitempty"`
+}
+
+// Outscale configures OUTSCALE (entries with provider: outscale): its API
+// (OAPI, signed with the access key and secret key in the environment
+// variables named) and, per Region, the OOS bucket copies go through
+// (export, copy, import). Copy limits and timeouts are ec2:'s.
+type Outscale struct {
+	// Endpoints maps a Region to its OAPI URL (default
+	// https://api.<region>.outscale.com/api/v1).
+	Endpoints map[string]string `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	// OOS maps a Region to its transfer bucket: an s3:// store URL
+	// (endpoint https://oos.<region>.outscale.com). Every source_region and
+	// to of an outscale entry needs one.
+	OOS map[string]string `yaml:"oos,omitempty" json:"oos,omitempty"`
+	// DiskImageFormat is the exports' format: qcow2 (default) or raw.
+	DiskImageFormat string `yaml:"disk_image_format,omitempty" json:"disk_image_format,omitempty"`
+	// AccessKeyEnv and SecretKeyEnv name the environment variables holding
+	// the keys (default OSC_ACCESS_KEY and OSC_SECRET_KEY, as octl's).
+	AccessKeyEnv string `yaml:"access_key_env,omitempty" json:"access_key_env,omitempty"`
+	SecretKeyEnv string `yaml:"secret_key_env,omitempty" json:"secret_key_env,omitempty"`
 }
 
 // MachineCopy is what image and volume snapshot copies share: which
@@ -451,6 +473,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.EC2.PollInterval == 0 {
 		c.EC2.PollInterval = DefaultPollInterval
+	}
+	if c.Outscale.DiskImageFormat == "" {
+		c.Outscale.DiskImageFormat = "qcow2"
+	}
+	if c.Outscale.AccessKeyEnv == "" {
+		c.Outscale.AccessKeyEnv = "OSC_ACCESS_KEY"
+	}
+	if c.Outscale.SecretKeyEnv == "" {
+		c.Outscale.SecretKeyEnv = "OSC_SECRET_KEY"
 	}
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]

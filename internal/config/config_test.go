@@ -93,7 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"replica in unknown region", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    replicas:\n      - {name: r1, region: b, dsn: postgres://r/db}\n      - {name: r1, region: a}\n", []string{"c.yaml:8:", `replicas[0].region "b" is not a configured region`, "c.yaml:9:", `replica name "r1" is already used at line 8`, "replicas[1] (r1) has no dsn"}},
 		{"bad monitor", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: postgres\n    region: a\n    dsn: postgres://h/db\n    monitor: {interval: 100ms, heartbeat: {table: 'x; drop'}}\n", []string{"c.yaml:7:", "monitor.interval 100ms is outside 1s..1h", `heartbeat.table "x; drop" is not a [schema.]table name`}},
 		{"heartbeat flush below flush_interval", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: mysql\n    region: a\n    dsn: 'u@tcp(h:3306)/'\n    flush_interval: 2s\n    monitor: {heartbeat: {flush_interval: 1s}}\n", []string{"c.yaml:8:", "monitor.heartbeat.flush_interval 1s is outside flush_interval (2s)..1m"}},
-		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, ec2, images, regions, storage, volume_snapshots"}},
+		{"unknown top key", "regions: [{name: a, store: 'file:///a'}]\nclsuters: []\n", []string{"c.yaml:2:", `unknown key "clsuters" in the top level`, "allowed: clusters, copies, drd, ec2, images, outscale, regions, storage, volume_snapshots"}},
 		{"unknown nested key", "regions:\n  - name: a\n    store: file:///a\n    sotre: x\n", []string{"c.yaml:4:", `unknown key "sotre" in regions[0]`, "allowed: encryption, name, store"}},
 		{"wrong kind", "regions:\n  name: a\n", []string{"c.yaml:2:", "regions must be a list"}},
 		{"duplicate key", "regions: []\nregions: []\n", []string{"c.yaml:2:", `"regions" already defined`}},
@@ -135,6 +135,8 @@ func TestParseErrors(t *testing.T) {
 				"c.yaml:7:", "already used", `source_region "x"`, "to is empty", "has no filters"}},
 		{"bad snapshot copy", "regions: [{name: a, store: 'file:///a'}]\nvolume_snapshots:\n  - name: db\n    source_region: eu-west-1\n    to: [us-east-1]\n    schedule: '@daily'\n    keep: -1\n    create: {}\n",
 			[]string{"c.yaml:7:", "keep -1", "c.yaml:8:", "needs volume_tags"}},
+		{"outscale entry", "regions: [{name: a, store: 'file:///a'}]\noutscale:\n  oos: {eu-west-2: 'http://x'}\n  disk_image_format: vmdk\nvolume_snapshots:\n  - {name: db, provider: outscale, source_region: eu-west-2, to: [us-east-2], schedule: '@daily', encrypted: true, filters: {ids: [snap-1]}}\n  - {name: db2, provider: gcp, source_region: eu-west-2, to: [us-east-2], schedule: '@daily', filters: {ids: [snap-1]}}\n",
+			[]string{"c.yaml:3:", "outscale.oos.eu-west-2", "must be an s3:// store URL", "c.yaml:4:", `disk_image_format "vmdk"`, "c.yaml:6:", "outscale.oos has no transfer bucket for Region us-east-2", "encrypted and kms_key are EC2 settings", "c.yaml:7:", `provider "gcp": one of ec2, outscale`}},
 		{"tags as a list", "regions: [{name: a, store: 'file:///a'}]\nimages:\n  - name: db\n    filters: {tags: [a]}\n", []string{"c.yaml:4:", "filters.tags must be a mapping"}},
 		{"bad jobs region", "drd:\n  jobs_region: q\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", `jobs_region "q"`}},
 		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},
@@ -205,7 +207,7 @@ func TestRedactedGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"hunter2", "pa55", "t0ken", "my@pw", "kv-secret", "quoted secret", "drill-pw"} {
+	for _, secret := range []string{"hunter2", "pa55", "t0ken", "my@pw", "kv-secret", "quoted secret", "drill-pw", "oos-secret"} {
 		if strings.Contains(string(got), secret) {
 			t.Errorf("redacted output still holds %q", secret)
 		}

@@ -21,6 +21,12 @@ func (c *Config) Redacted() *Config {
 		r.Store = RedactURL(r.Store)
 		out.Regions[i] = r
 	}
+	if c.Outscale.OOS != nil {
+		out.Outscale.OOS = map[string]string{}
+		for reg, u := range c.Outscale.OOS {
+			out.Outscale.OOS[reg] = RedactURL(u)
+		}
+	}
 	out.Clusters = make([]Cluster, len(c.Clusters))
 	for i, cl := range c.Clusters {
 		cl.DSN = RedactDSN(cl.DSN)

@@ -33,6 +33,7 @@ func (c *Config) validateEC2(p *problems) {
 	if c.EC2.PollInterval < Duration(100*time.Millisecond) || c.EC2.PollInterval > Duration(5*time.Minute) {
 		p.add(c.line("ec2.poll_interval"), "ec2.poll_interval %s is outside 100ms..5m", c.EC2.PollInterval)
 	}
+	c.validateOutscale(p)
 	seen := map[string]int{}
 	for i, im := range c.Images {
 		c.checkMachineCopy(p, "images["+strconv.Itoa(i)+"]", im.MachineCopy, "ami-", seen)
@@ -73,6 +74,7 @@ func (c *Config) checkMachineCopy(p *problems, at string, m MachineCopy, idPrefi
 	if strings.HasPrefix(at, "images") && len(m.Filters.Tags) == 0 && len(m.Filters.IDs) == 0 {
 		p.add(c.line(at), "%s has no filters: give filters.tags or filters.ids, so that it does not copy every image of the account", at)
 	}
+	c.checkProvider(p, at, m)
 	for _, id := range m.Filters.IDs {
 		if !strings.HasPrefix(id, idPrefix) {
 			p.add(c.line(at+".filters.ids"), "%s.filters.ids: %q is not an id starting with %s", at, id, idPrefix)
@@ -88,4 +90,47 @@ func (c *Config) checkMachineCopy(p *problems, at string, m MachineCopy, idPrefi
 		p.add(c.line(at+".kms_key"), "%s.kms_key is set but encrypted is not: set encrypted: true to use the key", at)
 	}
 	c.checkJob(p, at, m.Job)
+}
+
+// Providers are the clouds image and snapshot entries may name.
+var Providers = []string{"ec2", "outscale"}
+
+func (c *Config) validateOutscale(p *problems) {
+	o := c.Outscale
+	for _, reg := range sortedKeys(o.Endpoints) {
+		at := "outscale.endpoints." + reg
+		if u, err := url.Parse(o.Endpoints[reg]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(c.line(at), "%s %q must be an http:// or https:// URL", at, o.Endpoints[reg])
+		}
+	}
+	for _, reg := range sortedKeys(o.OOS) {
+		at := "outscale.oos." + reg
+		if u, err := url.Parse(o.OOS[reg]); err != nil || u.Scheme != "s3" || u.Host == "" {
+			p.add(c.line(at), "%s %q must be an s3:// store URL of the Region's OOS bucket (s3://bucket/prefix?endpoint=https://oos.%s.outscale.com&region=%s)", at, RedactURL(o.OOS[reg]), reg, reg)
+		}
+	}
+	if o.DiskImageFormat != "qcow2" && o.DiskImageFormat != "raw" {
+		p.add(c.line("outscale.disk_image_format"), "outscale.disk_image_format %q: qcow2 or raw", o.DiskImageFormat)
+	}
+}
+
+// checkProvider checks an entry's provider, and what an outscale entry
+// needs: a transfer bucket in its source Region and every destination, and
+// no EC2-only setting.
+func (c *Config) checkProvider(p *problems, at string, m MachineCopy) {
+	if m.Provider != "" && !slices.Contains(Providers, m.Provider) {
+		p.add(c.line(at+".provider"), "%s.provider %q: one of %s", at, m.Provider, strings.Join(Providers, ", "))
+		return
+	}
+	if m.Provider != "outscale" {
+		return
+	}
+	for _, reg := range append([]string{m.SourceRegion}, m.To...) {
+		if c.Outscale.OOS[reg] == "" {
+			p.add(c.line(at), "%s: outscale.oos has no transfer bucket for Region %s (an OUTSCALE copy goes through OOS buckets in both Regions)", at, reg)
+		}
+	}
+	if m.Encrypted || m.KMSKey != "" {
+		p.add(c.line(at), "%s: encrypted and kms_key are EC2 settings; OUTSCALE copies keep the source's", at)
+	}
 }

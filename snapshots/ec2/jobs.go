@@ -16,11 +16,34 @@ import (
 const KindTake = "volume-snapshot-take"
 
 // NewManager builds the Manager of cfg's ec2 settings.
+// The other providers the entries name are built by their registered
+// Provider; one that cannot be (its keys missing) fails its entries' runs
+// with its error.
 func NewManager(cfg *config.Config, log *slog.Logger) *Manager {
-	return &Manager{Clients: &SDKClients{Endpoints: cfg.EC2.Endpoints}, Log: log,
+	m := &Manager{Clients: &SDKClients{Endpoints: cfg.EC2.Endpoints}, Log: log, Providers: map[string]Clients{},
 		MaxConcurrent: cfg.EC2.MaxConcurrentCopies, Timeout: time.Duration(cfg.EC2.CopyTimeout),
 		PollMin: time.Duration(cfg.EC2.PollInterval), PollMax: max(time.Duration(cfg.EC2.PollInterval), 2*time.Minute)}
+	for _, s := range Specs(cfg) {
+		if s.Provider == "" || s.Provider == ProviderEC2 || m.Providers[s.Provider] != nil {
+			continue
+		}
+		p, err := provider(s.Provider)
+		var c Clients
+		if err == nil {
+			c, err = p(cfg, log)
+		}
+		if err != nil {
+			c = failing{err}
+		}
+		m.Providers[s.Provider] = c
+	}
+	return m
 }
+
+// failing is a provider that could not be built: every call says why.
+type failing struct{ err error }
+
+func (f failing) Client(context.Context, string, string) (Cloud, error) { return nil, f.err }
 
 // Specs returns the config's images and volume_snapshots entries.
 func Specs(cfg *config.Config) []Spec {

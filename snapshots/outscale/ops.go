@@ -172,3 +172,43 @@ func (c *Client) Tag(ctx context.Context, ids []string, tags map[string]string) 
 	})
 	return err
 }
+
+func (c *Client) volumes(ctx context.Context, f osc.FiltersVolume) ([]osc.Volume, error) {
+	var out []osc.Volume
+	req := osc.ReadVolumesRequest{Filters: &f}
+	for {
+		resp, err := call(ctx, c, "ReadVolumes", func(ctx context.Context) (osc.ReadVolumesResponse, *http.Response, error) {
+			return c.api.VolumeApi.ReadVolumes(ctx).ReadVolumesRequest(req).Execute()
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.GetVolumes()...)
+		if resp.GetNextPageToken() == "" {
+			return out, nil
+		}
+		req.NextPageToken = resp.NextPageToken
+	}
+}
+
+func (c *Client) snapshotVolume(ctx context.Context, volume, desc string) (osc.Snapshot, error) {
+	req := osc.CreateSnapshotRequest{VolumeId: &volume, Description: &desc}
+	resp, err := call(ctx, c, "CreateSnapshot", func(ctx context.Context) (osc.CreateSnapshotResponse, *http.Response, error) {
+		return c.api.SnapshotApi.CreateSnapshot(ctx).CreateSnapshotRequest(req).Execute()
+	})
+	return resp.GetSnapshot(), err
+}
+
+func (c *Client) deleteSnapshot(ctx context.Context, id string) error {
+	_, err := call(ctx, c, "DeleteSnapshot", func(ctx context.Context) (osc.DeleteSnapshotResponse, *http.Response, error) {
+		return c.api.SnapshotApi.DeleteSnapshot(ctx).DeleteSnapshotRequest(osc.DeleteSnapshotRequest{SnapshotId: id}).Execute()
+	})
+	return err
+}
+
+func (c *Client) deleteImage(ctx context.Context, id string) error {
+	_, err := call(ctx, c, "DeleteImage", func(ctx context.Context) (osc.DeleteImageResponse, *http.Response, error) {
+		return c.api.ImageApi.DeleteImage(ctx).DeleteImageRequest(osc.DeleteImageRequest{ImageId: id}).Execute()
+	})
+	return err
+}

@@ -11,16 +11,14 @@ import (
 
 	osc "github.com/outscale/osc-sdk-go/v2"
 
+	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/storage"
 )
 
-// Kind is what a transfer copies.
-type Kind string
-
-// The kinds.
+// The kinds a transfer copies (the Manager's).
 const (
-	KindSnapshot Kind = "volume-snapshot"
-	KindImage    Kind = "image"
+	KindSnapshot = ec2.KindSnapshot
+	KindImage    = ec2.KindImage
 )
 
 // Bucket is a Region's OOS bucket for transfers, at a key prefix (a
@@ -36,8 +34,10 @@ type Bucket interface {
 type Transfer struct {
 	// Job names the entry: it is in the objects' keys, the import's client
 	// token or name, and its description.
-	Job      string
-	Kind     Kind
+	Job  string
+	Kind ec2.Kind
+	// Desc, if set, is what the import is described as (else Description).
+	Desc     string
 	From, To *Client
 	// FromOOS and ToOOS are the two Regions' transfer buckets.
 	FromOOS, ToOOS Bucket
@@ -79,6 +79,9 @@ func (t *Transfer) keyPrefix(src string) string { return t.Job + "/" + src + "/"
 // Description is what the import is described as: the same words as the
 // EC2 copies, so the planner finds a copy by it.
 func (t *Transfer) Description(src string) string {
+	if t.Desc != "" {
+		return t.Desc
+	}
 	return "drkit:" + t.Job + " copy of " + src + " from " + t.From.Region
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/internal/testenv"
+	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
 	"github.com/drkit/drkit/snapshots/outscale/fakeoapi"
 	"github.com/drkit/drkit/storage"
@@ -30,6 +31,7 @@ type world struct {
 	cloud      *fakeoapi.Cloud
 	regions    map[string]*fakeoapi.Region
 	transfer   map[string]*s3store.Store // the transfer buckets (prefix drkit-transfer/)
+	urls       map[string]string         // their store URLs
 	parts      atomic.Int64              // multipart parts sent
 	resumed    atomic.Int64              // multipart parts found stored by a resumed upload
 	stateDir   string
@@ -38,7 +40,8 @@ type world struct {
 
 func newWorld(t *testing.T, exportSize int64, throttleEvery int) *world {
 	t.Helper()
-	w := &world{cloud: fakeoapi.NewCloud(accessKey), regions: map[string]*fakeoapi.Region{}, transfer: map[string]*s3store.Store{}, stateDir: t.TempDir()}
+	w := &world{cloud: fakeoapi.NewCloud(accessKey), regions: map[string]*fakeoapi.Region{}, transfer: map[string]*s3store.Store{},
+		urls: map[string]string{}, stateDir: t.TempDir()}
 	w.cloud.ExportSize, w.cloud.Steps, w.cloud.ThrottleEvery = exportSize, 3, throttleEvery
 	t.Cleanup(w.cloud.Close)
 	ctx := context.Background()
@@ -50,6 +53,7 @@ func newWorld(t *testing.T, exportSize int64, throttleEvery int) *world {
 		w.regions[name] = w.cloud.AddRegion(name, fakeoapi.OOS{Bucket: srv.Bucket, Store: root, Host: u.Host,
 			Presign: func(ctx context.Context, key string) (string, error) { return root.Presign(ctx, key, time.Hour) }})
 		mu.Lock()
+		w.urls[name] = srv.StoreURL("drkit-transfer")
 		w.transfer[name] = open(t, srv.StoreURL("drkit-transfer"), storage.Options{PartSize: storage.MinPartSize, Threshold: 8 << 20,
 			StateDir: w.stateDir, OnPart: func(e storage.PartEvent) {
 				if e.Resumed {
@@ -73,7 +77,7 @@ func open(t *testing.T, raw string, opts storage.Options) *s3store.Store {
 	return s.(*s3store.Store)
 }
 
-func (w *world) transferOf(kind outscale.Kind, progress func(outscale.Progress)) *outscale.Transfer {
+func (w *world) transferOf(kind ec2.Kind, progress func(outscale.Progress)) *outscale.Transfer {
 	client := func(name string) *outscale.Client {
 		return outscale.NewClient(name, w.regions[name].Endpoint(), accessKey, secretKey, nil, nil)
 	}

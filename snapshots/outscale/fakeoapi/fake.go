@@ -21,6 +21,7 @@ package fakeoapi
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -32,6 +33,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	osc "github.com/outscale/osc-sdk-go/v2"
 
@@ -72,6 +74,7 @@ type Cloud struct {
 // Region is one fake Region.
 type Region struct {
 	Name      string
+	volumes   map[string]map[string]string // id: tags
 	oos       OOS
 	snapshots map[string]*Snapshot
 	images    map[string]*Image
@@ -82,6 +85,7 @@ type Region struct {
 // Snapshot is a fake snapshot; Digest is the SHA-256 of its contents.
 type Snapshot struct {
 	ID, State, Token, Description, Volume string
+	Created                               time.Time
 	SizeGiB                               int32
 	Progress                              int32
 	Digest                                string
@@ -93,6 +97,7 @@ type Snapshot struct {
 // Image is a fake image over snapshots.
 type Image struct {
 	ID, Name, State, Description string
+	Created                      time.Time
 	Snapshots                    []string
 	Tags                         map[string]string
 	fileURL                      string
@@ -113,7 +118,7 @@ func NewCloud(accessKey string) *Cloud {
 
 // AddRegion starts the Region's endpoint; its URL is Endpoint(name).
 func (c *Cloud) AddRegion(name string, oos OOS) *Region {
-	r := &Region{Name: name, oos: oos, snapshots: map[string]*Snapshot{}, images: map[string]*Image{}, tasks: map[string]*task{}}
+	r := &Region{Name: name, oos: oos, volumes: map[string]map[string]string{}, snapshots: map[string]*Snapshot{}, images: map[string]*Image{}, tasks: map[string]*task{}}
 	r.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { c.serve(r, w, req) }))
 	c.mu.Lock()
 	c.regions[name] = r
@@ -148,7 +153,7 @@ func (c *Cloud) id(prefix string) string {
 func (c *Cloud) AddSnapshot(region, volume string, sizeGiB int32, tags map[string]string) *Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := &Snapshot{ID: c.id("snap"), State: "completed", Volume: volume, SizeGiB: sizeGiB, Progress: 100, Tags: tags}
+	s := &Snapshot{ID: c.id("snap"), State: "completed", Volume: volume, SizeGiB: sizeGiB, Progress: 100, Tags: tags, Created: time.Now()}
 	s.Digest = digestOf(s.ID, c.exportSize())
 	c.regions[region].snapshots[s.ID] = s
 	return s
@@ -162,9 +167,29 @@ func (c *Cloud) AddImage(region, name string, n int) *Image {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	im.ID = c.id("ami")
+	im.ID, im.Created = c.id("ami"), time.Now()
 	c.regions[region].images[im.ID] = im
 	return im
+}
+
+// AddVolume makes a volume with tags in region.
+func (c *Cloud) AddVolume(region string, tags map[string]string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.id("vol")
+	c.regions[region].volumes[id] = tags
+	return id
+}
+
+// Snapshots returns copies of every snapshot in region.
+func (c *Cloud) Snapshots(region string) []Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Snapshot
+	for _, s := range c.regions[region].snapshots {
+		out = append(out, *s)
+	}
+	return out
 }
 
 // Snapshot returns a copy of snapshot id in region.
@@ -242,7 +267,11 @@ func (c *Cloud) serve(r *Region, w http.ResponseWriter, req *http.Request) {
 	}
 	out, status, err := c.handle(req.Context(), r, action, body)
 	if err != nil {
-		fail(w, status, "InvalidParameter", err.Error())
+		typ := "InvalidParameter"
+		if errors.Is(err, errNotFound) {
+			typ = "InvalidResource"
+		}
+		fail(w, status, typ, err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -322,12 +351,30 @@ func (c *Cloud) handle(ctx context.Context, r *Region, action string, body []byt
 			return nil, status, err
 		}
 		return osc.CreateImageResponse{Image: im}, 200, nil
+	case "ReadVolumes":
+		var in osc.ReadVolumesRequest
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, 400, err
+		}
+		return c.readVolumes(r, in), 200, nil
+	case "DeleteSnapshot":
+		var in osc.DeleteSnapshotRequest
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, 400, err
+		}
+		return osc.DeleteSnapshotResponse{}, 400, c.deleteSnapshot(r, in.SnapshotId)
+	case "DeleteImage":
+		var in osc.DeleteImageRequest
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, 400, err
+		}
+		return osc.DeleteImageResponse{}, 400, c.deleteImage(r, in.ImageId)
 	case "CreateTags":
 		var in osc.CreateTagsRequest
 		if err := json.Unmarshal(body, &in); err != nil {
 			return nil, 400, err
 		}
-		return osc.CreateTagsResponse{}, 200, c.tag(r, in)
+		return osc.CreateTagsResponse{}, 400, c.tag(r, in)
 	}
 	return nil, 400, fmt.Errorf("FAKE OAPI: action %s is not served", action)
 }

@@ -2,6 +2,7 @@ package fakeoapi
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	osc "github.com/outscale/osc-sdk-go/v2"
 
@@ -143,11 +145,20 @@ func (r *Region) fetch(ctx context.Context, raw string) (int64, string, error) {
 // importSnapshot creates a pending snapshot from a file, idempotent by
 // client token; it completes after Steps polls (ReadSnapshots).
 func (c *Cloud) importSnapshot(r *Region, in osc.CreateSnapshotRequest) (*osc.Snapshot, error) {
-	if in.GetFileLocation() == "" || in.GetSnapshotSize() <= 0 {
-		return nil, fmt.Errorf("FAKE: only CreateSnapshot from a file (FileLocation, SnapshotSize) is served")
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if v := in.GetVolumeId(); v != "" {
+		if _, ok := r.volumes[v]; !ok {
+			return nil, fmt.Errorf("%w: volume %s", errNotFound, v)
+		}
+		s := &Snapshot{ID: c.id("snap"), State: "pending", Volume: v, Description: in.GetDescription(), SizeGiB: 10, Created: time.Now()}
+		s.Digest = digestOf(s.ID, c.exportSize())
+		r.snapshots[s.ID] = s
+		return apiSnapshot(s), nil
+	}
+	if in.GetFileLocation() == "" || in.GetSnapshotSize() <= 0 {
+		return nil, fmt.Errorf("FAKE: CreateSnapshot from a volume (VolumeId) or a file (FileLocation, SnapshotSize) only")
+	}
 	if tok := in.GetClientToken(); tok != "" {
 		for _, s := range r.snapshots {
 			if s.Token == tok {
@@ -156,7 +167,7 @@ func (c *Cloud) importSnapshot(r *Region, in osc.CreateSnapshotRequest) (*osc.Sn
 		}
 	}
 	s := &Snapshot{ID: c.id("snap"), State: "pending", Token: in.GetClientToken(), Description: in.GetDescription(),
-		SizeGiB: int32(in.GetSnapshotSize() >> 30), fileURL: in.GetFileLocation()}
+		SizeGiB: int32(in.GetSnapshotSize() >> 30), fileURL: in.GetFileLocation(), Created: time.Now()}
 	r.snapshots[s.ID] = s
 	return apiSnapshot(s), nil
 }
@@ -173,14 +184,15 @@ func (c *Cloud) importImage(r *Region, in osc.CreateImageRequest) (*osc.Image, i
 			return nil, 409, fmt.Errorf("an image named %s exists", im.Name)
 		}
 	}
-	im := &Image{ID: c.id("ami"), Name: in.GetImageName(), State: "pending", Description: in.GetDescription(), fileURL: in.GetFileLocation()}
+	im := &Image{ID: c.id("ami"), Name: in.GetImageName(), State: "pending", Description: in.GetDescription(), fileURL: in.GetFileLocation(), Created: time.Now()}
 	r.images[im.ID] = im
 	return apiImage(im), 200, nil
 }
 
 func apiSnapshot(s *Snapshot) *osc.Snapshot {
+	created := s.Created.UTC().Format(time.RFC3339)
 	out := &osc.Snapshot{SnapshotId: &s.ID, State: &s.State, Progress: &s.Progress, Description: &s.Description, VolumeSize: &s.SizeGiB,
-		ClientToken: &s.Token, VolumeId: &s.Volume, Tags: apiTags(s.Tags)}
+		ClientToken: &s.Token, VolumeId: &s.Volume, Tags: apiTags(s.Tags), CreationDate: &created}
 	return out
 }
 
@@ -189,7 +201,9 @@ func apiImage(im *Image) *osc.Image {
 	for _, s := range im.Snapshots {
 		bdm = append(bdm, osc.BlockDeviceMappingImage{Bsu: &osc.BsuToCreate{SnapshotId: &s}})
 	}
-	return &osc.Image{ImageId: &im.ID, ImageName: &im.Name, State: &im.State, Description: &im.Description, BlockDeviceMappings: &bdm, Tags: apiTags(im.Tags)}
+	created := im.Created.UTC().Format(time.RFC3339)
+	return &osc.Image{ImageId: &im.ID, ImageName: &im.Name, State: &im.State, Description: &im.Description, BlockDeviceMappings: &bdm,
+		Tags: apiTags(im.Tags), CreationDate: &created}
 }
 
 func apiTags(m map[string]string) *[]osc.ResourceTag {
@@ -208,7 +222,8 @@ func (c *Cloud) readSnapshots(ctx context.Context, r *Region, in osc.ReadSnapsho
 	var out []*Snapshot
 	var due []*Snapshot
 	for _, s := range r.snapshots {
-		if f.SnapshotIds != nil && !slices.Contains(*f.SnapshotIds, s.ID) || f.ClientTokens != nil && !slices.Contains(*f.ClientTokens, s.Token) {
+		if f.SnapshotIds != nil && !slices.Contains(*f.SnapshotIds, s.ID) || f.ClientTokens != nil && !slices.Contains(*f.ClientTokens, s.Token) ||
+			!hasTags(s.Tags, f.Tags) || f.States != nil && !slices.Contains(*f.States, s.State) {
 			continue
 		}
 		if s.State == "pending" {
@@ -222,6 +237,12 @@ func (c *Cloud) readSnapshots(ctx context.Context, r *Region, in osc.ReadSnapsho
 	}
 	c.mu.Unlock()
 	for _, s := range due {
+		if s.fileURL == "" { // a snapshot of a volume
+			c.mu.Lock()
+			s.State, s.Progress = "completed", 100
+			c.mu.Unlock()
+			continue
+		}
 		_, digest, err := r.fetch(ctx, s.fileURL)
 		c.mu.Lock()
 		if err != nil {
@@ -247,7 +268,8 @@ func (c *Cloud) readImages(ctx context.Context, r *Region, in osc.ReadImagesRequ
 	c.mu.Lock()
 	var out, due []*Image
 	for _, im := range r.images {
-		if f.ImageIds != nil && !slices.Contains(*f.ImageIds, im.ID) || f.ImageNames != nil && !slices.Contains(*f.ImageNames, im.Name) {
+		if f.ImageIds != nil && !slices.Contains(*f.ImageIds, im.ID) || f.ImageNames != nil && !slices.Contains(*f.ImageNames, im.Name) ||
+			!hasTags(im.Tags, f.Tags) || f.States != nil && !slices.Contains(*f.States, im.State) {
 			continue
 		}
 		if im.State == "pending" {
@@ -308,7 +330,7 @@ func (c *Cloud) importManifest(ctx context.Context, r *Region, manifestURL strin
 			return nil, err
 		}
 		c.mu.Lock()
-		s := &Snapshot{ID: c.id("snap"), State: "completed", Progress: 100, SizeGiB: int32(e.Size >> 30), Digest: digest}
+		s := &Snapshot{ID: c.id("snap"), State: "completed", Progress: 100, SizeGiB: int32(e.Size >> 30), Digest: digest, Created: time.Now()}
 		r.snapshots[s.ID] = s
 		c.mu.Unlock()
 		ids = append(ids, s.ID)
@@ -335,5 +357,60 @@ func (c *Cloud) tag(r *Region, in osc.CreateTagsRequest) error {
 			(*tags)[t.Key] = t.Value
 		}
 	}
+	return nil
+}
+
+// errNotFound is answered as OAPI's InvalidResource.
+var errNotFound = errors.New("FAKE: no such resource")
+
+// hasTags: every "key=value" of the filter is among tags.
+func hasTags(tags map[string]string, filter *[]string) bool {
+	if filter == nil {
+		return true
+	}
+	for _, kv := range *filter {
+		k, v, _ := strings.Cut(kv, "=")
+		if tags[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cloud) readVolumes(r *Region, in osc.ReadVolumesRequest) osc.ReadVolumesResponse {
+	f := in.GetFilters()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []osc.Volume
+	for id, tags := range r.volumes {
+		if hasTags(tags, f.Tags) {
+			out = append(out, osc.Volume{VolumeId: &id, Tags: apiTags(tags)})
+		}
+	}
+	return osc.ReadVolumesResponse{Volumes: &out}
+}
+
+func (c *Cloud) deleteSnapshot(r *Region, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := r.snapshots[id]; !ok {
+		return fmt.Errorf("%w: snapshot %s", errNotFound, id)
+	}
+	for _, im := range r.images {
+		if slices.Contains(im.Snapshots, id) {
+			return fmt.Errorf("snapshot %s is used by image %s", id, im.ID)
+		}
+	}
+	delete(r.snapshots, id)
+	return nil
+}
+
+func (c *Cloud) deleteImage(r *Region, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := r.images[id]; !ok {
+		return fmt.Errorf("%w: image %s", errNotFound, id)
+	}
+	delete(r.images, id)
 	return nil
 }

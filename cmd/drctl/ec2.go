@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drkit/drkit/snapshots/ec2"
-	_ "github.com/drkit/drkit/snapshots/outscale" // the outscale provider
+	"github.com/drkit/drkit/snapshots/outscale"
 )
 
 // machineFlags selects image or volume snapshot entries and destinations.
@@ -62,7 +62,13 @@ func (f *machineFlags) resolve() (*ec2.Manager, []ec2.Spec, error) {
 			specs[i].To = []string{f.to}
 		}
 	}
-	return ec2.NewManager(cfg, f.g.log()), specs, nil
+	m := ec2.NewManager(cfg, f.g.log())
+	if oc, ok := m.Providers["outscale"].(*outscale.Clients); ok {
+		if line := f.g.stageLine(); line != nil {
+			oc.Progress = func(p outscale.Progress) { line(p.Source, p.Stage, p.Done, p.Total) }
+		}
+	}
+	return m, specs, nil
 }
 
 func entryKey(k ec2.Kind) string {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -46,4 +49,37 @@ func (g *globals) countBar(what string, bytes bool) (func(done, total int64), fu
 				_ = bar.Finish()
 			}
 		}
+}
+
+// stageLine returns a callback that shows long work in stages (an OUTSCALE
+// transfer: export, copy, import) as one line per item on a terminal,
+// redrawn at most every 200 ms and ended at each stage change; nil
+// elsewhere.
+func (g *globals) stageLine() func(item, stage string, done, total int64) {
+	f, ok := g.stderr.(*os.File)
+	if g.json || !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var (
+		mu        sync.Mutex
+		last      string
+		lastDrawn time.Time
+	)
+	return func(item, stage string, done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		key := item + " " + stage
+		if key == last && time.Since(lastDrawn) < 200*time.Millisecond && done < total {
+			return
+		}
+		if key != last && last != "" {
+			fmt.Fprintln(f)
+		}
+		last, lastDrawn = key, time.Now()
+		pct := 0.0
+		if total > 0 {
+			pct = 100 * float64(done) / float64(total)
+		}
+		fmt.Fprintf(f, "\r%s: %s %5.1f%%", item, stage, pct)
+	}
 }

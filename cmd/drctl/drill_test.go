@@ -76,7 +76,8 @@ func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root strin
 	}
 }
 
-// flipNewest flips a byte in the newest object under dir/sub.
+// flipNewest flips a byte in the newest object under dir and returns its
+// path (flip it again to repair it).
 func flipNewest(t *testing.T, dir string) string {
 	t.Helper()
 	var newest string
@@ -93,15 +94,21 @@ func flipNewest(t *testing.T, dir string) string {
 	if err != nil || newest == "" {
 		t.Fatalf("no object under %s: %v", dir, err)
 	}
-	b, err := os.ReadFile(newest)
+	flip(t, newest)
+	return newest
+}
+
+// flip flips the middle byte of the file at path.
+func flip(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 0xff
-	if err := os.WriteFile(newest, b, 0o600); err != nil {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Base(newest)
 }
 
 // TestDrillRedis: drd ships a Redis primary (its heartbeat written) into
@@ -133,15 +140,16 @@ func TestDrillRedis(t *testing.T) {
 	time.Sleep(time.Second)
 	code, rep, errOut := runDrill(t, cfgPath, "cache", "us", root)
 	checkGoodDrill(t, code, rep, errOut, root, 200*time.Millisecond, "choose backup", "sandbox", "fetch base", "fetch log", "replay", "start", "check")
-	drillIntoTarget(t, dir, prim, root)
-
 	killMidway(t, cfgPath, root)
 
-	obj := flipNewest(t, filepath.Join(dir, "us", "cache", "stream"))
+	damaged := flipNewest(t, filepath.Join(dir, "us", "cache", "stream"))
+	obj := filepath.Base(damaged)
 	code, rep, _ = runDrill(t, cfgPath, "cache", "us", root)
 	if code != exitFailure || rep.OK || !strings.Contains(rep.Error, strings.SplitN(obj, ".", 2)[0]) {
 		t.Errorf("drill with %s damaged: exit %d, ok %v, error %q; want exit 1 naming the object", obj, code, rep.OK, rep.Error)
 	}
+	flip(t, damaged)
+	drillIntoTarget(t, dir, prim, root)
 }
 
 // drillIntoTarget drills cluster cache into a redis-server the config names

@@ -69,6 +69,8 @@ type Promotion struct {
 	// Fenced whether that one was made read-only.
 	OldPrimary string `json:"old_primary"`
 	Fenced     bool   `json:"fenced"`
+	// PublicIP says where the public IP moved, when one did (failover).
+	PublicIP string `json:"public_ip,omitempty"`
 }
 
 // Catalog reads and writes replica records and promotions in regions' stores.
@@ -368,4 +370,6 @@ type PromoteResult struct {
 	ClientChange string `json:"client_change"`
 	// DNS says what the DNS switch did, when one was asked for.
 	DNS string `json:"dns,omitempty"`
+	// PublicIP says what the public IP move did, when one was asked for.
+	PublicIP string `json:"public_ip,omitempty"`
 }

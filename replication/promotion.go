@@ -11,7 +11,8 @@ import (
 // PromoteRun is one promotion of a replica to primary, in the order drctl
 // promote runs it: the engine's promotion (fence the old primary, wait, check
 // the store, promote), then the record of it in every region's catalog (drd
-// follows it), then the replica's record, then the DNS name.
+// follows it), then the replica's record, then the DNS name, then the public
+// IP (both only after a promotion that passed the gap check, or --force).
 type PromoteRun struct {
 	Catalog *Catalog
 	View    View // the catalog's view the replica was picked from
@@ -27,6 +28,9 @@ type PromoteRun struct {
 	// SwitchDNS points the clients' name at the replica's DSN; nil: no
 	// DNS switch.
 	SwitchDNS func(ctx context.Context, replicaDSN string) (string, error)
+	// MoveIP moves the public IP to the replica's stand-by VM; nil: no
+	// move. What it did is kept in the promotion record.
+	MoveIP func(ctx context.Context) (string, error)
 }
 
 // Run promotes, records and switches; each failure says what was done
@@ -49,6 +53,15 @@ func (p PromoteRun) Run(ctx context.Context) (PromoteResult, error) {
 	if p.SwitchDNS != nil {
 		if res.DNS, err = p.SwitchDNS(ctx, p.Replica.DSN); err != nil {
 			return res, fmt.Errorf("promoted and recorded, but the DNS switch failed (run it again or switch by hand): %w", err)
+		}
+	}
+	if p.MoveIP != nil {
+		if res.PublicIP, err = p.MoveIP(ctx); err != nil {
+			return res, fmt.Errorf("promoted and recorded, but the public IP move failed (run it again or move it by hand): %w", err)
+		}
+		res.Promotion.PublicIP = res.PublicIP
+		if err := p.Catalog.Promoted(ctx, res.Promotion); err != nil {
+			return res, fmt.Errorf("promoted and the public IP moved, but the move could not be added to the promotion record: %w", err)
 		}
 	}
 	return res, nil

@@ -321,6 +321,8 @@ type promoteFlags struct {
 	wait                                                time.Duration
 	dnsZone, dnsName, dnsValue, dnsEndpoint, dnsProfile string
 	dnsTTL                                              int64
+	publicIP, toVM, ipProvider, ipRegion                string
+	ipPort                                              int
 }
 
 func newPromoteCmd(g *globals) *cobra.Command {
@@ -340,7 +342,12 @@ gap, unless --force. Then it promotes (pg_promote, a new timeline; STOP SLAVE
 + RESET SLAVE ALL + read_only off; REPLICAOF NO ONE), records the promotion
 in every region's catalog (drd ships from the new primary from then on) and
 prints what clients must change. With --dns-zone and --dns-name it also
-points that Route 53 name at the new primary and waits until it is in sync.`,
+points that Route 53 name at the new primary and waits until it is in sync.
+With --public-ip and --to-vm (or the cluster's failover: block) it then moves
+the public IP to the stand-by VM (OUTSCALE LinkPublicIp with AllowRelink),
+reads the link back, waits until the IP answers on the database's port, and
+adds the move to the promotion record. Both happen only after a promotion
+that passed the gap check (or --force).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, cl, err := cf.resolve()
@@ -367,6 +374,11 @@ points that Route 53 name at the new primary and waits until it is in sync.`,
 	fl.Int64Var(&f.dnsTTL, "dns-ttl", 60, "the record's TTL in seconds")
 	fl.StringVar(&f.dnsEndpoint, "dns-endpoint", "", "Route 53 API endpoint (default: AWS's)")
 	fl.StringVar(&f.dnsProfile, "dns-profile", "", "AWS shared-config profile for Route 53")
+	fl.StringVar(&f.publicIP, "public-ip", "", "move this public IP to --to-vm after the promotion (default: the cluster's failover.public_ip)")
+	fl.StringVar(&f.toVM, "to-vm", "", "the stand-by VM the public IP moves to (default: failover.vms of the promoted replica)")
+	fl.StringVar(&f.ipProvider, "ip-provider", "", "outscale or ec2 (default: failover.provider, else outscale)")
+	fl.StringVar(&f.ipRegion, "ip-region", "", "the cloud Region of the IP and the VM (default: failover.region)")
+	fl.IntVar(&f.ipPort, "ip-port", 0, "the port the moved IP must answer on (default: the replica's dsn port)")
 	return cmd
 }
 
@@ -406,6 +418,9 @@ func promote(ctx context.Context, g *globals, cfg *config.Config, cl config.Clus
 	if f.dnsZone != "" {
 		run.SwitchDNS = func(ctx context.Context, dsn string) (string, error) { return switchDNS(ctx, f, dsn, cl.Name) }
 	}
+	if run.MoveIP, err = ipMove(g, cfg, cl, rep, f); err != nil {
+		return err
+	}
 	res, err := run.Run(ctx)
 	if err != nil {
 		if g.json && tried {
@@ -423,6 +438,9 @@ func promote(ctx context.Context, g *globals, cfg *config.Config, cl config.Clus
 	}
 	if res.DNS != "" {
 		fmt.Fprintf(g.stdout, "dns: %s\n", res.DNS)
+	}
+	if res.PublicIP != "" {
+		fmt.Fprintf(g.stdout, "public ip: %s\n", res.PublicIP)
 	}
 	fmt.Fprintf(g.stdout, "clients: %s\n", res.ClientChange)
 	fmt.Fprintf(g.stdout, "config: set clusters[%s].dsn and region to the new primary when convenient; drd already follows the recorded promotion\n", cl.Name)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/internal/testenv/route53fake"
+	"github.com/drkit/drkit/snapshots/outscale/fakeoapi"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -121,13 +124,24 @@ func testLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 // TestReplicaCommandsRedis: replica create on a Redis cluster, check in sync
 // and then with a key changed on the replica alone (exit 1, the key's range
-// shown), promote.
+// shown), promote, with the cluster's failover: moving a public IP to the
+// replica's stand-by VM on a FAKE OUTSCALE API (127.0.0.1 stands in for the
+// public IP, which must answer on the replica's port).
 func TestReplicaCommandsRedis(t *testing.T) {
 	prim, target := &testenv.Redis{Password: "pw"}, &testenv.Redis{Password: "pw"}
 	testenv.Start(t, prim, target)
 	dir := t.TempDir()
+	cloud := fakeoapi.NewCloud("AKTEST")
+	t.Cleanup(cloud.Close)
+	osc := cloud.AddRegion("eu-west-2", fakeoapi.OOS{})
+	oldVM, standby := cloud.AddVM("eu-west-2"), cloud.AddVM("eu-west-2")
+	cloud.AddPublicIP("eu-west-2", "127.0.0.1", oldVM)
+	t.Setenv("OSC_ACCESS_KEY", "AKTEST")
+	t.Setenv("OSC_SECRET_KEY", "secret")
 	cfgPath := writeFile(t, fmt.Sprintf("regions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
-		"clusters:\n  - {name: cache, engine: redis, region: eu, dsn: '%[2]s'}\n", dir, prim.URL()))
+		"outscale: {endpoints: {eu-west-2: '%[3]s'}}\n"+
+		"clusters:\n  - {name: cache, engine: redis, region: eu, dsn: '%[2]s', failover: {public_ip: 127.0.0.1, region: eu-west-2, vms: {us-1: %[4]s}}}\n",
+		dir, prim.URL(), osc.Endpoint(), standby))
 	ctx := context.Background()
 	pc, tc := prim.Client(t), target.Client(t)
 	for i := range 2500 {
@@ -152,8 +166,19 @@ func TestReplicaCommandsRedis(t *testing.T) {
 	if code != exitFailure || !strings.Contains(out, "db0.keys [k01000, k02000): primary 1000 rows, replica 1000 rows, contents differ") {
 		t.Fatalf("replica check with drift: exit %d\n%s", code, out)
 	}
-	if code, out, errOut = drctl(t, "promote", "--config", cfgPath, "--region", "us"); code != exitOK || !strings.Contains(out, "promoted us-1 (region us) to primary of cache") {
+	if code, out, errOut = drctl(t, "promote", "--config", cfgPath, "--region", "us"); code != exitOK || !strings.Contains(out, "promoted us-1 (region us) to primary of cache") ||
+		!strings.Contains(out, "public ip: public IP 127.0.0.1 moved to "+standby+" (from "+oldVM+")") {
 		t.Fatalf("promote: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := cloud.PublicIP("eu-west-2", "127.0.0.1"); got != standby {
+		t.Errorf("the public IP is linked to %s after the promotion, want the stand-by %s", got, standby)
+	}
+	for _, region := range []string{"eu", "us"} {
+		recs, _ := filepath.Glob(filepath.Join(dir, region, "cache", "replication", "primary.json"))
+		b, err := os.ReadFile(recs[0])
+		if err != nil || !strings.Contains(string(b), `"public_ip": "public IP 127.0.0.1 moved to `+standby) {
+			t.Errorf("region %s's promotion record %v lacks the move: %s %v", region, recs, b, err)
+		}
 	}
 }
 

@@ -268,6 +268,29 @@ type Cluster struct {
 	Drill Drill `yaml:"drill,omitempty" json:"drill,omitempty"`
 	// Objectives are the recovery objectives drills are held to (alerts).
 	Objectives Objectives `yaml:"objectives,omitempty" json:"objectives,omitempty"`
+	// Failover, if set, moves a public IP to the promoted replica's
+	// stand-by VM after drctl promote.
+	Failover *Failover `yaml:"failover,omitempty" json:"failover,omitempty"`
+}
+
+// Failover moves a public IP to a stand-by VM when a replica is promoted
+// (OUTSCALE LinkPublicIp with AllowRelink; AWS AssociateAddress with
+// AllowReassociation), then waits until it answers on the database's port.
+type Failover struct {
+	PublicIP string `yaml:"public_ip" json:"public_ip"`
+	// Provider is outscale (default) or ec2.
+	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
+	// Region is the cloud Region of the IP and the VMs (a public IP moves
+	// within its Region only).
+	Region string `yaml:"region" json:"region"`
+	// VMs maps a replica's name to the VM the IP moves to when it is
+	// promoted.
+	VMs map[string]string `yaml:"vms" json:"vms"`
+	// Port is where the IP must answer after the move (default: the
+	// promoted replica's dsn port).
+	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	// Wait bounds the wait for that answer (default 2m).
+	Wait Duration `yaml:"wait,omitempty" json:"wait,omitempty"`
 }
 
 // Drill schedules restore drills (drctl drill): each run restores the
@@ -510,6 +533,14 @@ func (c *Config) applyDefaults() {
 		}
 		if cl.FlushInterval == 0 {
 			cl.FlushInterval = DefaultFlushInterval
+		}
+		if f := cl.Failover; f != nil {
+			if f.Provider == "" {
+				f.Provider = "outscale"
+			}
+			if f.Wait == 0 {
+				f.Wait = Duration(2 * time.Minute)
+			}
 		}
 		if cl.Monitor.Interval == 0 {
 			cl.Monitor.Interval = DefaultProbeInterval

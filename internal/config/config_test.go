@@ -137,6 +137,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"c.yaml:7:", "keep -1", "c.yaml:8:", "needs volume_tags"}},
 		{"outscale entry", "regions: [{name: a, store: 'file:///a'}]\noutscale:\n  oos: {eu-west-2: 'http://x'}\n  disk_image_format: vmdk\nvolume_snapshots:\n  - {name: db, provider: outscale, source_region: eu-west-2, to: [us-east-2], schedule: '@daily', encrypted: true, filters: {ids: [snap-1]}}\n  - {name: db2, provider: gcp, source_region: eu-west-2, to: [us-east-2], schedule: '@daily', filters: {ids: [snap-1]}}\n",
 			[]string{"c.yaml:3:", "outscale.oos.eu-west-2", "must be an s3:// store URL", "c.yaml:4:", `disk_image_format "vmdk"`, "c.yaml:6:", "outscale.oos has no transfer bucket for Region us-east-2", "encrypted and kms_key are EC2 settings", "c.yaml:7:", `provider "gcp": one of ec2, outscale`}},
+		{"failover", "regions: [{name: a, store: 'file:///a'}]\nclusters:\n  - name: c\n    engine: redis\n    region: a\n    dsn: redis://h:6379\n    failover:\n      public_ip: 203.0.113.300\n      provider: gcp\n      region: A\n",
+			[]string{"c.yaml:8:", `failover.public_ip "203.0.113.300" is not an IP address`, "c.yaml:9:", `provider "gcp": outscale or ec2`, "c.yaml:10:", `failover.region "A"`, "c.yaml:7:", "failover.vms is empty"}},
 		{"tags as a list", "regions: [{name: a, store: 'file:///a'}]\nimages:\n  - name: db\n    filters: {tags: [a]}\n", []string{"c.yaml:4:", "filters.tags must be a mapping"}},
 		{"bad jobs region", "drd:\n  jobs_region: q\nregions: [{name: a, store: 'file:///a'}]\n", []string{"c.yaml:2:", `jobs_region "q"`}},
 		{"several at once", "regions:\n  - name: a\n    store: ftp://x\nclusters:\n  - {name: c, engine: db2, region: q, dsn: x}\n", []string{"c.yaml:3:", "c.yaml:5:", "db2", `"q"`}},

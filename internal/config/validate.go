@@ -190,6 +190,7 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 		c.checkJob(p, at+".base_backup", cl.BaseBackup.Job)
 	}
 	c.checkDrill(p, at, cl, rules)
+	c.checkFailover(p, at, cl)
 	if cl.Retention.Full < 0 {
 		p.add(c.line(at+".retention.full"), "%s.retention.full must be 1 or more", at)
 	}
@@ -338,4 +339,27 @@ func checkStoreURL(raw string) string {
 		return err.Error()
 	}
 	return ""
+}
+
+func (c *Config) checkFailover(p *problems, at string, cl Cluster) {
+	f := cl.Failover
+	if f == nil {
+		return
+	}
+	at += ".failover"
+	if net.ParseIP(f.PublicIP) == nil {
+		p.add(c.line(at+".public_ip"), "%s.public_ip %q is not an IP address", at, f.PublicIP)
+	}
+	if f.Provider != "" && f.Provider != "outscale" && f.Provider != "ec2" {
+		p.add(c.line(at+".provider"), "%s.provider %q: outscale or ec2", at, f.Provider)
+	}
+	if !cloudRegion.MatchString(f.Region) {
+		p.add(c.line(at+".region"), "%s.region %q: the cloud Region of the IP and the VMs (eu-west-2)", at, f.Region)
+	}
+	if len(f.VMs) == 0 {
+		p.add(c.line(at), "%s.vms is empty: map each replica that may be promoted to its stand-by VM", at)
+	}
+	if f.Port < 0 || f.Port > 65535 {
+		p.add(c.line(at+".port"), "%s.port %d is not a port", at, f.Port)
+	}
 }

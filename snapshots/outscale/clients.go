@@ -81,3 +81,12 @@ func (c *Clients) cloud(ctx context.Context, region string) (*Cloud, error) {
 	c.clouds[region] = cl
 	return cl, nil
 }
+
+// PublicIPs returns the public-IP mover of region (failover).
+func (c *Clients) PublicIPs(region string) PublicIPs {
+	ep := c.cfg.Outscale.Endpoints[region]
+	if ep == "" {
+		ep = Endpoint(region)
+	}
+	return PublicIPs{Client: NewClient(region, ep, c.ak, c.sk, c.hc, c.log)}
+}

@@ -75,6 +75,8 @@ type Cloud struct {
 type Region struct {
 	Name      string
 	volumes   map[string]map[string]string // id: tags
+	vms       map[string]bool
+	publicIPs map[string]string // ip: the VM it is linked to ("" none)
 	oos       OOS
 	snapshots map[string]*Snapshot
 	images    map[string]*Image
@@ -118,7 +120,7 @@ func NewCloud(accessKey string) *Cloud {
 
 // AddRegion starts the Region's endpoint; its URL is Endpoint(name).
 func (c *Cloud) AddRegion(name string, oos OOS) *Region {
-	r := &Region{Name: name, oos: oos, volumes: map[string]map[string]string{}, snapshots: map[string]*Snapshot{}, images: map[string]*Image{}, tasks: map[string]*task{}}
+	r := &Region{Name: name, oos: oos, volumes: map[string]map[string]string{}, vms: map[string]bool{}, publicIPs: map[string]string{}, snapshots: map[string]*Snapshot{}, images: map[string]*Image{}, tasks: map[string]*task{}}
 	r.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { c.serve(r, w, req) }))
 	c.mu.Lock()
 	c.regions[name] = r
@@ -170,6 +172,29 @@ func (c *Cloud) AddImage(region, name string, n int) *Image {
 	im.ID, im.Created = c.id("ami"), time.Now()
 	c.regions[region].images[im.ID] = im
 	return im
+}
+
+// AddVM makes a VM in region.
+func (c *Cloud) AddVM(region string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.id("i")
+	c.regions[region].vms[id] = true
+	return id
+}
+
+// AddPublicIP allocates ip in region, linked to vm ("" none).
+func (c *Cloud) AddPublicIP(region, ip, vm string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.regions[region].publicIPs[ip] = vm
+}
+
+// PublicIP returns the VM ip is linked to in region.
+func (c *Cloud) PublicIP(region, ip string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.regions[region].publicIPs[ip]
 }
 
 // AddVolume makes a volume with tags in region.
@@ -369,6 +394,19 @@ func (c *Cloud) handle(ctx context.Context, r *Region, action string, body []byt
 			return nil, 400, err
 		}
 		return osc.DeleteImageResponse{}, 400, c.deleteImage(r, in.ImageId)
+	case "ReadPublicIps":
+		var in osc.ReadPublicIpsRequest
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, 400, err
+		}
+		return c.readPublicIPs(r, in), 200, nil
+	case "LinkPublicIp":
+		var in osc.LinkPublicIpRequest
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, 400, err
+		}
+		id, err := c.linkPublicIP(r, in)
+		return osc.LinkPublicIpResponse{LinkPublicIpId: &id}, 400, err
 	case "CreateTags":
 		var in osc.CreateTagsRequest
 		if err := json.Unmarshal(body, &in); err != nil {

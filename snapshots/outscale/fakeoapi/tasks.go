@@ -414,3 +414,40 @@ func (c *Cloud) deleteImage(r *Region, id string) error {
 	delete(r.images, id)
 	return nil
 }
+
+func (c *Cloud) readPublicIPs(r *Region, in osc.ReadPublicIpsRequest) osc.ReadPublicIpsResponse {
+	f := in.GetFilters()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []osc.PublicIp
+	for ip, vm := range r.publicIPs {
+		if f.PublicIps != nil && !slices.Contains(*f.PublicIps, ip) {
+			continue
+		}
+		p := osc.PublicIp{PublicIp: &ip}
+		if vm != "" {
+			p.SetVmId(vm)
+		}
+		out = append(out, p)
+	}
+	return osc.ReadPublicIpsResponse{PublicIps: &out}
+}
+
+// linkPublicIP links an allocated IP to a VM; one linked elsewhere moves
+// only with AllowRelink.
+func (c *Cloud) linkPublicIP(r *Region, in osc.LinkPublicIpRequest) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ip, vm := in.GetPublicIp(), in.GetVmId()
+	cur, ok := r.publicIPs[ip]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("%w: public IP %s", errNotFound, ip)
+	case !r.vms[vm]:
+		return "", fmt.Errorf("%w: VM %s", errNotFound, vm)
+	case cur != "" && cur != vm && !in.GetAllowRelink():
+		return "", fmt.Errorf("public IP %s is linked to %s (AllowRelink not set)", ip, cur)
+	}
+	r.publicIPs[ip] = vm
+	return c.id("eipassoc"), nil
+}

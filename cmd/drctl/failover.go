@@ -11,6 +11,7 @@ import (
 
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/replication/publicip"
+	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
 )
 
@@ -79,8 +80,14 @@ func ipMove(g *globals, cfg *config.Config, cl config.Cluster, rep config.Replic
 			return nil, err
 		}
 		m = oc.PublicIPs(region)
+	case "ec2":
+		pm, err := (&ec2.SDKClients{Endpoints: cfg.EC2.Endpoints}).PublicIPs(context.Background(), cfg.EC2.Profile, region)
+		if err != nil {
+			return nil, err
+		}
+		m = pm
 	default:
-		return nil, usageErr(fmt.Errorf("public-IP failover on provider %q is not built yet (outscale is)", provider))
+		return nil, usageErr(fmt.Errorf("--ip-provider %q: outscale or ec2", provider))
 	}
 	return func(ctx context.Context) (string, error) {
 		res, err := publicip.Move(ctx, m, ip, vm, port, wait)

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/drkit/drkit/internal/testenv/ec2fake"
 	"github.com/drkit/drkit/replication/publicip"
+	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
 	"github.com/drkit/drkit/snapshots/outscale/fakeoapi"
 )
@@ -53,5 +57,41 @@ func TestMoveOnOutscale(t *testing.T) {
 	// An IP the account does not hold in the Region.
 	if _, err := publicip.Move(context.Background(), m, "192.0.2.9", old, 1, time.Second); err == nil || !strings.Contains(err.Error(), "not the account's in eu-west-2") {
 		t.Fatalf("move of an unknown IP: %v", err)
+	}
+}
+
+// Move on AWS (FAKE EC2 API, the real SDK): the Elastic IP is reassociated
+// with the stand-by instance and answers.
+func TestMoveOnEC2(t *testing.T) {
+	f := ec2fake.Start(t, time.Millisecond)
+	old, standby := f.AddInstance("eu-west-1"), f.AddInstance("eu-west-1")
+	f.AddAddress("eu-west-1", "127.0.0.1", old)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	m, err := (&ec2.SDKClients{Options: []func(*awsec2.Options){f.Options()}}).PublicIPs(context.Background(), "", "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := publicip.Move(context.Background(), m, "127.0.0.1", standby, ln.Addr().(*net.TCPAddr).Port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Previous != old || f.AddressOf("eu-west-1", "127.0.0.1") != standby {
+		t.Fatalf("move: %+v; the address is associated with %s", res, f.AddressOf("eu-west-1", "127.0.0.1"))
+	}
+	if _, err := publicip.Move(context.Background(), m, "127.0.0.1", "i-nope", 1, time.Second); err == nil || !strings.Contains(err.Error(), "InvalidInstanceID.NotFound") {
+		t.Fatalf("move to an unknown instance: %v", err)
 	}
 }

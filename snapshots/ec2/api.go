@@ -21,6 +21,8 @@ type API interface {
 	CreateTags(context.Context, *awsec2.CreateTagsInput, ...func(*awsec2.Options)) (*awsec2.CreateTagsOutput, error)
 	DeregisterImage(context.Context, *awsec2.DeregisterImageInput, ...func(*awsec2.Options)) (*awsec2.DeregisterImageOutput, error)
 	DeleteSnapshot(context.Context, *awsec2.DeleteSnapshotInput, ...func(*awsec2.Options)) (*awsec2.DeleteSnapshotOutput, error)
+	DescribeAddresses(context.Context, *awsec2.DescribeAddressesInput, ...func(*awsec2.Options)) (*awsec2.DescribeAddressesOutput, error)
+	AssociateAddress(context.Context, *awsec2.AssociateAddressInput, ...func(*awsec2.Options)) (*awsec2.AssociateAddressOutput, error)
 }
 
 // SDKClients makes aws-sdk-go-v2 clients, one per profile and region, with

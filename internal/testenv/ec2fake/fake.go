@@ -71,6 +71,8 @@ type region struct {
 	images    map[string]*Image
 	snapshots map[string]*Snapshot
 	volumes   map[string]*Volume
+	instances map[string]bool
+	addresses map[string]*Address
 }
 
 // Server is a running fake. Its zero value is not usable: call Start.
@@ -329,6 +331,10 @@ func (s *Server) handle(reg, action string, f formValues) (string, *apiError) {
 		return s.deregisterImage(r, f)
 	case "DeleteSnapshot":
 		return s.deleteSnapshot(r, f)
+	case "DescribeAddresses":
+		return s.describeAddresses(r, f)
+	case "AssociateAddress":
+		return s.associateAddress(r, f)
 	}
 	return "", &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (this fake serves only what drkit calls)", action)}
 }

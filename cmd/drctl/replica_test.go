@@ -20,7 +20,7 @@ import (
 	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/internal/testenv/route53fake"
-	"github.com/drkit/drkit/snapshots/outscale/fakeoapi"
+	"github.com/drkit/drkit/internal/testenv/oapifake"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -131,9 +131,9 @@ func TestReplicaCommandsRedis(t *testing.T) {
 	prim, target := &testenv.Redis{Password: "pw"}, &testenv.Redis{Password: "pw"}
 	testenv.Start(t, prim, target)
 	dir := t.TempDir()
-	cloud := fakeoapi.NewCloud("AKTEST")
+	cloud := oapifake.NewCloud("AKTEST")
 	t.Cleanup(cloud.Close)
-	osc := cloud.AddRegion("eu-west-2", fakeoapi.OOS{})
+	osc := cloud.AddRegion("eu-west-2", oapifake.OOS{})
 	oldVM, standby := cloud.AddVM("eu-west-2"), cloud.AddVM("eu-west-2")
 	cloud.AddPublicIP("eu-west-2", "127.0.0.1", oldVM)
 	t.Setenv("OSC_ACCESS_KEY", "AKTEST")

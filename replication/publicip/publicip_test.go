@@ -13,16 +13,16 @@ import (
 	"github.com/drkit/drkit/replication/publicip"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
-	"github.com/drkit/drkit/snapshots/outscale/fakeoapi"
+	"github.com/drkit/drkit/internal/testenv/oapifake"
 )
 
 // Move on OUTSCALE (FAKE OAPI): the IP linked to the old VM is relinked to
 // the stand-by, read back, and answers on the port (127.0.0.1 stands in for
 // the public IP: a real one cannot be moved here).
 func TestMoveOnOutscale(t *testing.T) {
-	cloud := fakeoapi.NewCloud("AK")
+	cloud := oapifake.NewCloud("AK")
 	defer cloud.Close()
-	r := cloud.AddRegion("eu-west-2", fakeoapi.OOS{})
+	r := cloud.AddRegion("eu-west-2", oapifake.OOS{})
 	old, standby := cloud.AddVM("eu-west-2"), cloud.AddVM("eu-west-2")
 	cloud.AddPublicIP("eu-west-2", "127.0.0.1", old)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

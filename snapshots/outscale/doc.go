@@ -25,7 +25,7 @@
 //
 // OAPI calls go through github.com/outscale/osc-sdk-go/v2 (access key /
 // secret key signature), retried with exponential backoff and jitter when
-// throttled (429, 503) or failing (5xx). fakeoapi is the FAKE OAPI the
+// throttled (429, 503) or failing (5xx). oapifake (internal/testenv) is the FAKE OAPI the
 // tests run against, with two real MinIOs as the Regions' OOS.
 //
 // Why hand-written: no library or OUTSCALE tool copies snapshots or images

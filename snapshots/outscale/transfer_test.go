@@ -14,7 +14,7 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
-	"github.com/drkit/drkit/snapshots/outscale/fakeoapi"
+	"github.com/drkit/drkit/internal/testenv/oapifake"
 	"github.com/drkit/drkit/storage"
 	s3store "github.com/drkit/drkit/storage/s3"
 )
@@ -28,8 +28,8 @@ const accessKey, secretKey = "AKFAKE0123456789", "fake-secret"
 
 // world is two Regions: a FAKE OAPI each, and a real MinIO each as its OOS.
 type world struct {
-	cloud      *fakeoapi.Cloud
-	regions    map[string]*fakeoapi.Region
+	cloud      *oapifake.Cloud
+	regions    map[string]*oapifake.Region
 	transfer   map[string]*s3store.Store // the transfer buckets (prefix drkit-transfer/)
 	urls       map[string]string         // their store URLs
 	parts      atomic.Int64              // multipart parts sent
@@ -40,7 +40,7 @@ type world struct {
 
 func newWorld(t *testing.T, exportSize int64, throttleEvery int) *world {
 	t.Helper()
-	w := &world{cloud: fakeoapi.NewCloud(accessKey), regions: map[string]*fakeoapi.Region{}, transfer: map[string]*s3store.Store{},
+	w := &world{cloud: oapifake.NewCloud(accessKey), regions: map[string]*oapifake.Region{}, transfer: map[string]*s3store.Store{},
 		urls: map[string]string{}, stateDir: t.TempDir()}
 	w.cloud.ExportSize, w.cloud.Steps, w.cloud.ThrottleEvery = exportSize, 3, throttleEvery
 	t.Cleanup(w.cloud.Close)
@@ -50,7 +50,7 @@ func newWorld(t *testing.T, exportSize int64, throttleEvery int) *world {
 		srv := testenv.StartMinIO(t)
 		root := open(t, srv.StoreURL(""), storage.Options{})
 		u, _ := url.Parse(srv.Endpoint)
-		w.regions[name] = w.cloud.AddRegion(name, fakeoapi.OOS{Bucket: srv.Bucket, Store: root, Host: u.Host,
+		w.regions[name] = w.cloud.AddRegion(name, oapifake.OOS{Bucket: srv.Bucket, Store: root, Host: u.Host,
 			Presign: func(ctx context.Context, key string) (string, error) { return root.Presign(ctx, key, time.Hour) }})
 		mu.Lock()
 		w.urls[name] = srv.StoreURL("drkit-transfer")

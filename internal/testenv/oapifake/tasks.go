@@ -1,4 +1,4 @@
-package fakeoapi
+package oapifake
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package fakeoapi is a FAKE of the OUTSCALE API (OAPI), for tests only: no
+// Package oapifake is a FAKE of the OUTSCALE API (OAPI), for tests only: no
 // OUTSCALE account is reachable from the test machines. It serves, as JSON
 // over HTTP at /api/v1/<Action> like the real endpoint, the calls
 // snapshots/outscale makes (ReadSnapshots, ReadImages, Create/Read
@@ -17,7 +17,7 @@
 //
 // What it does not model: real disk image formats (an export writes
 // deterministic bytes), quotas, accounts, permissions beyond the key.
-package fakeoapi
+package oapifake
 
 import (
 	"context"

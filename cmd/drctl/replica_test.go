@@ -19,8 +19,8 @@ import (
 	"github.com/drkit/drkit/internal/config"
 	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/internal/testenv"
-	"github.com/drkit/drkit/internal/testenv/route53fake"
 	"github.com/drkit/drkit/internal/testenv/oapifake"
+	"github.com/drkit/drkit/internal/testenv/route53fake"
 	"github.com/drkit/drkit/storage"
 )
 

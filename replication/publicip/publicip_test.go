@@ -10,10 +10,10 @@ import (
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/drkit/drkit/internal/testenv/ec2fake"
+	"github.com/drkit/drkit/internal/testenv/oapifake"
 	"github.com/drkit/drkit/replication/publicip"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
-	"github.com/drkit/drkit/internal/testenv/oapifake"
 )
 
 // Move on OUTSCALE (FAKE OAPI): the IP linked to the old VM is relinked to

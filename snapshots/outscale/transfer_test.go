@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/internal/testenv"
+	"github.com/drkit/drkit/internal/testenv/oapifake"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/snapshots/outscale"
-	"github.com/drkit/drkit/internal/testenv/oapifake"
 	"github.com/drkit/drkit/storage"
 	s3store "github.com/drkit/drkit/storage/s3"
 )

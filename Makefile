@@ -112,7 +112,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor
+bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor bench-outscale
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -137,6 +137,10 @@ bench-redis: deps build
 ## bench-monitor: alert latency with shipped defaults; drd's idle CPU/RSS with 4 clusters vs the exporters
 bench-monitor: deps build
 	bench/monitor.sh
+
+## bench-outscale: the OOS hop of an OUTSCALE copy, drkit vs rclone copyto between two MinIOs (SIZE_MIB=4096)
+bench-outscale: deps build
+	bench/outscale.sh $(SIZE_MIB)
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
 demo: deps-demo build

@@ -295,13 +295,23 @@ func (t *Transfer) copyObjects(ctx context.Context, src string, objects []storag
 }
 
 func (t *Transfer) copyObject(ctx context.Context, o storage.ObjectInfo, copied func(int64)) error {
-	rc, err := t.FromOOS.Get(ctx, o.Key, 0, -1)
+	return CopyObject(ctx, t.FromOOS, t.ToOOS, o, copied)
+}
+
+// CopyObject streams object o from one store to another (the OOS hop of a
+// transfer): a multipart upload of the known size, resumed by storage/s3
+// after a crash; copied, if set, is told the bytes read so far.
+func CopyObject(ctx context.Context, from, to storage.Store, o storage.ObjectInfo, copied func(int64)) error {
+	rc, err := from.Get(ctx, o.Key, 0, -1)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	r := &countingReader{r: rc, f: copied}
-	return t.ToOOS.Put(ctx, o.Key, storage.SizedReader{Reader: r, N: o.Size})
+	var r io.Reader = rc
+	if copied != nil {
+		r = &countingReader{r: rc, f: copied}
+	}
+	return to.Put(ctx, o.Key, storage.SizedReader{Reader: r, N: o.Size})
 }
 
 type countingReader struct {

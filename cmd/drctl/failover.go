@@ -45,6 +45,9 @@ func ipMove(g *globals, cfg *config.Config, cl config.Cluster, rep config.Replic
 	}
 	ip, vm := f.publicIP, f.toVM
 	if ip == "" && vm == "" && fo.VMs[rep.Name] == "" {
+		if cl.Failover != nil {
+			fmt.Fprintf(g.stderr, "drctl: warning: failover.vms of cluster %s names no stand-by VM for replica %s: the public IP %s is not moved\n", cl.Name, rep.Name, fo.PublicIP)
+		}
 		return nil, nil // no move asked for this replica
 	}
 	if ip == "" {

@@ -37,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 type globals struct {
 	configPath string
 	json       bool
+	logLevel   string
 	stdout     io.Writer
 	stderr     io.Writer
 }
@@ -58,9 +59,15 @@ func regionNames(regions []config.Region) string {
 	return strings.Join(names, ", ")
 }
 
-// log returns the logger for library progress messages: stderr, text.
+// log returns the logger for library progress messages: stderr, text, at
+// --log-level (default warn; an unknown level is warn too: the flag is
+// checked before any command runs).
 func (g *globals) log() *slog.Logger {
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var level slog.Level
+	if level.UnmarshalText([]byte(g.logLevel)) != nil {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // printJSON writes v as indented JSON to stdout.
@@ -91,6 +98,14 @@ It needs no running drd: every region's store describes itself.
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", "", "config file (default $"+config.EnvFile+", else ./"+config.DefaultFile+")")
 	pf.BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+			return usageErr(fmt.Errorf("--log-level %q: debug, info, warn or error", g.logLevel))
+		}
+		return nil
+	}
 	root.AddCommand(newVersionCmd(g), newConfigCmd(g), newStorageCmd(g),
 		newBackupCmd(g), newBackupsCmd(g), newRestoreCmd(g), newWALFetchCmd(g), newWALPushCmd(g),
 		newVerifyCmd(g), newStatusCmd(g), newPruneCmd(g), newCopyCmd(g), newSchedulesCmd(g),

@@ -14,8 +14,9 @@ import (
 	"github.com/drkit/drkit/storage"
 )
 
-// upload returns the store options the config's storage block sets.
-func upload(cfg *config.Config) storage.Options {
+// Upload returns the store options the config's storage block sets (part
+// size, concurrency, multipart threshold, the resumable-upload state).
+func Upload(cfg *config.Config) storage.Options {
 	return storage.Options{
 		PartSize:    int64(cfg.Storage.PartSize),
 		Concurrency: cfg.Storage.Concurrency,
@@ -30,7 +31,7 @@ func Spec(cfg *config.Config, name string) (storage.RegionSpec, error) {
 	if !ok {
 		return storage.RegionSpec{}, fmt.Errorf("region %q is not in %s", name, cfg.Path)
 	}
-	spec := storage.RegionSpec{Name: name, Store: rc.Store, Upload: upload(cfg)}
+	spec := storage.RegionSpec{Name: name, Store: rc.Store, Upload: Upload(cfg)}
 	if cfg.Storage.Compression == "zstd" {
 		spec.Level = cfg.Storage.CompressionLevel
 	}

@@ -40,6 +40,14 @@ type Cloud interface {
 	Snapshot(ctx context.Context, volume, desc string, tags map[string]string) (string, error)
 }
 
+// Finisher is a Cloud whose copies need finishing after they exist (OUTSCALE:
+// the import's wait and the removal of the transfer objects, which a run
+// stopped after the import started left undone). The Manager calls Finish
+// once a run's copies are made, with the run's plan.
+type Finisher interface {
+	Finish(ctx context.Context, s Spec, pl Plan) error
+}
+
 // Query selects resources: every tag in Tags, one of IDs, a description
 // beginning with DescPrefix, only pending ones; zero fields select all.
 type Query struct {

@@ -166,6 +166,11 @@ func (m *Manager) CopyTo(ctx context.Context, s Spec, region string, dryRun bool
 		}
 	}
 	errs = append(errs, m.copyAll(ctx, dst, s, region, pl.Copy, &rep)...)
+	if f, ok := dst.(Finisher); ok {
+		if err := f.Finish(ctx, s, pl); err != nil {
+			errs = append(errs, fmt.Errorf("finish the copies in %s: %w", region, err))
+		}
+	}
 	return rep, errors.Join(errs...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	osc "github.com/outscale/osc-sdk-go/v2"
@@ -29,6 +30,33 @@ type Client struct {
 	// backoff bounds the wait between retries of one call.
 	backoffMin, backoffMax time.Duration
 	attempts               int
+
+	accountMu sync.Mutex
+	account   string
+}
+
+// accountID is the caller's account (ReadAccounts), read once: every read
+// of snapshots and images is limited to it, as EC2's owner "self" is — OAPI
+// also lists other accounts' public resources, and one named or described
+// like a drkit copy must never be taken for one.
+func (c *Client) accountID(ctx context.Context) (string, error) {
+	c.accountMu.Lock()
+	defer c.accountMu.Unlock()
+	if c.account != "" {
+		return c.account, nil
+	}
+	resp, err := call(ctx, c, "ReadAccounts", func(ctx context.Context) (osc.ReadAccountsResponse, *http.Response, error) {
+		return c.api.AccountApi.ReadAccounts(ctx).ReadAccountsRequest(osc.ReadAccountsRequest{}).Execute()
+	})
+	if err != nil {
+		return "", err
+	}
+	accounts := resp.GetAccounts()
+	if len(accounts) != 1 || accounts[0].GetAccountId() == "" {
+		return "", fmt.Errorf("OAPI ReadAccounts in %s returned %d accounts; want the caller's", c.Region, len(accounts))
+	}
+	c.account = accounts[0].GetAccountId()
+	return c.account, nil
 }
 
 // NewClient returns the OAPI client of region at endpoint (Endpoint(region)
@@ -78,9 +106,26 @@ func (e *APIError) Error() string {
 // retryable: throttling (429, 503) and server errors (5xx).
 func (e *APIError) retryable() bool { return e.Status == 429 || e.Status >= 500 }
 
-// call runs one OAPI call, retrying throttled and transient failures with
-// exponential backoff and jitter.
+// throttled: the request was refused for its rate (429, 503).
+func (e *APIError) throttled() bool { return e.Status == 429 || e.Status == 503 }
+
+// call runs one idempotent OAPI call (a read, or a write that a retry cannot
+// do twice), retrying throttled and transient failures with exponential
+// backoff and jitter.
 func call[T any](ctx context.Context, c *Client, op string, f func(context.Context) (T, *http.Response, error)) (T, error) {
+	return callRetrying(ctx, c, op, f, (*APIError).retryable, true)
+}
+
+// create runs a call that starts something (an export task, a snapshot of
+// a volume, an image) and that a retry could start twice: it is retried
+// only when throttled (429, 503: refused before any work), never after a
+// 5xx or a lost connection, where the server may have done it. The caller's
+// next run finds what it started by its keys, token or name.
+func create[T any](ctx context.Context, c *Client, op string, f func(context.Context) (T, *http.Response, error)) (T, error) {
+	return callRetrying(ctx, c, op, f, (*APIError).throttled, false)
+}
+
+func callRetrying[T any](ctx context.Context, c *Client, op string, f func(context.Context) (T, *http.Response, error), again func(*APIError) bool, retryNetwork bool) (T, error) {
 	delay := c.backoffMin
 	for attempt := 1; ; attempt++ {
 		out, resp, err := f(c.ctx(ctx))
@@ -89,7 +134,7 @@ func call[T any](ctx context.Context, c *Client, op string, f func(context.Conte
 		}
 		err = apiError(op, resp, err)
 		var ae *APIError
-		transient := errors.As(err, &ae) && ae.retryable() || resp == nil && ctx.Err() == nil
+		transient := errors.As(err, &ae) && again(ae) || retryNetwork && resp == nil && ctx.Err() == nil
 		if !transient || attempt >= c.attempts {
 			return out, err
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/internal/regions"
 	"github.com/drkit/drkit/snapshots/ec2"
 	"github.com/drkit/drkit/storage"
 	s3store "github.com/drkit/drkit/storage/s3"
@@ -45,7 +46,7 @@ func NewClients(cfg *config.Config, log *slog.Logger) (*Clients, error) {
 		log = slog.Default()
 	}
 	return &Clients{cfg: cfg, log: log, ak: ak, sk: sk, clouds: map[string]*Cloud{},
-		storeOpts: storage.Options{StateDir: cfg.StateDir(), Log: log}}, nil
+		storeOpts: storeOptions(cfg, log)}, nil
 }
 
 // Client implements ec2.Clients (profile is not used: the keys are the
@@ -89,4 +90,12 @@ func (c *Clients) PublicIPs(region string) PublicIPs {
 		ep = Endpoint(region)
 	}
 	return PublicIPs{Client: NewClient(region, ep, c.ak, c.sk, c.hc, c.log)}
+}
+
+// storeOptions are the config's storage: options (part size, concurrency,
+// threshold, resumable-upload state), as the regions' stores get them.
+func storeOptions(cfg *config.Config, log *slog.Logger) storage.Options {
+	o := regions.Upload(cfg)
+	o.Log = log
+	return o
 }

@@ -70,7 +70,7 @@ func (c *Cloud) List(ctx context.Context, k ec2.Kind, q ec2.Query) ([]ec2.Resour
 			f.SnapshotIds = &q.IDs
 		}
 		if q.Pending {
-			f.States = &[]string{"pending"}
+			f.States = &[]string{"pending", "in-queue"}
 		}
 		list, err := c.snapshots(ctx, f)
 		if err != nil {
@@ -148,6 +148,51 @@ func (c *Cloud) Copy(ctx context.Context, s ec2.Spec, src ec2.Resource, desc str
 		return "", err
 	}
 	return res.ID, nil
+}
+
+// Finish implements ec2.Finisher. A pending copy an earlier run imported
+// (and was stopped in) is waited for and its transfer objects removed; an
+// available copy's leftover objects are removed; and so are those of a
+// source this run neither copies nor keeps a copy of (it left retention
+// after a failed transfer). A source this run copies keeps what a failure
+// left, for the next run to resume.
+func (c *Cloud) Finish(ctx context.Context, s ec2.Spec, pl ec2.Plan) error {
+	from, err := c.Source(ctx, s.SourceRegion)
+	if err != nil {
+		return err
+	}
+	if from.OOS == nil || c.OOS == nil {
+		return nil
+	}
+	t := &Transfer{Job: s.Name, Kind: s.Kind, From: from.Client, To: c.Client, FromOOS: from.OOS, ToOOS: c.OOS,
+		Timeout: c.Timeout, PollMin: c.PollMin, PollMax: c.PollMax, Progress: c.Progress, Log: c.log}
+	keep := map[string]bool{}
+	for _, src := range pl.Copy {
+		keep[src.ID] = true
+	}
+	var errs []error
+	for _, cp := range pl.Keep {
+		src := cp.SourceID()
+		if src == "" {
+			continue
+		}
+		if cp.State == ec2.StatePending {
+			if _, err := t.Finish(ctx, src, cp.ID); err != nil {
+				keep[src] = true // the failed import's objects stay for a retry
+				errs = append(errs, err)
+			}
+		}
+	}
+	srcs, err := t.sources(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, src := range srcs {
+		if !keep[src] {
+			t.cleanup(ctx, src)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // AtCopyLimit implements ec2.Cloud: OAPI has no such limit to wait out.

@@ -5,7 +5,7 @@
 //
 //  1. export: CreateSnapshotExportTask / CreateImageExportTask writes the
 //     snapshot (an image: its snapshots and a manifest) to the source
-//     Region's transfer bucket under <job>/<source id>/, and is polled with
+//     Region's transfer bucket under <job>/<destination>/<source id>/, polled with
 //     backoff until completed (its progress reported);
 //  2. copy: each object is streamed to the destination Region's transfer
 //     bucket through storage/s3's resumable multipart upload (server-side

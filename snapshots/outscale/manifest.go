@@ -43,6 +43,20 @@ func rewriteManifest(b []byte, urlFor func(filename string) (string, error)) ([]
 	if err := json.Unmarshal(img["Snapshots"], &snaps); err != nil || len(snaps) == 0 {
 		return nil, errors.New("image manifest: Image.Snapshots lists no snapshot")
 	}
+	// A reader that matches keys without case (Go's encoding/json does)
+	// could take a second "image", "snapshots" or "presignedurl" for the
+	// one rewritten here, and import from wherever it points.
+	if err := oneSpelling(top, "Image"); err != nil {
+		return nil, err
+	}
+	if err := oneSpelling(img, "Snapshots"); err != nil {
+		return nil, err
+	}
+	for _, s := range snaps {
+		if err := oneSpelling(s, "PreSignedUrl", "Filename"); err != nil {
+			return nil, err
+		}
+	}
 	for i, s := range snaps {
 		var name string
 		if err := json.Unmarshal(s["Filename"], &name); err != nil || name == "" {
@@ -63,6 +77,19 @@ func rewriteManifest(b []byte, urlFor func(filename string) (string, error)) ([]
 		return nil, err
 	}
 	return json.MarshalIndent(top, "", "  ")
+}
+
+// oneSpelling refuses an object holding another spelling (case) of one of
+// keys.
+func oneSpelling(m map[string]json.RawMessage, keys ...string) error {
+	for k := range m {
+		for _, want := range keys {
+			if k != want && strings.EqualFold(k, want) {
+				return fmt.Errorf("image manifest: key %q beside %q: refused (a reader could take either)", k, want)
+			}
+		}
+	}
+	return nil
 }
 
 // manifestSnapshots lists the snapshot entries of a manifest.

@@ -30,6 +30,20 @@ func TestRewriteManifestKeepsFieldsAndReplacesURLs(t *testing.T) {
 	}
 }
 
+// A second spelling of a key a reader might match without case is refused:
+// it could point the import at another host.
+func TestRewriteManifestRefusesOtherSpellings(t *testing.T) {
+	for _, m := range []string{
+		`{"Image": {"Snapshots": [{"Filename": "a", "preSignedUrl": "https://elsewhere/x"}]}}`,
+		`{"Image": {"Snapshots": [{"Filename": "a"}], "snapshots": [{"Filename": "b", "PreSignedUrl": "https://elsewhere/x"}]}}`,
+		`{"Image": {"Snapshots": [{"Filename": "a"}]}, "image": {"Snapshots": [{"PreSignedUrl": "https://elsewhere/x"}]}}`,
+	} {
+		if out, err := rewriteManifest([]byte(m), func(string) (string, error) { return "u", nil }); err == nil {
+			t.Errorf("rewrote %s into %s", m, out)
+		}
+	}
+}
+
 func TestKeyInRefusesOtherObjects(t *testing.T) {
 	for _, name := range []string{"other/ami-1/snap.gz", "tmp/job/ami-2/snap.gz", "tmp/job/ami-1/../../x"} {
 		if _, err := keyIn(name, "tmp/", "job/ami-1/"); err == nil {

@@ -12,6 +12,11 @@ import (
 // the Region's signature.
 
 func (c *Client) snapshots(ctx context.Context, f osc.FiltersSnapshot) ([]osc.Snapshot, error) {
+	acct, err := c.accountID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.AccountIds = &[]string{acct}
 	var out []osc.Snapshot
 	req := osc.ReadSnapshotsRequest{Filters: &f}
 	for {
@@ -41,6 +46,11 @@ func (c *Client) snapshot(ctx context.Context, id string) (osc.Snapshot, error) 
 }
 
 func (c *Client) images(ctx context.Context, f osc.FiltersImage) ([]osc.Image, error) {
+	acct, err := c.accountID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.AccountIds = &[]string{acct}
 	var out []osc.Image
 	req := osc.ReadImagesRequest{Filters: &f}
 	for {
@@ -123,7 +133,7 @@ func (c *Client) imageExports(ctx context.Context) ([]exportTask, error) {
 
 func (c *Client) exportSnapshot(ctx context.Context, id, bucket, prefix, format string) (exportTask, error) {
 	req := osc.CreateSnapshotExportTaskRequest{SnapshotId: id, OsuExport: osc.OsuExportToCreate{DiskImageFormat: format, OsuBucket: bucket, OsuPrefix: &prefix}}
-	resp, err := call(ctx, c, "CreateSnapshotExportTask", func(ctx context.Context) (osc.CreateSnapshotExportTaskResponse, *http.Response, error) {
+	resp, err := create(ctx, c, "CreateSnapshotExportTask", func(ctx context.Context) (osc.CreateSnapshotExportTaskResponse, *http.Response, error) {
 		return c.api.SnapshotApi.CreateSnapshotExportTask(ctx).CreateSnapshotExportTaskRequest(req).Execute()
 	})
 	if err != nil {
@@ -135,7 +145,7 @@ func (c *Client) exportSnapshot(ctx context.Context, id, bucket, prefix, format 
 
 func (c *Client) exportImage(ctx context.Context, id, bucket, prefix, format string) (exportTask, error) {
 	req := osc.CreateImageExportTaskRequest{ImageId: id, OsuExport: osc.OsuExportToCreate{DiskImageFormat: format, OsuBucket: bucket, OsuPrefix: &prefix}}
-	resp, err := call(ctx, c, "CreateImageExportTask", func(ctx context.Context) (osc.CreateImageExportTaskResponse, *http.Response, error) {
+	resp, err := create(ctx, c, "CreateImageExportTask", func(ctx context.Context) (osc.CreateImageExportTaskResponse, *http.Response, error) {
 		return c.api.ImageApi.CreateImageExportTask(ctx).CreateImageExportTaskRequest(req).Execute()
 	})
 	if err != nil {
@@ -155,7 +165,7 @@ func (c *Client) importSnapshot(ctx context.Context, fileURL string, size int64,
 
 func (c *Client) importImage(ctx context.Context, fileURL, name, desc string) (osc.Image, error) {
 	req := osc.CreateImageRequest{FileLocation: &fileURL, ImageName: &name, Description: &desc}
-	resp, err := call(ctx, c, "CreateImage", func(ctx context.Context) (osc.CreateImageResponse, *http.Response, error) {
+	resp, err := create(ctx, c, "CreateImage", func(ctx context.Context) (osc.CreateImageResponse, *http.Response, error) {
 		return c.api.ImageApi.CreateImage(ctx).CreateImageRequest(req).Execute()
 	})
 	return resp.GetImage(), err
@@ -193,7 +203,7 @@ func (c *Client) volumes(ctx context.Context, f osc.FiltersVolume) ([]osc.Volume
 
 func (c *Client) snapshotVolume(ctx context.Context, volume, desc string) (osc.Snapshot, error) {
 	req := osc.CreateSnapshotRequest{VolumeId: &volume, Description: &desc}
-	resp, err := call(ctx, c, "CreateSnapshot", func(ctx context.Context) (osc.CreateSnapshotResponse, *http.Response, error) {
+	resp, err := create(ctx, c, "CreateSnapshot", func(ctx context.Context) (osc.CreateSnapshotResponse, *http.Response, error) {
 		return c.api.SnapshotApi.CreateSnapshot(ctx).CreateSnapshotRequest(req).Execute()
 	})
 	return resp.GetSnapshot(), err

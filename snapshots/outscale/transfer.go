@@ -2,10 +2,14 @@ package outscale
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,8 +77,10 @@ type Result struct {
 	Kept []string `json:"kept,omitempty"`
 }
 
-// The object keys of one transfer: <job>/<source id>/ in both buckets.
-func (t *Transfer) keyPrefix(src string) string { return t.Job + "/" + src + "/" }
+// The object keys of one transfer: <job>/<destination>/<source id>/ in both
+// buckets. The destination is part of it: an entry copying to two Regions
+// runs two transfers, and one's cleanup must not take the other's objects.
+func (t *Transfer) keyPrefix(src string) string { return t.Job + "/" + t.To.Region + "/" + src + "/" }
 
 // Description is what the import is described as: the same words as the
 // EC2 copies, so the planner finds a copy by it.
@@ -86,14 +92,24 @@ func (t *Transfer) Description(src string) string {
 }
 
 // token is the import's client token (snapshots) or name (images): one per
-// entry, source and destination.
-func (t *Transfer) token(src string) string {
-	s := "drkit-" + t.Job + "-" + src + "-" + t.To.Region
-	if len(s) > 64 {
-		s = s[len(s)-64:]
+// entry, source, destination and attempt (a failed import keeps its token,
+// and an idempotent CreateSnapshot would hand it back), hashed so that no
+// two entries share one however long their names.
+func (t *Transfer) token(src string, attempt int) string {
+	h := sha256.Sum256([]byte(t.Job + "\x00" + src + "\x00" + t.To.Region))
+	s := "drkit-" + hex.EncodeToString(h[:16])
+	if attempt > 1 {
+		s += "-" + strconv.Itoa(attempt)
 	}
 	return s
 }
+
+// ImportName is the client token (snapshots) or name (images) of the first
+// import of src.
+func (t *Transfer) ImportName(src string) string { return t.token(src, 1) }
+
+// maxImportAttempts bounds the tokens a transfer tries after failed imports.
+const maxImportAttempts = 5
 
 func (t *Transfer) log() *slog.Logger {
 	if t.Log != nil {
@@ -125,6 +141,17 @@ func (t *Transfer) Run(ctx context.Context, src string) (Result, error) {
 		return t.kept(ctx, src, res, err)
 	}
 	if res.ID, err = t.importAndWait(ctx, src, objects, &res); err != nil {
+		return t.kept(ctx, src, res, err)
+	}
+	t.cleanup(ctx, src)
+	return res, nil
+}
+
+// Finish waits for import id of src, which an earlier run started, and then
+// removes the transfer objects (kept, and reported, when it fails).
+func (t *Transfer) Finish(ctx context.Context, src, id string) (Result, error) {
+	res := Result{Source: src, ID: id, Resumed: []string{"import " + id}}
+	if err := t.waitImport(ctx, src, id); err != nil {
 		return t.kept(ctx, src, res, err)
 	}
 	t.cleanup(ctx, src)
@@ -164,6 +191,15 @@ func (t *Transfer) export(ctx context.Context, src string, res *Result) ([]stora
 			task = &tasks[i]
 		}
 	}
+	if task != nil && task.State == "completed" {
+		// OUTSCALE keeps finished tasks: one whose objects a finished
+		// transfer removed is history, not this transfer's export.
+		if n, err := t.count(ctx, t.FromOOS, src); err != nil {
+			return nil, err
+		} else if n == 0 {
+			task = nil
+		}
+	}
 	if task != nil {
 		res.Resumed = append(res.Resumed, "export "+task.ID)
 		t.log().Info("export under way or done in an earlier run; waiting for it", "job", t.Job, "source", src, "task", task.ID, "state", task.State)
@@ -189,6 +225,36 @@ func (t *Transfer) export(ctx context.Context, src string, res *Result) ([]stora
 		return nil, fmt.Errorf("export task %s of %s completed but wrote nothing under %s/%s", task.ID, src, bucket, prefix)
 	}
 	return objects, nil
+}
+
+// sources lists the source ids that have transfer objects of this entry and
+// destination in either bucket.
+func (t *Transfer) sources(ctx context.Context) ([]string, error) {
+	prefix := t.Job + "/" + t.To.Region + "/"
+	seen := map[string]bool{}
+	for _, b := range []Bucket{t.FromOOS, t.ToOOS} {
+		for o, err := range b.List(ctx, prefix) {
+			if err != nil {
+				return nil, err
+			}
+			if src, _, ok := strings.Cut(strings.TrimPrefix(o.Key, prefix), "/"); ok {
+				seen[src] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// count is how many transfer objects of src b holds.
+func (t *Transfer) count(ctx context.Context, b Bucket, src string) (int, error) {
+	n := 0
+	for _, err := range b.List(ctx, t.keyPrefix(src)) {
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 func (t *Transfer) exports(ctx context.Context, src string) ([]exportTask, error) {
@@ -247,9 +313,10 @@ func (t *Transfer) poll(ctx context.Context, what string, f func(context.Context
 	if delay <= 0 {
 		delay = 5 * time.Second
 	}
-	if maxDelay < delay {
-		maxDelay = max(delay, 2*time.Minute)
+	if maxDelay <= 0 {
+		maxDelay = 2 * time.Minute
 	}
+	maxDelay = max(delay, maxDelay)
 	deadline := time.Now().Add(timeout)
 	for {
 		done, err := f(ctx)
@@ -345,7 +412,12 @@ func (t *Transfer) importAndWait(ctx context.Context, src string, objects []stor
 	if err != nil {
 		return "", err
 	}
-	err = t.poll(ctx, "import of "+src+" as "+id, func(ctx context.Context) (bool, error) {
+	return id, t.waitImport(ctx, src, id)
+}
+
+// waitImport polls import id of src until it is complete.
+func (t *Transfer) waitImport(ctx context.Context, src, id string) error {
+	return t.poll(ctx, "import of "+src+" as "+id, func(ctx context.Context) (bool, error) {
 		state, progress, err := t.importState(ctx, id)
 		if err != nil {
 			return false, err
@@ -359,7 +431,6 @@ func (t *Transfer) importAndWait(ctx context.Context, src string, objects []stor
 		}
 		return false, nil
 	})
-	return id, err
 }
 
 func (t *Transfer) importState(ctx context.Context, id string) (string, int32, error) {
@@ -378,16 +449,28 @@ func (t *Transfer) importState(ctx context.Context, id string) (string, int32, e
 // importSnapshot: CreateSnapshot from the copied object, idempotent by its
 // client token (a crashed run's import is found by it).
 func (t *Transfer) importSnapshot(ctx context.Context, src string, objects []storage.ObjectInfo, res *Result) (string, error) {
-	token := t.token(src)
-	found, err := t.To.snapshots(ctx, osc.FiltersSnapshot{ClientTokens: &[]string{token}})
-	if err != nil {
-		return "", err
-	}
-	for _, s := range found {
-		if st := s.GetState(); st != "error" && st != "deleting" {
-			res.Resumed = append(res.Resumed, "import "+s.GetSnapshotId())
-			return s.GetSnapshotId(), nil
+	// The first token with no import, or with one not failed (resumed).
+	var token string
+	for attempt := 1; token == "" && attempt <= maxImportAttempts; attempt++ {
+		tok := t.token(src, attempt)
+		found, err := t.To.snapshots(ctx, osc.FiltersSnapshot{ClientTokens: &[]string{tok}})
+		if err != nil {
+			return "", err
 		}
+		failed := false
+		for _, s := range found {
+			if st := s.GetState(); st != "error" && st != "deleting" {
+				res.Resumed = append(res.Resumed, "import "+s.GetSnapshotId())
+				return s.GetSnapshotId(), nil
+			}
+			failed = true
+		}
+		if !failed {
+			token = tok
+		}
+	}
+	if token == "" {
+		return "", fmt.Errorf("%d imports of snapshot %s into %s failed; delete them (drctl snapshots prune) before another", maxImportAttempts, src, t.To.Region)
 	}
 	if len(objects) != 1 {
 		return "", fmt.Errorf("the export of snapshot %s wrote %d objects; an import takes one", src, len(objects))
@@ -415,16 +498,27 @@ const manifestName = "drkit-manifest.json"
 // importImage: the export's manifest rewritten to point at the copies in
 // To's bucket, then CreateImage from it, found again by its name.
 func (t *Transfer) importImage(ctx context.Context, src string, objects []storage.ObjectInfo, res *Result) (string, error) {
-	name := t.token(src)
-	found, err := t.To.images(ctx, osc.FiltersImage{ImageNames: &[]string{name}})
-	if err != nil {
-		return "", err
-	}
-	for _, im := range found {
-		if im.GetState() != "failed" {
-			res.Resumed = append(res.Resumed, "import "+im.GetImageId())
-			return im.GetImageId(), nil
+	var name string
+	for attempt := 1; name == "" && attempt <= maxImportAttempts; attempt++ {
+		n := t.token(src, attempt)
+		found, err := t.To.images(ctx, osc.FiltersImage{ImageNames: &[]string{n}})
+		if err != nil {
+			return "", err
 		}
+		failed := false
+		for _, im := range found {
+			if im.GetState() != "failed" {
+				res.Resumed = append(res.Resumed, "import "+im.GetImageId())
+				return im.GetImageId(), nil
+			}
+			failed = true
+		}
+		if !failed {
+			name = n
+		}
+	}
+	if name == "" {
+		return "", fmt.Errorf("%d imports of image %s into %s failed; delete them (drctl images prune) before another", maxImportAttempts, src, t.To.Region)
 	}
 	key, err := t.writeManifest(ctx, src, objects)
 	if err != nil {

@@ -134,6 +134,22 @@ func TestTransferSnapshot(t *testing.T) {
 	}
 }
 
+// A second transfer of the same source (a copy made again) does not take
+// the first one's finished export task, whose objects are gone, for its
+// own: it exports again.
+func TestTransferAgainExportsAgain(t *testing.T) {
+	w := newWorld(t, 1<<20, 0)
+	src := w.cloud.AddSnapshot("eu-west-2", "vol-1", 10, nil)
+	for range 2 {
+		if _, err := w.transferOf(outscale.KindSnapshot, nil).Run(context.Background(), src.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.cloud.Calls("CreateSnapshotExportTask"); n != 2 {
+		t.Errorf("%d export tasks for two transfers, want 2", n)
+	}
+}
+
 // A transfer stopped in each stage (its context cancelled, as a killed
 // drctl) resumes on the next run without redoing finished stages: one
 // export task, the copied parts not sent again, one import.
@@ -201,12 +217,20 @@ func TestTransferExportFails(t *testing.T) {
 // An image of two snapshots crosses Regions: its manifest is rewritten to
 // point at the copies in us-east-2's bucket (the FAKE refuses URLs of
 // another Region), and the new image's snapshots hold the sources' bytes.
+//
+// Another account's public image named and described like the copy is not
+// taken for it (OAPI lists public images too).
 func TestTransferImage(t *testing.T) {
 	w := newWorld(t, 16<<20, 0)
 	im := w.cloud.AddImage("eu-west-2", "web", 2)
-	res, err := w.transferOf(outscale.KindImage, nil).Run(context.Background(), im.ID)
+	tr := w.transferOf(outscale.KindImage, nil)
+	foreign := w.cloud.AddForeignImage("us-east-2", tr.ImportName(im.ID), tr.Description(im.ID))
+	res, err := tr.Run(context.Background(), im.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if res.ID == foreign.ID {
+		t.Fatalf("the transfer took another account's public image %s for its copy", foreign.ID)
 	}
 	got, ok := w.cloud.Image("us-east-2", res.ID)
 	if !ok || got.State != "available" || len(got.Snapshots) != 2 {

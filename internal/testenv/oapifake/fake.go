@@ -84,26 +84,34 @@ type Region struct {
 	server    *httptest.Server
 }
 
+// Account is the account every key of the fake belongs to; resources of
+// other accounts (public ones) are made by AddForeignImage.
+const Account = "123456789012"
+
 // Snapshot is a fake snapshot; Digest is the SHA-256 of its contents.
 type Snapshot struct {
 	ID, State, Token, Description, Volume string
-	Created                               time.Time
-	SizeGiB                               int32
-	Progress                              int32
-	Digest                                string
-	Tags                                  map[string]string
-	fileURL                               string
-	polls                                 int
+	// Owner is the account id ("" is Account).
+	Owner    string
+	Created  time.Time
+	SizeGiB  int32
+	Progress int32
+	Digest   string
+	Tags     map[string]string
+	fileURL  string
+	polls    int
 }
 
 // Image is a fake image over snapshots.
 type Image struct {
 	ID, Name, State, Description string
-	Created                      time.Time
-	Snapshots                    []string
-	Tags                         map[string]string
-	fileURL                      string
-	polls                        int
+	// Owner is the account id ("" is Account).
+	Owner     string
+	Created   time.Time
+	Snapshots []string
+	Tags      map[string]string
+	fileURL   string
+	polls     int
 }
 
 type task struct {
@@ -204,6 +212,16 @@ func (c *Cloud) AddVolume(region string, tags map[string]string) string {
 	id := c.id("vol")
 	c.regions[region].volumes[id] = tags
 	return id
+}
+
+// AddForeignImage makes an available, public image of another account in
+// region, with the given name and description (OAPI lists those too).
+func (c *Cloud) AddForeignImage(region, name, desc string) *Image {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	im := &Image{ID: c.id("ami"), Name: name, Description: desc, State: "available", Owner: "999999999999", Created: time.Now()}
+	c.regions[region].images[im.ID] = im
+	return im
 }
 
 // Snapshots returns copies of every snapshot in region.
@@ -376,6 +394,9 @@ func (c *Cloud) handle(ctx context.Context, r *Region, action string, body []byt
 			return nil, status, err
 		}
 		return osc.CreateImageResponse{Image: im}, 200, nil
+	case "ReadAccounts":
+		acct := Account
+		return osc.ReadAccountsResponse{Accounts: &[]osc.Account{{AccountId: &acct}}}, 200, nil
 	case "ReadVolumes":
 		var in osc.ReadVolumesRequest
 		if err := json.Unmarshal(body, &in); err != nil {

@@ -180,7 +180,7 @@ func (c *Cloud) importImage(r *Region, in osc.CreateImageRequest) (*osc.Image, i
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, im := range r.images {
-		if im.Name == in.GetImageName() {
+		if owner(im.Owner) == Account && im.Name == in.GetImageName() {
 			return nil, 409, fmt.Errorf("an image named %s exists", im.Name)
 		}
 	}
@@ -190,8 +190,8 @@ func (c *Cloud) importImage(r *Region, in osc.CreateImageRequest) (*osc.Image, i
 }
 
 func apiSnapshot(s *Snapshot) *osc.Snapshot {
-	created := s.Created.UTC().Format(time.RFC3339)
-	out := &osc.Snapshot{SnapshotId: &s.ID, State: &s.State, Progress: &s.Progress, Description: &s.Description, VolumeSize: &s.SizeGiB,
+	created, acct := s.Created.UTC().Format(time.RFC3339), owner(s.Owner)
+	out := &osc.Snapshot{AccountId: &acct, SnapshotId: &s.ID, State: &s.State, Progress: &s.Progress, Description: &s.Description, VolumeSize: &s.SizeGiB,
 		ClientToken: &s.Token, VolumeId: &s.Volume, Tags: apiTags(s.Tags), CreationDate: &created}
 	return out
 }
@@ -201,8 +201,8 @@ func apiImage(im *Image) *osc.Image {
 	for _, s := range im.Snapshots {
 		bdm = append(bdm, osc.BlockDeviceMappingImage{Bsu: &osc.BsuToCreate{SnapshotId: &s}})
 	}
-	created := im.Created.UTC().Format(time.RFC3339)
-	return &osc.Image{ImageId: &im.ID, ImageName: &im.Name, State: &im.State, Description: &im.Description, BlockDeviceMappings: &bdm,
+	created, acct := im.Created.UTC().Format(time.RFC3339), owner(im.Owner)
+	return &osc.Image{AccountId: &acct, ImageId: &im.ID, ImageName: &im.Name, State: &im.State, Description: &im.Description, BlockDeviceMappings: &bdm,
 		Tags: apiTags(im.Tags), CreationDate: &created}
 }
 
@@ -223,6 +223,7 @@ func (c *Cloud) readSnapshots(ctx context.Context, r *Region, in osc.ReadSnapsho
 	var due []*Snapshot
 	for _, s := range r.snapshots {
 		if f.SnapshotIds != nil && !slices.Contains(*f.SnapshotIds, s.ID) || f.ClientTokens != nil && !slices.Contains(*f.ClientTokens, s.Token) ||
+			f.AccountIds != nil && !slices.Contains(*f.AccountIds, owner(s.Owner)) ||
 			!hasTags(s.Tags, f.Tags) || f.States != nil && !slices.Contains(*f.States, s.State) {
 			continue
 		}
@@ -269,6 +270,7 @@ func (c *Cloud) readImages(ctx context.Context, r *Region, in osc.ReadImagesRequ
 	var out, due []*Image
 	for _, im := range r.images {
 		if f.ImageIds != nil && !slices.Contains(*f.ImageIds, im.ID) || f.ImageNames != nil && !slices.Contains(*f.ImageNames, im.Name) ||
+			f.AccountIds != nil && !slices.Contains(*f.AccountIds, owner(im.Owner)) ||
 			!hasTags(im.Tags, f.Tags) || f.States != nil && !slices.Contains(*f.States, im.State) {
 			continue
 		}
@@ -450,4 +452,12 @@ func (c *Cloud) linkPublicIP(r *Region, in osc.LinkPublicIpRequest) (string, err
 	}
 	r.publicIPs[ip] = vm
 	return c.id("eipassoc"), nil
+}
+
+// owner is a resource's account.
+func owner(o string) string {
+	if o == "" {
+		return Account
+	}
+	return o
 }

@@ -87,11 +87,11 @@ func (f *machineFlags) add(cmd *cobra.Command, dryRun bool) {
 }
 
 func newImagesCmd(g *globals) *cobra.Command {
-	return newMachineCmd(g, ec2.KindImage, "images", "machine images (AMIs)")
+	return newMachineCmd(g, ec2.KindImage, "images", "machine images (AMIs, OMIs)")
 }
 
 func newSnapshotsCmd(g *globals) *cobra.Command {
-	return newMachineCmd(g, ec2.KindSnapshot, "snapshots", "EBS volume snapshots")
+	return newMachineCmd(g, ec2.KindSnapshot, "snapshots", "volume snapshots (EBS, OUTSCALE BSU)")
 }
 
 func newMachineCmd(g *globals, k ec2.Kind, use, what string) *cobra.Command {
@@ -99,7 +99,9 @@ func newMachineCmd(g *globals, k ec2.Kind, use, what string) *cobra.Command {
 		Use:   use,
 		Short: "List, copy and prune the cross-region copies of " + what,
 		Long: `The ` + use + ` commands act on the configured ` + entryKey(k) + ` entries through
-the EC2 API (credentials from the AWS SDK's chain; ec2.profile, ec2.endpoints).
+the EC2 API (credentials from the AWS SDK's chain; ec2.profile, ec2.endpoints),
+or for provider: outscale entries through OUTSCALE's API and OOS buckets
+(export, copy, import; keys in $OSC_ACCESS_KEY and $OSC_SECRET_KEY).
 list shows, per destination, the copies kept, to copy and to delete; copy and
 prune do what drd's scheduled runs do, now. Each takes --dry-run.`,
 		Args: usageArgs(cobra.NoArgs),

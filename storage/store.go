@@ -102,6 +102,33 @@ type ExclusiveCreator interface {
 	PutIfAbsent(ctx context.Context, key string, r io.Reader) error
 }
 
+// ErrChanged is returned, wrapped with the key, by PutIfVersion when the
+// object is no longer the version the caller read (or is gone).
+var ErrChanged = errors.New("object changed since it was read")
+
+// Swapper is implemented by stores that can replace a small object only if
+// it is still the version the caller read: compare-and-swap (S3: PutObject
+// with If-Match on the ETag; file: under an exclusive lock, comparing a
+// digest of the content). Leases are built on it with ExclusiveCreator.
+type Swapper interface {
+	// GetVersion returns a small object's bytes and its version, an opaque
+	// token that changes with every write.
+	GetVersion(ctx context.Context, key string) (data []byte, version string, err error)
+	// PutIfVersion replaces key with data if its version is still version,
+	// and returns the new version; otherwise it returns ErrChanged (wrapped)
+	// and changes nothing.
+	PutIfVersion(ctx context.Context, key string, data []byte, version string) (string, error)
+}
+
+// AsSwapper returns s's compare-and-swap, or an error naming the store.
+func AsSwapper(s Store) (Swapper, error) {
+	w, ok := Unwrap(s).(Swapper)
+	if !ok {
+		return nil, fmt.Errorf("%s cannot replace objects conditionally (compare-and-swap), which leases need", s)
+	}
+	return w, nil
+}
+
 // PutIfAbsent creates key in s if it is free; see ExclusiveCreator.
 func PutIfAbsent(ctx context.Context, s Store, key string, r io.Reader) error {
 	c, ok := Unwrap(s).(ExclusiveCreator)

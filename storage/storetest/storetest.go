@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open(t)) })
 	t.Run("PutIfAbsent", func(t *testing.T) { testPutIfAbsent(t, open(t)) })
+	t.Run("Swap", func(t *testing.T) { testSwap(t, open(t)) })
 }
 
 // unsized hides a reader's Size so the store sees a stream of unknown length.
@@ -355,4 +356,60 @@ func ReadObject(tb testing.TB, p *storage.Pipeline, obj storage.Object) []byte {
 		tb.Fatalf("read %s: %v", obj.Key, err)
 	}
 	return b
+}
+
+// testSwap: PutIfVersion replaces an object only while it is the version
+// read; of racing writers holding one version exactly one wins; a gone
+// object is a changed one.
+func testSwap(t *testing.T, s storage.Store) {
+	ctx := context.Background()
+	w, err := storage.AsSwapper(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.PutIfAbsent(ctx, s, "lease/s", strings.NewReader("gen 1")); err != nil {
+		t.Fatal(err)
+	}
+	data, v1, err := w.GetVersion(ctx, "lease/s")
+	if err != nil || string(data) != "gen 1" || v1 == "" {
+		t.Fatalf("GetVersion: %q %q %v", data, v1, err)
+	}
+	v2, err := w.PutIfVersion(ctx, "lease/s", []byte("gen 2"), v1)
+	if err != nil || v2 == "" || v2 == v1 {
+		t.Fatalf("PutIfVersion with the version read: %q %v", v2, err)
+	}
+	if _, err := w.PutIfVersion(ctx, "lease/s", []byte("stale"), v1); !errors.Is(err, storage.ErrChanged) {
+		t.Fatalf("PutIfVersion with an old version: %v, want ErrChanged", err)
+	}
+	same(t, "after a refused swap", get(t, s, "lease/s", 0, -1), []byte("gen 2"))
+
+	const writers = 6
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			_, err := w.PutIfVersion(ctx, "lease/s", fmt.Appendf(nil, "writer %d", i), v2)
+			errs <- err
+		}()
+	}
+	won := 0
+	for range writers {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, storage.ErrChanged):
+			t.Fatalf("racing PutIfVersion: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d racing swaps won, want exactly 1", won, writers)
+	}
+	if err := s.Delete(ctx, "lease/s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.PutIfVersion(ctx, "lease/s", []byte("x"), v2); !errors.Is(err, storage.ErrChanged) {
+		t.Fatalf("PutIfVersion of a deleted object: %v, want ErrChanged", err)
+	}
+	if _, _, err := w.GetVersion(ctx, "lease/none"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("GetVersion of a missing object: %v, want ErrNotFound", err)
+	}
 }

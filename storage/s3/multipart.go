@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -223,7 +224,13 @@ func (u *upload) sendPart(ctx context.Context, n int32, data []byte, sum string)
 	} else {
 		in.ContentMD5 = aws.String(sum)
 	}
-	out, err := u.s.client.UploadPart(ctx, in)
+	// The part's checksum (Content-MD5 or CRC32C, a signed header the server
+	// verifies) already guards its bytes: signing a SHA-256 of the payload
+	// as well (what SigV4 does over plain http) only costs a second pass
+	// over every byte.
+	out, err := u.s.client.UploadPart(ctx, in, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+	})
 	if err != nil {
 		return u.s.wrap(fmt.Sprintf("upload part %d of", n), u.key, err)
 	}

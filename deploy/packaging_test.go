@@ -33,6 +33,22 @@ func TestChartRulesAreTheShippedRules(t *testing.T) {
 }
 
 // TestHelmChart lints and renders the chart with every toggle on: the rendered
+// TestHelmTwoReplicas: replicaCount 2 renders two pods, a rolling update
+// and drd.ha in the config.
+func TestHelmTwoReplicas(t *testing.T) {
+	helm := testenv.Tool(t, "helm")
+	out, err := exec.Command(helm, "template", "t", "helm/drkit", "--set", "replicaCount=2",
+		"--set-json", `config.regions=[{"name":"a","store":"file:///var/lib/drkit/a"}]`).Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	for _, want := range []string{"replicas: 2", "type: RollingUpdate", "ha: true"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("rendered chart lacks %q", want)
+		}
+	}
+}
+
 // PrometheusRule equals deploy/prometheus, the pod is hardened and the
 // rendered drkit.yaml is a valid config.
 func TestHelmChart(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/internal/engine"
 	_ "github.com/drkit/drkit/internal/engine/all" // every engine registers itself
+	"github.com/drkit/drkit/internal/lease"
 	"github.com/drkit/drkit/internal/lifecycle"
 	"github.com/drkit/drkit/internal/logging"
 	"github.com/drkit/drkit/internal/metrics"
@@ -274,6 +275,11 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		}
 	}
 	group := lifecycle.NewGroup(log)
+	holderID, leaseHolder := lease.ProcessID(), lease.HolderGauge()
+	if cfg.Drd.HA {
+		reg.MustRegister(leaseHolder)
+		log.Info("high availability: clusters ship from the drd holding their lease", "holder", holderID, "lease_ttl", time.Duration(cfg.Drd.LeaseTTL).String())
+	}
 	group.Add(&memoryTrim{every: time.Minute, threshold: 16 << 20, log: log})
 	shipped := &binlog.Collector{}
 	backupMetrics := snapshots.NewBackupMetrics(reg)
@@ -311,10 +317,17 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		var sched *snapshots.Scheduler
 		if shipper != nil {
 			shipped.Shippers = append(shipped.Shippers, shipper)
-			group.Add(shipper)
 			sched = &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: backups, Metrics: backupMetrics, Log: log,
 				Jobs: &schedule.Runner{Store: jobsStore, Log: log}}
-			group.Add(sched)
+			if cfg.Drd.HA {
+				// Only the lease's holder ships and takes backups; the others
+				// stand by (drkit_lease_holder 0).
+				group.Add(&lease.Guard{Cluster: cl.Name, Holder: leaseHolder, Components: []lifecycle.Component{shipper, sched},
+					Lease: &lease.Lease{Store: jobsStore, Key: lease.Key(cl.Name), Holder: holderID, TTL: time.Duration(cfg.Drd.LeaseTTL), Log: log}})
+			} else {
+				group.Add(shipper)
+				group.Add(sched)
+			}
 		}
 		w, err := watcher(cl, reg, log)
 		if err != nil {

@@ -55,6 +55,12 @@ type Drd struct {
 	// (last runs, history, the lease of each run), so that a restarted or
 	// moved drd knows what ran (default: the first region).
 	JobsRegion string `yaml:"jobs_region,omitempty" json:"jobs_region,omitempty"`
+	// HA runs several drd on one config: each cluster's log shipping and
+	// scheduled jobs run on the drd holding the cluster's lease in the jobs
+	// region, and another takes over within LeaseTTL when it stops.
+	HA bool `yaml:"ha,omitempty" json:"ha,omitempty"`
+	// LeaseTTL is how long a holder's lease lasts unrenewed (default 10s).
+	LeaseTTL Duration `yaml:"lease_ttl,omitempty" json:"lease_ttl,omitempty"`
 }
 
 // Copy is a scheduled copy of a cluster's backup set (base backups and the
@@ -487,6 +493,9 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.VolumeSnapshots {
 		defaultCatchUp(&c.VolumeSnapshots[i].Job)
+	}
+	if c.Drd.LeaseTTL == 0 {
+		c.Drd.LeaseTTL = Duration(10 * time.Second)
 	}
 	if c.EC2.MaxConcurrentCopies == 0 {
 		c.EC2.MaxConcurrentCopies = DefaultMaxConcurrentCopies

@@ -56,6 +56,9 @@ func (c *Config) validateDrd(p *problems) {
 	if err != nil {
 		p.add(c.line("drd.listen"), "drd.listen %q is not host:port (for example 127.0.0.1:9580 or :9580)", c.Drd.Listen)
 	}
+	if c.Drd.LeaseTTL < Duration(2*time.Second) || c.Drd.LeaseTTL > Duration(10*time.Minute) {
+		p.add(c.line("drd.lease_ttl"), "drd.lease_ttl %s is outside 2s..10m", c.Drd.LeaseTTL)
+	}
 	if t := c.Drd.API.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
 		p.add(c.line("drd.api.tls"), "drd.api.tls needs both cert_file and key_file")
 	}

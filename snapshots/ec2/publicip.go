@@ -31,7 +31,7 @@ func (p PublicIPs) address(ctx context.Context, ip string) (string, string, erro
 		return "", "", fmt.Errorf("describe address %s in %s: %w", ip, p.Region, err)
 	}
 	if len(out.Addresses) != 1 {
-		return "", "", fmt.Errorf("Elastic IP %s is not the account's in %s (allocate it there, or name another region)", ip, p.Region)
+		return "", "", fmt.Errorf("the Elastic IP %s is not the account's in %s (allocate it there, or name another region)", ip, p.Region)
 	}
 	a := out.Addresses[0]
 	return aws.ToString(a.AllocationId), aws.ToString(a.InstanceId), nil

@@ -59,13 +59,19 @@ clusters:
 // startDrd runs drd until the test ends and waits until it ships.
 func (e *drkitEnv) startDrd(t *testing.T) (*exec.Cmd, string) {
 	t.Helper()
+	return e.startDrdLog(t, "drd.log")
+}
+
+// startDrdLog is startDrd logging into the work folder's file name.
+func (e *drkitEnv) startDrdLog(t *testing.T, name string) (*exec.Cmd, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	logf, err := os.Create(filepath.Join(e.work, "drd.log"))
+	logf, err := os.Create(filepath.Join(e.work, name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,14 +28,13 @@ const accessKey, secretKey = "AKFAKE0123456789", "fake-secret"
 
 // world is two Regions: a FAKE OAPI each, and a real MinIO each as its OOS.
 type world struct {
-	cloud      *oapifake.Cloud
-	regions    map[string]*oapifake.Region
-	transfer   map[string]*s3store.Store // the transfer buckets (prefix drkit-transfer/)
-	urls       map[string]string         // their store URLs
-	parts      atomic.Int64              // multipart parts sent
-	resumed    atomic.Int64              // multipart parts found stored by a resumed upload
-	stateDir   string
-	throttling int
+	cloud    *oapifake.Cloud
+	regions  map[string]*oapifake.Region
+	transfer map[string]*s3store.Store // the transfer buckets (prefix drkit-transfer/)
+	urls     map[string]string         // their store URLs
+	parts    atomic.Int64              // multipart parts sent
+	resumed  atomic.Int64              // multipart parts found stored by a resumed upload
+	stateDir string
 }
 
 func newWorld(t *testing.T, exportSize int64, throttleEvery int) *world {

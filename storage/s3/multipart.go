@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,13 +225,7 @@ func (u *upload) sendPart(ctx context.Context, n int32, data []byte, sum string)
 	} else {
 		in.ContentMD5 = aws.String(sum)
 	}
-	// The part's checksum (Content-MD5 or CRC32C, a signed header the server
-	// verifies) already guards its bytes: signing a SHA-256 of the payload
-	// as well (what SigV4 does over plain http) only costs a second pass
-	// over every byte.
-	out, err := u.s.client.UploadPart(ctx, in, func(o *s3.Options) {
-		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
-	})
+	out, err := u.s.client.UploadPart(ctx, in, u.s.unsignedWhenGuarded)
 	if err != nil {
 		return u.s.wrap(fmt.Sprintf("upload part %d of", n), u.key, err)
 	}
@@ -290,6 +285,19 @@ func (u *upload) abort() {
 		u.s.opts.Log.Warn("abort upload failed; `drctl storage sweep` will remove it", "store", u.s.String(), "key", u.key, "upload_id", u.id, "err", err)
 	}
 	u.state.remove()
+}
+
+// unsignedWhenGuarded drops SigV4's SHA-256 of a part's payload (over plain
+// http the SDK hashes every byte for the signature) when something else
+// guards the bytes: TLS, or the part's Content-MD5, a signed header the
+// server checks, which an attacker on the path cannot match with other
+// bytes. A CRC32C over plain http can be matched, so the payload stays
+// signed there.
+func (s *Store) unsignedWhenGuarded(o *s3.Options) {
+	if s.crc && strings.HasPrefix(s.endpoint, "http://") {
+		return
+	}
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
 // partChecksum is the base64 CRC32C (when_supported) or MD5 of a part.

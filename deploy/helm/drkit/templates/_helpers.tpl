@@ -20,5 +20,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $cfg.drd "api" (dict "tokens_file" "/etc/drkit/tokens/tokens") -}}
 {{- end -}}
 {{- $_ := set $cfg.drd "state_dir" "/var/lib/drkit" -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- $_ := set $cfg.drd "ha" true -}}
+{{- end -}}
 {{ toYaml $cfg }}
 {{- end -}}

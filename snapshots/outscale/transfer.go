@@ -170,6 +170,7 @@ func (t *Transfer) kept(ctx context.Context, src string, res Result, err error) 
 	}
 	if len(res.Kept) > 0 {
 		t.log().Warn("transfer failed; its objects are kept for the next run", "job", t.Job, "source", src, "objects", len(res.Kept), "err", err)
+		err = fmt.Errorf("%w (its %d transfer object(s) under %s are kept for the next run, which resumes from them)", err, len(res.Kept), t.keyPrefix(src))
 	}
 	return res, err
 }

@@ -164,8 +164,12 @@ func TestTransferResumesEveryStage(t *testing.T) {
 					cancel()
 				}
 			})
-			if _, err := tr.Run(ctx, src.ID); !errors.Is(err, context.Canceled) {
+			_, err := tr.Run(ctx, src.ID)
+			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("run stopped in %s: %v, want context.Canceled", stage, err)
+			}
+			if stage != "export" && !strings.Contains(err.Error(), "are kept for the next run") {
+				t.Errorf("the stopped run's error does not report the kept objects: %v", err)
 			}
 			sentBefore := w.parts.Load()
 			res, err := w.transferOf(outscale.KindSnapshot, nil).Run(context.Background(), src.ID)

@@ -76,18 +76,19 @@ func checkGoodDrill(t *testing.T, code int, rep drill.Report, errOut, root strin
 	}
 }
 
-// flipNewest flips a byte in the newest object under dir and returns its
-// path (flip it again to repair it).
+// flipNewest flips a byte in the object under dir with the greatest name
+// (stream chunks are named by their zero-padded offsets: the newest offset;
+// a modification time would pick a chunk a region's catch-up rewrote) and
+// returns its path (flip it again to repair it).
 func flipNewest(t *testing.T, dir string) string {
 	t.Helper()
 	var newest string
-	var at time.Time
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		if info, err := d.Info(); err == nil && !info.ModTime().Before(at) {
-			newest, at = p, info.ModTime()
+		if filepath.Base(p) > filepath.Base(newest) {
+			newest = p
 		}
 		return nil
 	})

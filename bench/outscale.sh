@@ -45,16 +45,7 @@ env -u AWS_CA_BUNDLE rclone copyto "$work/data" "a:oos/export/snap-1.qcow2.gz" -
 rm -f "$work/data"
 go build -o "$work/ooshop" ./bench/ooshop
 
-# measure NAME CMD...: runs CMD under /usr/bin/time -v; prints "seconds rss_kib".
-measure() {
-  local out="$work/time.$1"; shift
-  /usr/bin/time -v "$@" >/dev/null 2>"$out" || { cat "$out" >&2; exit 1; }
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$out")
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out")
-  python3 -c "import sys; p=sys.argv[1].split(':'); s=sum(float(x)*60**i for i,x in enumerate(reversed(p))); print(f'{s:.3f} {sys.argv[2]}')" "$wall" "$rss"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source bench/lib.sh
 
 echo "drkit $(git rev-parse --short HEAD 2>/dev/null || echo ?) vs $(rclone version | head -1); two MinIOs on loopback; ${SIZE} MiB object; ${PART_MIB} MiB parts, concurrency $CONCURRENCY; $(nproc) cores"
 : >"$work/drkit.s"; : >"$work/rclone.s"; : >"$work/drkit.rss"; : >"$work/rclone.rss"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -362,7 +361,7 @@ func exited(cmd *exec.Cmd, d time.Duration) bool {
 func TestScheduledDrills(t *testing.T) {
 	prim := testenv.StartRedis(t)
 	dir, root := t.TempDir(), t.TempDir()
-	listen := fmt.Sprintf("127.0.0.1:%d", freePortT(t))
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfgPath := writeFile(t, fmt.Sprintf("drd:\n  listen: %[4]s\nregions:\n  - {name: eu, store: 'file://%[1]s/eu'}\n  - {name: us, store: 'file://%[1]s/us'}\n"+
 		"clusters:\n  - name: cache\n    engine: redis\n    region: eu\n    dsn: '%[2]s'\n    flush_interval: 200ms\n"+
 		"    drill: {schedule: '@every 2s', regions: [us], catch_up: skip, sandbox: '%[3]s'}\n", dir, prim.URL(), root, listen))
@@ -398,14 +397,4 @@ func TestScheduledDrills(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&api); err != nil || len(api) < 2 || api[0].Cluster != "cache" {
 		t.Errorf("/api/v1/drills: %d reports, %v", len(api), err)
 	}
-}
-
-func freePortT(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -25,20 +25,7 @@ func TestMoveOnOutscale(t *testing.T) {
 	r := cloud.AddRegion("eu-west-2", oapifake.OOS{})
 	old, standby := cloud.AddVM("eu-west-2"), cloud.AddVM("eu-west-2")
 	cloud.AddPublicIP("eu-west-2", "127.0.0.1", old)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := answering(t)
 	m := outscale.PublicIPs{Client: outscale.NewClient("eu-west-2", r.Endpoint(), "AK", "SK", nil, nil)}
 	res, err := publicip.Move(context.Background(), m, "127.0.0.1", standby, ln.Addr().(*net.TCPAddr).Port, 5*time.Second)
 	if err != nil {
@@ -66,20 +53,7 @@ func TestMoveOnEC2(t *testing.T) {
 	f := ec2fake.Start(t, time.Millisecond)
 	old, standby := f.AddInstance("eu-west-1"), f.AddInstance("eu-west-1")
 	f.AddAddress("eu-west-1", "127.0.0.1", old)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := answering(t)
 	m, err := (&ec2.SDKClients{Options: []func(*awsec2.Options){f.Options()}}).PublicIPs(context.Background(), "", "eu-west-1")
 	if err != nil {
 		t.Fatal(err)
@@ -94,4 +68,25 @@ func TestMoveOnEC2(t *testing.T) {
 	if _, err := publicip.Move(context.Background(), m, "127.0.0.1", "i-nope", 1, time.Second); err == nil || !strings.Contains(err.Error(), "InvalidInstanceID.NotFound") {
 		t.Fatalf("move to an unknown instance: %v", err)
 	}
+}
+
+// answering listens on 127.0.0.1 (the stand-in for the public IP) and
+// accepts every connection until closed.
+func answering(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
 }

@@ -124,7 +124,7 @@ func (e *env) waitShipped(t *testing.T, conn *pgx.Conn) {
 func (e *env) restore(t *testing.T, args ...string) (dataDir string, port int, out string, err error) {
 	t.Helper()
 	dataDir = filepath.Join(testenv.OwnedDir(t, "postgres"), "data")
-	port = freePort(t)
+	port = testenv.FreePort(t)
 	bin, berr := pgsnap.BinDir("15")
 	if berr == nil {
 		testenv.StopDataDir(t, bin, dataDir)

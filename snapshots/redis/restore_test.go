@@ -402,7 +402,7 @@ func TestRestoreDirToATime(t *testing.T) {
 	if aof, _ := os.ReadFile(filepath.Join(dir, "appendonlydir", "appendonly.aof.1.incr.aof")); !strings.Contains(string(aof), "#TS:") {
 		t.Errorf("the incremental AOF has no #TS: annotation")
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	srv := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir,
 		"--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename", "appendonly.aof")
 	if err := srv.Start(); err != nil {
@@ -432,16 +432,6 @@ func goredisClient(r *testenv.Redis, db int) *goredis.Client {
 	return goredis.NewClient(&goredis.Options{Addr: r.Addr(), Password: r.Password, DB: db})
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // Only the target takes the data: a peer that reaches drctl's replication
 // listener without the target's one-time masterauth gets nothing, and the
 // restore goes on with the target.
@@ -451,7 +441,7 @@ func TestRestoreRefusesAForeignPeer(t *testing.T) {
 	e.ship(t)
 	e.c.Set(ctx, "secret", "1", 0)
 	e.waitShipped(t)
-	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	got := make(chan []byte, 1)
 	go func() {
 		for range 5000 {

@@ -112,7 +112,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor bench-outscale
+bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor bench-outscale bench-ha
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -141,6 +141,10 @@ bench-monitor: deps build
 ## bench-outscale: the OOS hop of an OUTSCALE copy, drkit vs rclone copyto between two MinIOs (SIZE_MIB=4096)
 bench-outscale: deps build
 	bench/outscale.sh $(SIZE_MIB)
+
+## bench-ha: drd.ha lease failover, SIGKILL of the holder to the first binlog chunk from the new one, 10 kills (p50/p99)
+bench-ha: deps build
+	DRKIT_BENCH_HA=1 $(GO) test -count=1 -v -timeout 20m -run TestLeaseFailoverTime ./snapshots/mysql/ | grep -E 'round|lease failover|FAIL|ok'
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
 demo: deps-demo build

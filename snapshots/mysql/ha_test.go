@@ -1,10 +1,14 @@
 package mysql_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,4 +109,89 @@ func TestTwoDrdOneShips(t *testing.T) {
 	if c := strings.Count(string(log), "took the lease"); c != 1 {
 		t.Errorf("the standby said it took the lease %d times, want once", c)
 	}
+}
+
+// TestLeaseFailoverTime is the failover benchmark of issue #26 (make
+// bench-ha), not part of make test: it needs minutes. Two drd with the
+// default lease_ttl (10s) ship a MariaDB cluster under writes; ten times the
+// holder is SIGKILLed (then started again), and the time from the kill to
+// the first binlog chunk the new holder writes into region us is measured.
+// It prints p50, p99 and max.
+func TestLeaseFailoverTime(t *testing.T) {
+	if os.Getenv("DRKIT_BENCH_HA") == "" {
+		t.Skip("a benchmark (minutes of SIGKILLs): run it with make bench-ha, which sets DRKIT_BENCH_HA=1")
+	}
+	src := &testenv.MariaDB{}
+	testenv.Start(t, src)
+	e := newDrkitEnv(t, src, 200*time.Millisecond)
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.cfgPath, append([]byte("drd: {ha: true}\n"), cfg...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := src.Open(t, "")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY)")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.Exec("INSERT INTO shop.events VALUES (?)", i); err != nil {
+				t.Errorf("insert %d: %v", i, err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	type drd struct {
+		cmd  *exec.Cmd
+		addr string
+	}
+	names := []string{"drd-a.log", "drd-b.log"}
+	ds := make([]drd, 2)
+	for i := range ds {
+		ds[i].cmd, ds[i].addr = e.startDrdLog(t, names[i])
+	}
+	newestChunk := func() time.Time {
+		var at time.Time
+		chunks, _ := filepath.Glob(filepath.Join(e.work, "us", "shop", "binlog", "*"))
+		for _, c := range chunks {
+			if fi, err := os.Stat(c); err == nil && fi.ModTime().After(at) {
+				at = fi.ModTime()
+			}
+		}
+		return at
+	}
+	var took []time.Duration
+	for round := range 10 {
+		var h int
+		testenv.WaitFor(t, 60*time.Second, "one drd holds the lease", func() bool {
+			a, b := holds(ds[0].addr), holds(ds[1].addr)
+			h = map[bool]int{true: 0, false: 1}[a == 1]
+			return a+b == 1 && a >= 0 && b >= 0
+		})
+		time.Sleep(3 * time.Second) // the standby has seen the lease renewed
+		killed := time.Now()
+		_ = ds[h].cmd.Process.Kill()
+		_ = ds[h].cmd.Wait()
+		testenv.WaitFor(t, 60*time.Second, "a chunk from the new holder", func() bool {
+			return holds(ds[1-h].addr) == 1 && newestChunk().After(killed)
+		})
+		d := newestChunk().Sub(killed)
+		took = append(took, d)
+		t.Logf("round %d: the first chunk from the new holder %v after the kill", round+1, d.Round(time.Millisecond))
+		ds[h].cmd, ds[h].addr = e.startDrdLog(t, fmt.Sprintf("drd-%d.log", round))
+	}
+	slices.Sort(took)
+	p := func(q float64) time.Duration { return took[min(len(took)-1, int(q*float64(len(took))))] }
+	t.Logf("lease failover (lease_ttl 10s), SIGKILL to the first chunk from the new holder over %d kills: p50 %v, p99 %v, max %v",
+		len(took), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
 }

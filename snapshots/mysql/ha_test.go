@@ -1,6 +1,7 @@
 package mysql_test
 
 import (
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,56 +43,27 @@ func holds(addr string) int {
 func TestTwoDrdOneShips(t *testing.T) {
 	src, target := &testenv.MariaDB{}, &testenv.MariaDB{}
 	testenv.Start(t, src, target)
-	e := newDrkitEnv(t, src, 200*time.Millisecond)
-	cfg, err := os.ReadFile(e.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.cfgPath, append([]byte("drd: {ha: true, lease_ttl: 2s}\n"), cfg...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := src.Open(t, "")
-	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY)")
+	e, db := haEnv(t, src, "drd: {ha: true, lease_ttl: 2s}")
 	a, aAddr := e.startDrdLog(t, "drd-a.log")
 	b, bAddr := e.startDrdLog(t, "drd-b.log")
 	testenv.WaitFor(t, 20*time.Second, "one drd holds the lease, the other stands by", func() bool {
 		return holds(aAddr)+holds(bAddr) == 1 && holds(aAddr) >= 0 && holds(bAddr) >= 0
 	})
-	holder, standby, standbyAddr := a, b, bAddr
+	holder, standbyAddr := a, bAddr
 	if holds(bAddr) == 1 {
-		holder, standby, standbyAddr = b, a, aAddr
+		holder, standbyAddr = b, aAddr
 	}
-	_ = standby
 	if out, err := e.run("backup", "--cluster", "shop"); err != nil {
 		t.Fatalf("drctl backup: %v\n%s", err, out)
 	}
-	var written atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 1; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := db.Exec("INSERT INTO shop.events VALUES (?)", i); err != nil {
-				t.Errorf("insert %d: %v", i, err)
-				return
-			}
-			written.Store(int64(i))
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
+	written, stopWriter := startWriter(t, db, 10*time.Millisecond)
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
 	_ = holder.Process.Kill()
 	testenv.WaitFor(t, 20*time.Second, "the standby takes the lease", func() bool { return holds(standbyAddr) == 1 })
 	took := time.Since(killed)
 	time.Sleep(2 * time.Second)
-	close(stop)
-	<-done
+	stopWriter()
 	n := written.Load()
 	t.Logf("the standby took over %v after the holder was killed (lease_ttl 2s); %d rows written", took, n)
 	if took > 2*time.Second+2*time.Second {
@@ -123,34 +95,9 @@ func TestLeaseFailoverTime(t *testing.T) {
 	}
 	src := &testenv.MariaDB{}
 	testenv.Start(t, src)
-	e := newDrkitEnv(t, src, 200*time.Millisecond)
-	cfg, err := os.ReadFile(e.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.cfgPath, append([]byte("drd: {ha: true}\n"), cfg...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := src.Open(t, "")
-	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY)")
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 1; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := db.Exec("INSERT INTO shop.events VALUES (?)", i); err != nil {
-				t.Errorf("insert %d: %v", i, err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	e, db := haEnv(t, src, "drd: {ha: true}")
+	_, stopWriter := startWriter(t, db, 20*time.Millisecond)
+	defer stopWriter()
 	type drd struct {
 		cmd  *exec.Cmd
 		addr string
@@ -194,4 +141,45 @@ func TestLeaseFailoverTime(t *testing.T) {
 	p := func(q float64) time.Duration { return took[min(len(took)-1, int(q*float64(len(took))))] }
 	t.Logf("lease failover (lease_ttl 10s), SIGKILL to the first chunk from the new holder over %d kills: p50 %v, p99 %v, max %v",
 		len(took), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+}
+
+// haEnv is a drkit env for src whose config starts with drdLine (drd.ha),
+// with the table shop.events the writers fill.
+func haEnv(t *testing.T, src *testenv.MariaDB, drdLine string) (*drkitEnv, *sql.DB) {
+	t.Helper()
+	e := newDrkitEnv(t, src, 200*time.Millisecond)
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.cfgPath, append([]byte(drdLine+"\n"), cfg...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := src.Open(t, "")
+	testenv.Exec(t, db, "CREATE DATABASE shop", "CREATE TABLE shop.events (id INT PRIMARY KEY)")
+	return e, db
+}
+
+// startWriter inserts ids 1, 2, ... into shop.events every pause; written
+// is the last id committed, and stop ends the writer and waits for it.
+func startWriter(t *testing.T, db *sql.DB, pause time.Duration) (written *atomic.Int64, stop func()) {
+	written = &atomic.Int64{}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; ; i++ {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if _, err := db.Exec("INSERT INTO shop.events VALUES (?)", i); err != nil {
+				t.Errorf("insert %d: %v", i, err)
+				return
+			}
+			written.Store(int64(i))
+			time.Sleep(pause)
+		}
+	}()
+	return written, func() { close(quit); <-done }
 }

@@ -77,6 +77,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- exposureDesc
 	ch <- catchingUpDesc
 	ch <- standbyDesc
+	ch <- syncModeDesc
+	ch <- syncWaitDesc
+	ch <- syncStalledDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -90,6 +93,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			ch <- prometheus.MustNewConstMetric(standbyDesc, prometheus.GaugeValue, v, cluster)
+		}
+		if sy, ok := s.(Syncer); ok {
+			collectSync(ch, cluster, sy, now)
 		}
 		for _, r := range regions {
 			ch <- prometheus.MustNewConstMetric(shippedDesc, prometheus.GaugeValue, float64(r.ShippedAt.UnixNano())/1e9, cluster, engine, r.Region)

@@ -137,3 +137,20 @@ func PutIfAbsent(ctx context.Context, s Store, key string, r io.Reader) error {
 	}
 	return c.PutIfAbsent(ctx, key, r)
 }
+
+// noFsyncKey marks a context whose puts need not reach stable storage.
+type noFsyncKey struct{}
+
+// WithoutFsync returns a context whose puts a store may acknowledge before
+// they reach stable storage: the small log chunks of zero-RPO remote_write
+// mode, where a commit waits for each. Only file:// honours it (it skips its
+// fsyncs); an object store's acknowledgement is durable either way.
+func WithoutFsync(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noFsyncKey{}, true)
+}
+
+// FsyncWanted reports whether puts under ctx must be fsynced.
+func FsyncWanted(ctx context.Context) bool {
+	v, _ := ctx.Value(noFsyncKey{}).(bool)
+	return !v
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -40,6 +41,13 @@ type dumpConn struct {
 	// free tail and returns that slice, so events stay valid after the next
 	// read (transactions keep them) without an allocation per event.
 	arena []byte
+	// semiSync: the session asked for the semi-synchronous protocol
+	// (semisync.go); ackReq is whether the event next last returned asked
+	// for an acknowledgement. wmu serialises the acknowledgements, written
+	// while another goroutine reads.
+	semiSync bool
+	ackReq   bool
+	wmu      sync.Mutex
 }
 
 const (
@@ -53,6 +61,13 @@ const (
 // openDump connects to the server of cfg as replica serverID and asks for the
 // binlog after the GTID position start (MariaDB's @slave_connect_state).
 func openDump(ctx context.Context, cfg *driver.Config, serverID uint32, start Pos) (*dumpConn, error) {
+	return openDumpWith(ctx, cfg, serverID, start, false)
+}
+
+// openDumpWith is openDump, as a semi-synchronous replica when semiSync is
+// set (the server then asks for an acknowledgement of the commits its
+// clients wait on).
+func openDumpWith(ctx context.Context, cfg *driver.Config, serverID uint32, start Pos, semiSync bool) (*dumpConn, error) {
 	dialer := &net.Dialer{}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -65,7 +80,7 @@ func openDump(ctx context.Context, cfg *driver.Config, serverID uint32, start Po
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
 	}
-	d := &dumpConn{c: c}
+	d := &dumpConn{c: c, semiSync: semiSync}
 	if err := d.start(serverID, start); err != nil {
 		c.Close()
 		return nil, err
@@ -77,7 +92,7 @@ func openDump(ctx context.Context, cfg *driver.Config, serverID uint32, start Po
 // the dump command; the server then streams events until the connection ends.
 func (d *dumpConn) start(serverID uint32, start Pos) error {
 	d.renew(time.Now())
-	for _, q := range []string{
+	queries := []string{
 		// Declares the replica checksum-aware, as go-mysql and
 		// mysqlbinlog do; each file's format description says whether
 		// its events carry a CRC32 (the assembler reads it from there).
@@ -88,7 +103,11 @@ func (d *dumpConn) start(serverID uint32, start Pos) error {
 		fmt.Sprintf("SET @master_heartbeat_period = %d", heartbeatPeriod.Nanoseconds()),
 		fmt.Sprintf("SET @slave_connect_state = '%s'", start),
 		"SET @slave_gtid_strict_mode = 1",
-	} {
+	}
+	if d.semiSync {
+		queries = append(queries, "SET @rpl_semi_sync_slave = 1")
+	}
+	for _, q := range queries {
 		if _, err := d.c.Execute(q); err != nil {
 			return fmt.Errorf("prepare replication session (%s): %w", q, err)
 		}
@@ -150,6 +169,9 @@ func (d *dumpConn) next() ([]byte, error) {
 	}
 	switch pk[0] {
 	case gomysql.OK_HEADER:
+		if d.semiSync {
+			return d.semiSyncEvent(pk)
+		}
 		return pk[1:len(pk):len(pk)], nil
 	case gomysql.ERR_HEADER:
 		return nil, fmt.Errorf("binlog dump: %w", d.c.HandleErrorPacket(pk))
@@ -197,10 +219,13 @@ func (d *dumpConn) header() (int, error) {
 	if _, err := io.ReadFull(d.r, h[:]); err != nil {
 		return 0, err
 	}
-	if h[3] != d.seq {
+	if h[3] != d.seq && !d.semiSync {
 		return 0, fmt.Errorf("packet %d arrived where %d was due: the stream is out of step", h[3], d.seq)
 	}
-	d.seq++
+	// A semi-sync acknowledgement (sequence 0) restarts the numbering of
+	// the server's packets at a moment the reader cannot know: there the
+	// length alone frames the stream.
+	d.seq = h[3] + 1
 	return int(h[0]) | int(h[1])<<8 | int(h[2])<<16, nil
 }
 

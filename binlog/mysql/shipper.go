@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -47,7 +48,11 @@ type Shipper struct {
 	// Heartbeat names drd's heartbeat table: a batch holding only its
 	// transactions may wait up to its FlushInterval (see HeartbeatTable).
 	Heartbeat HeartbeatTable
+	// Sync is the zero-RPO policy (semisync.go); the zero value is off.
+	Sync binlog.Sync
 
+	// SyncState: how long commits have waited for the sync regions.
+	binlog.SyncState
 	// StandbyState: another drd dumps the binlog with this ServerID, and
 	// this one waits to take over (drkit_shipper_standby).
 	binlog.StandbyState
@@ -75,6 +80,13 @@ type batch struct {
 	// heartbeats: every transaction is a heartbeat; since: when the first arrived.
 	heartbeats bool
 	since      time.Time
+
+	// In zero-RPO mode: ack is the position to acknowledge once every sync
+	// region holds the batch; syncLeft counts the sync regions still
+	// writing it, and the last one sends the batch to synced.
+	ack      *AckPos
+	syncLeft atomic.Int32
+	synced   chan<- *batch
 
 	// The batch encoded as the chunk after start, once for every region.
 	encodeOnce sync.Once
@@ -119,6 +131,9 @@ func NewHeartbeatTable(table, dsn string, wait time.Duration) HeartbeatTable {
 func (b *batch) add(tx *Txn, now time.Time) {
 	if len(b.txns) == 0 {
 		b.heartbeats, b.since = true, now
+	}
+	if tx.Ack != nil {
+		b.ack = tx.Ack
 	}
 	b.txns = append(b.txns, tx)
 	b.heartbeats = b.heartbeats && tx.Heartbeat
@@ -225,6 +240,11 @@ func (s *Shipper) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", s.Cluster, err)
 	}
+	if s.Sync.On() {
+		if err := s.checkSemiSync(ctx); err != nil {
+			return fmt.Errorf("cluster %s: %w", s.Cluster, err)
+		}
+	}
 	if srv.otherDump != "" {
 		return &errAnotherDrd{host: srv.otherDump}
 	}
@@ -232,7 +252,7 @@ func (s *Shipper) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := openDump(ctx, cfg, s.ServerID, start)
+	d, err := openDumpWith(ctx, cfg, s.ServerID, start, s.Sync.On())
 	if err != nil {
 		return fmt.Errorf("cluster %s: start binlog dump from %q: %w", s.Cluster, start, err)
 	}
@@ -247,14 +267,14 @@ func (s *Shipper) session(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		read(d, &assembler{heartbeat: s.Heartbeat}, txns, done)
+		read(d, &assembler{heartbeat: s.Heartbeat, semiSync: d.semiSync}, txns, done)
 	}()
 	defer func() {
 		close(done)
 		d.close() // ends a read in progress
 		wg.Wait()
 	}()
-	return s.pump(ctx, txns, start, srv.binlogPos)
+	return s.pump(ctx, txns, start, srv.binlogPos, d.ack)
 }
 
 // streamed is what the reader hands the pump: a whole transaction, or the
@@ -283,6 +303,9 @@ func read(d *dumpConn, a *assembler, out chan<- streamed, done <-chan struct{}) 
 			send(streamed{err: err})
 			return
 		}
+		if d.ackReq {
+			a.askedAck(ev)
+		}
 		tx, err := a.feed(ev)
 		if err != nil {
 			send(streamed{err: err})
@@ -298,7 +321,12 @@ func read(d *dumpConn, a *assembler, out chan<- streamed, done <-chan struct{}) 
 // every flush interval (or when it grows large). backlog is the server's
 // position when the session connected: once the stream has read up to it,
 // the backlog's tail is handed over at once.
-func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backlog Pos) error {
+//
+// In zero-RPO mode a transaction is handed over as soon as it arrives when no
+// batch is on its way to the sync regions, else it joins the next batch, cut
+// when that one is stored (group commit); ack acknowledges each stored
+// batch's position to the server (semisync.go).
+func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backlog Pos, ack func(AckPos) error) error {
 	b := &batch{start: start.Clone(), serverVersion: s.version}
 	pos, size := start.Clone(), 0
 	interval := s.FlushInterval
@@ -319,9 +347,18 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 	}
 	w := &waiter{}
 	defer w.reset()
+	syncOn := s.Sync.On()
+	var synced chan *batch // stays nil, never ready, when sync is off
+	var inflight *batch    // the batch the sync regions are storing
+	if syncOn {
+		synced = make(chan *batch, 64)
+	}
 	flush := func() error {
 		if len(b.txns) > 0 {
 			b.end = pos.Clone()
+			if syncOn && s.awaitSync(b, synced) {
+				inflight = b
+			}
 			if err := s.hand(ctx, b); err != nil {
 				return err
 			}
@@ -344,7 +381,28 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 		var it streamed
 		select {
 		case it = <-stream:
+		case done := <-synced:
+			if done.ack != nil {
+				if err := ack(*done.ack); err != nil {
+					return err
+				}
+			}
+			if done != inflight {
+				continue
+			}
+			inflight = nil
+			if len(b.txns) > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			} else if s.SyncCaughtUp() {
+				s.Log.Info("the sync regions hold every transaction received again; commits no longer wait", "cluster", s.Cluster)
+			}
+			continue
 		case <-w.get(until):
+			if syncOn {
+				s.watchSync(time.Now())
+			}
 			quiet := w.quiet()
 			w.reset()
 			now := time.Now()
@@ -352,7 +410,7 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 				continue // transactions came during the idle wait: the backlog goes on
 			}
 			catchingUp = catchingUp && (len(b.txns) == 0 || backlog != nil) // a pause inside a known backlog ends nothing
-			if b.mayWait(now, s.Heartbeat.FlushInterval) {
+			if !syncOn && b.mayWait(now, s.Heartbeat.FlushInterval) {
 				deadline = now.Add(interval)
 				continue
 			}
@@ -392,6 +450,15 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 				return err
 			}
 			continue
+		}
+		if syncOn {
+			s.SyncPending(now)
+			if inflight == nil {
+				if err := flush(); err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		if size >= maxBatch || (now.After(deadline) && !b.mayWait(now, s.Heartbeat.FlushInterval)) {
 			catchingUp = catchingUp || size >= maxBatch

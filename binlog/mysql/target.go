@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/drkit/drkit/storage"
 )
 
 // Target is one region the shipper writes to. Its worker writes batches in
@@ -13,6 +15,11 @@ import (
 // without the earlier one would be a gap.
 type Target struct {
 	Catalog *Catalog
+	// Sync: the cluster runs in zero-RPO mode and its commits wait for this
+	// region (sync.regions); NoFsync (remote_write) stores its chunks
+	// without fsync (see binlog.SyncRemoteWrite).
+	Sync    bool
+	NoFsync bool
 
 	log *slog.Logger
 
@@ -119,6 +126,9 @@ func (t *Target) write(ctx context.Context, b *batch) error {
 			return err
 		}
 	}
+	if t.Sync {
+		b.syncStored()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.queued--
@@ -134,7 +144,11 @@ func (t *Target) put(ctx context.Context, e *encodedChunk) error {
 		t.mu.Lock()
 		seq := t.next
 		t.mu.Unlock()
-		err := t.Catalog.Put(ctx, seq, e)
+		pctx := ctx
+		if t.NoFsync {
+			pctx = storage.WithoutFsync(ctx)
+		}
+		err := t.Catalog.Put(pctx, seq, e)
 		t.mu.Lock()
 		t.lastErr = err
 		if err == nil {

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 )
 
@@ -20,6 +21,10 @@ type Txn struct {
 	// Heartbeat is set when the transaction wrote nothing but drd's
 	// heartbeat table (see Shipper.Heartbeat).
 	Heartbeat bool
+	// Ack, in a semi-synchronous session, is the binlog position to
+	// acknowledge once the sync regions hold the transaction (nil: the
+	// server waits on none of its events).
+	Ack *AckPos
 }
 
 // assembler groups a raw event stream into whole transactions and drops the
@@ -30,6 +35,11 @@ type assembler struct {
 	// heartbeat is the table whose transactions are marked Heartbeat; zero:
 	// none are.
 	heartbeat HeartbeatTable
+	// file is the binlog file the events come from, followed through Rotate
+	// events when semiSync is set (acknowledgements name it).
+	semiSync bool
+	file     string
+	ack      *AckPos // asked for by an event of the open transaction
 
 	cur        *Txn
 	standalone bool
@@ -49,7 +59,14 @@ func (a *assembler) feed(ev []byte) (*Txn, error) {
 		}
 		a.fde, a.crc = ev, alg == 1
 		return nil, nil
-	case evRotate, evHeartbeat, evMariaGTIDList, evMariaCheckpoint, evStop:
+	case evRotate:
+		if a.semiSync {
+			if a.file, err = rotateTarget(ev, h, a.crc); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	case evHeartbeat, evMariaGTIDList, evMariaCheckpoint, evStop:
 		return nil, nil
 	case evMariaGTID:
 		if a.cur != nil {
@@ -81,8 +98,17 @@ func (a *assembler) feed(ev []byte) (*Txn, error) {
 	}
 	t := a.cur
 	t.Time = h.Timestamp
+	t.Ack, a.ack = a.ack, nil
 	a.cur = nil
 	return t, nil
+}
+
+// askedAck records that ev, about to be fed, asked for an acknowledgement: the transaction it belongs to, or the next one to end,
+// carries its end position.
+func (a *assembler) askedAck(ev []byte) {
+	if len(ev) >= headerLen && a.file != "" {
+		a.ack = &AckPos{File: a.file, Pos: binary.LittleEndian.Uint32(ev[13:])}
+	}
 }
 
 // ends reports whether ev is the last event of the current group: an XID

@@ -33,7 +33,11 @@ type Shipper struct {
 	// its FlushInterval before it is shipped (see routine.go). Empty: all
 	// WAL is flushed every FlushInterval.
 	Heartbeat HeartbeatTable
+	// Sync is the zero-RPO policy (syncrep.go); the zero value is off.
+	Sync binlog.Sync
 
+	// SyncState: how long commits have waited for the sync regions.
+	binlog.SyncState
 	// StandbyState: another drd streams from the slot, and this one waits
 	// to take over (drkit_shipper_standby).
 	binlog.StandbyState
@@ -127,6 +131,10 @@ type session struct {
 	lostLogged   bool
 	lineage      []TimelineBegin
 	catch        *catchUp // regions that fell behind (lag.go)
+	// reported is the flush position last sent to the server; wake
+	// interrupts a read when a sync region's position advances.
+	reported LSN
+	wake     waker
 }
 
 func (s *Shipper) stream(ctx context.Context) error {
@@ -167,6 +175,13 @@ func (s *Shipper) stream(ctx context.Context) error {
 		scan: newRoutineScanner(uint64(start), segSize), hbFiles: make(chan heartbeatFiles, 1),
 		lineage: lineage, catch: &catchUp{open: seg}}
 	sess.catch.ctx, sess.catch.stop = context.WithCancel(wctx)
+	s.SetSyncPolicy(s.Sync)
+	for _, t := range s.Targets {
+		t.noFsync = t.Sync && !s.Sync.Durable()
+		if t.Sync {
+			t.wake = sess.wake.ring
+		}
+	}
 	if s.Heartbeat.Table != "" {
 		go s.Heartbeat.watch(wctx, sess.hbFiles, s.Log)
 	}
@@ -354,21 +369,19 @@ func (s *Shipper) resumePoint(ctx context.Context, lineage []TimelineBegin, segS
 func (ss *session) loop(ctx context.Context) error {
 	nextFlush := time.Now().Add(ss.s.FlushInterval)
 	nextStatus := time.Now().Add(statusInterval)
+	syncOn := ss.s.Sync.On()
 	for {
-		rctx, cancel := context.WithDeadline(ctx, nextFlush)
-		msg, err := ss.conn.ReceiveMessage(rctx)
-		cancel()
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			// First: pgconn reports an already cancelled context as a
-			// timeout too, and the loop would spin.
-			return ctx.Err()
-		case !pgconn.Timeout(err):
-			return fmt.Errorf("receive WAL: %w", err)
+		msg, err := ss.receive(ctx, nextFlush)
+		if err != nil {
+			return err
 		}
-		if err == nil {
+		if msg != nil {
 			if err := ss.handle(ctx, msg); err != nil {
+				return err
+			}
+		}
+		if syncOn {
+			if err := ss.syncStep(ctx, time.Now()); err != nil {
 				return err
 			}
 		}
@@ -385,6 +398,31 @@ func (ss *session) loop(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// receive returns the server's next message, or nil when the deadline
+// passed or a sync region's write completed (waker) first.
+func (ss *session) receive(ctx context.Context, deadline time.Time) (pgproto3.BackendMessage, error) {
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if !ss.wake.arm(cancel) {
+		return nil, nil
+	}
+	msg, err := ss.conn.ReceiveMessage(rctx)
+	woken := ss.wake.disarm()
+	switch {
+	case err == nil:
+		return msg, nil
+	case ctx.Err() != nil:
+		// First: pgconn reports an already cancelled context as a
+		// timeout too, and the loop would spin.
+		return nil, ctx.Err()
+	case pgconn.Timeout(err), woken && errors.Is(err, context.Canceled):
+		// pgconn interrupts a read by moving the socket's deadline, which
+		// leaves the connection usable (a partly read message is kept).
+		return nil, nil
+	}
+	return nil, fmt.Errorf("receive WAL: %w", err)
 }
 
 func (ss *session) handle(ctx context.Context, msg pgproto3.BackendMessage) error {
@@ -442,6 +480,9 @@ func (ss *session) write(ctx context.Context, pos LSN, data []byte) error {
 		if end := off + uint64(n); end > ss.written {
 			if ss.written == ss.flushed {
 				ss.pendingSince = time.Now()
+				if ss.s.Sync.On() {
+					ss.s.SyncPending(ss.pendingSince)
+				}
 			}
 			ss.scan.Feed(ss.buf[ss.written:end])
 			ss.written = end
@@ -539,12 +580,12 @@ func (ss *session) mayWait(now time.Time) bool {
 	return !now.IsZero() && ss.scan.Routine() && now.Sub(ss.pendingSince) < ss.s.Heartbeat.FlushInterval
 }
 
-// durable is the position every required region holds.
+// durable is the position every required (and every sync) region holds.
 func (ss *session) durable() LSN {
 	var low LSN
 	first := true
 	for _, t := range ss.s.Targets {
-		if !t.Required {
+		if !t.Required && !t.Sync {
 			continue
 		}
 		d, _, _ := t.Durable()
@@ -565,12 +606,19 @@ func (ss *session) sendStatus(ctx context.Context) error {
 		return errors.New("send status: the replication connection is closed")
 	}
 	d := ss.durable()
+	written := ss.received
+	if ss.s.Sync.On() {
+		// A server with synchronous_commit = remote_write waits for the
+		// write position: it too must mean "in the sync regions".
+		written = d
+	}
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, ss.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: ss.received, WALFlushPosition: d, WALApplyPosition: d, ClientTime: time.Now(),
+		WALWritePosition: written, WALFlushPosition: d, WALApplyPosition: d, ClientTime: time.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("send status: %w", err)
 	}
+	ss.reported = d
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/drkit/drkit/storage"
 )
 
 // maxQueued bounds the WAL bytes waiting for one region. When a region is slow or
@@ -26,11 +28,20 @@ func (t *Target) weight(j job) int64 { return min(int64(len(j.data)), t.queueByt
 type Target struct {
 	Catalog  *Catalog
 	Required bool // its durable position gates the acknowledgement
+	// Sync: the cluster runs in zero-RPO mode and its commits wait for this
+	// region (sync.regions); its durable position gates the acknowledgement
+	// too, and advancing it wakes the stream to report at once.
+	Sync bool
 	// QueueBytes bounds the WAL waiting for the region (default maxQueued).
 	// A region whose queue is full falls behind alone (see lag.go).
 	QueueBytes int64
 
 	log *slog.Logger
+	// noFsync: remote_write mode; a sync region's partial chunks are not
+	// fsynced (see binlog.SyncRemoteWrite). wake, if set, is called when
+	// the durable position advances.
+	noFsync bool
+	wake    func()
 	// jobs and space belong to the current session; a previous session's
 	// worker keeps its own (a late Release on a new semaphore would panic).
 	jobs  chan job
@@ -101,14 +112,27 @@ func (t *Target) Durable() (LSN, time.Time, error) {
 
 func (t *Target) setDurable(l LSN, tli uint32, err error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if err == nil && l > t.durable {
+	advanced := err == nil && l > t.durable
+	if advanced {
 		t.durable, t.durableTLI, t.at = l, tli, time.Now()
 	}
 	if err == nil && t.durable >= t.queuedEnd {
 		t.behindSince = time.Time{}
 	}
 	t.lastErr = err
+	wake := t.wake
+	t.mu.Unlock()
+	if advanced && wake != nil {
+		wake()
+	}
+}
+
+// busy reports whether the region has been handed WAL it does not hold yet
+// and keeps up with the stream (a lagging region catches up apart).
+func (t *Target) busy() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.lagging && t.durable < t.queuedEnd
 }
 
 // start begins a worker writing jobs in order; it stops when jobs is closed.
@@ -207,6 +231,8 @@ func (t *Target) write(ctx context.Context, j job) {
 			if err == nil {
 				err = t.Catalog.DeletePartials(ctx, j.segName)
 			}
+		case t.noFsync:
+			err = t.Catalog.PutPartial(storage.WithoutFsync(ctx), j.segName, j.from, j.to, j.data)
 		default:
 			err = t.Catalog.PutPartial(ctx, j.segName, j.from, j.to, j.data)
 		}

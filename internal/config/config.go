@@ -277,7 +277,29 @@ type Cluster struct {
 	// Failover, if set, moves a public IP to the promoted replica's
 	// stand-by VM after drctl promote.
 	Failover *Failover `yaml:"failover,omitempty" json:"failover,omitempty"`
+	// Sync makes commits wait until the sync regions hold their log (zero
+	// RPO); off by default.
+	Sync Sync `yaml:"sync,omitempty" json:"sync,omitempty"`
 }
+
+// Sync is a cluster's zero-RPO mode: the server's synchronous replication
+// (PostgreSQL synchronous_standby_names, MariaDB semi-sync) holds each commit
+// until drd has stored its log in every region of Regions. If drd or those
+// regions stop, PostgreSQL's commits wait and MariaDB's fall back to
+// asynchronous after rpl_semi_sync_master_timeout; drkit_sync_stalled says so.
+type Sync struct {
+	// Mode is off (default), remote_write (the regions' stores accepted the
+	// log; file:// without fsync) or remote_durable (they hold it durably).
+	Mode string `yaml:"mode" json:"mode"`
+	// Regions are the regions a commit waits for (default: required_regions).
+	Regions []string `yaml:"regions,omitempty" json:"regions,omitempty"`
+	// Timeout is how long a commit may wait before drd reports the cluster
+	// stalled (default 5s).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// DefaultSyncTimeout is sync.timeout when the file leaves it out.
+const DefaultSyncTimeout = Duration(5 * time.Second)
 
 // Failover moves a public IP to a stand-by VM when a replica is promoted
 // (OUTSCALE LinkPublicIp with AllowRelink; AWS AssociateAddress with
@@ -542,6 +564,15 @@ func (c *Config) applyDefaults() {
 		}
 		if cl.FlushInterval == 0 {
 			cl.FlushInterval = DefaultFlushInterval
+		}
+		if cl.Sync.Mode == "" {
+			cl.Sync.Mode = "off"
+		}
+		if cl.Sync.Mode != "off" && len(cl.Sync.Regions) == 0 {
+			cl.Sync.Regions = append([]string(nil), cl.RequiredRegions...)
+		}
+		if cl.Sync.Timeout == 0 {
+			cl.Sync.Timeout = DefaultSyncTimeout
 		}
 		if f := cl.Failover; f != nil {
 			if f.Provider == "" {

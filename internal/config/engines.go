@@ -25,6 +25,9 @@ type EngineRules struct {
 	// Acknowledges says the engine's shipper acknowledges log positions to
 	// the server, so required_regions means something for it.
 	Acknowledges bool
+	// Sync says the engine's server can wait for drd before a commit
+	// returns (clusters[].sync: synchronous or semi-synchronous replication).
+	Sync bool
 	// SyncCheck says the engine compares a replica's data with the
 	// primary's (sync_check).
 	SyncCheck bool

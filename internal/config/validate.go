@@ -194,6 +194,7 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 	}
 	c.checkDrill(p, at, cl, rules)
 	c.checkFailover(p, at, cl)
+	c.checkSync(p, at, cl, rules)
 	if cl.Retention.Full < 0 {
 		p.add(c.line(at+".retention.full"), "%s.retention.full must be 1 or more", at)
 	}
@@ -342,6 +343,32 @@ func checkStoreURL(raw string) string {
 		return err.Error()
 	}
 	return ""
+}
+
+func (c *Config) checkSync(p *problems, at string, cl Cluster, rules EngineRules) {
+	y := cl.Sync
+	at += ".sync"
+	switch y.Mode {
+	case "off", "remote_write", "remote_durable":
+	default:
+		p.add(c.line(at+".mode"), "%s.mode %q: off, remote_write or remote_durable", at, y.Mode)
+		return
+	}
+	if y.Mode == "off" {
+		return
+	}
+	if !rules.Sync && slices.Contains(Engines(), cl.Engine) {
+		p.add(c.line(at), "%s: zero-RPO mode is for %s clusters, whose servers can wait for drd before a commit returns; a %s cluster cannot: remove it",
+			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.Sync }), ", "), cl.Engine)
+	}
+	for j, r := range y.Regions {
+		if !slices.Contains(cl.ShipTo, r) {
+			p.add(c.line(at+".regions["+strconv.Itoa(j)+"]"), "%s.regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
+		}
+	}
+	if y.Timeout < Duration(100*time.Millisecond) || y.Timeout > Duration(time.Hour) {
+		p.add(c.line(at+".timeout"), "%s.timeout %s is outside 100ms..1h", at, y.Timeout)
+	}
 }
 
 func (c *Config) checkFailover(p *problems, at string, cl Cluster) {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
+	"github.com/drkit/drkit/binlog"
 	"github.com/drkit/drkit/internal/config"
 )
 
@@ -45,4 +47,12 @@ func JoinNote(have, note string) string {
 		return note
 	}
 	return have + "; " + note
+}
+
+// SyncPolicy is cl's zero-RPO policy as the shippers take it.
+func SyncPolicy(cl config.Cluster) binlog.Sync {
+	if cl.Sync.Mode == "" || cl.Sync.Mode == string(binlog.SyncOff) {
+		return binlog.Sync{Mode: binlog.SyncOff}
+	}
+	return binlog.Sync{Mode: binlog.SyncMode(cl.Sync.Mode), Regions: cl.Sync.Regions, Timeout: time.Duration(cl.Sync.Timeout)}
 }

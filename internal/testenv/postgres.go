@@ -71,6 +71,23 @@ func (p *Postgres) Kill() error { return p.proc.kill() }
 // Stop shuts the server down cleanly (fast shutdown).
 func (p *Postgres) Stop() error { return p.proc.stop(syscall.SIGINT, 30*time.Second) }
 
+// Restart starts the server again on its data folder and port after Kill or
+// Stop (crash recovery after a Kill).
+func (p *Postgres) Restart(tb testing.TB) {
+	tb.Helper()
+	var err error
+	p.proc, err = startProc("postgres", p.acct, filepath.Join(p.Dir, "postgres.log"), nil,
+		filepath.Join(p.BinDir, "postgres"), p.args()...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.proc.waitReady(ctx, p.ping); err != nil {
+		tb.Fatalf("restart postgres: %v", err)
+	}
+}
+
 func (p *Postgres) start(ctx context.Context, tb testing.TB) error {
 	if docker, err := useDocker(); err != nil || docker {
 		return dockerOr(err, func() error { return p.startDocker(ctx, tb) })

@@ -4,7 +4,8 @@
 //
 // Atomicity: Put writes to a temporary name in the target folder, fsyncs it,
 // renames it into place and fsyncs the folder, so a reader or a crash sees the old
-// object or the whole new one. Transient errors are not retried: a local
+// object or the whole new one (a context marked storage.WithoutFsync skips the
+// fsyncs: zero-RPO remote_write chunks). Transient errors are not retried: a local
 // filesystem has none worth retrying.
 //
 // Objects are created 0600 and folders 0700: a region holds every row of the
@@ -180,8 +181,11 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, place func(tmp
 	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("put %s: fsync: %w", key, err)
+	fsync := storage.FsyncWanted(ctx)
+	if fsync {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("put %s: fsync: %w", key, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
@@ -193,6 +197,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, place func(tmp
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	done = true
+	if !fsync {
+		return nil
+	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("put %s: fsync folder: %w", key, err)
 	}

@@ -30,6 +30,7 @@ func (Engine) ConfigRules() config.EngineRules {
 			return nil
 		},
 		ParseDSN: parseDSN,
+		Sync:     true,
 		Defaults: func(cl *config.Cluster) {
 			if cl.ServerID == 0 {
 				// Stable across restarts, and in the upper half of the id space,

@@ -326,13 +326,17 @@ func (Engine) Prune(ctx context.Context, env engine.Env, r *storage.Region, dryR
 
 // NewShipper implements engine.Shipping: the binlog dumped as a replica.
 func (Engine) NewShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) engine.Shipper {
-	sh := &mywal.Shipper{Cluster: cl.Name, DSN: cl.DSN, ServerID: cl.ServerID, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	sh := &mywal.Shipper{Cluster: cl.Name, DSN: cl.DSN, ServerID: cl.ServerID, FlushInterval: time.Duration(cl.FlushInterval), Log: log,
+		Sync: engine.SyncPolicy(cl)}
+	sh.SetSyncPolicy(sh.Sync)
 	if engine.HeartbeatOn(cl) {
 		sh.Heartbeat = mywal.NewHeartbeatTable(cl.Monitor.Heartbeat.Table, cl.HeartbeatDSN(), time.Duration(cl.Monitor.Heartbeat.FlushInterval))
 	}
 	for _, r := range regions {
 		if slices.Contains(cl.ShipTo, r.Name) {
-			sh.Targets = append(sh.Targets, &mywal.Target{Catalog: &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}})
+			sync := sh.Sync.Includes(r.Name)
+			sh.Targets = append(sh.Targets, &mywal.Target{Catalog: &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
+				Sync: sync, NoFsync: sync && !sh.Sync.Durable()})
 		}
 	}
 	return sh

@@ -27,6 +27,7 @@ func (Engine) ConfigRules() config.EngineRules {
 			}
 		},
 		Acknowledges: true,
+		Sync:         true,
 		SyncCheck:    true,
 		Drill:        true,
 	}

@@ -339,7 +339,8 @@ func (Engine) Prune(ctx context.Context, env engine.Env, r *storage.Region, dryR
 
 // NewShipper implements engine.Shipping: the WAL streamed from the slot.
 func (Engine) NewShipper(cl config.Cluster, regions []*storage.Region, log *slog.Logger) engine.Shipper {
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: log}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: log,
+		Sync: engine.SyncPolicy(cl)}
 	if engine.HeartbeatOn(cl) {
 		sh.Heartbeat = pgwal.HeartbeatTable{DSN: cl.HeartbeatDSN(), Table: cl.Monitor.Heartbeat.Table, FlushInterval: time.Duration(cl.Monitor.Heartbeat.FlushInterval)}
 	}
@@ -350,6 +351,7 @@ func (Engine) NewShipper(cl config.Cluster, regions []*storage.Region, log *slog
 		sh.Targets = append(sh.Targets, &pgwal.Target{
 			Catalog:  &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
 			Required: slices.Contains(cl.RequiredRegions, r.Name),
+			Sync:     sh.Sync.Includes(r.Name),
 		})
 	}
 	return sh

@@ -1,0 +1,153 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Zero-RPO mode (clusters[].sync) on MariaDB is its semi-synchronous
+// replication, whose replica side drd speaks: the session sets
+// @rpl_semi_sync_slave, and the server then puts two bytes before every event
+// it sends, a magic byte and a flag asking for an acknowledgement. It flags
+// the last event of a transaction whose client waits; the client's COMMIT
+// returns once a replica acknowledges a (binlog file, position) at or past
+// that event's end, or after rpl_semi_sync_master_timeout, when the server
+// falls back to asynchronous replication. drd acknowledges only after every
+// sync region holds the transaction (pump), so a returned commit is in them.
+//
+// Hand-written: go-mysql's BinlogSyncer speaks the protocol, but it
+// acknowledges an event as soon as it is read, which is what zero RPO must
+// not do, and drd reads the stream itself (dump.go).
+
+const (
+	// semiSyncMagic starts every event packet of a semi-synchronous session
+	// and every acknowledgement.
+	semiSyncMagic = 0xef
+	// semiSyncAckReq is the flag bit asking for an acknowledgement.
+	semiSyncAckReq = 0x01
+)
+
+// AckPos is where a transaction the server waits on ends in its binlog.
+type AckPos struct {
+	File string
+	Pos  uint32
+}
+
+// semiSyncEvent strips the semi-sync header from an event packet (pk[0] is
+// the OK byte) and records whether it asks for an acknowledgement.
+func (d *dumpConn) semiSyncEvent(pk []byte) ([]byte, error) {
+	if len(pk) < 3 || pk[1] != semiSyncMagic {
+		// The server did not take the session as semi-synchronous (its
+		// rpl_semi_sync_master_enabled is off): the event would be misread.
+		return nil, fmt.Errorf("binlog dump: an event came without the semi-sync header: is rpl_semi_sync_master_enabled on?")
+	}
+	d.ackReq = pk[2]&semiSyncAckReq != 0
+	return pk[3:len(pk):len(pk)], nil
+}
+
+// ack tells the server that the replica holds its binlog up to p: the
+// packet is the magic byte, the position (8 bytes) and the file name, as the
+// first packet of a new command (sequence 0), which the server's ack
+// receiver reads beside the dump.
+func (d *dumpConn) ack(p AckPos) error {
+	data := make([]byte, 4+1+8+len(p.File))
+	data[4] = semiSyncMagic
+	binary.LittleEndian.PutUint64(data[5:], uint64(p.Pos))
+	copy(data[13:], p.File)
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.c.ResetSequence()
+	if err := d.c.WritePacket(data); err != nil {
+		return fmt.Errorf("semi-sync acknowledgement of %s:%d: %w", p.File, p.Pos, err)
+	}
+	return nil
+}
+
+// binlogName is what a binlog file name looks like (log_basename.000042).
+var binlogName = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,512}$`)
+
+// rotateTarget returns the file a Rotate event names (the next binlog file).
+// Its body is the position (8 bytes) and the name; a CRC32 follows when the
+// file's events carry one (crc), except in the rotate the server makes up at
+// the start of a dump (log_pos 0), which carries none for drd's session.
+func rotateTarget(ev []byte, h header, crc bool) (string, error) {
+	body := ev[headerLen:]
+	if len(body) < 8 {
+		return "", fmt.Errorf("rotate event of %d bytes is too short", len(ev))
+	}
+	name := body[8:]
+	if crc && h.LogPos != 0 && len(name) > 4 {
+		name = name[:len(name)-4]
+	}
+	if !binlogName.Match(name) && len(name) > 4 && binlogName.Match(name[:len(name)-4]) {
+		name = name[:len(name)-4] // a checksum after all
+	}
+	if !binlogName.Match(name) {
+		return "", fmt.Errorf("rotate event names %q, not a binlog file", name)
+	}
+	return string(name), nil
+}
+
+// awaitSync sets b up to report when every sync region holds it, and reports
+// whether any region will (none: nothing to wait for).
+func (s *Shipper) awaitSync(b *batch, synced chan<- *batch) bool {
+	n := int32(0)
+	for _, t := range s.Targets {
+		if t.Sync {
+			n++
+		}
+	}
+	b.syncLeft.Store(n)
+	b.synced = synced
+	return n > 0
+}
+
+// syncStored records that one sync region stored b; the last one hands b
+// back to the pump. Never blocking: a pump that has ended (the session
+// failed) reads no more, and its server forgot the waits anyway.
+func (b *batch) syncStored() {
+	if b.synced == nil || b.syncLeft.Add(-1) != 0 {
+		return
+	}
+	select {
+	case b.synced <- b:
+	default:
+	}
+}
+
+// watchSync logs, once per stall, that the sync regions have held up
+// transactions longer than sync.timeout.
+func (s *Shipper) watchSync(now time.Time) {
+	if _, newly := s.SyncStall(now); newly {
+		s.Log.Error("transactions have waited for a sync region longer than sync.timeout: commits wait up to rpl_semi_sync_master_timeout, then the server falls back to asynchronous replication (restore may then lose them)",
+			"cluster", s.Cluster, "timeout", s.Sync.Timeout.String())
+	}
+}
+
+// checkSemiSync verifies the server runs semi-synchronous replication, which
+// zero-RPO mode needs, naming the settings when it does not.
+func (s *Shipper) checkSemiSync(ctx context.Context) error {
+	db, err := sql.Open("mysql", s.DSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var enabled int
+	var waitPoint string
+	err = db.QueryRowContext(ctx, "SELECT @@rpl_semi_sync_master_enabled, @@rpl_semi_sync_master_wait_point").Scan(&enabled, &waitPoint)
+	if err != nil {
+		return fmt.Errorf("read the server's semi-sync settings (sync.mode %s needs MariaDB 10.3 or newer): %w", s.Sync.Mode, err)
+	}
+	if enabled != 1 {
+		return fmt.Errorf("sync.mode is %s but the server's semi-synchronous replication is off: SET GLOBAL rpl_semi_sync_master_enabled = ON (and put rpl_semi_sync_master_enabled = ON in its config), or set sync.mode: off", s.Sync.Mode)
+	}
+	if !strings.EqualFold(waitPoint, "AFTER_SYNC") {
+		s.Log.Warn("rpl_semi_sync_master_wait_point is not AFTER_SYNC: other sessions may read a transaction before the sync regions hold it (a disaster can then lose what they read); set it to AFTER_SYNC", "cluster", s.Cluster, "wait_point", waitPoint)
+	}
+	return nil
+}

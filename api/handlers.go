@@ -22,6 +22,7 @@ type Cluster struct {
 	Replicas []Replica `json:"replicas,omitempty"`
 
 	Shipping func(now time.Time) []binlog.RegionProgress                           `json:"-"`
+	Sync     func(now time.Time) (binlog.SyncMode, time.Duration, bool)            `json:"-"`
 	Monitor  func() monitor.ClusterState                                           `json:"-"`
 	Backups  func(ctx context.Context, region string) ([]snapshots.Summary, error) `json:"-"`
 	Backup   func(ctx context.Context) (id string, err error)                      `json:"-"`
@@ -38,6 +39,7 @@ type ClusterStatus struct {
 	Name     string                `json:"name"`
 	Engine   string                `json:"engine"`
 	Shipping []ShippingStatus      `json:"shipping"`
+	Sync     *SyncStatus           `json:"sync,omitempty"`
 	ProbedAt *time.Time            `json:"probed_at,omitempty"`
 	Servers  []monitor.ServerState `json:"servers"`
 }
@@ -47,6 +49,15 @@ type ShippingStatus struct {
 	Region          string    `json:"region"`
 	ShippedAt       time.Time `json:"shipped_at"`
 	ExposureSeconds float64   `json:"exposure_seconds"`
+}
+
+// SyncStatus is a cluster's zero-RPO state: whether its server's commits
+// wait for drd, and how long they have waited.
+type SyncStatus struct {
+	Mode           string  `json:"mode"`
+	WaitingSeconds float64 `json:"waiting_seconds"`
+	// Stalled: log has waited past sync.timeout (drkit_sync_stalled).
+	Stalled bool `json:"stalled"`
 }
 
 // Status is GET /api/v1/status.
@@ -101,6 +112,10 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 			for _, p := range c.Shipping(now) {
 				cs.Shipping = append(cs.Shipping, ShippingStatus{Region: p.Region, ShippedAt: p.ShippedAt.UTC(), ExposureSeconds: p.Exposure.Seconds()})
 			}
+		}
+		if c.Sync != nil {
+			mode, wait, stalled := c.Sync(now)
+			cs.Sync = &SyncStatus{Mode: string(mode), WaitingSeconds: wait.Seconds(), Stalled: stalled}
 		}
 		if c.Monitor != nil {
 			if st := c.Monitor(); !st.At.IsZero() {

@@ -112,6 +112,15 @@ func printDrdStatus(g *globals, st api.Status, only string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\n", c.Name, s.Region, s.ShippedAt.Format(time.RFC3339), s.ExposureSeconds)
 		}
 	}
+	for _, c := range clusters {
+		if y := c.Sync; y != nil && y.Mode != "off" {
+			state := "commits wait for the sync regions"
+			if y.Stalled {
+				state = "STALLED: commits have waited past sync.timeout"
+			}
+			fmt.Fprintf(tw, "%s\tsync %s\twaiting %.1fs\t%s\n", c.Name, y.Mode, y.WaitingSeconds, state)
+		}
+	}
 	fmt.Fprintln(tw, "\nCLUSTER\tSERVER\tREGION\tUP\tLINK\tIN SYNC\tSTATE\tLAG S\tLAG BYTES\tNOTE")
 	for _, c := range clusters {
 		for _, s := range c.Servers {

@@ -163,6 +163,9 @@ func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, back
 	c := api.Cluster{Name: cl.Name, Engine: cl.Engine, Region: cl.Region, ShipTo: cl.ShipTo, Monitor: w.State}
 	if sh != nil { // nil for an engine whose log drd does not ship
 		c.Shipping = func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p }
+		if sy, ok := sh.(binlog.Syncer); ok {
+			c.Sync = sy.SyncStatus
+		}
 		c.Backup = sched.BackupNow
 		c.Backups = func(ctx context.Context, region string) ([]snapshots.Summary, error) {
 			for _, r := range to {

@@ -112,7 +112,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 ## bench: side-by-side benchmarks against the anchor tools, reported as ratios
-bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor bench-outscale bench-ha
+bench: bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor bench-outscale bench-ha bench-sync
 
 ## bench-storage: drkit vs rclone uploading 1 GiB and 4 GiB to a loopback MinIO
 bench-storage: deps build
@@ -145,6 +145,10 @@ bench-outscale: deps build
 ## bench-ha: drd.ha lease failover, SIGKILL of the holder to the first binlog chunk from the new one, 10 kills (p50/p99)
 bench-ha: deps build
 	DRKIT_BENCH_HA=1 $(GO) test -count=1 -v -timeout 20m -run TestLeaseFailoverTime ./snapshots/mysql/ | grep -E 'round|lease failover|FAIL|ok'
+
+## bench-sync: pgbench with drd's zero-RPO modes (off, remote_write, remote_durable; file:// and MinIO) beside a synchronous standby
+bench-sync: deps build
+	DRKIT_BENCH_SYNC=1 $(GO) test -count=1 -v -timeout 20m -run TestSyncCommitBench ./snapshots/postgres/ | grep -E 'tps|case|anchor|drd sync|FAIL|ok'
 
 ## demo: the main job on the embedded default (file:// regions, throwaway PostgreSQL)
 demo: deps-demo build

@@ -1,11 +1,14 @@
 package mysql
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,16 +35,67 @@ type ClusterInfo struct {
 type ChunkRef struct {
 	Seq      uint64
 	LastTime int64
-	Object   storage.Object
+	// Fence is the lease generation of the drd that wrote the chunk
+	// (drd.ha), 0 without a lease.
+	Fence  uint64
+	Object storage.Object
 }
 
 func (c *Catalog) prefix() string { return c.Cluster + "/binlog/" }
 
-// chunkKey is <cluster>/binlog/<seq>-<last commit>.<sha256>.<codec>: the zero
-// padded sequence number sorts listings, the commit time lets a restore to a
-// time stop without reading further.
-func (c *Catalog) chunkKey(seq uint64, lastTime int64, obj storage.Object) string {
-	return fmt.Sprintf("%s%012d-%010d.%s.%s", c.prefix(), seq, lastTime, obj.SHA256, storage.CodecExt(obj))
+// chunkKey is <cluster>/binlog/<seq>-<last commit>[-f<fence>].<sha256>.<codec>:
+// the zero padded sequence number sorts listings, the commit time lets a
+// restore to a time stop without reading further, and the fence (the lease
+// generation of a drd with drd.ha) settles which of two chunks numbered alike
+// counts (List).
+func (c *Catalog) chunkKey(seq uint64, lastTime int64, fence uint64, obj storage.Object) string {
+	f := ""
+	if fence > 0 {
+		f = fmt.Sprintf("-f%d", fence)
+	}
+	return fmt.Sprintf("%s%012d-%010d%s.%s.%s", c.prefix(), seq, lastTime, f, obj.SHA256, storage.CodecExt(obj))
+}
+
+// parseChunkBase reads <seq>-<last commit>[-f<fence>] (a key's base name).
+func parseChunkBase(base string) (seq uint64, lastTime int64, fence uint64, ok bool) {
+	seqS, rest, ok := strings.Cut(base, "-")
+	if !ok {
+		return 0, 0, 0, false
+	}
+	timeS, fenceS, fenced := strings.Cut(rest, "-f")
+	var err1, err2, err3 error
+	seq, err1 = strconv.ParseUint(seqS, 10, 64)
+	lastTime, err2 = strconv.ParseInt(timeS, 10, 64)
+	if fenced {
+		fence, err3 = strconv.ParseUint(fenceS, 10, 64)
+	}
+	return seq, lastTime, fence, err1 == nil && err2 == nil && err3 == nil && (!fenced || fence > 0)
+}
+
+// fenceLatest keeps, of chunks numbered alike, the one of the highest fence:
+// a drd that lost its lease while paused mid-upload (SIGSTOP, a long GC, a
+// partition) may finish the upload after the new holder wrote that number
+// from the same point, and the new holder's chain is the one that goes on.
+// Chunks numbered alike with equal fences are all kept: the chain's
+// continuity check then reports them. refs are in sequence order.
+func fenceLatest(refs []ChunkRef) (kept []ChunkRef, late []ChunkRef) {
+	for i := 0; i < len(refs); {
+		j := i
+		top := refs[i].Fence
+		for j < len(refs) && refs[j].Seq == refs[i].Seq {
+			top = max(top, refs[j].Fence)
+			j++
+		}
+		for _, r := range refs[i:j] {
+			if r.Fence == top || j-i == 1 {
+				kept = append(kept, r)
+			} else {
+				late = append(late, r)
+			}
+		}
+		i = j
+	}
+	return kept, late
 }
 
 // EnsureInfo writes cluster.json if missing and refuses a region that holds
@@ -80,21 +134,24 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 		if !ok {
 			continue // not ours (an interrupted upload's temporary, a stray file)
 		}
-		seqS, timeS, ok := strings.Cut(base, "-")
-		seq, err1 := strconv.ParseUint(seqS, 10, 64)
-		t, err2 := strconv.ParseInt(timeS, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
+		seq, t, fence, ok := parseChunkBase(base)
+		if !ok {
 			continue
 		}
-		out = append(out, ChunkRef{Seq: seq, LastTime: t, Object: obj})
+		out = append(out, ChunkRef{Seq: seq, LastTime: t, Fence: fence, Object: obj})
 	}
-	return out, nil
+	slices.SortStableFunc(out, func(a, b ChunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
+	kept, late := fenceLatest(out)
+	for _, r := range late {
+		slog.Warn("ignoring a binlog chunk a drd wrote after it lost its lease (another holder wrote that number)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+	}
+	return kept, nil
 }
 
 // Put stores a chunk as number seq.
 func (c *Catalog) Put(ctx context.Context, seq uint64, e *encodedChunk) error {
 	obj := c.Pipeline.Described(e.sum, int64(len(e.plain.Data)))
-	obj.Key = c.chunkKey(seq, e.h.LastTime, obj)
+	obj.Key = c.chunkKey(seq, e.h.LastTime, storage.Fence(ctx), obj)
 	if _, err := c.Pipeline.PutPlain(ctx, obj, e.plain); err != nil {
 		return fmt.Errorf("put binlog chunk %d: %w", seq, err)
 	}

@@ -178,7 +178,10 @@ func (s *Shipper) stream(ctx context.Context) error {
 	s.SetSyncPolicy(s.Sync)
 	for _, t := range s.Targets {
 		t.noFsync = t.Sync && !s.Sync.Durable()
-		if t.Sync {
+		t.wake = nil
+		if s.Sync.On() && (t.Sync || t.Required) {
+			// Its position gates the one reported: the report must not
+			// wait for the next WAL or timer.
 			t.wake = sess.wake.ring
 		}
 	}

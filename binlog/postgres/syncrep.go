@@ -89,10 +89,12 @@ func (ss *session) syncStep(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// syncBusy reports whether a write to a sync region is in flight.
+// syncBusy reports whether a write is in flight to a region whose position
+// gates the one reported (sync or required): the next write waits for it,
+// so that a slower required region is not handed a chunk per WAL message.
 func (ss *session) syncBusy() bool {
 	for _, t := range ss.s.Targets {
-		if t.Sync && t.busy() {
+		if (t.Sync || t.Required) && t.busy() {
 			return true
 		}
 	}

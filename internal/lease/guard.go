@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drkit/drkit/internal/lifecycle"
+	"github.com/drkit/drkit/storage"
 )
 
 // Guard runs components (a cluster's log shipper and its scheduled jobs)
@@ -35,6 +36,7 @@ func (g *Guard) Name() string { return "lease/" + g.Cluster }
 func (g *Guard) Run(ctx context.Context) error {
 	g.set(false)
 	g.Lease.Run(ctx, func(ctx context.Context, gen uint64) {
+		ctx = storage.WithFence(ctx, gen) // the fencing token of what they write
 		g.set(true)
 		defer g.set(false)
 		var wg sync.WaitGroup

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drkit/drkit/binlog"
+	"github.com/drkit/drkit/storage"
 )
 
 const (
@@ -246,7 +247,14 @@ func (s *Shipper) session(ctx context.Context) error {
 		}
 	}
 	if srv.otherDump != "" {
-		return &errAnotherDrd{host: srv.otherDump}
+		if storage.Fence(ctx) == 0 {
+			return &errAnotherDrd{host: srv.otherDump}
+		}
+		// Under drd.ha this drd holds the cluster's lease: the other
+		// reader is a drd that lost it (paused, partitioned), whose dump the
+		// server ends when this one registers with the same server_id. Its
+		// late chunks lose to this one's (fence, catalog.go).
+		s.Log.Info("replacing the binlog dump of a drd that no longer holds the lease", "cluster", s.Cluster, "other", srv.otherDump)
 	}
 	start, err := s.startPos(ctx, srv)
 	if err != nil {

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/drkit/drkit/binlog"
+	"github.com/drkit/drkit/storage"
 )
 
 // statusInterval is how often the shipper reports its position even when the
@@ -84,6 +86,18 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if errors.Is(err, errTimelineEnded) {
 			s.Log.Info("timeline ended; following the next one", "cluster", s.Cluster, "detail", err)
 			continue
+		}
+		if slotBusy(err) && storage.Fence(ctx) > 0 {
+			// Under drd.ha this drd holds the cluster's lease: the slot's
+			// reader is a drd that lost it (paused, partitioned), which the
+			// server would keep until wal_sender_timeout. End it.
+			ended, terr := s.endOtherReader(ctx)
+			if ended {
+				continue // the slot is free now
+			}
+			if terr != nil {
+				s.Log.Warn("the slot is busy and its reader could not be ended (the role needs pg_signal_backend); waiting for the server's wal_sender_timeout", "cluster", s.Cluster, "slot", s.Slot, "err", terr)
+			}
 		}
 		if slotBusy(err) {
 			// Another drd ships this cluster: stand by, and take over within
@@ -248,6 +262,30 @@ func (s *Shipper) streamOpened(start LSN, tli uint32, seg Segment, segSize uint6
 	s.streamed = true
 	s.mu.Unlock()
 	s.SetStandby(false)
+}
+
+// endOtherReader terminates the backend streaming from the slot and waits
+// (briefly) until the slot is free.
+func (s *Shipper) endOtherReader(ctx context.Context) (bool, error) {
+	conn, err := pgx.Connect(ctx, s.DSN)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	var pid *int32
+	err = conn.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", s.Slot).Scan(&pid)
+	if err != nil || pid == nil {
+		return false, err // no row, or nobody streams any more
+	}
+	// Waits up to 5 s for the backend to exit.
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_terminate_backend($1, 5000)", *pid).Scan(&ok); err != nil {
+		return false, err
+	}
+	if ok {
+		s.Log.Info("ended the slot's reader, a drd that no longer holds the lease", "cluster", s.Cluster, "slot", s.Slot, "pid", *pid)
+	}
+	return ok, nil
 }
 
 // slotBusy reports whether err is the server refusing a slot another

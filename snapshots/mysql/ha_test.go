@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,99 @@ func TestTwoDrdOneShips(t *testing.T) {
 	log, _ := os.ReadFile(e.work + "/" + map[bool]string{true: "drd-a.log", false: "drd-b.log"}[standbyAddr == aAddr])
 	if c := strings.Count(string(log), "took the lease"); c != 1 {
 		t.Errorf("the standby said it took the lease %d times, want once", c)
+	}
+}
+
+// TestThreeDrdHoldTheLease: three drd with drd.ha on one MariaDB cluster
+// under writes. The holder is SIGKILLed, then the next holder is SIGSTOPped
+// for three TTLs and SIGCONTed: each time exactly one other drd takes over
+// within the TTL and a flush (the new holder replaces the paused one's dump;
+// the paused one stops working when its hold ends, and what it uploads late
+// loses to the new holder's chunks). Afterwards one drd holds the lease,
+// drctl verify passes, and a restore from region us holds every row written,
+// each once.
+func TestThreeDrdHoldTheLease(t *testing.T) {
+	src, target := &testenv.MariaDB{}, &testenv.MariaDB{}
+	testenv.Start(t, src, target)
+	const ttl = 2 * time.Second
+	e, db := haEnv(t, src, "drd: {ha: true, lease_ttl: 2s}")
+	type drd struct {
+		cmd  *exec.Cmd
+		addr string
+	}
+	ds := make([]drd, 3)
+	for i := range ds {
+		ds[i].cmd, ds[i].addr = e.startDrdLog(t, fmt.Sprintf("drd-%d.log", i))
+	}
+	holder := func(skip ...int) int { // the one holding, -1 while not exactly one does
+		h, n := -1, 0
+		for i, d := range ds {
+			if slices.Contains(skip, i) {
+				continue
+			}
+			if holds(d.addr) == 1 {
+				h, n = i, n+1
+			}
+		}
+		if n != 1 {
+			return -1
+		}
+		return h
+	}
+	var h int
+	testenv.WaitFor(t, 20*time.Second, "one of three drd holds the lease", func() bool { h = holder(); return h >= 0 })
+	if out, err := e.run("backup", "--cluster", "shop"); err != nil {
+		t.Fatalf("drctl backup: %v\n%s", err, out)
+	}
+	written, stopWriter := startWriter(t, db, 5*time.Millisecond)
+	time.Sleep(2 * time.Second)
+
+	// SIGKILL: one of the other two takes over.
+	killed := time.Now()
+	_ = ds[h].cmd.Process.Kill()
+	dead := h
+	testenv.WaitFor(t, 20*time.Second, "another drd takes the lease after the SIGKILL", func() bool { h = holder(dead); return h >= 0 })
+	tookKill := time.Since(killed)
+
+	// SIGSTOP longer than the TTL: the last one takes over; SIGCONT: the
+	// paused one finds its hold gone and stands by.
+	time.Sleep(2 * time.Second)
+	paused := h
+	stopped := time.Now()
+	if err := ds[paused].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "the third drd takes the lease from the paused one", func() bool { h = holder(dead, paused); return h >= 0 })
+	tookStop := time.Since(stopped)
+	time.Sleep(3*ttl - time.Since(stopped))
+	if err := ds[paused].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "after SIGCONT the paused drd stands by and exactly one holds", func() bool {
+		return holds(ds[paused].addr) == 0 && holder(dead) == h
+	})
+	time.Sleep(2 * time.Second)
+	stopWriter()
+	n := written.Load()
+	t.Logf("takeover after SIGKILL %v, after SIGSTOP %v (lease_ttl %v); %d rows written", tookKill.Round(time.Millisecond), tookStop.Round(time.Millisecond), ttl, n)
+	for what, took := range map[string]time.Duration{"SIGKILL": tookKill, "SIGSTOP": tookStop} {
+		if took > ttl+2*time.Second {
+			t.Errorf("takeover after %s took %v, want within the TTL (%v) and a flush and a poll", what, took, ttl)
+		}
+	}
+	time.Sleep(time.Second) // the last flush
+	if out, err := e.run("verify", "--cluster", "shop", "--region", "us"); err != nil {
+		t.Fatalf("drctl verify: %v\n%s", err, out)
+	}
+	if out, err := e.run("restore", "--cluster", "shop", "--to-region", "us", "--target-dsn", target.DSN("")); err != nil {
+		t.Fatalf("drctl restore: %v\n%s", err, out)
+	}
+	var got, distinct, top int64
+	if err := target.Open(t, "").QueryRow("SELECT count(*), count(DISTINCT id), coalesce(max(id), 0) FROM shop.events").Scan(&got, &distinct, &top); err != nil {
+		t.Fatal(err)
+	}
+	if got != n || distinct != n || top != n {
+		t.Fatalf("the restore from region us holds %d rows (%d distinct, up to id %d), want each of the %d written once", got, distinct, top, n)
 	}
 }
 

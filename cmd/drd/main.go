@@ -318,19 +318,14 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 			log.Info("this engine ships no log and takes no backup yet; its replicas are watched", "cluster", cl.Name, "engine", cl.Engine)
 		}
 		var sched *snapshots.Scheduler
+		// leased run only on the drd holding the cluster's lease under
+		// drd.ha: shipping, backups and prune, sync checks, drills.
+		var leased []lifecycle.Component
 		if shipper != nil {
 			shipped.Shippers = append(shipped.Shippers, shipper)
 			sched = &snapshots.Scheduler{Cluster: cl, Regions: to, Engine: backups, Metrics: backupMetrics, Log: log,
 				Jobs: &schedule.Runner{Store: jobsStore, Log: log}}
-			if cfg.Drd.HA {
-				// Only the lease's holder ships and takes backups; the others
-				// stand by (drkit_lease_holder 0).
-				group.Add(&lease.Guard{Cluster: cl.Name, Holder: leaseHolder, Components: []lifecycle.Component{shipper, sched},
-					Lease: &lease.Lease{Store: jobsStore, Key: lease.Key(cl.Name), Holder: holderID, TTL: time.Duration(cfg.Drd.LeaseTTL), Log: log}})
-			} else {
-				group.Add(shipper)
-				group.Add(sched)
-			}
+			leased = append(leased, shipper, sched)
 		}
 		w, err := watcher(cl, reg, log)
 		if err != nil {
@@ -341,10 +336,22 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 		group.Add(w)
 		group.Add(cw)
 		if cl.SyncCheck.Schedule != "" {
-			group.Add(&replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})
+			leased = append(leased, &replall.SyncChecks{Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Watcher: w, Log: log})
 		}
 		if cl.Drill.Schedule != "" {
-			group.Add(&drill.Drills{Config: cfg, Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Jobs: jobsStore, Metrics: drillMetrics, Slots: drillSlots, Log: log})
+			leased = append(leased, &drill.Drills{Config: cfg, Cluster: cl, Runner: &schedule.Runner{Store: jobsStore, Log: log}, Jobs: jobsStore, Metrics: drillMetrics, Slots: drillSlots, Log: log})
+		}
+		switch {
+		case len(leased) == 0:
+		case cfg.Drd.HA:
+			// Only the lease's holder runs them; the others stand by
+			// (drkit_lease_holder 0).
+			group.Add(&lease.Guard{Cluster: cl.Name, Holder: leaseHolder, Components: leased,
+				Lease: &lease.Lease{Store: jobsStore, Key: lease.Key(cl.Name), Holder: holderID, TTL: time.Duration(cfg.Drd.LeaseTTL), Log: log}})
+		default:
+			for _, c := range leased {
+				group.Add(c)
+			}
 		}
 		served = append(served, apiCluster(cl, to, shipper, backups, sched, w))
 	}
@@ -352,7 +359,14 @@ func serve(parent context.Context, o options, stderr io.Writer, exit func(int)) 
 	if err != nil {
 		return usageError{err}
 	}
-	if jobs != nil {
+	switch {
+	case jobs == nil:
+	case cfg.Drd.HA:
+		// Copies (backup sets, images, snapshots) run on the holder of a
+		// lease of their own, so that they need not follow one cluster's.
+		group.Add(&lease.Guard{Cluster: "copies", Components: []lifecycle.Component{jobs},
+			Lease: &lease.Lease{Store: jobsStore, Key: lease.CopiesKey, Holder: holderID, TTL: time.Duration(cfg.Drd.LeaseTTL), Log: log}})
+	default:
 		group.Add(jobs)
 	}
 	httpOpts, err := apiOptions(cfg.Drd.API)

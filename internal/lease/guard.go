@@ -79,6 +79,11 @@ func (g *Guard) Ready() error {
 	return nil
 }
 
+// CopiesKey is the lease object of the copy jobs (backup sets, images,
+// volume snapshots), in the jobs region; no cluster's key can be it (a
+// cluster's name has no underscore first).
+const CopiesKey = "_drkit/leases/_copies.json"
+
 // Key is the lease object of a cluster, in the jobs region.
 func Key(cluster string) string { return "_drkit/leases/" + cluster + ".json" }
 

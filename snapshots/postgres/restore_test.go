@@ -81,6 +81,7 @@ func (e *env) writeConfig(t *testing.T, cfg string) {
 	if e.cfg, err = config.Load(e.cfgPath); err != nil {
 		t.Fatal(err)
 	}
+	e.regions = nil // a rewritten config opens them anew
 	for _, name := range []string{"eu", "us"} {
 		r, err := regions.Open(context.Background(), e.cfg, name, storage.RegionOptions{})
 		if err != nil {

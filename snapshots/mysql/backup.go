@@ -105,7 +105,7 @@ func Backup(ctx context.Context, o BackupOptions) (Manifest, error) {
 		return Manifest{}, err
 	}
 	m := Manifest{FormatVersion: FormatVersion, Engine: "mysql", Flavor: "mariadb", Cluster: o.Cluster, ID: id,
-		ServerVersion: snap.version, GTIDPos: snap.pos.String(), SnapshotTime: snap.at, StartTime: started}
+		ServerVersion: snap.version, GTIDPos: snap.pos.String(), SnapshotTime: snap.at, StartTime: started, Fence: storage.Fence(ctx)}
 	info := binlog.ClusterInfo{Engine: "mysql", Flavor: "mariadb", ServerVersion: snap.version}
 	for _, r := range o.Regions {
 		if err := (&binlog.Catalog{Pipeline: r.Pipeline, Cluster: o.Cluster}).EnsureInfo(ctx, info); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -162,6 +163,29 @@ func TestThreeDrdHoldTheLease(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // the last flush
+	// The fencing token: every holder's chunks carry its lease generation,
+	// the third holder's the highest; its scheduled backups too.
+	chunks, _ := filepath.Glob(filepath.Join(e.work, "us", "shop", "binlog", "*-f*"))
+	newest := 0
+	for _, c := range chunks {
+		if m := regexp.MustCompile(`-f(\d+)\.`).FindStringSubmatch(filepath.Base(c)); m != nil {
+			g, _ := strconv.Atoi(m[1])
+			newest = max(newest, g)
+		}
+	}
+	if newest < 3 {
+		t.Errorf("the newest binlog chunk fence is %d (of %d fenced chunks), want the third holder's generation, 3 or more", newest, len(chunks))
+	}
+	manifests, _ := filepath.Glob(filepath.Join(e.work, "us", "shop", "*", "*", "manifest.json"))
+	fenced := 0
+	for _, m := range manifests {
+		if b, err := os.ReadFile(m); err == nil && strings.Contains(string(b), `"fence":`) {
+			fenced++
+		}
+	}
+	if fenced == 0 {
+		t.Errorf("none of the %d backup manifests in us carries a fence", len(manifests))
+	}
 	if out, err := e.run("verify", "--cluster", "shop", "--region", "us"); err != nil {
 		t.Fatalf("drctl verify: %v\n%s", err, out)
 	}

@@ -45,6 +45,9 @@ type Manifest struct {
 	Rows            int64          `json:"rows"`
 	Schema          storage.Object `json:"schema"`
 	Tables          []TableParts   `json:"tables"`
+	// Fence is the lease generation of the drd that took the backup
+	// (drd.ha), 0 without a lease: the fencing token of what it writes.
+	Fence uint64 `json:"fence,omitempty"`
 }
 
 // TableParts is one table's data objects.

@@ -72,7 +72,7 @@ func Backup(ctx context.Context, o BackupOptions) (Manifest, error) {
 	m := Manifest{
 		Engine: "postgres", Cluster: o.Cluster,
 		ID: id, SystemIdentifier: sys.SystemID, ServerVersion: version,
-		WALSegmentSize: segSize, WALIncluded: true, StartTime: began,
+		WALSegmentSize: segSize, WALIncluded: true, StartTime: began, Fence: storage.Fence(ctx),
 	}
 	up := &uploader{o: o, id: m.ID, records: make([][]storage.Object, len(o.Regions))}
 	if err := up.run(ctx, conn, &m, serverLevel(o.Regions)); err != nil {

@@ -45,6 +45,9 @@ type Manifest struct {
 	StoredSize     int64            `json:"stored_size"`
 	Chunks         []storage.Object `json:"chunks"`
 	BackupManifest storage.Object   `json:"backup_manifest"`
+	// Fence is the lease generation of the drd that took the backup
+	// (drd.ha), 0 without a lease: the fencing token of what it writes.
+	Fence uint64 `json:"fence,omitempty"`
 }
 
 var baseKey = snapshots.BaseKey

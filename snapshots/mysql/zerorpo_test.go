@@ -23,7 +23,14 @@ import (
 func TestZeroRPO(t *testing.T) {
 	src := &testenv.MariaDB{Args: []string{"--rpl-semi-sync-master-enabled=ON",
 		"--rpl-semi-sync-master-timeout=1000", "--rpl-semi-sync-master-wait-point=AFTER_SYNC"}}
-	testenv.Start(t, src)
+	// The five restores' servers start beside the source, at once.
+	targets := make([]*testenv.MariaDB, 5)
+	servers := []testenv.Server{src}
+	for i := range targets {
+		targets[i] = &testenv.MariaDB{}
+		servers = append(servers, targets[i])
+	}
+	testenv.Start(t, servers...)
 	e, db := haEnv(t, src, "")
 	addSyncToCluster(t, e, "    sync: {mode: remote_durable, regions: [us]}\n")
 	drd, _ := e.startDrd(t)
@@ -99,8 +106,7 @@ func TestZeroRPO(t *testing.T) {
 				round, yes, no, lastLines(string(log), 20))
 		}
 
-		target := &testenv.MariaDB{}
-		testenv.Start(t, target)
+		target := targets[round-1]
 		if out, err := e.run("restore", "--cluster", "shop", "--to-region", "us", "--target-dsn", target.DSN("")); err != nil {
 			t.Fatalf("round %d: drctl restore: %v\n%s", round, err, out)
 		}

@@ -154,20 +154,3 @@ func FsyncWanted(ctx context.Context) bool {
 	v, _ := ctx.Value(noFsyncKey{}).(bool)
 	return !v
 }
-
-// fenceKey carries the fencing token of the work a context runs.
-type fenceKey struct{}
-
-// WithFence returns a context whose work runs under lease generation gen
-// (drd.ha): what it writes carries gen, so that a paused old holder's late
-// writes lose to the new holder's (see internal/lease).
-func WithFence(ctx context.Context, gen uint64) context.Context {
-	return context.WithValue(ctx, fenceKey{}, gen)
-}
-
-// Fence returns the lease generation ctx's work runs under, 0 without a
-// lease.
-func Fence(ctx context.Context) uint64 {
-	g, _ := ctx.Value(fenceKey{}).(uint64)
-	return g
-}

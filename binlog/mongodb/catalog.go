@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +26,10 @@ type ChunkRef struct {
 	Chain, Start, End TS
 	LastMS            int64
 	Sealed            time.Time
-	Object            storage.Object
+	// Fence is the lease generation of the drd that wrote the chunk
+	// (drd.ha), 0 without a lease.
+	Fence  uint64
+	Object storage.Object
 }
 
 func (c *Catalog) prefix() string { return c.Cluster + "/oplog/" }
@@ -36,12 +40,12 @@ func tsName(t TS) string { return fmt.Sprintf("%020d", uint64(t)) }
 func (c *Catalog) Put(ctx context.Context, h ChunkHeader, entries []Entry) (ChunkRef, error) {
 	plain := encodeChunk(h, entries)
 	obj := c.Pipeline.Describe(plain)
-	obj.Key = fmt.Sprintf("%s%s/%s-%s-%013d-%013d.%s.%s", c.prefix(), tsName(h.Chain), tsName(h.Start), tsName(h.End), h.LastMS, h.SealMS, obj.SHA256, storage.CodecExt(obj))
+	obj.Key = fmt.Sprintf("%s%s/%s-%s-%013d-%013d%s.%s.%s", c.prefix(), tsName(h.Chain), tsName(h.Start), tsName(h.End), h.LastMS, h.SealMS, storage.FenceSuffix(ctx), obj.SHA256, storage.CodecExt(obj))
 	stored, err := c.Pipeline.PutBytes(ctx, obj, plain)
 	if err != nil {
 		return ChunkRef{}, err
 	}
-	return ChunkRef{Chain: h.Chain, Start: h.Start, End: h.End, LastMS: h.LastMS, Sealed: time.UnixMilli(h.SealMS).UTC(), Object: stored}, nil
+	return ChunkRef{Chain: h.Chain, Start: h.Start, End: h.End, LastMS: h.LastMS, Sealed: time.UnixMilli(h.SealMS).UTC(), Fence: storage.Fence(ctx), Object: stored}, nil
 }
 
 // List returns the region's chunks, by chain and then start.
@@ -58,7 +62,14 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	slices.SortFunc(out, func(a, b ChunkRef) int {
 		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
-	return out, nil
+	// Two chunks from one point of a chain: a drd that lost its lease
+	// finished an upload after the new holder wrote from there.
+	kept, late := storage.LatestFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
+		func(r ChunkRef) uint64 { return r.Fence })
+	for _, r := range late {
+		slog.Warn("ignoring an oplog chunk a drd wrote after it lost its lease (another holder wrote from that point)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+	}
+	return kept, nil
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.
@@ -72,8 +83,9 @@ func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
 	if !ok {
 		return ChunkRef{}, false
 	}
+	base, fence, ok := storage.CutFence(base)
 	f := strings.Split(base, "-")
-	if len(f) != 4 {
+	if !ok || len(f) != 4 {
 		return ChunkRef{}, false
 	}
 	var n [5]uint64
@@ -84,7 +96,7 @@ func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
 		}
 		n[i] = v
 	}
-	ref := ChunkRef{Chain: TS(n[0]), Start: TS(n[1]), End: TS(n[2]), LastMS: int64(n[3]), Sealed: time.UnixMilli(int64(n[4])).UTC(), Object: obj}
+	ref := ChunkRef{Chain: TS(n[0]), Start: TS(n[1]), End: TS(n[2]), LastMS: int64(n[3]), Sealed: time.UnixMilli(int64(n[4])).UTC(), Fence: fence, Object: obj}
 	if ref.Start < ref.Chain || ref.End < ref.Start {
 		return ChunkRef{}, false
 	}

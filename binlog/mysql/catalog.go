@@ -48,54 +48,24 @@ func (c *Catalog) prefix() string { return c.Cluster + "/binlog/" }
 // restore to a time stop without reading further, and the fence (the lease
 // generation of a drd with drd.ha) settles which of two chunks numbered alike
 // counts (List).
-func (c *Catalog) chunkKey(seq uint64, lastTime int64, fence uint64, obj storage.Object) string {
-	f := ""
-	if fence > 0 {
-		f = fmt.Sprintf("-f%d", fence)
-	}
-	return fmt.Sprintf("%s%012d-%010d%s.%s.%s", c.prefix(), seq, lastTime, f, obj.SHA256, storage.CodecExt(obj))
+func (c *Catalog) chunkKey(seq uint64, lastTime int64, fence string, obj storage.Object) string {
+	return fmt.Sprintf("%s%012d-%010d%s.%s.%s", c.prefix(), seq, lastTime, fence, obj.SHA256, storage.CodecExt(obj))
 }
 
 // parseChunkBase reads <seq>-<last commit>[-f<fence>] (a key's base name).
 func parseChunkBase(base string) (seq uint64, lastTime int64, fence uint64, ok bool) {
-	seqS, rest, ok := strings.Cut(base, "-")
-	if !ok {
-		return 0, 0, 0, false
-	}
-	timeS, fenceS, fenced := strings.Cut(rest, "-f")
-	var err1, err2, err3 error
+	base, fence, ok = storage.CutFence(base)
+	seqS, timeS, cut := strings.Cut(base, "-")
+	var err1, err2 error
 	seq, err1 = strconv.ParseUint(seqS, 10, 64)
 	lastTime, err2 = strconv.ParseInt(timeS, 10, 64)
-	if fenced {
-		fence, err3 = strconv.ParseUint(fenceS, 10, 64)
-	}
-	return seq, lastTime, fence, err1 == nil && err2 == nil && err3 == nil && (!fenced || fence > 0)
+	return seq, lastTime, fence, ok && cut && err1 == nil && err2 == nil
 }
 
-// fenceLatest keeps, of chunks numbered alike, the one of the highest fence:
-// a drd that lost its lease while paused mid-upload (SIGSTOP, a long GC, a
-// partition) may finish the upload after the new holder wrote that number
-// from the same point, and the new holder's chain is the one that goes on.
-// Chunks numbered alike with equal fences are all kept: the chain's
-// continuity check then reports them. refs are in sequence order.
+// fenceLatest keeps, of chunks numbered alike, those of the highest fence
+// (storage.LatestFence); refs are in sequence order.
 func fenceLatest(refs []ChunkRef) (kept []ChunkRef, late []ChunkRef) {
-	for i := 0; i < len(refs); {
-		j := i
-		top := refs[i].Fence
-		for j < len(refs) && refs[j].Seq == refs[i].Seq {
-			top = max(top, refs[j].Fence)
-			j++
-		}
-		for _, r := range refs[i:j] {
-			if r.Fence == top || j-i == 1 {
-				kept = append(kept, r)
-			} else {
-				late = append(late, r)
-			}
-		}
-		i = j
-	}
-	return kept, late
+	return storage.LatestFence(refs, func(a, b ChunkRef) bool { return a.Seq == b.Seq }, func(r ChunkRef) uint64 { return r.Fence })
 }
 
 // EnsureInfo writes cluster.json if missing and refuses a region that holds
@@ -151,7 +121,7 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 // Put stores a chunk as number seq.
 func (c *Catalog) Put(ctx context.Context, seq uint64, e *encodedChunk) error {
 	obj := c.Pipeline.Described(e.sum, int64(len(e.plain.Data)))
-	obj.Key = c.chunkKey(seq, e.h.LastTime, storage.Fence(ctx), obj)
+	obj.Key = c.chunkKey(seq, e.h.LastTime, storage.FenceSuffix(ctx), obj)
 	if _, err := c.Pipeline.PutPlain(ctx, obj, e.plain); err != nil {
 		return fmt.Errorf("put binlog chunk %d: %w", seq, err)
 	}

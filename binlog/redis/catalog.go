@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,19 +36,22 @@ type ChunkRef struct {
 	// holds every command drd received before then. Not the store's
 	// modification time, which a copy or a catch-up sets long after.
 	Sealed time.Time
+	// Fence is the lease generation of the drd that wrote the chunk
+	// (drd.ha), 0 without a lease.
+	Fence  uint64
 	Object storage.Object
 }
 
 func (c *Catalog) prefix() string { return c.Cluster + "/stream/" }
 
-func (c *Catalog) chunkKey(h ChunkHeader, obj storage.Object) string {
-	return fmt.Sprintf("%s%s/%020d-%020d-%013d-%013d.%s.%s", c.prefix(), h.ReplID, h.Start, h.End, h.LastMS, max(h.SealMS, h.LastMS), obj.SHA256, storage.CodecExt(obj))
+func (c *Catalog) chunkKey(h ChunkHeader, fence string, obj storage.Object) string {
+	return fmt.Sprintf("%s%s/%020d-%020d-%013d-%013d%s.%s.%s", c.prefix(), h.ReplID, h.Start, h.End, h.LastMS, max(h.SealMS, h.LastMS), fence, obj.SHA256, storage.CodecExt(obj))
 }
 
 // Put stores a chunk.
 func (c *Catalog) Put(ctx context.Context, h ChunkHeader, plain []byte) error {
 	obj := c.Pipeline.Describe(plain)
-	obj.Key = c.chunkKey(h, obj)
+	obj.Key = c.chunkKey(h, storage.FenceSuffix(ctx), obj)
 	_, err := c.Pipeline.PutBytes(ctx, obj, plain)
 	return err
 }
@@ -67,7 +71,14 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	slices.SortFunc(out, func(a, b ChunkRef) int {
 		return cmp.Or(cmp.Compare(a.ReplID, b.ReplID), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
-	return out, nil
+	// Two chunks from one offset: a drd that lost its lease finished an
+	// upload after the new holder wrote from there.
+	kept, late := storage.LatestFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
+		func(r ChunkRef) uint64 { return r.Fence })
+	for _, r := range late {
+		slog.Warn("ignoring a Redis stream chunk a drd wrote after it lost its lease (another holder wrote from that offset)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+	}
+	return kept, nil
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.
@@ -78,6 +89,10 @@ func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
 		return ChunkRef{}, false
 	}
 	base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)
+	if !ok {
+		return ChunkRef{}, false
+	}
+	base, fence, ok := storage.CutFence(base)
 	if !ok {
 		return ChunkRef{}, false
 	}
@@ -99,7 +114,7 @@ func parseChunkKey(info storage.ObjectInfo, prefix string) (ChunkRef, bool) {
 	if n[1] < n[0] || n[3] < n[2] {
 		return ChunkRef{}, false
 	}
-	return ChunkRef{ReplID: replid, Start: n[0], End: n[1], LastMS: n[2], Sealed: time.UnixMilli(n[3]).UTC(), Object: obj}, true
+	return ChunkRef{ReplID: replid, Start: n[0], End: n[1], LastMS: n[2], Sealed: time.UnixMilli(n[3]).UTC(), Fence: fence, Object: obj}, true
 }
 
 // Open returns a reader of a chunk's commands; its checksum is checked when

@@ -1,0 +1,44 @@
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/file"
+)
+
+// TestLateChunkOfAnOldHolderIsIgnored: a drd that lost its lease while
+// paused finishes uploading a chunk from a point of the chain the new holder
+// has written from too; List keeps the new holder's, so the chain has no
+// break.
+func TestLateChunkOfAnOldHolderIsIgnored(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "docs"}
+	ctx := context.Background()
+	put := func(gen uint64, start, end TS) {
+		t.Helper()
+		if _, err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 10, 20)
+	put(2, 20, 30) // the new holder
+	put(1, 20, 25) // the old one's late upload
+	put(2, 30, 40)
+	refs, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains := Chains(refs)
+	if len(chains) != 1 || len(chains[0].Breaks) != 0 || chains[0].End != 40 || len(chains[0].Chunks) != 3 {
+		t.Fatalf("chains %+v, want one of three chunks to 40 without a break", chains)
+	}
+	if ch := chains[0].Chunks[1]; ch.Fence != 2 || ch.End != 30 {
+		t.Fatalf("the chunk from 20 is %s, want the new holder's (fence 2, to 30)", fmt.Sprint(ch.Fence, " ", uint64(ch.End)))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"regexp"
 	"strings"
 	"time"
@@ -72,23 +73,22 @@ func (d *dumpConn) ack(p AckPos) error {
 var binlogName = regexp.MustCompile(`^[A-Za-z0-9._/-]{1,512}$`)
 
 // rotateTarget returns the file a Rotate event names (the next binlog file).
-// Its body is the position (8 bytes) and the name; a CRC32 follows when the
-// file's events carry one (crc), except in the rotate the server makes up at
-// the start of a dump (log_pos 0), which carries none for drd's session.
-func rotateTarget(ev []byte, h header, crc bool) (string, error) {
+// Its body is the position (8 bytes) and the name, and a CRC32 of the event
+// may follow: real rotates carry one when their file's events do, and the
+// rotates the server makes up (log_pos 0) carry one or not depending on the
+// previous file's checksum setting. So the trailer is judged by checking it:
+// a name is never cut short by 4 bytes that happen to look like a name.
+func rotateTarget(ev []byte, h header) (string, error) {
 	body := ev[headerLen:]
 	if len(body) < 8 {
 		return "", fmt.Errorf("rotate event of %d bytes is too short", len(ev))
 	}
 	name := body[8:]
-	if crc && h.LogPos != 0 && len(name) > 4 {
+	if n := len(ev); len(name) > 4 && crc32.ChecksumIEEE(ev[:n-4]) == binary.LittleEndian.Uint32(ev[n-4:]) {
 		name = name[:len(name)-4]
 	}
-	if !binlogName.Match(name) && len(name) > 4 && binlogName.Match(name[:len(name)-4]) {
-		name = name[:len(name)-4] // a checksum after all
-	}
 	if !binlogName.Match(name) {
-		return "", fmt.Errorf("rotate event names %q, not a binlog file", name)
+		return "", fmt.Errorf("rotate event (log_pos %d) names %q, not a binlog file", h.LogPos, name)
 	}
 	return string(name), nil
 }
@@ -120,12 +120,15 @@ func (b *batch) syncStored() {
 	}
 }
 
-// watchSync logs, once per stall, that the sync regions have held up
-// transactions longer than sync.timeout.
+// watchSync logs, once per stall and once at its end, that the sync regions
+// have held up transactions longer than sync.timeout.
 func (s *Shipper) watchSync(now time.Time) {
-	if _, newly := s.SyncStall(now); newly {
+	switch _, newly, recovered := s.SyncCheck(now); {
+	case newly:
 		s.Log.Error("transactions have waited for a sync region longer than sync.timeout: commits wait up to rpl_semi_sync_master_timeout, then the server falls back to asynchronous replication (restore may then lose them)",
 			"cluster", s.Cluster, "timeout", s.Sync.Timeout.String())
+	case recovered:
+		s.Log.Info("the sync regions hold the transactions received again; commits no longer wait", "cluster", s.Cluster)
 	}
 }
 
@@ -145,6 +148,12 @@ func (s *Shipper) checkSemiSync(ctx context.Context) error {
 	}
 	if enabled != 1 {
 		return fmt.Errorf("sync.mode is %s but the server's semi-synchronous replication is off: SET GLOBAL rpl_semi_sync_master_enabled = ON (and put rpl_semi_sync_master_enabled = ON in its config), or set sync.mode: off", s.Sync.Mode)
+	}
+	var name string
+	var clients int
+	if err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'").Scan(&name, &clients); err == nil && clients > 0 {
+		s.Log.Warn("other semi-synchronous replicas are connected: the server releases a commit on the first acknowledgement, theirs or drd's, so a commit may return before drd's regions hold it (or an earlier drd connection is still closing)",
+			"cluster", s.Cluster, "semi_sync_clients", clients)
 	}
 	if !strings.EqualFold(waitPoint, "AFTER_SYNC") {
 		s.Log.Warn("rpl_semi_sync_master_wait_point is not AFTER_SYNC: other sessions may read a transaction before the sync regions hold it (a disaster can then lose what they read); set it to AFTER_SYNC", "cluster", s.Cluster, "wait_point", waitPoint)

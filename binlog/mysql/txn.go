@@ -61,7 +61,7 @@ func (a *assembler) feed(ev []byte) (*Txn, error) {
 		return nil, nil
 	case evRotate:
 		if a.semiSync {
-			if a.file, err = rotateTarget(ev, h, a.crc); err != nil {
+			if a.file, err = rotateTarget(ev, h); err != nil {
 				return nil, err
 			}
 		}

@@ -88,6 +88,7 @@ type batch struct {
 	ack      *AckPos
 	syncLeft atomic.Int32
 	synced   chan<- *batch
+	mark     uint64 // the batch's number among those the pump handed
 
 	// The batch encoded as the chunk after start, once for every region.
 	encodeOnce sync.Once
@@ -163,9 +164,20 @@ func (s *Shipper) Ready() error {
 // position after the last whole transaction it received, so a disconnect, a
 // server restart or a failover to another primary with the same GTID history
 // neither loses nor repeats a transaction.
+//
+// Each Run starts from what the regions hold, not from what an earlier Run
+// handed its writers: under drd.ha a Run ends when the lease is lost, its
+// writers drop what they had queued, and a later Run (the lease regained)
+// resuming after those transactions would leave a gap no chunk shows.
 func (s *Shipper) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.pos, s.began = nil, nil
+	s.mu.Unlock()
+	s.SyncReset()
+	defer s.SyncReset() // a standby's commits wait on no one
 	for _, t := range s.Targets {
 		t.log = s.Log
+		t.forget()
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	s.preparing = make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -358,6 +370,7 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 	syncOn := s.Sync.On()
 	var synced chan *batch // stays nil, never ready, when sync is off
 	var inflight *batch    // the batch the sync regions are storing
+	var marks uint64
 	if syncOn {
 		synced = make(chan *batch, 64)
 	}
@@ -366,6 +379,9 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 			b.end = pos.Clone()
 			if syncOn && s.awaitSync(b, synced) {
 				inflight = b
+				marks++
+				b.mark = marks
+				s.SyncHanded(b.mark)
 			}
 			if err := s.hand(ctx, b); err != nil {
 				return err
@@ -395,6 +411,8 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 					return err
 				}
 			}
+			s.SyncStored(done.mark)
+			s.watchSync(time.Now())
 			if done != inflight {
 				continue
 			}
@@ -403,8 +421,6 @@ func (s *Shipper) pump(ctx context.Context, stream <-chan streamed, start, backl
 				if err := flush(); err != nil {
 					return err
 				}
-			} else if s.SyncCaughtUp() {
-				s.Log.Info("the sync regions hold every transaction received again; commits no longer wait", "cluster", s.Cluster)
 			}
 			continue
 		case <-w.get(until):

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/drkit/drkit/storage"
 )
 
 // Target is one region the shipper writes to. Its worker writes batches in
@@ -16,10 +14,12 @@ import (
 type Target struct {
 	Catalog *Catalog
 	// Sync: the cluster runs in zero-RPO mode and its commits wait for this
-	// region (sync.regions); NoFsync (remote_write) stores its chunks
-	// without fsync (see binlog.SyncRemoteWrite).
-	Sync    bool
-	NoFsync bool
+	// region (sync.regions). Its chunks are fsynced in every mode: unlike
+	// PostgreSQL's partial chunks, which the sealed segment replaces, a
+	// binlog chunk is the region's only copy of its transactions, and
+	// remote_write without fsync would leave holes after a crash of a
+	// file:// region's host.
+	Sync bool
 
 	log *slog.Logger
 
@@ -88,6 +88,14 @@ func (t *Target) load(ctx context.Context, info ClusterInfo) error {
 	return nil
 }
 
+// forget drops what the target knows of its region, which load reads again.
+func (t *Target) forget() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ready, t.pos, t.next, t.queued = false, nil, 0, 0
+	t.behindSince, t.lagging, t.caught, t.skipped = time.Time{}, false, nil, nil
+}
+
 // enqueued returns how many batches are on their way to the region.
 func (t *Target) enqueued() int {
 	t.mu.Lock()
@@ -144,11 +152,7 @@ func (t *Target) put(ctx context.Context, e *encodedChunk) error {
 		t.mu.Lock()
 		seq := t.next
 		t.mu.Unlock()
-		pctx := ctx
-		if t.NoFsync {
-			pctx = storage.WithoutFsync(ctx)
-		}
-		err := t.Catalog.Put(pctx, seq, e)
+		err := t.Catalog.Put(ctx, seq, e)
 		t.mu.Lock()
 		t.lastErr = err
 		if err == nil {

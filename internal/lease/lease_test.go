@@ -224,3 +224,41 @@ func TestRunStopsWorkBeforeTheTakeover(t *testing.T) {
 		t.Errorf("b took over %v after a was cut off, want within about a TTL and a half (%v)", d, ttl*3/2)
 	}
 }
+
+// TestRunRestartsWorkAfterALateRenewal: the store does not answer for longer
+// than the hold is valid, so the work stops; then it answers, no one else
+// took the lease, and the renewal goes through. The work must start again:
+// the holder used to keep renewing with nothing running.
+func TestRunRestartsWorkAfterALateRenewal(t *testing.T) {
+	s := fileStore(t)
+	var down atomic.Bool
+	const ttl = 300 * time.Millisecond
+	a := &Lease{Store: flaky{Store: s, down: &down}, Key: "l.json", Holder: "a", TTL: ttl}
+	var starts atomic.Int32
+	ended := make(chan struct{}, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx, func(ctx context.Context, gen uint64) {
+		starts.Add(1)
+		<-ctx.Done()
+		ended <- struct{}{}
+	})
+	deadline := time.Now().Add(10 * ttl)
+	for starts.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	down.Store(true)
+	select {
+	case <-ended:
+	case <-time.After(5 * ttl):
+		t.Fatal("the work went on although the lease could not be renewed")
+	}
+	down.Store(false)
+	deadline = time.Now().Add(5 * ttl)
+	for starts.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if held, _ := a.Held(); !held || starts.Load() < 2 {
+		t.Fatalf("after the store answered again: held %v, the work started %d times; want held and started again", held, starts.Load())
+	}
+}

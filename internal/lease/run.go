@@ -40,6 +40,17 @@ func (l *Lease) Run(ctx context.Context, work func(ctx context.Context, generati
 		if cancel != nil && !held {
 			stop()
 		}
+		if cancel != nil {
+			select {
+			case <-done:
+				// The work ended on its own or by watch (the hold's validity
+				// ran out before a late renewal went through): stop() clears
+				// it, and a valid hold starts it again below. Without this a
+				// holder renewed its lease forever with nothing running.
+				stop()
+			default:
+			}
+		}
 		if cancel == nil && held {
 			var wctx context.Context
 			wctx, cancel = context.WithCancel(ctx)

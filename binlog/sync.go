@@ -53,13 +53,27 @@ func (s Sync) Includes(region string) bool { return s.On() && slices.Contains(s.
 func (s Sync) Durable() bool { return s.Mode != SyncRemoteWrite }
 
 // SyncState is how long log received has waited for the sync regions, which
-// in zero-RPO mode is how long the server's commits have waited on drd.
-// Embedding it implements Syncer.
+// in zero-RPO mode is how long the server's commits have waited on drd: the
+// age of the oldest log not yet in every sync region. Embedding it
+// implements Syncer.
+//
+// The shipper reports log arriving (SyncPending), the log so far handed to
+// the regions as one write (SyncHanded, with a mark that grows with every
+// write: a position or a counter) and the writes every sync region stored
+// (SyncStored). Under steady load some log always waits for the next write,
+// so the age is that of the oldest write (or arrival) still waiting, not the
+// time since the pipeline was last empty.
 type SyncState struct {
-	mu      sync.Mutex
-	policy  Sync
-	since   time.Time // when the oldest log not yet in every sync region arrived
-	stalled bool
+	mu       sync.Mutex
+	policy   Sync
+	unhanded time.Time  // when the oldest log not handed yet arrived
+	handed   []syncMark // writes not yet in every sync region, oldest first
+	stalled  bool
+}
+
+type syncMark struct {
+	mark  uint64
+	since time.Time
 }
 
 // Syncer is a shipper that may hold its server's commits (zero-RPO mode).
@@ -74,37 +88,64 @@ func (s *SyncState) SetSyncPolicy(p Sync) {
 	s.policy = p
 }
 
-// SyncPending records that log arrived at now which the sync regions do not
-// hold yet; the wait counts from the first such arrival.
+// SyncPending records that log arrived at now which is not handed to the
+// regions yet; the wait counts from the first such arrival.
 func (s *SyncState) SyncPending(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.since.IsZero() {
-		s.since = now
+	if s.unhanded.IsZero() {
+		s.unhanded = now
 	}
 }
 
-// SyncCaughtUp records that the sync regions hold everything received.
-// It returns true when the cluster had been reported stalled, for the caller
-// to log the recovery once.
-func (s *SyncState) SyncCaughtUp() (wasStalled bool) {
+// SyncHanded records that the log pending so far went to the regions as the
+// write marked mark.
+func (s *SyncState) SyncHanded(mark uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.since = time.Time{}
-	wasStalled, s.stalled = s.stalled, false
-	return wasStalled
+	if !s.unhanded.IsZero() {
+		s.handed = append(s.handed, syncMark{mark, s.unhanded})
+		s.unhanded = time.Time{}
+	}
 }
 
-// SyncStall reports whether the wait has passed the policy's timeout, and
-// newly is true the first time it does (log once, not every check).
-func (s *SyncState) SyncStall(now time.Time) (stalled, newly bool) {
+// SyncStored records that every sync region holds the writes up to mark.
+func (s *SyncState) SyncStored(mark uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.policy.On() || s.since.IsZero() || now.Sub(s.since) < s.policy.Timeout {
-		return false, false
+	n := 0
+	for n < len(s.handed) && s.handed[n].mark <= mark {
+		n++
 	}
-	newly, s.stalled = !s.stalled, true
-	return true, newly
+	s.handed = s.handed[n:]
+}
+
+// SyncReset forgets what waited: the shipper stopped (its lease was lost).
+func (s *SyncState) SyncReset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unhanded, s.handed, s.stalled = time.Time{}, nil, false
+}
+
+// since is when the oldest log still waiting arrived (zero: none waits).
+func (s *SyncState) since() time.Time {
+	if len(s.handed) > 0 {
+		return s.handed[0].since
+	}
+	return s.unhanded
+}
+
+// SyncCheck compares the wait with the policy's timeout: stalled while it
+// is past it; newly the first time it is, recovered the first time it is no
+// longer (to log each once).
+func (s *SyncState) SyncCheck(now time.Time) (stalled, newly, recovered bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since := s.since()
+	stalled = s.policy.On() && !since.IsZero() && now.Sub(since) >= s.policy.Timeout
+	newly, recovered = stalled && !s.stalled, !stalled && s.stalled
+	s.stalled = stalled
+	return stalled, newly, recovered
 }
 
 // SyncStatus implements Syncer.
@@ -115,10 +156,11 @@ func (s *SyncState) SyncStatus(now time.Time) (SyncMode, time.Duration, bool) {
 	if mode == "" {
 		mode = SyncOff
 	}
-	if !s.policy.On() || s.since.IsZero() {
+	since := s.since()
+	if !s.policy.On() || since.IsZero() {
 		return mode, 0, false
 	}
-	w := now.Sub(s.since)
+	w := now.Sub(since)
 	return mode, w, w >= s.policy.Timeout
 }
 

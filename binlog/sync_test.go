@@ -14,22 +14,48 @@ func TestSyncStateStallsOnceAndRecovers(t *testing.T) {
 	if mode, w, stalled := s.SyncStatus(t0.Add(800 * time.Millisecond)); mode != SyncRemoteDurable || w != 800*time.Millisecond || stalled {
 		t.Fatalf("status = %s %v %v", mode, w, stalled)
 	}
-	if st, newly := s.SyncStall(t0.Add(1500 * time.Millisecond)); !st || !newly {
+	s.SyncHanded(10)
+	if st, newly, _ := s.SyncCheck(t0.Add(1500 * time.Millisecond)); !st || !newly {
 		t.Fatalf("past the timeout: stalled %v newly %v", st, newly)
 	}
-	if st, newly := s.SyncStall(t0.Add(2 * time.Second)); !st || newly {
+	if st, newly, _ := s.SyncCheck(t0.Add(2 * time.Second)); !st || newly {
 		t.Fatalf("still stalled: stalled %v newly %v (want reported once)", st, newly)
 	}
-	if !s.SyncCaughtUp() {
-		t.Fatal("SyncCaughtUp did not report the stall it ended")
+	s.SyncStored(10)
+	if st, _, recovered := s.SyncCheck(t0.Add(3 * time.Second)); st || !recovered {
+		t.Fatalf("after the regions stored it: stalled %v recovered %v", st, recovered)
 	}
 	if _, w, stalled := s.SyncStatus(t0.Add(3 * time.Second)); w != 0 || stalled {
 		t.Fatalf("after catching up: wait %v stalled %v", w, stalled)
 	}
 	var off SyncState
 	off.SyncPending(t0)
-	if st, _ := off.SyncStall(t0.Add(time.Hour)); st {
+	if st, _, _ := off.SyncCheck(t0.Add(time.Hour)); st {
 		t.Fatal("a shipper with sync off reported a stall")
+	}
+}
+
+// TestSyncWaitUnderSteadyLoad: log arrives all the time, each write is
+// stored 100 ms after it was handed and something always waits for the next
+// one. The wait is the oldest unstored write's age, about 100 ms, never a
+// stall; it used to count from the last time nothing waited, and a healthy
+// cluster under load was reported stalled after sync.timeout.
+func TestSyncWaitUnderSteadyLoad(t *testing.T) {
+	var s SyncState
+	s.SetSyncPolicy(Sync{Mode: SyncRemoteDurable, Regions: []string{"us"}, Timeout: time.Second})
+	t0 := time.Now()
+	for i := range 100 { // 10 s of load
+		now := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		s.SyncStored(uint64(i - 1))
+		s.SyncPending(now)
+		s.SyncHanded(uint64(i))
+		s.SyncPending(now.Add(time.Millisecond)) // more arrives during the write
+		if st, _, _ := s.SyncCheck(now.Add(50 * time.Millisecond)); st {
+			t.Fatalf("reported stalled after %v of healthy load", now.Sub(t0))
+		}
+	}
+	if _, w, _ := s.SyncStatus(t0.Add(9950 * time.Millisecond)); w > 200*time.Millisecond {
+		t.Fatalf("wait %v under load, want the age of the write in flight (~100 ms)", w)
 	}
 }
 

@@ -150,6 +150,8 @@ type Jobs struct {
 	Runner  *schedule.Runner
 	Jobs    []CopyJob
 	Metrics *CopyMetrics
+
+	hook sync.Once // the metrics' hook on Runner.Done
 }
 
 // Name implements drd's component interface.
@@ -174,12 +176,16 @@ func (j *Jobs) Run(ctx context.Context) error {
 			}
 		}
 	}
-	done := j.Runner.Done
-	j.Runner.Done = func(job schedule.Job, rec schedule.Record) {
-		j.Metrics.Observe(byName[job.Name], rec)
-		if done != nil {
-			done(job, rec)
+	// Once: under drd.ha, Run runs again each time the lease comes back,
+	// and a hook per Run counted every copy once per Run so far.
+	j.hook.Do(func() {
+		done := j.Runner.Done
+		j.Runner.Done = func(job schedule.Job, rec schedule.Record) {
+			j.Metrics.Observe(byName[job.Name], rec)
+			if done != nil {
+				done(job, rec)
+			}
 		}
-	}
+	})
 	return j.Runner.Run(ctx, jobs)
 }

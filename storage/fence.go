@@ -73,3 +73,14 @@ func LatestFence[T any](refs []T, same func(a, b T) bool, fence func(T) uint64) 
 	}
 	return kept, late
 }
+
+// FenceTag is the fence suffix of a chunk name's base ("-f<gen>", or ""): a
+// chunk's place in the log (a copy's slot) includes it, so that an old
+// holder's late chunk and the new holder's, numbered alike, are two places
+// rather than two histories.
+func FenceTag(base string) string {
+	if _, f, ok := CutFence(base); ok && f > 0 {
+		return "-f" + strconv.FormatUint(f, 10)
+	}
+	return ""
+}

@@ -92,12 +92,23 @@ func (c *Catalog) EnsureInfo(ctx context.Context, want ClusterInfo) error {
 	return c.Pipeline.Store.Put(ctx, key, strings.NewReader(string(b)+"\n"))
 }
 
-// List returns the region's chunks in sequence order.
+// List returns the region's chunks in sequence order, without the late
+// chunks of a drd that had lost its lease (fenceLatest).
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
+	kept, late, err := c.ListAll(ctx)
+	for _, r := range late {
+		slog.Warn("ignoring a binlog chunk a drd wrote after it lost its lease (another holder wrote that number)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+	}
+	return kept, err
+}
+
+// ListAll returns the region's chunks in sequence order, and apart the late
+// chunks of a drd that had lost its lease, which prune deletes.
+func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
 		if err != nil {
-			return nil, fmt.Errorf("region %s: list binlog: %w", c.Pipeline.Region, err)
+			return nil, nil, fmt.Errorf("region %s: list binlog: %w", c.Pipeline.Region, err)
 		}
 		name := strings.TrimPrefix(info.Key, c.prefix())
 		base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)
@@ -111,11 +122,8 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 		out = append(out, ChunkRef{Seq: seq, LastTime: t, Fence: fence, Object: obj})
 	}
 	slices.SortStableFunc(out, func(a, b ChunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
-	kept, late := fenceLatest(out)
-	for _, r := range late {
-		slog.Warn("ignoring a binlog chunk a drd wrote after it lost its lease (another holder wrote that number)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
-	}
-	return kept, nil
+	kept, late = fenceLatest(out)
+	return kept, late, nil
 }
 
 // Put stores a chunk as number seq.

@@ -76,6 +76,7 @@ func (s *Shipper) Ready() error {
 // Run streams until ctx ends, reconnecting with backoff after any failure: the
 // server keeps unacknowledged WAL in the slot, so a failure loses nothing.
 func (s *Shipper) Run(ctx context.Context) error {
+	defer s.SyncReset() // a standby's commits wait on no one
 	delay := time.Second
 	for {
 		began := time.Now()
@@ -190,14 +191,15 @@ func (s *Shipper) stream(ctx context.Context) error {
 		lineage: lineage, catch: &catchUp{open: seg}}
 	sess.catch.ctx, sess.catch.stop = context.WithCancel(wctx)
 	s.SetSyncPolicy(s.Sync)
+	s.SyncReset() // what waited in an earlier session, the server sends again
 	for _, t := range s.Targets {
-		t.noFsync = t.Sync && !s.Sync.Durable()
-		t.wake = nil
+		var wake func()
 		if s.Sync.On() && (t.Sync || t.Required) {
 			// Its position gates the one reported: the report must not
 			// wait for the next WAL or timer.
-			t.wake = sess.wake.ring
+			wake = sess.wake.ring
 		}
+		t.setSession(t.Sync && !s.Sync.Durable(), wake)
 	}
 	if s.Heartbeat.Table != "" {
 		go s.Heartbeat.watch(wctx, sess.hbFiles, s.Log)
@@ -245,6 +247,9 @@ func (s *Shipper) stream(ctx context.Context) error {
 		return fmt.Errorf("START_REPLICATION SLOT %s at %s on timeline %d: %w", s.Slot, start, tli, err)
 	}
 	s.streamOpened(start, tli, seg, segSize)
+	if s.Sync.On() {
+		go s.checkSyncStandby(wctx)
+	}
 	err = sess.loop(ctx)
 	if errors.Is(err, errWALRemoved) {
 		s.mu.Lock()
@@ -567,9 +572,17 @@ func (ss *session) seal(ctx context.Context) error {
 	}
 	name := ss.seg.Name(ss.segSize)
 	end := ss.seg.Start(ss.segSize) + LSN(ss.segSize)
+	if ss.s.Sync.On() && ss.written > ss.flushed {
+		// The segment's tail goes first as a chunk of its own: the commits
+		// in it need not wait for the whole segment's upload.
+		if err := ss.hand(ctx, job{seg: ss.seg, segName: name, from: ss.flushed, to: ss.written, data: ss.buf[ss.flushed:ss.written], end: end}); err != nil {
+			return err
+		}
+	}
 	if err := ss.hand(ctx, job{seg: ss.seg, segName: name, to: ss.segSize, data: ss.buf, whole: true, end: end}); err != nil {
 		return err
 	}
+	ss.s.SyncHanded(uint64(end))
 	ss.seg = Segment{TLI: ss.tli, No: ss.seg.No + 1}
 	ss.catch.setOpen(ss.seg)
 	ss.buf = nil // the old buffer belongs to the queued jobs now
@@ -600,6 +613,7 @@ func (ss *session) flush(ctx context.Context, now time.Time) error {
 		if err := ss.hand(ctx, job{seg: ss.seg, segName: name, from: ss.flushed, to: ss.written, data: chunk, end: end}); err != nil {
 			return err
 		}
+		ss.s.SyncHanded(uint64(end))
 		ss.flushed = ss.written
 		ss.scan.Reset()
 	} else {

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Zero-RPO mode (clusters[].sync): drd is a synchronous standby. The server
@@ -76,15 +79,13 @@ func (ss *session) syncStep(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
-	if ss.syncDurable() >= ss.received {
-		if ss.s.SyncCaughtUp() {
-			ss.s.Log.Info("the sync regions hold all WAL received again; commits no longer wait", "cluster", ss.s.Cluster)
-		}
-		return nil
-	}
-	if _, newly := ss.s.SyncStall(now); newly {
-		ss.s.Log.Error("commits are waiting on drd: a sync region has not stored the WAL received within sync.timeout; they wait until it does (or take the region out of sync.regions and reload)",
-			"cluster", ss.s.Cluster, "timeout", ss.s.Sync.Timeout.String(), "received", ss.received.String(), "sync_durable", ss.syncDurable().String())
+	ss.s.SyncStored(uint64(ss.durable()))
+	switch _, newly, recovered := ss.s.SyncCheck(now); {
+	case newly:
+		ss.s.Log.Error("commits are waiting on drd: a sync or required region has not stored the WAL received within sync.timeout; they wait until it does (or take the region out of sync.regions and required_regions and restart drd)",
+			"cluster", ss.s.Cluster, "timeout", ss.s.Sync.Timeout.String(), "received", ss.received.String(), "reported", ss.reported.String())
+	case recovered:
+		ss.s.Log.Info("the regions hold the WAL received again; commits no longer wait", "cluster", ss.s.Cluster)
 	}
 	return nil
 }
@@ -114,4 +115,51 @@ func (ss *session) syncDurable() LSN {
 		}
 	}
 	return low
+}
+
+// checkSyncStandby warns, once a session streams, when the server's
+// synchronous replication does not make commits wait for drd: drd is not a
+// synchronous standby (synchronous_standby_names does not name drkit), or
+// another standby's acknowledgement alone can release a commit (FIRST n or
+// ANY n with another name), when a returned commit may be missing from the
+// regions. The server is the judge: pg_stat_replication's sync_state.
+func (s *Shipper) checkSyncStandby(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(2 * time.Second): // the walsender's row is up to date
+	}
+	conn, err := pgx.Connect(ctx, s.DSN)
+	if err != nil {
+		s.Log.Warn("could not check the server's synchronous standbys", "cluster", s.Cluster, "err", err)
+		return
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, "SELECT application_name, sync_state FROM pg_stat_replication")
+	if err != nil {
+		s.Log.Warn("could not check the server's synchronous standbys (drd's role needs pg_monitor)", "cluster", s.Cluster, "err", err)
+		return
+	}
+	var drd string
+	var others []string
+	for rows.Next() {
+		var name, state string
+		if rows.Scan(&name, &state) != nil {
+			continue
+		}
+		switch {
+		case name == "drkit":
+			drd = state
+		case state == "sync" || state == "quorum":
+			others = append(others, name+" ("+state+")")
+		}
+	}
+	switch {
+	case drd == "async" || drd == "potential":
+		s.Log.Error("sync.mode is on but the server does not wait for drd (its sync_state is "+drd+"): put drkit in synchronous_standby_names, or commits are not held until the regions have them",
+			"cluster", s.Cluster, "mode", string(s.Sync.Mode))
+	case len(others) > 0:
+		s.Log.Warn("another standby's acknowledgement may release a commit before drd's regions hold it: list drkit alone in synchronous_standby_names (or FIRST/ANY with every name required) for zero RPO into the regions",
+			"cluster", s.Cluster, "other_sync_standbys", strings.Join(others, ", "))
+	}
 }

@@ -127,6 +127,14 @@ func (t *Target) setDurable(l LSN, tli uint32, err error) {
 	}
 }
 
+// setSession sets what a session decides about the region, under t.mu: an
+// earlier session's worker may still be writing.
+func (t *Target) setSession(noFsync bool, wake func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.noFsync, t.wake = noFsync, wake
+}
+
 // busy reports whether the region has been handed WAL it does not hold yet
 // and keeps up with the stream (a lagging region catches up apart).
 func (t *Target) busy() bool {
@@ -231,10 +239,14 @@ func (t *Target) write(ctx context.Context, j job) {
 			if err == nil {
 				err = t.Catalog.DeletePartials(ctx, j.segName)
 			}
-		case t.noFsync:
-			err = t.Catalog.PutPartial(storage.WithoutFsync(ctx), j.segName, j.from, j.to, j.data)
 		default:
-			err = t.Catalog.PutPartial(ctx, j.segName, j.from, j.to, j.data)
+			pctx := ctx
+			t.mu.Lock()
+			if t.noFsync {
+				pctx = storage.WithoutFsync(ctx)
+			}
+			t.mu.Unlock()
+			err = t.Catalog.PutPartial(pctx, j.segName, j.from, j.to, j.data)
 		}
 		if j.info != nil || j.history {
 			t.setDurable(0, 0, err) // records the error, moves nothing

@@ -108,6 +108,6 @@ func init() {
 	// a chunk's place is its chain and start.
 	snapshots.RegisterLayout("mongodb", snapshots.LogLayout{Dir: "oplog", Slot: func(base string) string {
 		place, _, _ := strings.Cut(base, "-")
-		return place
+		return place + storage.FenceTag(base)
 	}})
 }

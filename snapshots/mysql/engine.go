@@ -53,6 +53,6 @@ func (e *Engine) List(ctx context.Context, r *storage.Region) ([]snapshots.Summa
 func init() {
 	snapshots.RegisterLayout("mysql", snapshots.LogLayout{Dir: "binlog", Slot: func(base string) string {
 		seq, _, _ := strings.Cut(base, "-")
-		return seq
+		return seq + storage.FenceTag(base)
 	}})
 }

@@ -54,7 +54,7 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		return res, err
 	}
 	cat := &binlog.Catalog{Pipeline: p, Cluster: cluster}
-	refs, err := cat.List(ctx)
+	refs, late, err := cat.ListAll(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -74,6 +74,12 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		if err != nil || !oldest.Covers(end) {
 			break
 		}
+		keys = append(keys, ref.Object.Key)
+	}
+	for _, ref := range late {
+		// Superseded by the newer lease holder's chunk of that number, and
+		// never read: left alone it would count again once that one is
+		// pruned.
 		keys = append(keys, ref.Object.Key)
 	}
 	res.BinlogChunks = len(keys)

@@ -118,6 +118,6 @@ func init() {
 	// a chunk's place is its history and start offset.
 	snapshots.RegisterLayout("redis", snapshots.LogLayout{Dir: "stream", Slot: func(base string) string {
 		place, _, _ := strings.Cut(base, "-")
-		return place
+		return place + storage.FenceTag(base)
 	}})
 }

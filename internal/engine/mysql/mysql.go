@@ -334,9 +334,8 @@ func (Engine) NewShipper(cl config.Cluster, regions []*storage.Region, log *slog
 	}
 	for _, r := range regions {
 		if slices.Contains(cl.ShipTo, r.Name) {
-			sync := sh.Sync.Includes(r.Name)
 			sh.Targets = append(sh.Targets, &mywal.Target{Catalog: &mywal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name},
-				Sync: sync, NoFsync: sync && !sh.Sync.Durable()})
+				Sync: sh.Sync.Includes(r.Name)})
 		}
 	}
 	return sh

@@ -557,7 +557,7 @@ func (s *Shipper) hand(ctx context.Context, b *batch) error {
 		ahead = t.enqueued() <= prepareAhead && ahead
 	}
 	if ahead {
-		go s.prepare(b)
+		go s.prepare(b, s.preparing) // this Run's slots: a later Run makes its own
 	}
 	return nil
 }
@@ -572,9 +572,9 @@ const prepareAhead = 2
 
 // prepare encodes b and compresses it at every region's level, at most
 // GOMAXPROCS batches at a time.
-func (s *Shipper) prepare(b *batch) {
-	s.preparing <- struct{}{}
-	defer func() { <-s.preparing }()
+func (s *Shipper) prepare(b *batch, slots chan struct{}) {
+	slots <- struct{}{}
+	defer func() { <-slots }()
 	e, err := b.encoded()
 	if err != nil {
 		return // the writers meet it again and report it

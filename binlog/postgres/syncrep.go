@@ -102,21 +102,6 @@ func (ss *session) syncBusy() bool {
 	return false
 }
 
-// syncDurable is the position every sync region holds.
-func (ss *session) syncDurable() LSN {
-	var low LSN
-	first := true
-	for _, t := range ss.s.Targets {
-		if !t.Sync {
-			continue
-		}
-		if d, _, _ := t.Durable(); first || d < low {
-			low, first = d, false
-		}
-	}
-	return low
-}
-
 // checkSyncStandby warns, once a session streams, when the server's
 // synchronous replication does not make commits wait for drd: drd is not a
 // synchronous standby (synchronous_standby_names does not name drkit), or

@@ -351,7 +351,7 @@ func (c *Cloud) handle(ctx context.Context, r *Region, action string, body []byt
 		if err != nil {
 			return nil, 400, err
 		}
-		return osc.CreateSnapshotExportTaskResponse{SnapshotExportTask: snapshotTask(t)}, 200, nil
+		return osc.CreateSnapshotExportTaskResponse{SnapshotExportTask: snapshotTask(c.snapshotOf(t))}, 200, nil
 	case "CreateImageExportTask":
 		var in osc.CreateImageExportTaskRequest
 		if err := json.Unmarshal(body, &in); err != nil {
@@ -361,7 +361,7 @@ func (c *Cloud) handle(ctx context.Context, r *Region, action string, body []byt
 		if err != nil {
 			return nil, 400, err
 		}
-		return osc.CreateImageExportTaskResponse{ImageExportTask: imageTask(t)}, 200, nil
+		return osc.CreateImageExportTaskResponse{ImageExportTask: imageTask(c.snapshotOf(t))}, 200, nil
 	case "ReadSnapshotExportTasks":
 		var out []osc.SnapshotExportTask
 		for _, t := range c.readTasks(ctx, r, "snapshot") {
@@ -453,6 +453,15 @@ func (c *Cloud) startExport(r *Region, kind, src string, e osc.OsuExportToCreate
 	t := &task{ID: c.id(kind + "-export"), Kind: kind, Source: src, State: "pending", Bucket: e.OsuBucket, Prefix: e.GetOsuPrefix(), Format: e.DiskImageFormat}
 	r.tasks[t.ID] = t
 	return t, nil
+}
+
+// snapshotOf copies a live task under the lock: the response is encoded
+// after the handler returns, while polls (readTasks) update the task.
+func (c *Cloud) snapshotOf(t *task) *task {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp := *t
+	return &cp
 }
 
 func snapshotTask(t *task) *osc.SnapshotExportTask {

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +26,15 @@ func (e *env) startDrd(t *testing.T) *exec.Cmd {
 
 func (e *env) startDrdAt(t *testing.T, addr string) *exec.Cmd {
 	t.Helper()
+	return e.startDrdLogAt(t, addr, "drd.log")
+}
+
+// startDrdLogAt runs drd on addr logging into the work folder's file name;
+// a paused (SIGSTOPped) drd is let go before it is killed at the end.
+func (e *env) startDrdLogAt(t *testing.T, addr, name string) *exec.Cmd {
+	t.Helper()
 	drd := testenv.Binary(t, "drd")
-	logf, err := os.Create(filepath.Join(e.work, "drd.log"))
+	logf, err := os.Create(filepath.Join(e.work, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +44,12 @@ func (e *env) startDrdAt(t *testing.T, addr string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+	})
 	return cmd
 }
 
@@ -122,21 +133,7 @@ func TestDisaster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("drctl restore: %v\n%s\ndrd log:\n%s", err, out, tailString(e.drdLog(), 30))
 	}
-	rows, err := connect(t, port).Query(ctx, "SELECT id FROM acked")
-	if err != nil {
-		t.Fatal(err)
-	}
-	present := map[int]bool{}
-	for rows.Next() {
-		var id int
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		present[id] = true
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatal(err)
-	}
+	present := restoredIDs(t, port)
 	cutoff := killedAt.Add(-2 * flush)
 	var must, lost int
 	var newestLostAge time.Duration

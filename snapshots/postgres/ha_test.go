@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync/atomic"
@@ -37,27 +36,12 @@ func leaseHeld(addr string) int {
 	return int(m[1][0] - '0')
 }
 
-// startNamedDrd runs drd logging into the work folder's file name.
+// startNamedDrd runs drd on a free port logging into the work folder's file
+// name, and returns it and its address.
 func (e *env) startNamedDrd(t *testing.T, name string) (*exec.Cmd, string) {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	logf, err := os.Create(filepath.Join(e.work, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(testenv.Binary(t, "drd"), "--config", e.cfgPath, "--listen", addr, "--log-level", "debug")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	return cmd, addr
+	return e.startDrdLogAt(t, addr, name), addr
 }
 
 // TestPausedHolderLosesTheSlot: two drd with drd.ha ship a PostgreSQL

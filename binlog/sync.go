@@ -26,9 +26,6 @@ const (
 	SyncRemoteDurable SyncMode = "remote_durable"
 )
 
-// SyncModes are the modes a config may name.
-var SyncModes = []SyncMode{SyncOff, SyncRemoteWrite, SyncRemoteDurable}
-
 // Sync is a shipper's zero-RPO policy: in a mode other than off, drd ships
 // log as soon as it arrives (group commit: what arrives while a write is in
 // flight goes in the next one, no timer) and tells the server a position is

@@ -163,11 +163,7 @@ func (c *Config) checkClusterExtras(p *problems, at string, cl Cluster) {
 		p.add(c.line(at+".required_regions"), "%s.required_regions is for %s clusters (it gates the acknowledgements of their log positions); a %s cluster ships to every ship_to region alike: remove it",
 			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.Acknowledges }), ", "), cl.Engine)
 	}
-	for j, r := range cl.RequiredRegions {
-		if !slices.Contains(cl.ShipTo, r) {
-			p.add(c.line(at+".required_regions["+strconv.Itoa(j)+"]"), "%s.required_regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
-		}
-	}
+	c.checkInShipTo(p, at+".required_regions", cl.RequiredRegions, cl)
 	if cl.FlushInterval < Duration(100*time.Millisecond) || cl.FlushInterval > Duration(time.Hour) {
 		p.add(c.line(at+".flush_interval"), "%s.flush_interval %s is outside 100ms..1h", at, cl.FlushInterval)
 	}
@@ -210,11 +206,7 @@ func (c *Config) checkDrill(p *problems, at string, cl Cluster, rules EngineRule
 			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.Drill }), ", "), cl.Engine)
 	}
 	c.checkJob(p, at+".drill", cl.Drill.Job)
-	for j, r := range cl.Drill.Regions {
-		if !slices.Contains(cl.ShipTo, r) {
-			p.add(c.line(at+".drill.regions["+strconv.Itoa(j)+"]"), "%s.drill.regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
-		}
-	}
+	c.checkInShipTo(p, at+".drill.regions", cl.Drill.Regions, cl)
 	if cl.Drill.Sandbox != "" && !filepath.IsAbs(cl.Drill.Sandbox) {
 		p.add(c.line(at+".drill.sandbox"), "%s.drill.sandbox %q: give an absolute path (a folder of drd's user that no one else can write)", at, cl.Drill.Sandbox)
 	}
@@ -345,6 +337,16 @@ func checkStoreURL(raw string) string {
 	return ""
 }
 
+// checkInShipTo reports each region of the list at key that the cluster does
+// not ship to: a region drkit never writes can neither gate nor be drilled.
+func (c *Config) checkInShipTo(p *problems, key string, regions []string, cl Cluster) {
+	for j, r := range regions {
+		if !slices.Contains(cl.ShipTo, r) {
+			p.add(c.line(key+"["+strconv.Itoa(j)+"]"), "%s names %q, which is not in its ship_to (%s)", key, r, strings.Join(cl.ShipTo, ", "))
+		}
+	}
+}
+
 func (c *Config) checkSync(p *problems, at string, cl Cluster, rules EngineRules) {
 	y := cl.Sync
 	at += ".sync"
@@ -361,11 +363,7 @@ func (c *Config) checkSync(p *problems, at string, cl Cluster, rules EngineRules
 		p.add(c.line(at), "%s: zero-RPO mode is for %s clusters, whose servers can wait for drd before a commit returns; a %s cluster cannot: remove it",
 			at, strings.Join(enginesWhere(func(r EngineRules) bool { return r.Sync }), ", "), cl.Engine)
 	}
-	for j, r := range y.Regions {
-		if !slices.Contains(cl.ShipTo, r) {
-			p.add(c.line(at+".regions["+strconv.Itoa(j)+"]"), "%s.regions names %q, which is not in its ship_to (%s)", at, r, strings.Join(cl.ShipTo, ", "))
-		}
-	}
+	c.checkInShipTo(p, at+".regions", y.Regions, cl)
 	if y.Timeout < Duration(100*time.Millisecond) || y.Timeout > Duration(time.Hour) {
 		p.add(c.line(at+".timeout"), "%s.timeout %s is outside 100ms..1h", at, y.Timeout)
 	}

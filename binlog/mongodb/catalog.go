@@ -48,12 +48,23 @@ func (c *Catalog) Put(ctx context.Context, h ChunkHeader, entries []Entry) (Chun
 	return ChunkRef{Chain: h.Chain, Start: h.Start, End: h.End, LastMS: h.LastMS, Sealed: time.UnixMilli(h.SealMS).UTC(), Fence: storage.Fence(ctx), Object: stored}, nil
 }
 
-// List returns the region's chunks, by chain and then start.
+// List returns the region's chunks, by chain and then start, without the
+// late chunks of a drd that had lost its lease.
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
+	kept, late, err := c.ListAll(ctx)
+	for _, r := range late {
+		slog.Warn("ignoring an oplog chunk a drd wrote after it lost its lease (another holder wrote from that point)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+	}
+	return kept, err
+}
+
+// ListAll returns what List does, and apart the late chunks of a drd that
+// had lost its lease, which prune deletes.
+func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
 		if err != nil {
-			return nil, fmt.Errorf("region %s: list the MongoDB oplog: %w", c.Pipeline.Region, err)
+			return nil, nil, fmt.Errorf("region %s: list the MongoDB oplog: %w", c.Pipeline.Region, err)
 		}
 		if ref, ok := parseChunkKey(info, c.prefix()); ok {
 			out = append(out, ref)
@@ -64,12 +75,9 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	})
 	// Two chunks from one point of a chain: a drd that lost its lease
 	// finished an upload after the new holder wrote from there.
-	kept, late := storage.LatestFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
+	kept, late = storage.LatestFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
 		func(r ChunkRef) uint64 { return r.Fence })
-	for _, r := range late {
-		slog.Warn("ignoring an oplog chunk a drd wrote after it lost its lease (another holder wrote from that point)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
-	}
-	return kept, nil
+	return kept, late, nil
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.

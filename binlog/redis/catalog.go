@@ -57,12 +57,23 @@ func (c *Catalog) Put(ctx context.Context, h ChunkHeader, plain []byte) error {
 }
 
 // List returns the region's chunks of every history, each history's in
-// offset order (histories by their first chunk's time).
+// offset order (histories by their first chunk's time), without the late
+// chunks of a drd that had lost its lease.
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
+	kept, late, err := c.ListAll(ctx)
+	for _, r := range late {
+		slog.Warn("ignoring a Redis stream chunk a drd wrote after it lost its lease (another holder wrote from that offset)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+	}
+	return kept, err
+}
+
+// ListAll returns what List does, and apart the late chunks of a drd that
+// had lost its lease, which prune deletes.
+func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
 		if err != nil {
-			return nil, fmt.Errorf("region %s: list the Redis stream: %w", c.Pipeline.Region, err)
+			return nil, nil, fmt.Errorf("region %s: list the Redis stream: %w", c.Pipeline.Region, err)
 		}
 		if ref, ok := parseChunkKey(info, c.prefix()); ok {
 			out = append(out, ref)
@@ -73,12 +84,9 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	})
 	// Two chunks from one offset: a drd that lost its lease finished an
 	// upload after the new holder wrote from there.
-	kept, late := storage.LatestFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
+	kept, late = storage.LatestFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
 		func(r ChunkRef) uint64 { return r.Fence })
-	for _, r := range late {
-		slog.Warn("ignoring a Redis stream chunk a drd wrote after it lost its lease (another holder wrote from that offset)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
-	}
-	return kept, nil
+	return kept, late, nil
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.

@@ -61,7 +61,8 @@ type PruneResult struct {
 }
 
 // Prune expires base backups by keep and then the oplog chunks no kept base
-// needs: those that end at or before the oldest kept base's start.
+// needs: those that end at or before the oldest kept base's start, and the
+// late chunks of a drd that had lost its lease.
 func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config.Retention, now time.Time, dryRun bool) (PruneResult, error) {
 	res := PruneResult{Region: p.Region, DryRun: dryRun}
 	bases, damaged, err := ListBases(ctx, p, cluster)
@@ -84,7 +85,7 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	for _, b := range kept {
 		from = min(from, b.Start)
 	}
-	refs, err := (&mgwal.Catalog{Pipeline: p, Cluster: cluster}).List(ctx)
+	refs, late, err := (&mgwal.Catalog{Pipeline: p, Cluster: cluster}).ListAll(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -93,6 +94,12 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		if ref.End <= from {
 			keys = append(keys, ref.Object.Key)
 		}
+	}
+	for _, ref := range late {
+		// Superseded by the newer lease holder's chunk from that point, and
+		// never read: left alone it would count again once that one is
+		// pruned.
+		keys = append(keys, ref.Object.Key)
 	}
 	res.Chunks = len(keys)
 	if !dryRun && len(keys) > 0 {

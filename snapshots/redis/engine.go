@@ -64,7 +64,7 @@ type PruneResult struct {
 // base needs: those of a kept base's history that end at or before its
 // offset, and those of histories no kept base belongs to that ended before
 // the oldest kept base began (a history newer than every base, after a
-// failover, stays).
+// failover, stays), and the late chunks of a drd that had lost its lease.
 func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config.Retention, now time.Time, dryRun bool) (PruneResult, error) {
 	res := PruneResult{Region: p.Region, DryRun: dryRun}
 	bases, damaged, err := rdwal.ListBases(ctx, p, cluster)
@@ -80,7 +80,7 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	if err != nil || keep.Full <= 0 && keep.Window <= 0 {
 		return res, err
 	}
-	refs, err := (&rdwal.Catalog{Pipeline: p, Cluster: cluster}).List(ctx)
+	refs, late, err := (&rdwal.Catalog{Pipeline: p, Cluster: cluster}).ListAll(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -103,6 +103,12 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		if ok && ref.End <= o || !ok && ref.LastMS < oldest.UnixMilli() {
 			keys = append(keys, ref.Object.Key)
 		}
+	}
+	for _, ref := range late {
+		// Superseded by the newer lease holder's chunk from that point, and
+		// never read: left alone it would count again once that one is
+		// pruned.
+		keys = append(keys, ref.Object.Key)
 	}
 	res.Chunks = len(keys)
 	if !dryRun && len(keys) > 0 {

@@ -1,0 +1,62 @@
+package mongodb_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	mgwal "github.com/drkit/drkit/binlog/mongodb"
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
+	mgsnap "github.com/drkit/drkit/snapshots/mongodb"
+	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/file"
+)
+
+// TestPruneDeletesLateChunks: a chunk a drd uploaded after it lost its lease,
+// from a point of the chain the new holder wrote from too, is never read
+// (List keeps the new holder's). Before prune deleted it, it stayed for
+// good, and would count again once the new holder's chunk was pruned.
+func TestPruneDeletesLateChunks(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	ctx := context.Background()
+	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
+	put := func(gen uint64, start, end mgwal.TS) {
+		t.Helper()
+		if _, err := c.Put(storage.WithFence(ctx, gen), mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 10, 20)
+	put(2, 20, 30) // the new holder
+	put(1, 20, 35) // the old one's late upload
+	put(2, 30, 40)
+	now := time.Now().UTC()
+	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: 30, End: 30,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
+	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, late, err := c.ListAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, r := range kept {
+		got = append(got, uint64(r.Start), uint64(r.End), r.Fence)
+	}
+	// 10..20 and 20..30 end at or before the base's start: pruned; the
+	// late 20..35 goes with them.
+	if want := []uint64{30, 40, 2}; !slices.Equal(got, want) || len(late) != 0 || res.Chunks != 3 {
+		t.Fatalf("after prune: kept (start, end, fence) %v, %d late, %d pruned; want %v, 0 late, 3 pruned", got, len(late), res.Chunks, want)
+	}
+}

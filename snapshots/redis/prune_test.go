@@ -1,0 +1,65 @@
+package redis_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	rdwal "github.com/drkit/drkit/binlog/redis"
+	"github.com/drkit/drkit/internal/config"
+	"github.com/drkit/drkit/snapshots"
+	rdsnap "github.com/drkit/drkit/snapshots/redis"
+	"github.com/drkit/drkit/storage"
+	"github.com/drkit/drkit/storage/file"
+)
+
+// TestPruneDeletesLateChunks: a chunk a drd uploaded after it lost its lease,
+// from an offset the new holder wrote from too, is never read (List keeps
+// the new holder's). Before prune deleted it, it stayed for good, and would
+// count again once the new holder's chunk of that offset was pruned.
+func TestPruneDeletesLateChunks(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	ctx := context.Background()
+	id := strings.Repeat("ab", 20)
+	c := &rdwal.Catalog{Pipeline: p, Cluster: "cache"}
+	put := func(gen uint64, start, end int64) {
+		t.Helper()
+		h := rdwal.ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}
+		if err := c.Put(storage.WithFence(ctx, gen), h, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 0, 100)
+	put(2, 100, 150) // the new holder
+	put(1, 100, 180) // the old one's late upload
+	put(2, 150, 300)
+	now := time.Now().UTC()
+	base := rdwal.Base{FormatVersion: rdwal.FormatVersion, Engine: "redis", Cluster: "cache", ID: "20261207T100000Z", ReplID: id, Offset: 150,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute), RDB: storage.Object{Key: snapshots.BaseKey("cache", "20261207T100000Z", "dump.rdb")}}
+	if err := snapshots.WriteManifest(ctx, st, "cache", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rdsnap.Prune(ctx, p, "cache", config.Retention{Full: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, late, err := c.ListAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, r := range kept {
+		got = append(got, r.Start, r.End, int64(r.Fence))
+	}
+	// 0..100 and 100..150 end at or before the base's offset: pruned; the
+	// late 100..180 goes with them.
+	if want := []int64{150, 300, 2}; !slices.Equal(got, want) || len(late) != 0 || res.Chunks != 3 {
+		t.Fatalf("after prune: kept (start, end, fence) %v, %d late, %d pruned; want %v, 0 late, 3 pruned", got, len(late), res.Chunks, want)
+	}
+}

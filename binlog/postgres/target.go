@@ -103,6 +103,9 @@ type job struct {
 
 func (t *Target) region() string { return t.Catalog.Pipeline.Region }
 
+// partial reports whether j is a byte range of the open segment.
+func (j job) partial() bool { return j.info == nil && !j.history && !j.whole }
+
 // Durable returns the region's durable WAL end and when it last advanced.
 func (t *Target) Durable() (LSN, time.Time, error) {
 	t.mu.Lock()
@@ -162,12 +165,70 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 	t.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for j := range jobs {
+		var next *job
+		for {
+			j, ok := takeNext(jobs, next)
+			if !ok {
+				return
+			}
+			j, weight, after := t.coalesce(j, jobs)
 			t.write(ctx, j)
-			space.Release(t.weight(j))
+			space.Release(weight)
+			next = after
 		}
 	})
 	return &wg
+}
+
+// takeNext returns the job a coalesce left over, else the queue's next one.
+func takeNext(jobs <-chan job, next *job) (job, bool) {
+	if next != nil {
+		return *next, true
+	}
+	j, ok := <-jobs
+	return j, ok
+}
+
+// maxCoalesce bounds the chunk that coalesce builds.
+const maxCoalesce = 16 << 20
+
+// coalesce merges into j the chunks of its segment queued right behind it
+// that continue it, so that a region slower than the stream writes what piled
+// up while its last write was in flight as one object, not one per flush. A
+// region that does not gate the acknowledgement, beside a sync region that
+// is handed WAL at every group commit, would otherwise cost a write per
+// commit group: on an object store sharing the CPU, the cost that bounds the
+// commit rate. It returns the job to write, the queue weight it frees once
+// written, and the job it took that does not continue j (nil if none).
+func (t *Target) coalesce(j job, jobs <-chan job) (job, int64, *job) {
+	weight := t.weight(j)
+	if !j.partial() {
+		return j, weight, nil
+	}
+	merged := false
+	for len(j.data) < maxCoalesce {
+		var n job
+		select {
+		case next, ok := <-jobs:
+			if !ok {
+				return j, weight, nil // the session ended: the loop sees it next
+			}
+			n = next
+		default:
+			return j, weight, nil
+		}
+		if !n.partial() || n.segName != j.segName || n.from != j.to {
+			return j, weight, &n
+		}
+		if !merged {
+			// j.data is the session's buffer: append to a copy.
+			j.data, merged = append(make([]byte, 0, len(j.data)+len(n.data)), j.data...), true
+		}
+		j.data = append(j.data, n.data...)
+		j.to, j.end = n.to, n.end
+		weight += t.weight(n)
+	}
+	return j, weight, nil
 }
 
 // isStarted reports whether a session has started writing to the region.

@@ -20,7 +20,8 @@ import (
 // TestSyncCommitBench is the zero-RPO benchmark of issue #26 (make
 // bench-sync), not part of make test: pgbench (scale 10, 8 clients, 15 s) on
 // a primary with fsync on, with drd in sync mode off, remote_write and
-// remote_durable into two file:// regions and into two MinIO buckets, beside
+// remote_durable into two file:// regions and into two MinIO buckets (and
+// remote_durable with only the sync region required), beside
 // the anchor: the same primary settings with a synchronous streaming standby
 // on this machine. It prints tps and commit latency p50/p99 per case and
 // each case's tps as a ratio of the anchor's.
@@ -60,25 +61,37 @@ func TestSyncCommitBench(t *testing.T) {
 	if only := os.Getenv("DRKIT_BENCH_SYNC_STORES"); only != "" {
 		stores = strings.Split(only, ",")
 	}
+	// Each case's sync regions are [us]. By default every ship_to region is
+	// required (its position confirms the slot), so eu gates the reported
+	// position too; "us only" makes eu an asynchronous copy, the closest
+	// match to the anchor's single synchronous standby.
+	cases := []struct{ mode, required, label string }{
+		{"off", "", ""},
+		{"remote_write", "", ""},
+		{"remote_durable", "", ""},
+		{"remote_durable", "    required_regions: [us]\n", ", us only"},
+	}
 	for _, store := range stores {
-		for _, mode := range []string{"off", "remote_write", "remote_durable"} {
+		for _, c := range cases {
+			mode := c.mode
 			names := "drkit"
 			if mode == "off" {
 				names = "" // asynchronous: drd ships every flush_interval
 			}
 			pg := &testenv.Postgres{Settings: settings(names)}
-			e := newEnvFull(t, t.TempDir(), pg, fmt.Sprintf("    sync: {mode: %s, regions: [us]}\n", mode))
+			e := newEnvFull(t, t.TempDir(), pg, fmt.Sprintf("    sync: {mode: %s, regions: [us]}\n%s", mode, c.required))
 			if store == "minio" {
 				cfg, err := os.ReadFile(e.cfgPath)
 				if err != nil {
 					t.Fatal(err)
 				}
-				s := regexp.MustCompile(`file://\S+/eu\?mode=0644`).ReplaceAllString(string(cfg), minio.StoreURL("eu-"+mode))
-				s = regexp.MustCompile(`file://\S+/us\?mode=0644`).ReplaceAllString(s, minio.StoreURL("us-"+mode))
+				bucket := strings.ReplaceAll(mode, "_", "-") + strings.ReplaceAll(strings.TrimPrefix(c.label, ","), " ", "-")
+				s := regexp.MustCompile(`file://\S+/eu\?mode=0644`).ReplaceAllString(string(cfg), minio.StoreURL("eu-"+bucket))
+				s = regexp.MustCompile(`file://\S+/us\?mode=0644`).ReplaceAllString(s, minio.StoreURL("us-"+bucket))
 				e.writeConfig(t, s)
 			}
 			drd := e.startDrd(t)
-			run(fmt.Sprintf("drd sync %s to %s", mode, store), pg)
+			run(fmt.Sprintf("drd sync %s to %s%s", mode, store, c.label), pg)
 			_ = drd.Process.Kill()
 			_ = drd.Wait()
 			_ = pg.Stop()

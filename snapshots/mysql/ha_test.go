@@ -186,6 +186,21 @@ func TestThreeDrdHoldTheLease(t *testing.T) {
 	if fenced == 0 {
 		t.Errorf("none of the %d backup manifests in us carries a fence", len(manifests))
 	}
+	// Scheduled jobs run on the cluster's lease: a drd standing by (each
+	// did, for seconds of the 4 s backup schedule, before it took the
+	// lease) runs, or even tries, none.
+	ran := 0
+	for i := range ds {
+		log, _ := os.ReadFile(filepath.Join(e.work, fmt.Sprintf("drd-%d.log", i)))
+		before, n := jobsBeforeLease(string(log), "shop", "backup-shop")
+		if len(before) > 0 {
+			t.Errorf("drd %d ran or tried job backup-shop before it held the cluster's lease:\n%s", i, strings.Join(before, "\n"))
+		}
+		ran += n
+	}
+	if ran == 0 {
+		t.Error("no drd logged a run of the scheduled job backup-shop: the check above saw nothing")
+	}
 	if out, err := e.run("verify", "--cluster", "shop", "--region", "us"); err != nil {
 		t.Fatalf("drctl verify: %v\n%s", err, out)
 	}
@@ -259,6 +274,26 @@ func TestLeaseFailoverTime(t *testing.T) {
 	p := func(q float64) time.Duration { return took[min(len(took)-1, int(q*float64(len(took))))] }
 	t.Logf("lease failover (lease_ttl 10s), SIGKILL to the first chunk from the new holder over %d kills: p50 %v, p99 %v, max %v",
 		len(took), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+}
+
+// jobsBeforeLease returns the lines of drd's JSON log about job runs
+// (complete, failed, skipped) that come before the drd first took
+// cluster's lease, and how many lines in all name a run of job.
+func jobsBeforeLease(log, cluster, job string) (before []string, runs int) {
+	held := false
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, `"msg":"took the lease"`) && strings.Contains(line, `"lease":"_drkit/leases/`+cluster+`.json"`) {
+			held = true
+		}
+		if !strings.Contains(line, `"msg":"job run`) || !strings.Contains(line, `"job":"`+job+`"`) {
+			continue
+		}
+		runs++
+		if !held {
+			before = append(before, strings.TrimSpace(line))
+		}
+	}
+	return before, runs
 }
 
 // haEnv is a drkit env for src whose config starts with drdLine (drd.ha),

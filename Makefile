@@ -21,10 +21,19 @@ APT_PACKAGES := postgresql mariadb-server mariadb-client mydumper redis-server p
 
 GO_TOOLS := $(BIN)/.minio-$(MINIO_VERSION) $(BIN)/.versitygw-$(VERSITYGW_VERSION) $(BIN)/.staticcheck-$(STATICCHECK_VERSION) $(BIN)/.helm-$(HELM_VERSION) $(BIN)/.ferretdb-test-$(FERRETDB_VERSION)
 
-# -p 1: one package at a time. Tests that bound real time (commits lost at a
-# kill within 2 x flush_interval) need the CPU a server would have; on 2 cores
-# a PostgreSQL and a MariaDB package running side by side starve each other.
+# -p 1: one package at a time per stream. Tests that bound real time (commits
+# lost at a kill within 2 x flush_interval, a lease taken over within its TTL)
+# need the CPU a server would have; on 2 cores two such packages side by side
+# starve each other.
 TEST_FLAGS ?= -race -p 1 -timeout 20m
+
+# make test runs the packages in two streams, since most of a test's time is
+# spent waiting on servers: the heavy packages (long outages, alert rules,
+# many servers) beside all the light ones, then the SOLO packages (kills
+# under load, zero RPO, three drd holding a lease) alone.
+MODULE     := github.com/drkit/drkit
+HEAVY_PKGS := storage/s3 deploy binlog/mysql binlog/postgres snapshots/redis
+SOLO_PKGS  := snapshots/mysql snapshots/postgres
 
 .PHONY: all deps deps-apt deps-demo apt-install deps-go build test lint bench bench-storage bench-postgres bench-mysql bench-redis bench-mongodb bench-monitor demo clean
 
@@ -94,10 +103,20 @@ build:
 ## test: deps, lint, then every test against real servers. The test binaries
 ## are compiled two at a time first: with -p 1 (one test binary at a time,
 ## the servers they start would fight over 2 cores) go test also compiles one
-## package at a time.
+## package at a time. The light packages' output follows the heavy ones'.
 test: deps lint
 	$(GO) test $(filter -race,$(TEST_FLAGS)) -p 2 -count=1 -run '^$$' ./... >/dev/null
-	$(GO) test $(TEST_FLAGS) ./...
+	@# The drd and drctl the tests run (testenv.Binary), built before the two
+	@# streams: an up-to-date go build -o only touches its output.
+	$(GO) build -o $(BIN)/test/drd ./cmd/drd
+	$(GO) build -o $(BIN)/test/drctl ./cmd/drctl
+	@light_pkgs=$$($(GO) list ./... | grep -vxF $(foreach p,$(HEAVY_PKGS) $(SOLO_PKGS),-e $(MODULE)/$(p))); \
+	light_log=$$(mktemp); \
+	$(GO) test $(TEST_FLAGS) $$light_pkgs >"$$light_log" 2>&1 & light_pid=$$!; \
+	heavy=0; $(GO) test $(TEST_FLAGS) $(addprefix ./,$(HEAVY_PKGS)) || heavy=$$?; \
+	light=0; wait $$light_pid || light=$$?; cat "$$light_log"; rm -f "$$light_log"; \
+	solo=0; $(GO) test $(TEST_FLAGS) $(addprefix ./,$(SOLO_PKGS)) || solo=$$?; \
+	if [ $$heavy -ne 0 ] || [ $$light -ne 0 ] || [ $$solo -ne 0 ]; then echo "make test: FAIL (heavy $$heavy, light $$light, solo $$solo)"; exit 1; fi
 
 ## lint: gofmt, go vet and staticcheck must all be clean; no built binary tracked
 lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)

@@ -81,14 +81,7 @@ func TestSyncCommitBench(t *testing.T) {
 			pg := &testenv.Postgres{Settings: settings(names)}
 			e := newEnvFull(t, t.TempDir(), pg, fmt.Sprintf("    sync: {mode: %s, regions: [us]}\n%s", mode, c.required))
 			if store == "minio" {
-				cfg, err := os.ReadFile(e.cfgPath)
-				if err != nil {
-					t.Fatal(err)
-				}
-				bucket := strings.ReplaceAll(mode, "_", "-") + strings.ReplaceAll(strings.TrimPrefix(c.label, ","), " ", "-")
-				s := regexp.MustCompile(`file://\S+/eu\?mode=0644`).ReplaceAllString(string(cfg), minio.StoreURL("eu-"+bucket))
-				s = regexp.MustCompile(`file://\S+/us\?mode=0644`).ReplaceAllString(s, minio.StoreURL("us-"+bucket))
-				e.writeConfig(t, s)
+				e.useS3(t, &minio.S3, strings.ReplaceAll(mode, "_", "-")+strings.ReplaceAll(strings.TrimPrefix(c.label, ","), " ", "-"))
 			}
 			drd := e.startDrd(t)
 			run(fmt.Sprintf("drd sync %s to %s%s", mode, store, c.label), pg)
@@ -104,6 +97,19 @@ func TestSyncCommitBench(t *testing.T) {
 		fmt.Fprintf(&b, "%-34s %8.0f %9.2f %9.2f %.2f\n", r.name, r.tps, ms(r.p50), ms(r.p99), r.tps/anchorTPS)
 	}
 	t.Logf("pgbench -c 8 -j 2 -T 15, scale 10, fsync on, 2 cores:\n%s", b.String())
+}
+
+// useS3 moves the env's regions eu and us into prefixes eu-<name> and
+// us-<name> of srv's bucket.
+func (e *env) useS3(t *testing.T, srv *testenv.S3, name string) {
+	t.Helper()
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := regexp.MustCompile(`file://\S+/eu\?mode=0644`).ReplaceAllString(string(cfg), srv.StoreURL("eu-"+name))
+	s = regexp.MustCompile(`file://\S+/us\?mode=0644`).ReplaceAllString(s, srv.StoreURL("us-"+name))
+	e.writeConfig(t, s)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

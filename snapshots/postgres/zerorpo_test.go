@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -20,10 +21,21 @@ import (
 // drd are SIGKILLed together, and a restore of the latest state from region
 // us (the sync region) holds every commit that returned to a client before
 // the kill: not one is missing. The primary then recovers and the next round
-// goes on from its data.
+// goes on from its data. The regions are file:// folders, or with
+// DRKIT_ZERO_RPO_STORE=minio prefixes of a MinIO bucket.
 func TestZeroRPO(t *testing.T) {
 	pg := &testenv.Postgres{Settings: map[string]string{"synchronous_standby_names": "drkit"}}
 	e := newEnvFull(t, testenv.SharedDir(t), pg, "    sync: {mode: remote_durable, regions: [us]}\n")
+	switch store := os.Getenv("DRKIT_ZERO_RPO_STORE"); store {
+	case "", "file":
+	case "minio":
+		testenv.UseS3Credentials()
+		minio := &testenv.MinIO{}
+		testenv.Start(t, minio)
+		e.useS3(t, &minio.S3, "zero-rpo")
+	default:
+		t.Fatalf("DRKIT_ZERO_RPO_STORE=%q: file or minio", store)
+	}
 	ctx := context.Background()
 	bin, err := pgsnap.BinDir("15")
 	if err != nil {

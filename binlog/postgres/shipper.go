@@ -194,12 +194,18 @@ func (s *Shipper) stream(ctx context.Context) error {
 	s.SyncReset() // what waited in an earlier session, the server sends again
 	for _, t := range s.Targets {
 		var wake func()
-		if s.Sync.On() && (t.Sync || t.Required) {
+		var pace time.Duration
+		switch {
+		case s.Sync.On() && (t.Sync || t.Required):
 			// Its position gates the one reported: the report must not
 			// wait for the next WAL or timer.
 			wake = sess.wake.ring
+		case s.Sync.On():
+			// It gates nothing: written every flush interval, as
+			// without sync, not at every commit group.
+			pace = s.FlushInterval
 		}
-		t.setSession(t.Sync && !s.Sync.Durable(), wake)
+		t.setSession(t.Sync && !s.Sync.Durable(), wake, pace)
 	}
 	if s.Heartbeat.Table != "" {
 		go s.Heartbeat.watch(wctx, sess.hbFiles, s.Log)

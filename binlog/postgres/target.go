@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/drkit/drkit/binlog"
 	"github.com/drkit/drkit/storage"
 )
 
@@ -42,6 +43,11 @@ type Target struct {
 	// the durable position advances.
 	noFsync bool
 	wake    func()
+	// pace: in zero-RPO mode, a region that gates nothing is written at
+	// most once per pace (the flush interval, as without sync), what
+	// arrived meanwhile in one chunk; without it every commit group cost
+	// it a write beside the sync region's, on the same CPU and disks.
+	pace time.Duration
 	// jobs and space belong to the current session; a previous session's
 	// worker keeps its own (a late Release on a new semaphore would panic).
 	jobs  chan job
@@ -132,10 +138,10 @@ func (t *Target) setDurable(l LSN, tli uint32, err error) {
 
 // setSession sets what a session decides about the region, under t.mu: an
 // earlier session's worker may still be writing.
-func (t *Target) setSession(noFsync bool, wake func()) {
+func (t *Target) setSession(noFsync bool, wake func(), pace time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.noFsync, t.wake = noFsync, wake
+	t.noFsync, t.wake, t.pace = noFsync, wake, pace
 }
 
 // busy reports whether the region has been handed WAL it does not hold yet
@@ -153,7 +159,14 @@ func (t *Target) busy() bool {
 // primary's slot past what the region holds.
 func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli uint32) *sync.WaitGroup {
 	t.log = log.With("region", t.region())
-	jobs, space := make(chan job, 1024), semaphore.NewWeighted(t.queueBytes())
+	t.mu.Lock()
+	pace := t.pace
+	t.mu.Unlock()
+	depth := 1024
+	if pace > 0 {
+		depth = 16384 // a pace's worth of commit groups
+	}
+	jobs, space := make(chan job, depth), semaphore.NewWeighted(t.queueBytes())
 	t.jobs, t.space = jobs, space
 	t.mu.Lock()
 	t.durable, t.durableTLI = durable, tli
@@ -171,10 +184,14 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 			if !ok {
 				return
 			}
+			began := time.Now()
 			j, weight, after := t.coalesce(j, jobs)
 			t.write(ctx, j)
 			space.Release(weight)
 			next = after
+			if pace > 0 && next == nil {
+				binlog.Sleep(ctx, pace-time.Since(began)) // what arrives meanwhile goes in one chunk
+			}
 		}
 	})
 	return &wg

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/drkit/drkit/internal/testenv"
 )
@@ -85,5 +87,64 @@ func TestCoalesceMergesQueuedChunks(t *testing.T) {
 	}
 	if j, _, after = tg.coalesce(part(14, 16), jobs); j.to != 16 || after != nil {
 		t.Fatalf("a closed queue handed back a job: %+v", after)
+	}
+}
+
+// In zero-RPO mode a region that gates nothing is written once per pace
+// (the flush interval), not once per commit group: the commit groups of a
+// pace go in one chunk. Before the pace it wrote a chunk per group as fast
+// as its store took them, beside the sync region's writes on the same CPU.
+func TestPacedRegionWritesOncePerPace(t *testing.T) {
+	tg := fileTargets(t, "orders", "eu")[0]
+	tg.Required = false
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const segSize = 16 << 20
+	tg.setSession(false, nil, 500*time.Millisecond)
+	wg := tg.start(ctx, testenv.Logger(), 0, 1)
+	seg := Segment{TLI: 1, No: 1}
+	buf := make([]byte, 4096)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	// 20 commit groups over 400 ms: the first is written at once, the
+	// other 19 wait out the pace together.
+	for i := range 20 {
+		from, to := uint64(i*200), uint64(i*200+200)
+		j := job{seg: seg, segName: seg.Name(segSize), from: from, to: to, data: buf[from:to], end: seg.Start(segSize) + LSN(to)}
+		if err := tg.enqueue(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	end := seg.Start(segSize) + 4000
+	testenv.WaitFor(t, 10*time.Second, "the region holds the 20 groups", func() bool { d, _, _ := tg.Durable(); return d >= end })
+	close(tg.jobs)
+	wg.Wait()
+	objs, err := tg.Catalog.List(ctx, segSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) > 3 {
+		t.Fatalf("the paced region wrote %d chunks for 20 commit groups in 400 ms, want at most 3 (pace 500 ms)", len(objs))
+	}
+	var data []byte
+	for _, o := range objs {
+		if !o.Partial || uint64(len(data)) != o.From {
+			t.Fatalf("chunk %s: not the partial chunk from %d", o.Object.Key, len(data))
+		}
+		rc, err := tg.Catalog.Pipeline.Open(ctx, o.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, b...)
+	}
+	if string(data) != string(buf[:4000]) {
+		t.Fatalf("the chunks hold %d bytes, not the 4000 handed", len(data))
 	}
 }

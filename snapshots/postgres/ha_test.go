@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -44,13 +46,16 @@ func (e *env) startNamedDrd(t *testing.T, name string) (*exec.Cmd, string) {
 	return e.startDrdLogAt(t, addr, name), addr
 }
 
-// TestPausedHolderLosesTheSlot: two drd with drd.ha ship a PostgreSQL
-// cluster under writes. The holder is SIGSTOPped: its walsender would keep
-// the slot busy until wal_sender_timeout (60 s), but the other drd takes the
-// lease within the TTL, ends that walsender and streams. After SIGCONT the
-// paused one stands by, and a restore from region us holds every row
-// written.
-func TestPausedHolderLosesTheSlot(t *testing.T) {
+// TestThreeDrdHoldTheSlot: three drd with drd.ha ship a PostgreSQL cluster
+// under writes. The holder is SIGKILLed: another takes the lease and streams
+// from the slot within the TTL. That one is SIGSTOPped for three TTLs: its
+// walsender would keep the slot busy until wal_sender_timeout (60 s), but
+// the third takes the lease within the TTL, ends that walsender and streams.
+// After SIGCONT the paused one stands by and exactly one drd holds the
+// lease; drctl verify passes, and a restore from region us holds every row
+// written, each once.
+func TestThreeDrdHoldTheSlot(t *testing.T) {
+	const ttl = 2 * time.Second
 	e := newEnv(t)
 	cfg, err := os.ReadFile(e.cfgPath)
 	if err != nil {
@@ -60,32 +65,123 @@ func TestPausedHolderLosesTheSlot(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, e.pg.Port)
 	testenv.PGExec(t, conn, "CREATE TABLE events (id int PRIMARY KEY)")
-	a, aAddr := e.startNamedDrd(t, "drd-a.log")
-	b, bAddr := e.startNamedDrd(t, "drd-b.log")
-	testenv.WaitFor(t, 30*time.Second, "one drd holds the lease", func() bool {
-		x, y := leaseHeld(aAddr), leaseHeld(bAddr)
-		return x >= 0 && y >= 0 && x+y == 1
-	})
-	holder, other, otherAddr := a, b, bAddr
-	if leaseHeld(bAddr) == 1 {
-		holder, other, otherAddr = b, a, aAddr
+	type drd struct {
+		cmd  *exec.Cmd
+		addr string
 	}
-	_ = other
+	ds := make([]drd, 3)
+	for i := range ds {
+		ds[i].cmd, ds[i].addr = e.startNamedDrd(t, fmt.Sprintf("drd-%d.log", i))
+	}
+	holder := func(skip ...int) int { // the one holding, -1 while not exactly one does
+		h, n := -1, 0
+		for i, d := range ds {
+			if slices.Contains(skip, i) {
+				continue
+			}
+			if leaseHeld(d.addr) == 1 {
+				h, n = i, n+1
+			}
+		}
+		if n != 1 {
+			return -1
+		}
+		return h
+	}
+	var h int
+	testenv.WaitFor(t, 30*time.Second, "one of three drd holds the lease", func() bool { h = holder(); return h >= 0 })
 	e.backup(t)
+	stopWriter := startEventWriter(t, e.pg.DSN("postgres"))
+	time.Sleep(2 * time.Second)
+	// streamer is the pid of the walsender streaming from drd's slot (0 if none).
+	streamer := func() int32 {
+		var pid *int32
+		_ = conn.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'drkit_orders'").Scan(&pid)
+		if pid == nil {
+			return 0
+		}
+		return *pid
+	}
+	// takeOver waits until a drd other than skip holds the lease and a new
+	// walsender streams from the slot, and returns how long that took.
+	takeOver := func(what string, since time.Time, old int32, skip ...int) time.Duration {
+		var took time.Duration
+		testenv.WaitFor(t, 30*time.Second, what, func() bool {
+			if h = holder(skip...); h < 0 {
+				return false
+			}
+			if pid := streamer(); pid == 0 || pid == old {
+				return false // still the old holder's walsender
+			}
+			took = time.Since(since)
+			return true
+		})
+		return took
+	}
 
+	killed, old := time.Now(), streamer()
+	_ = ds[h].cmd.Process.Kill()
+	dead := h
+	tookKill := takeOver("another drd takes the lease and the slot after the SIGKILL", killed, old, dead)
+
+	time.Sleep(2 * time.Second)
+	paused := h
+	stopped, old := time.Now(), streamer()
+	if err := ds[paused].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	tookStop := takeOver("the third drd takes the lease and the slot from the paused one", stopped, old, dead, paused)
+	time.Sleep(3*ttl - time.Since(stopped)) // as in a long GC or a partition
+	if err := ds[paused].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "after SIGCONT the paused drd stands by and exactly one holds", func() bool {
+		return leaseHeld(ds[paused].addr) == 0 && holder(dead) == h
+	})
+	time.Sleep(2 * time.Second)
+	n := stopWriter()
+	t.Logf("the slot streamed to a new holder %v after the SIGKILL, %v after the SIGSTOP (lease_ttl %v); %d rows written",
+		tookKill.Round(time.Millisecond), tookStop.Round(time.Millisecond), ttl, n)
+	for what, took := range map[string]time.Duration{"SIGKILL": tookKill, "SIGSTOP": tookStop} {
+		if took > ttl+3*time.Second {
+			t.Errorf("the takeover after %s took %v, want within the TTL (%v) and a few polls, not the walsender's 60 s timeout", what, took, ttl)
+		}
+	}
+	e.waitShipped(t, conn)
+	if out, code := e.drctlRun(t, "verify", "--cluster", "orders", "--region", "us"); code != 0 {
+		t.Fatalf("drctl verify after the takeovers: exit %d\n%s", code, out)
+	}
+	_, port, out, err := e.restore(t, "--to-region", "us", "--start")
+	if err != nil {
+		t.Fatalf("drctl restore: %v\n%s", err, out)
+	}
+	var got, top int64
+	if err := connect(t, port).QueryRow(ctx, "SELECT count(*), coalesce(max(id), 0) FROM events").Scan(&got, &top); err != nil {
+		t.Fatal(err)
+	}
+	if got != n || top != n {
+		t.Fatalf("the restore from region us holds %d rows up to id %d, want each of the %d written once", got, top, n)
+	}
+}
+
+// startEventWriter inserts ids 1, 2, ... into events every 5 ms until the
+// returned stop, which returns the last id whose insert returned.
+func startEventWriter(t *testing.T, dsn string) (stop func() int64) {
+	t.Helper()
 	var written atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
+	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		w, err := pgx.Connect(ctx, e.pg.DSN("postgres"))
+		ctx := context.Background()
+		w, err := pgx.Connect(ctx, dsn)
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		defer w.Close(context.Background())
+		defer w.Close(ctx)
 		for i := int64(1); ; i++ {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			default:
 			}
@@ -97,54 +193,9 @@ func TestPausedHolderLosesTheSlot(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	time.Sleep(2 * time.Second)
-	var oldPid int32
-	if err := conn.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'drkit_orders' AND active").Scan(&oldPid); err != nil {
-		t.Fatalf("the holder does not stream from the slot: %v", err)
-	}
-	paused := time.Now()
-	if err := holder.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	var slotAt time.Duration
-	testenv.WaitFor(t, 30*time.Second, "the other drd takes the lease and streams from the slot", func() bool {
-		if leaseHeld(otherAddr) != 1 {
-			return false
-		}
-		var active bool
-		var pid *int32
-		err := conn.QueryRow(ctx, "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = 'drkit_orders'").Scan(&active, &pid)
-		if err != nil || !active || pid == nil || *pid == oldPid {
-			return false // still the paused drd's walsender
-		}
-		slotAt = time.Since(paused)
-		return true
-	})
-	time.Sleep(4 * time.Second) // past the paused one's TTL, as in a long GC or a partition
-	if err := holder.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second)
-	close(stop)
-	<-done
-	n := written.Load()
-	t.Logf("the other drd streamed from the slot %v after the holder was paused (lease_ttl 2s); %d rows written", slotAt.Round(time.Millisecond), n)
-	if slotAt > 2*time.Second+3*time.Second {
-		t.Errorf("the takeover took %v, want within the TTL (2s) and a few polls, not the walsender's 60 s timeout", slotAt)
-	}
-	if leaseHeld(otherAddr) != 1 {
-		t.Error("after SIGCONT the paused drd took the lease back")
-	}
-	e.waitShipped(t, conn)
-	_, port, out, err := e.restore(t, "--to-region", "us", "--start")
-	if err != nil {
-		t.Fatalf("drctl restore: %v\n%s", err, out)
-	}
-	var got, top int64
-	if err := connect(t, port).QueryRow(ctx, "SELECT count(*), coalesce(max(id), 0) FROM events").Scan(&got, &top); err != nil {
-		t.Fatal(err)
-	}
-	if got != n || top != n {
-		t.Fatalf("the restore from region us holds %d rows up to id %d, want all %d written", got, top, n)
+	return func() int64 {
+		close(quit)
+		<-done
+		return written.Load()
 	}
 }

@@ -20,6 +20,8 @@ import (
 // sync region) holds every commit that returned to a client: not one is
 // missing. Each round also checks that no commit fell back to asynchronous
 // replication (Rpl_semi_sync_master_no_tx), so the commits did wait for drd.
+// The regions are file:// folders, or with DRKIT_ZERO_RPO_STORE=minio
+// prefixes of a MinIO bucket.
 func TestZeroRPO(t *testing.T) {
 	src := &testenv.MariaDB{Args: []string{"--rpl-semi-sync-master-enabled=ON",
 		"--rpl-semi-sync-master-timeout=1000", "--rpl-semi-sync-master-wait-point=AFTER_SYNC"}}
@@ -33,6 +35,16 @@ func TestZeroRPO(t *testing.T) {
 	testenv.Start(t, servers...)
 	e, db := haEnv(t, src, "")
 	addSyncToCluster(t, e, "    sync: {mode: remote_durable, regions: [us]}\n")
+	switch store := os.Getenv("DRKIT_ZERO_RPO_STORE"); store {
+	case "", "file":
+	case "minio":
+		testenv.UseS3Credentials()
+		minio := &testenv.MinIO{}
+		testenv.Start(t, minio)
+		e.useS3(t, &minio.S3, "zero-rpo")
+	default:
+		t.Fatalf("DRKIT_ZERO_RPO_STORE=%q: file or minio", store)
+	}
 	drd, _ := e.startDrd(t)
 	if out, err := e.run("backup", "--cluster", "shop"); err != nil {
 		t.Fatalf("drctl backup: %v\n%s", err, out)
@@ -137,6 +149,24 @@ func TestZeroRPO(t *testing.T) {
 		if len(missing) > 0 {
 			t.Fatalf("round %d: %d returned commits are missing from the restore (first %v)", round, len(missing), missing[:min(5, len(missing))])
 		}
+	}
+}
+
+// useS3 moves the env's regions eu and us into prefixes eu-<name> and
+// us-<name> of srv's bucket.
+func (e *drkitEnv) useS3(t *testing.T, srv *testenv.S3, name string) {
+	t.Helper()
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(cfg), "store: file://"+e.work+"/eu\n", "store: "+srv.StoreURL("eu-"+name)+"\n")
+	s = strings.ReplaceAll(s, "store: file://"+e.work+"/us\n", "store: "+srv.StoreURL("us-"+name)+"\n")
+	if s == string(cfg) {
+		t.Fatal("useS3: the config has no file:// regions eu and us to move")
+	}
+	if err := os.WriteFile(e.cfgPath, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -23,6 +23,7 @@ type Cluster struct {
 
 	Shipping func(now time.Time) []binlog.RegionProgress                           `json:"-"`
 	Sync     func(now time.Time) (binlog.SyncMode, time.Duration, bool)            `json:"-"`
+	Server   func() (binlog.ServerSync, bool)                                      `json:"-"`
 	Monitor  func() monitor.ClusterState                                           `json:"-"`
 	Backups  func(ctx context.Context, region string) ([]snapshots.Summary, error) `json:"-"`
 	Backup   func(ctx context.Context) (id string, err error)                      `json:"-"`
@@ -58,6 +59,18 @@ type SyncStatus struct {
 	WaitingSeconds float64 `json:"waiting_seconds"`
 	// Stalled: log has waited past sync.timeout (drkit_sync_stalled).
 	Stalled bool `json:"stalled"`
+	// Server is the server's own view, absent until drd asked it.
+	Server *ServerSync `json:"server,omitempty"`
+}
+
+// ServerSync is what the server says about its synchronous replication
+// (drkit_sync_server_synchronous, drkit_sync_server_waiting_sessions).
+type ServerSync struct {
+	// Synchronous: the server holds commits for drd; false: they return
+	// without it (not zero-RPO).
+	Synchronous     bool      `json:"synchronous"`
+	WaitingSessions int       `json:"waiting_sessions"`
+	AskedAt         time.Time `json:"asked_at"`
 }
 
 // Status is GET /api/v1/status.
@@ -116,6 +129,11 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		if c.Sync != nil {
 			mode, wait, stalled := c.Sync(now)
 			cs.Sync = &SyncStatus{Mode: string(mode), WaitingSeconds: wait.Seconds(), Stalled: stalled}
+			if c.Server != nil {
+				if v, ok := c.Server(); ok {
+					cs.Sync.Server = &ServerSync{Synchronous: v.Synchronous, WaitingSessions: v.Waiting, AskedAt: v.At.UTC()}
+				}
+			}
 		}
 		if c.Monitor != nil {
 			if st := c.Monitor(); !st.At.IsZero() {

@@ -80,6 +80,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- syncModeDesc
 	ch <- syncWaitDesc
 	ch <- syncStalledDesc
+	ch <- syncServerSyncDesc
+	ch <- syncServerWaitingDesc
 }
 
 // Collect implements prometheus.Collector.

@@ -66,6 +66,25 @@ type SyncState struct {
 	unhanded time.Time  // when the oldest log not handed yet arrived
 	handed   []syncMark // writes not yet in every sync region, oldest first
 	stalled  bool
+	server   ServerSync // what the server last said (zero At: never asked)
+}
+
+// ServerSync is the server's own view of its synchronous replication, which
+// the shipper polls: drd's view (the wait above) cannot tell whether the
+// server still holds commits for drd at all. A MariaDB server falls back to
+// asynchronous replication by itself after rpl_semi_sync_master_timeout, and a
+// PostgreSQL server whose synchronous_standby_names stops naming drd no
+// longer waits for it: either way commits return that the regions may lack.
+type ServerSync struct {
+	At time.Time // when the server was asked
+	// Synchronous: the server holds commits until drd acknowledges them
+	// (PostgreSQL: drd's sync_state is sync or quorum; MariaDB:
+	// Rpl_semi_sync_master_status is ON).
+	Synchronous bool
+	// Waiting is how many sessions' commits the server holds for
+	// synchronous replication now (PostgreSQL: wait_event SyncRep;
+	// MariaDB: Rpl_semi_sync_master_wait_sessions).
+	Waiting int
 }
 
 type syncMark struct {
@@ -76,6 +95,9 @@ type syncMark struct {
 // Syncer is a shipper that may hold its server's commits (zero-RPO mode).
 type Syncer interface {
 	SyncStatus(now time.Time) (mode SyncMode, waiting time.Duration, stalled bool)
+	// SyncServer is what the server last said; ok is false until it was
+	// asked (or with sync off).
+	SyncServer() (s ServerSync, ok bool)
 }
 
 // SetSyncPolicy records the policy the status reports against.
@@ -115,6 +137,21 @@ func (s *SyncState) SyncStored(mark uint64) {
 		n++
 	}
 	s.handed = s.handed[n:]
+}
+
+// SetSyncServer records what the server said about its synchronous
+// replication.
+func (s *SyncState) SetSyncServer(v ServerSync) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.server = v
+}
+
+// SyncServer implements Syncer.
+func (s *SyncState) SyncServer() (ServerSync, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.server, s.policy.On() && !s.server.At.IsZero()
 }
 
 // SyncReset forgets what waited: the shipper stopped (its lease was lost).
@@ -166,6 +203,10 @@ var (
 		"1 for the cluster's zero-RPO mode (off, remote_write, remote_durable).", []string{"cluster", "mode"}, nil)
 	syncWaitDesc = prometheus.NewDesc("drkit_sync_wait_seconds",
 		"How long the oldest log drd received has waited for the sync regions: in zero-RPO mode, how long the server's commits have waited on drd.", []string{"cluster"}, nil)
+	syncServerSyncDesc = prometheus.NewDesc("drkit_sync_server_synchronous",
+		"1 while the server itself says it holds commits for drd (PostgreSQL: drd's sync_state is sync or quorum; MariaDB: Rpl_semi_sync_master_status ON); 0: its commits return without drd, not zero-RPO. Absent until drd asked the server.", []string{"cluster"}, nil)
+	syncServerWaitingDesc = prometheus.NewDesc("drkit_sync_server_waiting_sessions",
+		"Sessions whose commit the server holds for synchronous replication, as the server counts them (PostgreSQL: wait_event SyncRep; MariaDB: Rpl_semi_sync_master_wait_sessions).", []string{"cluster"}, nil)
 	syncStalledDesc = prometheus.NewDesc("drkit_sync_stalled",
 		"1 while log has waited for the sync regions longer than sync.timeout: commits wait (PostgreSQL) or the server fell back to asynchronous (MariaDB).", []string{"cluster"}, nil)
 )
@@ -179,4 +220,12 @@ func collectSync(ch chan<- prometheus.Metric, cluster string, s Syncer, now time
 		v = 1
 	}
 	ch <- prometheus.MustNewConstMetric(syncStalledDesc, prometheus.GaugeValue, v, cluster)
+	if srv, ok := s.SyncServer(); ok {
+		v = 0
+		if srv.Synchronous {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(syncServerSyncDesc, prometheus.GaugeValue, v, cluster)
+		ch <- prometheus.MustNewConstMetric(syncServerWaitingDesc, prometheus.GaugeValue, float64(srv.Waiting), cluster)
+	}
 }

@@ -68,3 +68,27 @@ func TestSyncIncludes(t *testing.T) {
 		t.Fatal("mode off includes a region")
 	}
 }
+
+// The server's view is absent until the shipper asked the server, and with
+// sync off; once asked it is what the server said, until cleared.
+func TestSyncServerView(t *testing.T) {
+	var s SyncState
+	s.SetSyncPolicy(Sync{Mode: SyncRemoteDurable, Regions: []string{"us"}, Timeout: time.Second})
+	if _, ok := s.SyncServer(); ok {
+		t.Fatal("a view before the server was asked")
+	}
+	at := time.Now()
+	s.SetSyncServer(ServerSync{At: at, Synchronous: true, Waiting: 3})
+	if v, ok := s.SyncServer(); !ok || !v.Synchronous || v.Waiting != 3 || !v.At.Equal(at) {
+		t.Fatalf("view = %+v %v, want synchronous with 3 waiting", v, ok)
+	}
+	s.SetSyncServer(ServerSync{}) // the session ended
+	if _, ok := s.SyncServer(); ok {
+		t.Fatal("a view after the session ended")
+	}
+	var off SyncState
+	off.SetSyncServer(ServerSync{At: at})
+	if _, ok := off.SyncServer(); ok {
+		t.Fatal("a view with sync off")
+	}
+}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drkit/drkit/binlog"
 )
 
 // Zero-RPO mode (clusters[].sync) on MariaDB is its semi-synchronous
@@ -130,6 +134,86 @@ func (s *Shipper) watchSync(now time.Time) {
 	case recovered:
 		s.Log.Info("the sync regions hold the transactions received again; commits no longer wait", "cluster", s.Cluster)
 	}
+}
+
+// serverPoll is how often drd asks the server about its semi-synchronous
+// replication in zero-RPO mode.
+const serverPoll = 5 * time.Second
+
+// watchSemiSyncServer asks the server every serverPoll whether it still
+// holds commits for semi-synchronous acknowledgement and how many it holds
+// now (binlog.ServerSync). The server falls back to asynchronous replication
+// by itself when an acknowledgement takes longer than
+// rpl_semi_sync_master_timeout, and commits then return that the regions may
+// lack: drd says so once at ERROR, and once at INFO when it is back.
+func (s *Shipper) watchSemiSyncServer(ctx context.Context) {
+	db, err := sql.Open("mysql", s.DSN)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	defer s.SetSyncServer(binlog.ServerSync{}) // stale once the session ends
+	// Until drd's first acknowledgement of a session the server may still
+	// be off (it fell back while no drd ran): only a fall after it was on
+	// is news.
+	var seenOn, fell bool
+	for {
+		on, waiting, err := semiSyncServer(ctx, db)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.Log.Debug("could not poll the server's semi-synchronous replication", "cluster", s.Cluster, "err", err)
+		case on:
+			s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: true, Waiting: waiting})
+			if fell {
+				s.Log.Info("the server waits for drd's acknowledgement again (Rpl_semi_sync_master_status ON)", "cluster", s.Cluster)
+			}
+			seenOn, fell = true, false
+		default:
+			s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: false, Waiting: waiting})
+			if seenOn && !fell {
+				s.Log.Error("the server fell back to asynchronous replication (Rpl_semi_sync_master_status OFF): commits return without waiting for drd, not zero-RPO, until drd catches up",
+					"cluster", s.Cluster)
+				fell = true
+			}
+		}
+		binlog.Sleep(ctx, serverPoll)
+	}
+}
+
+// semiSyncServer reads Rpl_semi_sync_master_status and
+// Rpl_semi_sync_master_wait_sessions.
+func semiSyncServer(ctx context.Context, db *sql.DB) (on bool, waiting int, err error) {
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_wait_sessions')")
+	if err != nil {
+		return false, 0, err
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return false, 0, err
+		}
+		seen++
+		switch strings.ToLower(name) {
+		case "rpl_semi_sync_master_status":
+			on = strings.EqualFold(value, "ON")
+		case "rpl_semi_sync_master_wait_sessions":
+			if waiting, err = strconv.Atoi(value); err != nil {
+				return false, 0, fmt.Errorf("read Rpl_semi_sync_master_wait_sessions %q: %w", value, err)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, 0, err
+	}
+	if seen != 2 {
+		return false, 0, errors.New("the server does not report Rpl_semi_sync_master_status and Rpl_semi_sync_master_wait_sessions")
+	}
+	return on, waiting, nil
 }
 
 // checkSemiSync verifies the server runs semi-synchronous replication, which

@@ -281,6 +281,11 @@ func (s *Shipper) session(ctx context.Context) error {
 	s.mu.Unlock()
 	s.SetStandby(false)
 	s.Log.Info("binlog streaming", "cluster", s.Cluster, "from", start.String(), "server", srv.version)
+	if s.Sync.On() {
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go s.watchSemiSyncServer(wctx)
+	}
 	txns := make(chan streamed, 1024)
 	done := make(chan struct{})
 	var wg sync.WaitGroup

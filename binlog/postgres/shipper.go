@@ -254,7 +254,7 @@ func (s *Shipper) stream(ctx context.Context) error {
 	}
 	s.streamOpened(start, tli, seg, segSize)
 	if s.Sync.On() {
-		go s.checkSyncStandby(wctx)
+		go s.watchSyncStandby(wctx)
 	}
 	err = sess.loop(ctx)
 	if errors.Is(err, errWALRemoved) {

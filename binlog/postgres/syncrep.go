@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/drkit/drkit/binlog"
 )
 
 // Zero-RPO mode (clusters[].sync): drd is a synchronous standby. The server
@@ -102,31 +104,60 @@ func (ss *session) syncBusy() bool {
 	return false
 }
 
-// checkSyncStandby warns, once a session streams, when the server's
-// synchronous replication does not make commits wait for drd: drd is not a
-// synchronous standby (synchronous_standby_names does not name drkit), or
-// another standby's acknowledgement alone can release a commit (FIRST n or
-// ANY n with another name), when a returned commit may be missing from the
-// regions. The server is the judge: pg_stat_replication's sync_state.
-func (s *Shipper) checkSyncStandby(ctx context.Context) {
-	select {
-	case <-ctx.Done():
+// serverPoll is how often drd asks the server about its synchronous
+// replication in zero-RPO mode.
+const serverPoll = 5 * time.Second
+
+// watchSyncStandby asks the server, once a session streams and then every
+// serverPoll, whether its synchronous replication holds commits for drd and
+// how many it holds now (binlog.ServerSync). The first answer also warns when
+// it does not make commits wait for drd: drd is not a synchronous standby
+// (synchronous_standby_names does not name drkit), or another standby's
+// acknowledgement alone can release a commit (FIRST n or ANY n with another
+// name), when a returned commit may be missing from the regions. The server
+// is the judge: pg_stat_replication's sync_state.
+func (s *Shipper) watchSyncStandby(ctx context.Context) {
+	binlog.Sleep(ctx, 2*time.Second) // the walsender's row is up to date
+	if ctx.Err() != nil {
 		return
-	case <-time.After(2 * time.Second): // the walsender's row is up to date
 	}
+	// What a session that ended last said is stale: no view until asked again.
+	defer s.SetSyncServer(binlog.ServerSync{})
 	conn, err := pgx.Connect(ctx, s.DSN)
 	if err != nil {
 		s.Log.Warn("could not check the server's synchronous standbys", "cluster", s.Cluster, "err", err)
 		return
 	}
 	defer conn.Close(context.Background())
+	for first := true; ; first = false {
+		drd, others, waiting, err := syncStandbys(ctx, conn)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if first {
+				s.Log.Warn("could not check the server's synchronous standbys (drd's role needs pg_monitor)", "cluster", s.Cluster, "err", err)
+				return
+			}
+			s.Log.Debug("could not poll the server's synchronous replication", "cluster", s.Cluster, "err", err)
+		default:
+			s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: drd == "sync" || drd == "quorum", Waiting: waiting})
+			if first {
+				s.warnSyncStandby(drd, others)
+			}
+		}
+		binlog.Sleep(ctx, serverPoll)
+	}
+}
+
+// syncStandbys reads drd's sync_state (empty: drd does not stream), the
+// other standbys that may release a commit, and how many backends wait for
+// synchronous replication.
+func syncStandbys(ctx context.Context, conn *pgx.Conn) (drd string, others []string, waiting int, err error) {
 	rows, err := conn.Query(ctx, "SELECT application_name, sync_state FROM pg_stat_replication")
 	if err != nil {
-		s.Log.Warn("could not check the server's synchronous standbys (drd's role needs pg_monitor)", "cluster", s.Cluster, "err", err)
-		return
+		return "", nil, 0, err
 	}
-	var drd string
-	var others []string
 	for rows.Next() {
 		var name, state string
 		if rows.Scan(&name, &state) != nil {
@@ -139,6 +170,14 @@ func (s *Shipper) checkSyncStandby(ctx context.Context) {
 			others = append(others, name+" ("+state+")")
 		}
 	}
+	if err := rows.Err(); err != nil {
+		return "", nil, 0, err
+	}
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").Scan(&waiting)
+	return drd, others, waiting, err
+}
+
+func (s *Shipper) warnSyncStandby(drd string, others []string) {
 	switch {
 	case drd == "async" || drd == "potential":
 		s.Log.Error("sync.mode is on but the server does not wait for drd (its sync_state is "+drd+"): put drkit in synchronous_standby_names, or commits are not held until the regions have them",

@@ -164,7 +164,7 @@ func apiCluster(cl config.Cluster, to []*storage.Region, sh binlog.Shipper, back
 	if sh != nil { // nil for an engine whose log drd does not ship
 		c.Shipping = func(now time.Time) []binlog.RegionProgress { _, _, p := sh.Progress(now); return p }
 		if sy, ok := sh.(binlog.Syncer); ok {
-			c.Sync = sy.SyncStatus
+			c.Sync, c.Server = sy.SyncStatus, sy.SyncServer
 		}
 		c.Backup = sched.BackupNow
 		c.Backups = func(ctx context.Context, region string) ([]snapshots.Summary, error) {

@@ -66,7 +66,11 @@ type SyncState struct {
 	unhanded time.Time  // when the oldest log not handed yet arrived
 	handed   []syncMark // writes not yet in every sync region, oldest first
 	stalled  bool
-	server   ServerSync // what the server last said (zero At: never asked)
+	server   ServerSync // what the server last said (zero At: not known now)
+	// seenOn: the server was seen holding commits for drd; fell: it was
+	// seen not to since then. Kept across sessions, so that a fall or a
+	// return is news once, whichever session's poll sees it.
+	seenOn, fell bool
 }
 
 // ServerSync is the server's own view of its synchronous replication, which
@@ -140,11 +144,23 @@ func (s *SyncState) SyncStored(mark uint64) {
 }
 
 // SetSyncServer records what the server said about its synchronous
-// replication.
-func (s *SyncState) SetSyncServer(v ServerSync) {
+// replication; a zero v clears the view (not known now: drd does not stream,
+// or could not ask). It reports the news to log once: fell, the server
+// stopped holding commits for drd after it was seen doing so; back, it holds
+// them again after such a fall.
+func (s *SyncState) SetSyncServer(v ServerSync) (fell, back bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.server = v
+	switch {
+	case v.At.IsZero():
+	case v.Synchronous:
+		back = s.fell
+		s.seenOn, s.fell = true, false
+	case s.seenOn && !s.fell:
+		fell, s.fell = true, true
+	}
+	return fell, back
 }
 
 // SyncServer implements Syncer.

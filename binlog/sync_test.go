@@ -78,17 +78,43 @@ func TestSyncServerView(t *testing.T) {
 		t.Fatal("a view before the server was asked")
 	}
 	at := time.Now()
-	s.SetSyncServer(ServerSync{At: at, Synchronous: true, Waiting: 3})
+	_, _ = s.SetSyncServer(ServerSync{At: at, Synchronous: true, Waiting: 3})
 	if v, ok := s.SyncServer(); !ok || !v.Synchronous || v.Waiting != 3 || !v.At.Equal(at) {
 		t.Fatalf("view = %+v %v, want synchronous with 3 waiting", v, ok)
 	}
-	s.SetSyncServer(ServerSync{}) // the session ended
+	_, _ = s.SetSyncServer(ServerSync{}) // the session ended
 	if _, ok := s.SyncServer(); ok {
 		t.Fatal("a view after the session ended")
 	}
 	var off SyncState
-	off.SetSyncServer(ServerSync{At: at})
+	_, _ = off.SetSyncServer(ServerSync{At: at})
 	if _, ok := off.SyncServer(); ok {
 		t.Fatal("a view with sync off")
+	}
+}
+
+// A fall of the server's synchronous replication is news once, after it was
+// seen on, and so is its return; a cleared view (a session ended) changes
+// neither.
+func TestSyncServerNewsOnce(t *testing.T) {
+	var s SyncState
+	s.SetSyncPolicy(Sync{Mode: SyncRemoteDurable, Regions: []string{"us"}, Timeout: time.Second})
+	now := time.Now()
+	steps := []struct {
+		v          ServerSync
+		fell, back bool
+	}{
+		{ServerSync{At: now}, false, false},                    // off before drd's first acknowledgement: not news
+		{ServerSync{At: now, Synchronous: true}, false, false}, // on
+		{ServerSync{At: now}, true, false},                     // fell
+		{ServerSync{}, false, false},                           // the session ended
+		{ServerSync{At: now}, false, false},                    // still off in the next session: told already
+		{ServerSync{At: now, Synchronous: true}, false, true},  // back
+		{ServerSync{At: now, Synchronous: true}, false, false},
+	}
+	for i, st := range steps {
+		if fell, back := s.SetSyncServer(st.v); fell != st.fell || back != st.back {
+			t.Fatalf("step %d (%+v): fell %v back %v, want %v %v", i, st.v, fell, back, st.fell, st.back)
+		}
 	}
 }

@@ -145,38 +145,34 @@ const serverPoll = 5 * time.Second
 // now (binlog.ServerSync). The server falls back to asynchronous replication
 // by itself when an acknowledgement takes longer than
 // rpl_semi_sync_master_timeout, and commits then return that the regions may
-// lack: drd says so once at ERROR, and once at INFO when it is back.
+// lack: drd says so once at ERROR, and once at INFO when it is back (news
+// only after the server was seen on: until drd's first acknowledgement it
+// may still be off from while no drd ran).
 func (s *Shipper) watchSemiSyncServer(ctx context.Context) {
 	db, err := sql.Open("mysql", s.DSN)
 	if err != nil {
+		s.Log.Warn("could not poll the server's semi-synchronous replication", "cluster", s.Cluster, "err", err)
 		return
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	defer s.SetSyncServer(binlog.ServerSync{}) // stale once the session ends
-	// Until drd's first acknowledgement of a session the server may still
-	// be off (it fell back while no drd ran): only a fall after it was on
-	// is news.
-	var seenOn, fell bool
-	for {
+	for ctx.Err() == nil {
 		on, waiting, err := semiSyncServer(ctx, db)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
+			s.SetSyncServer(binlog.ServerSync{}) // not known: no view rather than a stale one
 			s.Log.Debug("could not poll the server's semi-synchronous replication", "cluster", s.Cluster, "err", err)
-		case on:
-			s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: true, Waiting: waiting})
-			if fell {
-				s.Log.Info("the server waits for drd's acknowledgement again (Rpl_semi_sync_master_status ON)", "cluster", s.Cluster)
-			}
-			seenOn, fell = true, false
 		default:
-			s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: false, Waiting: waiting})
-			if seenOn && !fell {
+			fell, back := s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: on, Waiting: waiting})
+			if fell {
 				s.Log.Error("the server fell back to asynchronous replication (Rpl_semi_sync_master_status OFF): commits return without waiting for drd, not zero-RPO, until drd catches up",
 					"cluster", s.Cluster)
-				fell = true
+			}
+			if back {
+				s.Log.Info("the server waits for drd's acknowledgement again (Rpl_semi_sync_master_status ON)", "cluster", s.Cluster)
 			}
 		}
 		binlog.Sleep(ctx, serverPoll)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -110,71 +111,112 @@ const serverPoll = 5 * time.Second
 
 // watchSyncStandby asks the server, once a session streams and then every
 // serverPoll, whether its synchronous replication holds commits for drd and
-// how many it holds now (binlog.ServerSync). The first answer also warns when
-// it does not make commits wait for drd: drd is not a synchronous standby
-// (synchronous_standby_names does not name drkit), or another standby's
-// acknowledgement alone can release a commit (FIRST n or ANY n with another
-// name), when a returned commit may be missing from the regions. The server
-// is the judge: pg_stat_replication's sync_state.
+// how many it holds now (binlog.ServerSync). It logs when the server stops
+// waiting for drd (ERROR) and when it waits again (INFO). The first answer
+// also warns when it does not make commits wait for drd: drd is not a
+// synchronous standby (synchronous_standby_names does not name drkit), or
+// another standby's acknowledgement alone can release a commit (FIRST n or
+// ANY n with another name), when a returned commit may be missing from the
+// regions. The server is the judge: pg_stat_replication's sync_state.
 func (s *Shipper) watchSyncStandby(ctx context.Context) {
 	binlog.Sleep(ctx, 2*time.Second) // the walsender's row is up to date
-	if ctx.Err() != nil {
-		return
-	}
 	// What a session that ended last said is stale: no view until asked again.
 	defer s.SetSyncServer(binlog.ServerSync{})
-	conn, err := pgx.Connect(ctx, s.DSN)
-	if err != nil {
-		s.Log.Warn("could not check the server's synchronous standbys", "cluster", s.Cluster, "err", err)
-		return
-	}
-	defer conn.Close(context.Background())
-	for first := true; ; first = false {
-		drd, others, waiting, err := syncStandbys(ctx, conn)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	warned, answered := false, false
+	for ctx.Err() == nil {
+		drd, others, waiting, err := s.askSyncStandbys(ctx, &conn)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			if first {
-				s.Log.Warn("could not check the server's synchronous standbys (drd's role needs pg_monitor)", "cluster", s.Cluster, "err", err)
-				return
+			// Not known: no view (the metric goes absent) rather than
+			// the last one, which may hide a fall.
+			s.SetSyncServer(binlog.ServerSync{})
+			if !warned {
+				s.Log.Warn("could not ask the server about its synchronous standbys; retrying every 5s", "cluster", s.Cluster, "err", err)
+				warned = true
 			}
-			s.Log.Debug("could not poll the server's synchronous replication", "cluster", s.Cluster, "err", err)
 		default:
-			s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: drd == "sync" || drd == "quorum", Waiting: waiting})
-			if first {
+			fell, back := s.SetSyncServer(binlog.ServerSync{At: time.Now(), Synchronous: drd == "sync" || drd == "quorum", Waiting: waiting})
+			switch {
+			case !answered:
 				s.warnSyncStandby(drd, others)
+			case fell:
+				s.Log.Error("the server no longer waits for drd (its sync_state is "+drd+"): commits return without the regions, not zero-RPO; is drkit still in synchronous_standby_names?",
+					"cluster", s.Cluster)
+			case back:
+				s.Log.Info("the server waits for drd again (sync_state "+drd+")", "cluster", s.Cluster)
 			}
+			answered, warned = true, false
 		}
 		binlog.Sleep(ctx, serverPoll)
 	}
 }
 
-// syncStandbys reads drd's sync_state (empty: drd does not stream), the
-// other standbys that may release a commit, and how many backends wait for
-// synchronous replication.
+// askSyncStandbys runs syncStandbys on *conn, connecting first if *conn is
+// nil; after an error it closes *conn, so the next call reconnects.
+func (s *Shipper) askSyncStandbys(ctx context.Context, conn **pgx.Conn) (drd string, others []string, waiting int, err error) {
+	if *conn == nil {
+		if *conn, err = pgx.Connect(ctx, s.DSN); err != nil {
+			return "", nil, 0, err
+		}
+	}
+	drd, others, waiting, err = syncStandbys(ctx, *conn)
+	if err != nil {
+		(*conn).Close(context.Background())
+		*conn = nil
+	}
+	return drd, others, waiting, err
+}
+
+// syncStandbys reads drd's sync_state, the other standbys that may release a
+// commit, and how many backends wait for synchronous replication. A role
+// without pg_monitor (pg_read_all_stats) sees NULL in other sessions'
+// columns: an error, not "drd is not synchronous".
 func syncStandbys(ctx context.Context, conn *pgx.Conn) (drd string, others []string, waiting int, err error) {
 	rows, err := conn.Query(ctx, "SELECT application_name, sync_state FROM pg_stat_replication")
 	if err != nil {
 		return "", nil, 0, err
 	}
+	found := false
 	for rows.Next() {
-		var name, state string
-		if rows.Scan(&name, &state) != nil {
-			continue
+		var name, state *string
+		if err := rows.Scan(&name, &state); err != nil {
+			rows.Close()
+			return "", nil, 0, err
+		}
+		if state == nil {
+			rows.Close()
+			return "", nil, 0, errors.New("pg_stat_replication hides the standbys' sync_state from drd's role: grant it pg_monitor")
 		}
 		switch {
-		case name == "drkit":
-			drd = state
-		case state == "sync" || state == "quorum":
-			others = append(others, name+" ("+state+")")
+		case name != nil && *name == "drkit":
+			drd, found = *state, true
+		case *state == "sync" || *state == "quorum":
+			others = append(others, deref(name)+" ("+*state+")")
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return "", nil, 0, err
 	}
+	if !found {
+		return "", nil, 0, errors.New("drd's walsender (application_name drkit) is not in pg_stat_replication")
+	}
 	err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").Scan(&waiting)
 	return drd, others, waiting, err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func (s *Shipper) warnSyncStandby(drd string, others []string) {

@@ -122,7 +122,7 @@ func printDrdStatus(g *globals, st api.Status, only string) error {
 				if v.Synchronous {
 					state += fmt.Sprintf("; server: %d sessions waiting", v.WaitingSessions)
 				} else {
-					state += "; SERVER DOES NOT WAIT FOR DRD: commits return without the regions (not zero-RPO)"
+					state = "SERVER DOES NOT WAIT FOR DRD: commits return without the regions (not zero-RPO)"
 				}
 			}
 			fmt.Fprintf(tw, "%s\tsync %s\twaiting %.1fs\t%s\n", c.Name, y.Mode, y.WaitingSeconds, state)

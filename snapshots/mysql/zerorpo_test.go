@@ -160,10 +160,13 @@ func (e *drkitEnv) useS3(t *testing.T, srv *testenv.S3, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.ReplaceAll(string(cfg), "store: file://"+e.work+"/eu\n", "store: "+srv.StoreURL("eu-"+name)+"\n")
-	s = strings.ReplaceAll(s, "store: file://"+e.work+"/us\n", "store: "+srv.StoreURL("us-"+name)+"\n")
-	if s == string(cfg) {
-		t.Fatal("useS3: the config has no file:// regions eu and us to move")
+	s := string(cfg)
+	for _, r := range []string{"eu", "us"} {
+		old := "store: file://" + e.work + "/" + r + "\n"
+		if !strings.Contains(s, old) {
+			t.Fatalf("useS3: the config has no file:// region %s to move", r)
+		}
+		s = strings.ReplaceAll(s, old, "store: "+srv.StoreURL(r+"-"+name)+"\n")
 	}
 	if err := os.WriteFile(e.cfgPath, []byte(s), 0o600); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -120,6 +121,9 @@ func TestThreeDrdHoldTheSlot(t *testing.T) {
 	}
 
 	killed, old := time.Now(), streamer()
+	if old == 0 {
+		t.Fatal("no walsender streams from drd's slot before the kill")
+	}
 	_ = ds[h].cmd.Process.Kill()
 	dead := h
 	tookKill := takeOver("another drd takes the lease and the slot after the SIGKILL", killed, old, dead)
@@ -127,6 +131,9 @@ func TestThreeDrdHoldTheSlot(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	paused := h
 	stopped, old := time.Now(), streamer()
+	if old == 0 {
+		t.Fatal("no walsender streams from drd's slot before the SIGSTOP")
+	}
 	if err := ds[paused].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -193,9 +200,11 @@ func startEventWriter(t *testing.T, dsn string) (stop func() int64) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	return func() int64 {
-		close(quit)
-		<-done
+	var once sync.Once
+	stop = func() int64 {
+		once.Do(func() { close(quit); <-done })
 		return written.Load()
 	}
+	t.Cleanup(func() { stop() }) // a test that fails early stops it before the server goes
+	return stop
 }

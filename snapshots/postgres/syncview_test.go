@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,9 +99,9 @@ func TestSyncStallIsVisible(t *testing.T) {
 		t.Fatal("the commit did not return within 60 s of the store coming back")
 	}
 	testenv.WaitFor(t, 30*time.Second, "the stall clears", func() bool {
-		st, _ := metric(addr, "drkit_sync_stalled")
-		w, _ := metric(addr, "drkit_sync_server_waiting_sessions")
-		return st == 0 && w == 0
+		st, ok1 := metric(addr, "drkit_sync_stalled")
+		w, ok2 := metric(addr, "drkit_sync_server_waiting_sessions")
+		return ok1 && ok2 && st == 0 && w == 0
 	})
 
 	testenv.PGExec(t, conn, "ALTER SYSTEM SET synchronous_standby_names = ''")
@@ -111,5 +113,9 @@ func TestSyncStallIsVisible(t *testing.T) {
 	out, code = e.drctlRun(t, "status", "--source", "drd", "--drd", "http://"+addr)
 	if code != 0 || !strings.Contains(out, "SERVER DOES NOT WAIT FOR DRD") {
 		t.Fatalf("drctl status with the server not waiting for drd: exit %d\n%s", code, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(e.work, "drd.log"))
+	if c := strings.Count(string(log), "the server no longer waits for drd"); c != 1 {
+		t.Errorf("drd logged that the server no longer waits for it %d times, want once", c)
 	}
 }

@@ -3,8 +3,6 @@ package mysql_test
 import (
 	"database/sql"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,21 +18,13 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 )
 
-var holderMetric = regexp.MustCompile(`(?m)^drkit_lease_holder\{cluster="shop"\} (\d)`)
-
 // holds reads drd's drkit_lease_holder for cluster shop (-1 unreadable).
 func holds(addr string) int {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
+	v, ok := testenv.Metric(addr, `drkit_lease_holder{cluster="shop"}`)
+	if !ok {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := holderMetric.FindSubmatch(b)
-	if m == nil {
-		return -1
-	}
-	return int(m[1][0] - '0')
+	return int(v)
 }
 
 // TestTwoDrdOneShips: two drd with drd.ha on one MariaDB cluster (which has

@@ -1,11 +1,8 @@
 package mysql_test
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,22 +11,9 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 )
 
-// shopMetric reads drd's metric name{cluster="shop"} (ok false while absent
-// or unreadable).
-func shopMetric(addr, name string) (v float64, ok bool) {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + `\{cluster="shop"\} (\S+)`).FindSubmatch(b)
-	if m == nil {
-		return 0, false
-	}
-	v, err = strconv.ParseFloat(string(m[1]), 64)
-	return v, err == nil
+// shopMetric reads drd's metric name{cluster="shop"} (ok false while absent).
+func shopMetric(addr, name string) (float64, bool) {
+	return testenv.Metric(addr, name+`{cluster="shop"}`)
 }
 
 // TestSemiSyncFallbackIsVisible: zero-RPO mode on MariaDB, both regions

@@ -3,11 +3,8 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,22 +18,13 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 )
 
-var ordersHolder = regexp.MustCompile(`(?m)^drkit_lease_holder\{cluster="orders"\} (\d)`)
-
 // leaseHeld reads drd's drkit_lease_holder for cluster orders (-1 unreadable).
 func leaseHeld(addr string) int {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
+	v, ok := testenv.Metric(addr, `drkit_lease_holder{cluster="orders"}`)
+	if !ok {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := ordersHolder.FindSubmatch(b)
-	if m == nil {
-		return -1
-	}
-	return int(m[1][0] - '0')
+	return int(v)
 }
 
 // startNamedDrd runs drd on a free port logging into the work folder's file

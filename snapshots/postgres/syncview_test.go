@@ -2,12 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,22 +12,9 @@ import (
 	"github.com/drkit/drkit/internal/testenv"
 )
 
-// metric reads the value of drd's metric name{cluster="orders"} (ok false
-// while absent or unreadable).
-func metric(addr, name string) (v float64, ok bool) {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + `\{cluster="orders"\} (\S+)`).FindSubmatch(b)
-	if m == nil {
-		return 0, false
-	}
-	v, err = strconv.ParseFloat(string(m[1]), 64)
-	return v, err == nil
+// metric reads drd's metric name{cluster="orders"} (ok false while absent).
+func metric(addr, name string) (float64, bool) {
+	return testenv.Metric(addr, name+`{cluster="orders"}`)
 }
 
 // TestSyncStallIsVisible: zero-RPO mode on PostgreSQL, both regions behind a

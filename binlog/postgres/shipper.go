@@ -306,6 +306,10 @@ func slotBusy(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "55006"
 }
 
+// slowAtReconnect: a region that has missed WAL for longer than this when the
+// stream reconnects is not asked where its WAL ends (see resumeFrom).
+const slowAtReconnect = time.Second
+
 // resumeFrom is where a region's WAL ends along the lineage. A region whose store
 // does not answer must not stop the others: it counts from the position this
 // drd last saw it durable at or, after a restart, from the slot's restart point,
@@ -313,9 +317,10 @@ func slotBusy(err error) bool {
 // position is at or below its real end (the slot is confirmed only up to what
 // every required region holds), so it gets no gap.
 func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (end LSN, ok, unreachable bool, err error) {
-	if known := t.durableOn(lineage); known > 0 && t.isLagging() {
-		// Behind in the last session (its store is slow or down): asking it
-		// would hold every region's reconnect for the timeout below.
+	if known := t.durableOn(lineage); known > 0 && (t.isLagging() || t.Exposure(time.Now()) > slowAtReconnect) {
+		// Behind in the last session (its store is slow or down, whether or
+		// not its queue filled yet): asking it would hold every region's
+		// reconnect for the timeout below.
 		return known, true, true, nil
 	}
 	// Bounded: a dead store is retried by the SDK for minutes, and every other

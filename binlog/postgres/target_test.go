@@ -3,10 +3,13 @@ package postgres
 import (
 	"context"
 	"io"
+	"iter"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/drkit/drkit/internal/testenv"
+	"github.com/drkit/drkit/storage"
 )
 
 // After a failover the same process reconnects to the new primary: what a
@@ -146,5 +149,48 @@ func TestPacedRegionWritesOncePerPace(t *testing.T) {
 	}
 	if string(data) != string(buf[:4000]) {
 		t.Fatalf("the chunks hold %d bytes, not the 4000 handed", len(data))
+	}
+}
+
+// listCounter counts List calls and blocks each until its context ends: a
+// store that takes connections and answers nothing.
+type listCounter struct {
+	storage.Store
+	lists atomic.Int32
+}
+
+func (l *listCounter) List(ctx context.Context, prefix string) iter.Seq2[storage.ObjectInfo, error] {
+	return func(yield func(storage.ObjectInfo, error) bool) {
+		l.lists.Add(1)
+		<-ctx.Done()
+		yield(storage.ObjectInfo{}, ctx.Err())
+	}
+}
+
+// A region that has missed WAL for seconds when the stream reconnects (its
+// store hangs, but its queue has not filled yet, so it is not lagging) is not
+// asked where its WAL ends: it resumes from the position last known durable,
+// behind. Asking it held every region's reconnect for the 5 s list timeout,
+// the healthy regions' exposure with it (TestStoreOutage on a slow machine:
+// p99 5.5 s).
+func TestSlowRegionIsNotAskedAtReconnect(t *testing.T) {
+	tg := fileTargets(t, "orders", "eu")[0]
+	hang := &listCounter{Store: tg.Catalog.Pipeline.Store}
+	tg.Catalog.Pipeline.Store = hang
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tg.start(ctx, testenv.Logger(), 0, 1)
+	close(tg.jobs)
+	tg.setDurable(0x3000000, 1, nil)
+	tg.mu.Lock()
+	tg.missed(0x3800000)
+	tg.behindSince = time.Now().Add(-3 * time.Second)
+	tg.mu.Unlock()
+	end, ok, unreachable, err := tg.resumeFrom(ctx, []TimelineBegin{{TLI: 1}}, 16<<20, 0x1000000)
+	if err != nil || !ok || !unreachable || end != 0x3000000 {
+		t.Fatalf("resumeFrom = %s ok %v unreachable %v err %v, want 0/3000000 from memory, unreachable", end, ok, unreachable, err)
+	}
+	if n := hang.lists.Load(); n != 0 {
+		t.Fatalf("the region missing WAL for 3 s was asked %d times where its WAL ends", n)
 	}
 }

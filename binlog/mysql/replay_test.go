@@ -37,7 +37,7 @@ func startShipperWith(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats 
 // runShipper starts a shipper without waiting for it to stream.
 func runShipper(t *testing.T, m *testenv.MariaDB, hb HeartbeatTable, cats ...*Catalog) (sh *Shipper, stop func()) {
 	t.Helper()
-	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger(), Heartbeat: hb}
+	sh = &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger(t), Heartbeat: hb}
 	for _, c := range cats {
 		sh.Targets = append(sh.Targets, &Target{Catalog: c})
 	}
@@ -127,7 +127,7 @@ func TestReplayServesStoredBinlog(t *testing.T) {
 	d := dst.Open(t, "")
 	testenv.Exec(t, d, "SET GLOBAL gtid_slave_pos='"+before.String()+"'",
 		"SET sql_log_bin=0", "CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(50))")
-	r := &Replay{Feed: &Feed{Catalog: cat, From: before}, Target: d, TargetHost: "127.0.0.1", Parallel: 2, Log: testenv.Logger()}
+	r := &Replay{Feed: &Feed{Catalog: cat, From: before}, Target: d, TargetHost: "127.0.0.1", Parallel: 2, Log: testenv.Logger(t)}
 	res, err := r.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func TestRunAgainAfterALostLeaseHasNoGap(t *testing.T) {
 	st := &stuckStore{Store: fs}
 	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "shop"}
 	sh := &Shipper{Cluster: "shop", DSN: m.DSN(""), ServerID: 90000 + m.ServerID, FlushInterval: 100 * time.Millisecond,
-		Log: testenv.Logger(), Targets: []*Target{{Catalog: c}}}
+		Log: testenv.Logger(t), Targets: []*Target{{Catalog: c}}}
 	run := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

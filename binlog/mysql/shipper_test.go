@@ -100,7 +100,7 @@ func TestSlowBacklogEndsDurable(t *testing.T) {
 	proxy := testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", m.Port))
 	proxy.AddToxic(t, "slow", "bandwidth", "downstream", 1, `{"rate": 4}`)
 	slow := &Shipper{Cluster: "shop", DSN: strings.Replace(m.DSN(""), fmt.Sprintf("127.0.0.1:%d", m.Port), proxy.Addr, 1),
-		ServerID: 91000 + m.ServerID, FlushInterval: time.Minute, Log: testenv.Logger(), Targets: []*Target{{Catalog: cat}}}
+		ServerID: 91000 + m.ServerID, FlushInterval: time.Minute, Log: testenv.Logger(t), Targets: []*Target{{Catalog: cat}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- slow.Run(ctx) }()

@@ -24,7 +24,7 @@ func TestFailoverBehindVIPConfirmsOnlyTheNewLineage(t *testing.T) {
 	vip := testenv.NewProxy(t, "127.0.0.1:"+strconv.Itoa(pg.Port))
 	dsn := strings.Replace(pg.DSN("postgres"), "127.0.0.1:"+strconv.Itoa(pg.Port), vip.Addr, 1)
 	targets := fileTargets(t, "orders", "a")
-	sh := &Shipper{Cluster: "orders", DSN: dsn, Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger()}
+	sh := &Shipper{Cluster: "orders", DSN: dsn, Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx) }()

@@ -53,7 +53,7 @@ func newEnv(t *testing.T, servers ...testenv.Server) *env {
 	}
 	testenv.Exec(t, e.db, "INSERT INTO shop.log VALUES ('a'), ('b')")
 	e.ship(t)
-	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 500}); err != nil {
+	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(t), RangeRows: 500}); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	insertItems(t, e.db, 2001, 3000)
@@ -77,7 +77,7 @@ func insertItems(t *testing.T, db *sql.DB, from, to int) {
 
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 80000 + e.src.ServerID, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger()}
+	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 80000 + e.src.ServerID, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger(t)}
 	for _, r := range e.regions {
 		e.shipper.Targets = append(e.shipper.Targets, &binlog.Target{Catalog: &binlog.Catalog{Pipeline: r.Pipeline, Cluster: "shop"}})
 	}
@@ -120,7 +120,7 @@ func (e *env) cluster() config.Cluster {
 func (e *env) create(t *testing.T, name string, target string) (myrepl.CreateResult, error) {
 	t.Helper()
 	return myrepl.Create(context.Background(), myrepl.CreateOptions{Cluster: e.cluster(), Name: name,
-		Region: e.regions[1], DSN: target, Catalog: e.cat, Log: testenv.Logger()})
+		Region: e.regions[1], DSN: target, Catalog: e.cat, Log: testenv.Logger(t)})
 }
 
 func (e *env) check(t *testing.T, replica *testenv.MariaDB) replication.Report {
@@ -136,7 +136,7 @@ func (e *env) check(t *testing.T, replica *testenv.MariaDB) replication.Report {
 		t.Fatal(err)
 	}
 	defer r.DB.Close()
-	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 500, Log: testenv.Logger()}).Run(ctx)
+	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 500, Log: testenv.Logger(t)}).Run(ctx)
 	if err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -243,7 +243,7 @@ func TestReplicaFromStoreDriftAndPromoteAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.stop()
-	opts := myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Wait: time.Second, Log: testenv.Logger(),
+	opts := myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Wait: time.Second, Log: testenv.Logger(t),
 		Replica: config.Replica{Name: "us-1", Region: "us", DSN: replica.DSN("")}}
 	if _, err := myrepl.Promote(ctx, opts); err == nil || !strings.Contains(err.Error(), "missing domain 0: 10 transaction(s)") {
 		t.Fatalf("promote must refuse a replica without the store's last 10 transactions: %v", err)
@@ -279,7 +279,7 @@ func TestSwitchoverFencesTheOldPrimary(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	insertItems(t, e.db, 8001, 8500)
-	pr, err := myrepl.Promote(ctx, myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Log: testenv.Logger(),
+	pr, err := myrepl.Promote(ctx, myrepl.PromoteOptions{Cluster: "shop", PrimaryDSN: e.src.DSN(""), Region: e.regions[1], Log: testenv.Logger(t),
 		Replica: config.Replica{Name: "us-1", Region: "us", DSN: replica.DSN("")}})
 	if err != nil {
 		t.Fatalf("promote: %v", err)

@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	testenv.PGExec(t, e.conn, "CREATE TABLE lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line))")
 	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'item ' || g, g % 100 FROM generate_series(1, 5000) g")
 	testenv.PGExec(t, e.conn, "INSERT INTO lines SELECT o, l, l FROM generate_series(1, 100) o, generate_series(1, 3) l")
-	if _, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: testenv.Logger(), ChunkSize: 4 << 20}); err != nil {
+	if _, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: testenv.Logger(t), ChunkSize: 4 << 20}); err != nil {
 		t.Fatalf("backup: %v", err)
 	}
 	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'later ' || g, 1 FROM generate_series(5001, 6000) g")
@@ -75,7 +75,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) ship(t *testing.T) {
 	cl := e.cfg.Clusters[0]
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: testenv.Logger()}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: testenv.Logger(t)}
 	for _, r := range e.regions {
 		sh.Targets = append(sh.Targets, &pgwal.Target{Catalog: &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}, Required: true})
 	}
@@ -131,7 +131,7 @@ func (e *env) create(t *testing.T, name, dir, dsn string, fromStore bool) (pgrep
 	t.Helper()
 	q := func(s string) string { return `"` + s + `"` }
 	return pgrepl.Create(context.Background(), pgrepl.CreateOptions{Cluster: e.cfg.Clusters[0], Name: name, Region: e.regions[1],
-		DSN: dsn, DataDir: dir, FromStore: fromStore, Catalog: e.cat, Log: testenv.Logger(),
+		DSN: dsn, DataDir: dir, FromStore: fromStore, Catalog: e.cat, Log: testenv.Logger(t),
 		RestoreCommand: fmt.Sprintf("%s wal-fetch --config %s --cluster orders --region us %%f %%p", q(e.drctl), q(e.cfgPath))})
 }
 
@@ -148,7 +148,7 @@ func (e *env) check(t *testing.T, dsn string) replication.Report {
 		t.Fatal(err)
 	}
 	defer r.Pool.Close()
-	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 1000, Log: testenv.Logger()}).Run(ctx)
+	rep, err := (&replication.Checker{Primary: p, Replica: r, ChunkRows: 1000, Log: testenv.Logger(t)}).Run(ctx)
 	if err != nil {
 		t.Fatalf("check: %v", err)
 	}
@@ -233,7 +233,7 @@ func TestStreamingStandbyFromStoreThenPromoteAfterCrash(t *testing.T) {
 	}
 	e.stop()
 	pr, err := pgrepl.Promote(ctx, pgrepl.PromoteOptions{Cluster: "orders", PrimaryDSN: e.pg.DSN("postgres"), Region: e.regions[1],
-		Replica: config.Replica{Name: "us-1", Region: "us", DSN: dsn}, Log: testenv.Logger()})
+		Replica: config.Replica{Name: "us-1", Region: "us", DSN: dsn}, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("promote: %v", err)
 	}
@@ -261,7 +261,7 @@ func TestFromStoreStandbyAndSwitchover(t *testing.T) {
 	}
 	testenv.PGExec(t, e.conn, "INSERT INTO items SELECT g, 'x', 3 FROM generate_series(10001, 10100) g")
 	pr, err := pgrepl.Promote(ctx, pgrepl.PromoteOptions{Cluster: "orders", PrimaryDSN: e.pg.DSN("postgres"), Region: e.regions[1],
-		Replica: config.Replica{Name: "us-store", Region: "us", DSN: dsn}, Wait: time.Minute, Log: testenv.Logger()})
+		Replica: config.Replica{Name: "us-store", Region: "us", DSN: dsn}, Wait: time.Minute, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("promote: %v", err)
 	}

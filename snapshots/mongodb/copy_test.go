@@ -26,7 +26,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	for i := range 20 {
 		must(t)(coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: "before"}}))
 	}
-	if _, err := mgsnap.Backup(ctx, e.src.URL(), e.regions[:1], "docs", testenv.Logger()); err != nil {
+	if _, err := mgsnap.Backup(ctx, e.src.URL(), e.regions[:1], "docs", testenv.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
@@ -44,7 +44,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := snapshots.CopySet(ctx, "docs", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger()})
+	rep, err := snapshots.CopySet(ctx, "docs", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger(t)})
 	if err != nil || len(rep.Backups) != 1 || rep.LogObjects == 0 {
 		t.Fatalf("copy: %+v, %v", rep, err)
 	}
@@ -56,7 +56,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	}
 	must(t)(coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 100}, {Key: "v", Value: "later"}}))
 	e.waitShipped(t)
-	again, err := snapshots.CopySet(ctx, "docs", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger()})
+	again, err := snapshots.CopySet(ctx, "docs", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger(t)})
 	if err != nil || len(again.Backups) != 0 || again.BackupsPresent != 1 || again.Copied == 0 || again.Skipped == 0 || again.Copied >= rep.Copied {
 		t.Errorf("second copy: %+v, %v; want only the new oplog chunks copied (the first copied %d objects)", again, err, rep.Copied)
 	}

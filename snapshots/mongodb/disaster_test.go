@@ -44,7 +44,7 @@ func TestDisasterKillsFerretDBAndDrd(t *testing.T) {
 	a := fileRegion(t, filepath.Join(dir, "a"), "a")
 	c := src.Client(t)
 	c.Database("app").Collection("stamps").InsertOne(ctx, bson.D{{Key: "_id", Value: -1}})
-	if _, err := mgsnap.Backup(ctx, src.URL(), []*storage.Region{a, b}, "docs", testenv.Logger()); err != nil {
+	if _, err := mgsnap.Backup(ctx, src.URL(), []*storage.Region{a, b}, "docs", testenv.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -106,7 +106,7 @@ func TestDisasterKillsFerretDBAndDrd(t *testing.T) {
 	wg.Wait()
 
 	dst := testenv.StartFerretDB(t)
-	res, err := mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger()})
+	res, err := mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore from region b after the kill: %v", err)
 	}

@@ -27,7 +27,7 @@ func TestOplogRolloverIsAGap(t *testing.T) {
 	items := e.c.Database("app").Collection("items")
 	e.ship(t)
 	must(t)(items.InsertOne(ctx, bson.D{{Key: "_id", Value: "before"}}))
-	if _, err := mgsnap.Backup(ctx, e.src.URL(), e.regions, "docs", testenv.Logger()); err != nil {
+	if _, err := mgsnap.Backup(ctx, e.src.URL(), e.regions, "docs", testenv.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	must(t)(items.InsertOne(ctx, bson.D{{Key: "_id", Value: "after-first-backup"}}))
@@ -56,7 +56,7 @@ func TestOplogRolloverIsAGap(t *testing.T) {
 		t.Errorf("restore of the base before the gap holds %v (%d entries replayed); want what its chain holds, not crossing the gap", got, res.Entries)
 	}
 
-	b2, err := mgsnap.Backup(ctx, e.src.URL(), e.regions, "docs", testenv.Logger())
+	b2, err := mgsnap.Backup(ctx, e.src.URL(), e.regions, "docs", testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestOplogRolloverIsAGap(t *testing.T) {
 
 	// A time past what the region holds is refused.
 	target := testenv.StartFerretDB(t)
-	_, err = mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: e.regions[0], TargetDSN: target.URL(), Stop: time.Now().Add(time.Hour), Log: testenv.Logger()})
+	_, err = mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: e.regions[0], TargetDSN: target.URL(), Stop: time.Now().Add(time.Hour), Log: testenv.Logger(t)})
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("restore to an hour from now: %v; want not found", err)
 	}

@@ -48,7 +48,7 @@ func TestRealMongoCommandsAndTransactions(t *testing.T) {
 		}
 		regions = append(regions, &storage.Region{Name: r, Store: st, Pipeline: &storage.Pipeline{Store: st, Region: r, Level: 1}})
 	}
-	sh := &mgwal.Shipper{Cluster: "docs", DSN: uri, Regions: regions, FlushInterval: flushInterval, Log: testenv.Logger()}
+	sh := &mgwal.Shipper{Cluster: "docs", DSN: uri, Regions: regions, FlushInterval: flushInterval, Log: testenv.Logger(t)}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(runCtx) }()
@@ -60,7 +60,7 @@ func TestRealMongoCommandsAndTransactions(t *testing.T) {
 		must(t)(items.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "n", Value: i}, {Key: "tags", Value: bson.A{"a", "b"}}, {Key: "sub", Value: bson.D{{Key: "x", Value: 1}}}}))
 	}
 	must(t)(items.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "n", Value: 1}}, Options: options.Index().SetName("n_1")}))
-	if _, err := mgsnap.Backup(ctx, uri, regions, "docs", testenv.Logger()); err != nil {
+	if _, err := mgsnap.Backup(ctx, uri, regions, "docs", testenv.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -102,7 +102,7 @@ func TestRealMongoCommandsAndTransactions(t *testing.T) {
 	})
 	want := only(dataset(t, c), name)
 	dst := testenv.StartFerretDB(t)
-	res, err := mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: regions[1], TargetDSN: dst.URL(), Log: testenv.Logger()})
+	res, err := mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: regions[1], TargetDSN: dst.URL(), Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}

@@ -47,7 +47,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.sh = &mgwal.Shipper{Cluster: "docs", DSN: e.src.URL(), Regions: e.regions, FlushInterval: flushInterval, Log: testenv.Logger()}
+	e.sh = &mgwal.Shipper{Cluster: "docs", DSN: e.src.URL(), Regions: e.regions, FlushInterval: flushInterval, Log: testenv.Logger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.sh.Run(ctx) }()
@@ -84,7 +84,7 @@ func (e *env) waitShipped(t *testing.T) {
 func (e *env) restore(t *testing.T, region int, stop time.Time) (*testenv.FerretDB, mgsnap.RestoreResult) {
 	t.Helper()
 	dst := testenv.StartFerretDB(t)
-	res, err := mgsnap.Restore(context.Background(), mgsnap.RestoreOptions{Cluster: "docs", Region: e.regions[region], TargetDSN: dst.URL(), Stop: stop, Log: testenv.Logger()})
+	res, err := mgsnap.Restore(context.Background(), mgsnap.RestoreOptions{Cluster: "docs", Region: e.regions[region], TargetDSN: dst.URL(), Stop: stop, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore from region %s: %v", e.regions[region].Name, err)
 	}
@@ -182,7 +182,7 @@ func TestRestoreReplaysConcurrentWrites(t *testing.T) {
 		})
 	}
 	time.Sleep(time.Second)
-	b, err := mgsnap.Backup(ctx, e.src.URL(), e.regions, "docs", testenv.Logger())
+	b, err := mgsnap.Backup(ctx, e.src.URL(), e.regions, "docs", testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("backup under load: %v", err)
 	}
@@ -206,7 +206,7 @@ func TestRestoreReplaysConcurrentWrites(t *testing.T) {
 	}
 	dst := testenv.StartFerretDB(t)
 	must(t)(dst.Client(t).Database("mine").Collection("x").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}))
-	_, err = mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: e.regions[0], TargetDSN: dst.URL(), Log: testenv.Logger()})
+	_, err = mgsnap.Restore(ctx, mgsnap.RestoreOptions{Cluster: "docs", Region: e.regions[0], TargetDSN: dst.URL(), Log: testenv.Logger(t)})
 	if err == nil || !strings.Contains(err.Error(), "empty server") {
 		t.Errorf("restore into a server holding a database: %v; want a refusal", err)
 	}

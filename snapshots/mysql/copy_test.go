@@ -36,7 +36,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := snapshots.CopySet(context.Background(), "shop", eu, us, layout, snapshots.CopyOptions{Log: testenv.Logger()})
+	rep, err := snapshots.CopySet(context.Background(), "shop", eu, us, layout, snapshots.CopyOptions{Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("copy eu -> us: %v", err)
 	}
@@ -44,7 +44,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 		t.Fatalf("copy report %+v: want the snapshot and the binlog chunks", rep)
 	}
 	e.stop() // nothing more reaches eu or us: us must stand alone
-	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst.DSN(""), Stop: binlog.StopAt{}, Log: testenv.Logger()}); err != nil {
+	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst.DSN(""), Stop: binlog.StopAt{}, Log: testenv.Logger(t)}); err != nil {
 		t.Fatalf("restore from the copy in us: %v", err)
 	}
 	d := dst.Open(t, "")
@@ -60,7 +60,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	after := lastCommit.Add(time.Second + 500*time.Millisecond) // past the commit's whole second, before the copy
 	dst2 := &testenv.MariaDB{Args: []string{"--gtid-strict-mode=ON"}}
 	testenv.Start(t, dst2)
-	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst2.DSN(""), Stop: binlog.StopAt{Time: after}, Log: testenv.Logger()})
+	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: us, TargetDSN: dst2.DSN(""), Stop: binlog.StopAt{Time: after}, Log: testenv.Logger(t)})
 	if !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "newest restorable time") {
 		t.Fatalf("restore from the copy to %s, after its last commit and before the copy stored it: %v; want the time refused", after.Format("15:04:05.000"), err)
 	}

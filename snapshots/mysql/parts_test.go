@@ -33,7 +33,7 @@ func TestPartsAreCheckedFrames(t *testing.T) {
 	us.Level, us.Recipients, us.Identities = 0, []age.Recipient{id.Recipient()}, []age.Identity{id}
 	seed(t, e.db)
 	testenv.Exec(t, e.db, "CREATE DATABASE seq", "INSERT INTO shop.orders (note, data) SELECT CONCAT('row ', seq), REPEAT('x', seq % 300) FROM seq.seq_1_to_20000")
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 5000, PartSize: 64 << 10})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(t), RangeRows: 5000, PartSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPartsAreCheckedFrames(t *testing.T) {
 	}
 	want := fingerprint(t, e.db, "shop.orders")
 	for i, target := range []*testenv.MariaDB{fromEU, fromUS} {
-		if err := restoreSnapshot(e.regions[i], target); err != nil {
+		if err := restoreSnapshot(t, e.regions[i], target); err != nil {
 			t.Fatalf("restore from %s: %v", e.regions[i].Name, err)
 		}
 		if got := fingerprint(t, target.Open(t, ""), "shop.orders"); got != want {
@@ -104,7 +104,7 @@ func TestFormatOneStillRestores(t *testing.T) {
 	e := newEnv(t, src)
 	seed(t, e.db)
 	e.regions = e.regions[:1]
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger()})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestFormatOneStillRestores(t *testing.T) {
 	if m.Tables[0].Parts[0].Compression != "zstd" {
 		t.Fatalf("rewritten part %+v, want one the pipeline compressed", m.Tables[0].Parts[0])
 	}
-	if err := restoreSnapshot(e.regions[0], dst); err != nil {
+	if err := restoreSnapshot(t, e.regions[0], dst); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := fingerprint(t, dst.Open(t, ""), "shop.orders"), fingerprint(t, e.db, "shop.orders"); got != want {
@@ -146,7 +146,7 @@ func TestFormatOneStillRestores(t *testing.T) {
 
 // restoreSnapshot loads the newest snapshot of region into target, without
 // replaying any binlog.
-func restoreSnapshot(r *storage.Region, target *testenv.MariaDB) error {
-	_, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: r, TargetDSN: target.DSN(""), NoReplay: true, Log: testenv.Logger()})
+func restoreSnapshot(t *testing.T, r *storage.Region, target *testenv.MariaDB) error {
+	_, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: r, TargetDSN: target.DSN(""), NoReplay: true, Log: testenv.Logger(t)})
 	return err
 }

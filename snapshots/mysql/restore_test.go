@@ -47,7 +47,7 @@ func newEnv(t *testing.T, src *testenv.MariaDB) *env {
 // ship starts drd's shipper for the source into both regions.
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 70000 + e.src.ServerID, FlushInterval: flushInterval, Log: testenv.Logger()}
+	e.shipper = &binlog.Shipper{Cluster: "shop", DSN: e.src.DSN(""), ServerID: 70000 + e.src.ServerID, FlushInterval: flushInterval, Log: testenv.Logger(t)}
 	for _, r := range e.regions {
 		e.shipper.Targets = append(e.shipper.Targets, &binlog.Target{Catalog: &binlog.Catalog{Pipeline: r.Pipeline, Cluster: "shop"}})
 	}
@@ -86,7 +86,7 @@ func (e *env) waitShipped(t *testing.T) binlog.Pos {
 
 func (e *env) backup(t *testing.T) mysnap.Manifest {
 	t.Helper()
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: e.src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 1000})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: e.src.DSN(""), Regions: e.regions, Log: testenv.Logger(t), RangeRows: 1000})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
@@ -96,7 +96,7 @@ func (e *env) backup(t *testing.T) mysnap.Manifest {
 func (e *env) restore(t *testing.T, region int, target *testenv.MariaDB, stop binlog.StopAt) (mysnap.RestoreResult, error) {
 	t.Helper()
 	return mysnap.Restore(context.Background(), mysnap.RestoreOptions{
-		Cluster: "shop", Region: e.regions[region], TargetDSN: target.DSN(""), Stop: stop, Log: testenv.Logger(),
+		Cluster: "shop", Region: e.regions[region], TargetDSN: target.DSN(""), Stop: stop, Log: testenv.Logger(t),
 	})
 }
 
@@ -284,7 +284,7 @@ func TestMillionRows(t *testing.T) {
 		"CREATE TABLE big.t (id BIGINT PRIMARY KEY, k INT, c CHAR(60), pad VARCHAR(30), KEY (k))",
 		"INSERT INTO big.t SELECT seq, seq % 1000, MD5(seq), CONCAT('pad-', seq) FROM seq.seq_1_to_1000000",
 		"ANALYZE TABLE big.t")
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: testenv.Logger(), PartSize: 8 << 20})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: testenv.Logger(t), PartSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestMillionRows(t *testing.T) {
 	if m.Rows != 1_000_000 || parts < 4 {
 		t.Fatalf("backup: %d rows in %d parts, want 1000000 rows in at least 4 parts (key ranges)", m.Rows, parts)
 	}
-	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger()})
+	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,10 +397,10 @@ func TestSnapshotCarriesEveryType(t *testing.T) {
 	if len(want) != 4 {
 		t.Fatalf("source has %d rows, want 4", len(want))
 	}
-	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: testenv.Logger()}); err != nil {
+	if _, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions[:1], Log: testenv.Logger(t)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger()}); err != nil {
+	if _, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger(t)}); err != nil {
 		t.Fatal(err)
 	}
 	got := printRows(t, dst, "SELECT * FROM types.t ORDER BY id")

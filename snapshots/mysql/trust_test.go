@@ -112,7 +112,7 @@ func TestDamagedPartLeavesNoRows(t *testing.T) {
 	e := newEnv(t, src)
 	testenv.Exec(t, e.db, "CREATE DATABASE shop", "CREATE DATABASE seq", "CREATE TABLE shop.t (id INT PRIMARY KEY, v CHAR(32))",
 		"INSERT INTO shop.t SELECT seq, MD5(seq) FROM seq.seq_1_to_20000")
-	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(), RangeRows: 1 << 20})
+	m, err := mysnap.Backup(context.Background(), mysnap.BackupOptions{Cluster: "shop", DSN: src.DSN(""), Regions: e.regions, Log: testenv.Logger(t), RangeRows: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestDamagedPartLeavesNoRows(t *testing.T) {
 	}
 	b[len(b)-1] ^= 0xff // the end of the frame: every row reads before the check fails
 	os.WriteFile(part, b, 0o600)
-	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger()})
+	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), NoReplay: true, Log: testenv.Logger(t)})
 	if err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("restore of a damaged part: %v, want a checksum error", err)
 	}
@@ -178,7 +178,7 @@ func TestRestoreRefusesBinlogGap(t *testing.T) {
 	if n := queryString(t, dst.Open(t, ""), "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'"); n != "0" {
 		t.Fatal("the refused restore loaded the snapshot")
 	}
-	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: partial.DSN(""), AcceptGap: true, Log: testenv.Logger()})
+	res, err := mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[0], TargetDSN: partial.DSN(""), AcceptGap: true, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore with AcceptGap: %v", err)
 	}
@@ -225,7 +225,7 @@ func TestRestoreTargetAndDamagedManifest(t *testing.T) {
 	if err := os.WriteFile(manifest, b[:len(b)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), BackupID: newer.ID, Log: testenv.Logger()})
+	_, err = mysnap.Restore(context.Background(), mysnap.RestoreOptions{Cluster: "shop", Region: e.regions[1], TargetDSN: dst.DSN(""), BackupID: newer.ID, Log: testenv.Logger(t)})
 	if err == nil || !strings.Contains(err.Error(), "is damaged") {
 		t.Fatalf("restore of the damaged backup by id: %v; want it named damaged", err)
 	}

@@ -65,7 +65,7 @@ func TestCopyMakesALateRegionRestorable(t *testing.T) {
 	// Interrupted: cancelled after a few objects.
 	ctx, cancel := context.WithCancel(context.Background())
 	copied := 0
-	_, err = snapshots.CopySet(ctx, "orders", eu, us, layout, snapshots.CopyOptions{Workers: 1, Log: testenv.Logger(), OnObject: func(storage.CopyResult) {
+	_, err = snapshots.CopySet(ctx, "orders", eu, us, layout, snapshots.CopyOptions{Workers: 1, Log: testenv.Logger(t), OnObject: func(storage.CopyResult) {
 		if copied++; copied == 3 {
 			cancel()
 		}

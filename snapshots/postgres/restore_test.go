@@ -95,7 +95,7 @@ func (e *env) writeConfig(t *testing.T, cfg string) {
 func (e *env) ship(t *testing.T) {
 	t.Helper()
 	cl := e.cfg.Clusters[0]
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: testenv.Logger()}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: cl.DSN, Slot: cl.Slot, FlushInterval: time.Duration(cl.FlushInterval), Log: testenv.Logger(t)}
 	for _, r := range e.regions {
 		sh.Targets = append(sh.Targets, &pgwal.Target{Catalog: &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}, Required: true})
 	}
@@ -107,7 +107,7 @@ func (e *env) ship(t *testing.T) {
 
 func (e *env) backup(t *testing.T) pgsnap.Manifest {
 	t.Helper()
-	m, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: testenv.Logger(), ChunkSize: 1 << 20})
+	m, err := pgsnap.Backup(context.Background(), pgsnap.BackupOptions{Cluster: "orders", DSN: e.pg.DSN("postgres"), Regions: e.regions, Log: testenv.Logger(t), ChunkSize: 1 << 20})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}

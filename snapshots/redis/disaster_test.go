@@ -64,7 +64,7 @@ func TestDisasterKillsRedisAndDrd(t *testing.T) {
 	<-done
 
 	dst := testenv.StartRedis(t)
-	res, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger()})
+	res, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore from region b after the kill: %v", err)
 	}
@@ -125,7 +125,7 @@ func TestRestoreEqualsAReplicaAtTheSameOffset(t *testing.T) {
 	drd.Kill()
 
 	dst := testenv.StartRedis(t)
-	res, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger()})
+	res, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore from region b: %v", err)
 	}

@@ -58,7 +58,7 @@ func newEnv(t *testing.T) *env {
 // ship runs drd's shipper until e.stop.
 func (e *env) ship(t *testing.T) {
 	t.Helper()
-	e.sh = &rdwal.Shipper{Cluster: "cache", DSN: e.src.URL(), Regions: e.regions, FlushInterval: flushInterval, Log: testenv.Logger(), Required: e.required}
+	e.sh = &rdwal.Shipper{Cluster: "cache", DSN: e.src.URL(), Regions: e.regions, FlushInterval: flushInterval, Log: testenv.Logger(t), Required: e.required}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.sh.Run(ctx) }()
@@ -97,7 +97,7 @@ func offset(t *testing.T, c *goredis.Client) int64 {
 func (e *env) restore(t *testing.T, region int, stop time.Time, backup string) (*testenv.Redis, rdsnap.RestoreResult) {
 	t.Helper()
 	dst := testenv.StartRedis(t)
-	res, err := rdsnap.Restore(context.Background(), rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[region], TargetDSN: dst.URL(), Stop: stop, BackupID: backup, Log: testenv.Logger()})
+	res, err := rdsnap.Restore(context.Background(), rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[region], TargetDSN: dst.URL(), Stop: stop, BackupID: backup, Log: testenv.Logger(t)})
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(dst.Dir, "redis.log"))
 		t.Fatalf("restore from region %s: %v\ntarget's log:\n%s", e.regions[region].Name, err, log)
@@ -282,13 +282,13 @@ func TestRestoreToATime(t *testing.T) {
 	}
 	// A time past what the region holds is refused before anything loads.
 	dst2 := testenv.StartRedis(t)
-	_, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], TargetDSN: dst2.URL(), Stop: time.Now().Add(time.Hour), Log: testenv.Logger()})
+	_, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], TargetDSN: dst2.URL(), Stop: time.Now().Add(time.Hour), Log: testenv.Logger(t)})
 	if err == nil || !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("restore to an hour from now: %v; want not found", err)
 	}
 	// A target with a key is refused, and keeps it.
 	dst2.Client(t).Set(ctx, "mine", "1", 0)
-	_, err = rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], TargetDSN: dst2.URL(), Log: testenv.Logger()})
+	_, err = rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], TargetDSN: dst2.URL(), Log: testenv.Logger(t)})
 	if err == nil || dst2.Client(t).Get(ctx, "mine").Val() != "1" {
 		t.Errorf("restore into a non-empty target: %v; want a refusal that changes nothing", err)
 	}
@@ -314,7 +314,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := snapshots.CopySet(ctx, "cache", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger()})
+	rep, err := snapshots.CopySet(ctx, "cache", e.regions[0], ap, layout, snapshots.CopyOptions{Log: testenv.Logger(t)})
 	if err != nil || len(rep.Backups) != 1 || rep.LogObjects == 0 {
 		t.Fatalf("copy: %+v, %v", rep, err)
 	}
@@ -338,7 +338,7 @@ func TestCopyThenRestoreFromTheCopy(t *testing.T) {
 	}
 	target := time.UnixMilli(last.LastMS) // the lost chunk's write, before the copy
 	dst2 := testenv.StartRedis(t)
-	_, err = rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: ap, TargetDSN: dst2.URL(), Stop: target, Log: testenv.Logger()})
+	_, err = rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: ap, TargetDSN: dst2.URL(), Stop: target, Log: testenv.Logger(t)})
 	if err == nil || !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("restore from the copy to %s (its last chunk sealed %s, stored by the copy later): %v; want the time refused",
 			target.Format("15:04:05.000"), refs[len(refs)-2].Sealed.Format("15:04:05.000"), err)
@@ -395,7 +395,7 @@ func TestRestoreDirToATime(t *testing.T) {
 	e.waitShipped(t)
 	dir := filepath.Join(t.TempDir(), "restored")
 	target := stamps[6].Add(50 * time.Millisecond)
-	res, err := rdsnap.RestoreDir(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], Stop: target, Log: testenv.Logger()}, dir)
+	res, err := rdsnap.RestoreDir(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], Stop: target, Log: testenv.Logger(t)}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestRestoreDirToATime(t *testing.T) {
 	if n := db2.HLen(ctx, "h").Val(); n != 7 {
 		t.Errorf("db 2's hash has %d fields, want 7", n)
 	}
-	if _, err := rdsnap.RestoreDir(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], Log: testenv.Logger()}, dir); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := rdsnap.RestoreDir(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[1], Log: testenv.Logger(t)}, dir); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("a second restore into the folder: %v, want a refusal", err)
 	}
 }
@@ -460,7 +460,7 @@ func TestRestoreRefusesAForeignPeer(t *testing.T) {
 		got <- nil
 	}()
 	dst := testenv.StartRedis(t)
-	_, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[0], TargetDSN: dst.URL(), Listen: listen, Log: testenv.Logger()})
+	_, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: e.regions[0], TargetDSN: dst.URL(), Listen: listen, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatalf("restore with a foreign peer at the listener: %v", err)
 	}

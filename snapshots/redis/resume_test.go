@@ -78,7 +78,7 @@ func TestResumeAfterDrdKill(t *testing.T) {
 	}
 	wantData := dataset(t, src)
 	dst := testenv.StartRedis(t)
-	if _, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger()}); err != nil {
+	if _, err := rdsnap.Restore(ctx, rdsnap.RestoreOptions{Cluster: "cache", Region: b, TargetDSN: dst.URL(), Log: testenv.Logger(t)}); err != nil {
 		t.Fatalf("restore from region b: %v", err)
 	}
 	got := dst.Client(t)

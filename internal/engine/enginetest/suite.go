@@ -76,7 +76,7 @@ func newSetup(t *testing.T, h Harness) *setup {
 		}
 		s.regions = append(s.regions, r)
 	}
-	s.env = engine.Env{Config: cfg, Cluster: s.cl, Log: testenv.Logger(), Drctl: testenv.Binary(t, "drctl")}
+	s.env = engine.Env{Config: cfg, Cluster: s.cl, Log: testenv.Logger(t), Drctl: testenv.Binary(t, "drctl")}
 	return s
 }
 

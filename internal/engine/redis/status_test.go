@@ -38,7 +38,7 @@ func TestStatusShowsLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := engine.Env{Config: cfg, Cluster: cfg.Clusters[0], Log: testenv.Logger()}
+	env := engine.Env{Config: cfg, Cluster: cfg.Clusters[0], Log: testenv.Logger(t)}
 	status := func() RegionStatus {
 		rows := Engine{}.Status(ctx, env)
 		if len(rows) != 1 {

@@ -179,34 +179,43 @@ func (c *Catalog) fetchFrom(ctx context.Context, name string, f *walFile, dest s
 	return fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, ErrWALNotFound)
 }
 
-// ReadSegment returns complete segment name from the region (its checksum
-// checked), or an error wrapping ErrWALNotFound if the region does not hold it
-// whole.
+// ReadSegment returns complete segment name from the region: its whole
+// object (its checksum checked) or, before the shipper has compacted it, its
+// partial chunks if they cover it. An error wraps ErrWALNotFound if the
+// region does not hold it all.
 func (c *Catalog) ReadSegment(ctx context.Context, name string, segSize uint64) ([]byte, error) {
-	for info, err := range c.store().List(ctx, c.key("wal", name)+".") {
-		if err != nil {
-			return nil, fmt.Errorf("region %s: look up %s: %w", c.Pipeline.Region, name, err)
+	listed, err := c.listWAL(ctx, name+".", segSize)
+	if err != nil {
+		return nil, err
+	}
+	f := listed[name]
+	switch {
+	case f != nil && f.whole != nil:
+		return c.readWhole(ctx, name, f.whole.Object, segSize)
+	case f != nil && len(f.chunks) > 0:
+		buf, end, err := c.assemble(ctx, name, f.chunks, segSize)
+		if err == nil && end < segSize {
+			err = fmt.Errorf("region %s: WAL file %s: its chunks end at byte %d of %d: %w", c.Pipeline.Region, name, end, segSize, ErrWALNotFound)
 		}
-		w, ok := parseWALKey(info, strings.TrimPrefix(info.Key, c.key("wal")+"/"), segSize)
-		if !ok || w.Name != name || w.Partial {
-			continue
-		}
-		rc, err := c.Pipeline.Open(ctx, w.Object)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		buf := make([]byte, 0, segSize)
-		b := bytes.NewBuffer(buf)
-		if _, err := b.ReadFrom(io.LimitReader(rc, int64(segSize)+1)); err != nil {
-			return nil, fmt.Errorf("region %s: read %s: %w", c.Pipeline.Region, name, err)
-		}
-		if uint64(b.Len()) != segSize {
-			return nil, fmt.Errorf("region %s: segment %s holds %d bytes, not %d", c.Pipeline.Region, name, b.Len(), segSize)
-		}
-		return b.Bytes(), nil
+		return buf, err
 	}
 	return nil, fmt.Errorf("region %s: WAL file %s: %w", c.Pipeline.Region, name, ErrWALNotFound)
+}
+
+func (c *Catalog) readWhole(ctx context.Context, name string, obj storage.Object, segSize uint64) ([]byte, error) {
+	rc, err := c.Pipeline.Open(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := bytes.NewBuffer(make([]byte, 0, segSize))
+	if _, err := b.ReadFrom(io.LimitReader(rc, int64(segSize)+1)); err != nil {
+		return nil, fmt.Errorf("region %s: read %s: %w", c.Pipeline.Region, name, err)
+	}
+	if uint64(b.Len()) != segSize {
+		return nil, fmt.Errorf("region %s: segment %s holds %d bytes, not %d", c.Pipeline.Region, name, b.Len(), segSize)
+	}
+	return b.Bytes(), nil
 }
 
 func (c *Catalog) writeObject(ctx context.Context, obj storage.Object, dest string) error {
@@ -218,18 +227,28 @@ func (c *Catalog) writeObject(ctx context.Context, obj storage.Object, dest stri
 	return writeFileAtomic(dest, rc)
 }
 
-// writePartial assembles a segment from its chunks (overlaps are identical WAL)
-// and pads it with zeros: recovery stops at the first invalid record.
+// writePartial writes the segment assembled from its chunks, padded with
+// zeros: recovery stops at the first invalid record.
 func (c *Catalog) writePartial(ctx context.Context, name string, chunks []WALObject, segSize uint64, dest string) error {
-	buf := make([]byte, segSize)
-	var end uint64
+	buf, _, err := c.assemble(ctx, name, chunks, segSize)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dest, bytesReader(buf))
+}
+
+// assemble reads a segment's chunks (sorted by offset; overlaps are
+// identical WAL) into a segment-sized buffer, up to the first gap, and
+// returns where what it read ends.
+func (c *Catalog) assemble(ctx context.Context, name string, chunks []WALObject, segSize uint64) (buf []byte, end uint64, err error) {
+	buf = make([]byte, segSize)
 	for _, ch := range chunks {
 		if ch.From > end {
 			break // a gap: what follows cannot be replayed
 		}
 		rc, err := c.Pipeline.Open(ctx, ch.Object)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		_, err = io.ReadFull(rc, buf[ch.From:ch.To])
 		if err == nil {
@@ -237,11 +256,11 @@ func (c *Catalog) writePartial(ctx context.Context, name string, chunks []WALObj
 		}
 		rc.Close()
 		if err != nil {
-			return fmt.Errorf("region %s: partial WAL %s [%d,%d): %w", c.Pipeline.Region, name, ch.From, ch.To, err)
+			return nil, 0, fmt.Errorf("region %s: partial WAL %s [%d,%d): %w", c.Pipeline.Region, name, ch.From, ch.To, err)
 		}
 		end = max(end, ch.To)
 	}
-	return writeFileAtomic(dest, bytesReader(buf))
+	return buf, end, nil
 }
 
 func writeFileAtomic(dest string, r io.Reader) error {

@@ -583,9 +583,11 @@ func (ss *session) seal(ctx context.Context) error {
 	}
 	name := ss.seg.Name(ss.segSize)
 	end := ss.seg.Start(ss.segSize) + LSN(ss.segSize)
-	if ss.s.Sync.On() && ss.written > ss.flushed {
-		// The segment's tail goes first as a chunk of its own: the commits
-		// in it need not wait for the whole segment's upload.
+	if ss.written > ss.flushed {
+		// The segment's tail goes first as a chunk of its own: the region
+		// then holds the segment before its whole upload, which runs beside
+		// the next segment's chunks (Target.holds), and the commits in the
+		// tail wait for neither.
 		if err := ss.hand(ctx, job{seg: ss.seg, segName: name, from: ss.flushed, to: ss.written, data: ss.buf[ss.flushed:ss.written], end: end}); err != nil {
 			return err
 		}

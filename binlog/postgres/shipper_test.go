@@ -30,7 +30,7 @@ func fileTargets(t *testing.T, cluster string, regions ...string) []*Target {
 
 func startShipper(t *testing.T, pg *testenv.Postgres, targets []*Target) (stop func()) {
 	t.Helper()
-	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger()}
+	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(ctx) }()
@@ -143,17 +143,21 @@ func TestShipperStreamsToEveryRegion(t *testing.T) {
 		if r > end {
 			t.Fatalf("slot restart_lsn %s is beyond region %s's durable end %s", r, tg.region(), end)
 		}
+		// The sealed segment's chunks are compacted into one object beside
+		// the stream: soon after, not before the next WAL is durable.
 		var whole, partial int
-		for _, w := range objs {
-			if w.Partial {
-				partial++
-			} else if !w.History {
-				whole++
+		testenv.WaitFor(t, 10*time.Second, "region "+tg.region()+" stores the sealed segment whole", func() bool {
+			objs, _ := tg.Catalog.List(ctx, 16<<20)
+			whole, partial = 0, 0
+			for _, w := range objs {
+				if w.Partial {
+					partial++
+				} else if !w.History {
+					whole++
+				}
 			}
-		}
-		if whole == 0 {
-			t.Errorf("region %s holds no complete segment after pg_switch_wal", tg.region())
-		}
+			return whole > 0
+		})
 		t.Logf("region %s: %d complete segments, %d partial chunks, durable to %s", tg.region(), whole, partial, end)
 	}
 	stop()
@@ -175,7 +179,7 @@ func TestShipperHoldsBackHeartbeats(t *testing.T) {
 	testenv.PGExec(t, conn, "CREATE TABLE drkit_heartbeat (cluster text PRIMARY KEY, beat_us bigint NOT NULL)")
 	testenv.PGExec(t, conn, "CREATE TABLE t (id int)")
 	targets := fileTargets(t, "orders", "eu", "us")
-	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger(),
+	sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger(t),
 		Heartbeat: HeartbeatTable{DSN: pg.DSN("postgres"), Table: "drkit_heartbeat", FlushInterval: 4 * time.Second}}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -274,7 +278,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	pg, conn := startPG(t, nil)
 	first := fileTargets(t, "orders", "eu")
 	run := func(targets []*Target) (*Shipper, func()) {
-		sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger()}
+		sh := &Shipper{Cluster: "orders", DSN: pg.DSN("postgres"), Slot: "drkit_orders", FlushInterval: 200 * time.Millisecond, Targets: targets, Log: testenv.Logger(t)}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = sh.Run(ctx); close(done) }()
@@ -331,7 +335,7 @@ func TestLoopEndsOnCancelledContext(t *testing.T) {
 	if err := pglogrepl.StartReplication(ctx, conn, "loop_test", pglogrepl.LSN(start.Start(segSize)), pglogrepl.StartReplicationOptions{Timeline: sys.Timeline, Mode: pglogrepl.PhysicalReplication}); err != nil {
 		t.Fatal(err)
 	}
-	ss := &session{s: &Shipper{Cluster: "orders", FlushInterval: 50 * time.Millisecond, Log: testenv.Logger()}, conn: conn, segSize: segSize,
+	ss := &session{s: &Shipper{Cluster: "orders", FlushInterval: 50 * time.Millisecond, Log: testenv.Logger(t)}, conn: conn, segSize: segSize,
 		tli: uint32(sys.Timeline), seg: start, received: start.Start(segSize), scan: newRoutineScanner(uint64(start.Start(segSize)), segSize),
 		hbFiles: make(chan heartbeatFiles, 1), catch: &catchUp{open: start}}
 	cancelled, cancel := context.WithCancel(ctx)

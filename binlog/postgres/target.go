@@ -61,10 +61,11 @@ type Target struct {
 	durableTLI uint32
 	at         time.Time // when durable last advanced
 	lastErr    error
-	// behindSince is when the region was first handed WAL it does not hold yet
-	// (zero when it holds everything handed to it, up to queuedEnd).
-	behindSince time.Time
-	queuedEnd   LSN
+	// missing is the WAL handed to the region that it does not hold yet:
+	// where each handed piece ends and when it was handed, oldest first
+	// (empty when it holds everything handed to it, up to queuedEnd).
+	missing   []handed
+	queuedEnd LSN
 	// lagging: the region fell behind the stream, which no longer queues
 	// for it; catchNext is where the WAL queued for it (by the stream, then
 	// by its catch-up) ends.
@@ -87,11 +88,22 @@ func (t *Target) queueBytes() int64 {
 func (t *Target) Exposure(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.behindSince.IsZero() {
+	if len(t.missing) == 0 {
 		return 0
 	}
-	return now.Sub(t.behindSince)
+	return now.Sub(t.missing[0].at)
 }
+
+// handed is WAL handed to a region, up to end, at a time.
+type handed struct {
+	end LSN
+	at  time.Time
+}
+
+// maxMissing bounds Target.missing: a region down for hours is handed a
+// chunk per flush. Past it the newest entry grows instead, which keeps the
+// older time: the exposure is never understated.
+const maxMissing = 4096
 
 // job is one thing to write: a complete segment, a chunk of the open one, a
 // timeline history file, or (first of every session) the check that the region
@@ -125,8 +137,15 @@ func (t *Target) setDurable(l LSN, tli uint32, err error) {
 	if advanced {
 		t.durable, t.durableTLI, t.at = l, tli, time.Now()
 	}
-	if err == nil && t.durable >= t.queuedEnd {
-		t.behindSince = time.Time{}
+	if err == nil {
+		// Exposure is the age of the oldest WAL the region lacks, not how
+		// long it has lacked any: a region always one write behind a steady
+		// stream was reported ever more exposed (TestStoreOutage, 4 s).
+		n := 0
+		for n < len(t.missing) && t.missing[n].end <= t.durable {
+			n++
+		}
+		t.missing = t.missing[n:]
 	}
 	t.lastErr = err
 	wake := t.wake
@@ -173,16 +192,23 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 	if t.at.IsZero() {
 		t.at = time.Now()
 	}
-	t.behindSince, t.queuedEnd, t.started = time.Time{}, t.durable, true
+	t.missing, t.queuedEnd, t.started = nil, t.durable, true
 	t.lagging, t.catchNext, t.resumedAt = false, t.durable, t.durable
 	t.mu.Unlock()
 	var wg sync.WaitGroup
+	compact := make(chan job, 1)
 	wg.Go(func() {
+		defer close(compact)
 		var next *job
 		for {
 			j, ok := takeNext(jobs, next)
 			if !ok {
 				return
+			}
+			next = nil
+			if j.whole && t.holds(j.end) {
+				compact <- j // waits only while two compactions are behind
+				continue
 			}
 			began := time.Now()
 			j, weight, after := t.coalesce(j, jobs)
@@ -194,7 +220,27 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 			}
 		}
 	})
+	wg.Go(func() {
+		for j := range compact {
+			t.write(ctx, j)
+			space.Release(t.weight(j))
+		}
+	})
 	return &wg
+}
+
+// holds reports whether the region holds WAL up to end already. A sealed
+// segment whose every byte the region holds as partial chunks is then only
+// compacted into one object (fewer objects to list and read at restore): the
+// worker leaves that write, a whole segment's upload, to a second goroutine
+// and goes on with the open segment's chunks. Written in line, it held them
+// back for the upload's length at every seal (seconds for 16 MiB to a store
+// across a WAN or sharing a loaded CPU), and with them the region's exposure
+// and, in zero-RPO mode, the commits waiting for it.
+func (t *Target) holds(end LSN) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.durable >= end
 }
 
 // takeNext returns the job a coalesce left over, else the queue's next one.
@@ -295,8 +341,13 @@ func (t *Target) queued(j job) {
 // missed records that the region lacks WAL up to end, queued or not; t.mu is
 // held. Its exposure runs until it holds end.
 func (t *Target) missed(end LSN) {
-	if t.behindSince.IsZero() {
-		t.behindSince = time.Now()
+	switch last := len(t.missing) - 1; {
+	case end <= t.durable || (last >= 0 && end <= t.missing[last].end):
+		// Held, or handed before: the older time stands.
+	case last+1 >= maxMissing:
+		t.missing[last].end = end
+	default:
+		t.missing = append(t.missing, handed{end: end, at: time.Now()})
 	}
 	t.queuedEnd = max(t.queuedEnd, end)
 }

@@ -110,18 +110,17 @@ type SegmentStatus struct {
 
 // Continuity walks the segments from start to the region's newest WAL along the
 // lineage and reports each one that is not stored whole, plus the count found.
+// A segment is whole as one object or as partial chunks that cover it: the
+// shipper compacts a sealed segment's chunks into one object beside the
+// stream, so for a moment a sealed segment has only its chunks.
 func Continuity(objs []WALObject, lineage []TimelineBegin, start LSN, segSize uint64) (found int, problems []SegmentStatus, last string) {
-	whole, partial := map[Segment]bool{}, map[Segment]bool{}
+	bySeg := map[Segment][]WALObject{}
 	var maxNo uint64
 	for _, w := range objs {
 		if w.History {
 			continue
 		}
-		if w.Partial {
-			partial[w.Segment] = true
-		} else {
-			whole[w.Segment] = true
-		}
+		bySeg[w.Segment] = append(bySeg[w.Segment], w)
 		maxNo = max(maxNo, w.Segment.No)
 	}
 	if len(lineage) == 0 {
@@ -131,10 +130,11 @@ func Continuity(objs []WALObject, lineage []TimelineBegin, start LSN, segSize ui
 		seg := Segment{TLI: TimelineOf(lineage, no, segSize), No: no}
 		name := seg.Name(segSize)
 		last = name
+		_, _, whole := segmentReach(bySeg[seg], segSize)
 		switch {
-		case whole[seg]:
+		case whole:
 			found++
-		case partial[seg] && no == maxNo:
+		case len(bySeg[seg]) > 0 && no == maxNo:
 			problems = append(problems, SegmentStatus{Name: name, State: Uploading})
 		default:
 			problems = append(problems, SegmentStatus{Name: name, State: Missing})

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -29,14 +30,19 @@ func TestContinuity(t *testing.T) {
 		wal("000000010000000000000003", true, 0, 100), // the old timeline's last, partial: not needed
 		wal("000000020000000000000003", false, 0, 0),
 		wal("000000020000000000000005", false, 0, 0), // 4 is missing
-		wal("000000020000000000000006", true, 0, 4096),
+		// Sealed, its chunks not compacted yet: whole.
+		wal("000000020000000000000006", true, 0, seg16/2),
+		wal("000000020000000000000006", true, seg16/2, seg16),
+		wal("000000020000000000000007", true, 0, 100), // sealed with only its start: missing
+		wal("000000020000000000000008", true, 0, 4096),
 	}
 	found, problems, last := Continuity(objs, lin, LSN(seg16+10), seg16)
-	if found != 4 || last != "000000020000000000000006" {
+	if found != 5 || last != "000000020000000000000008" {
 		t.Fatalf("found %d, last %s", found, last)
 	}
-	if len(problems) != 2 || problems[0] != (SegmentStatus{"000000020000000000000004", Missing}) || problems[1] != (SegmentStatus{"000000020000000000000006", Uploading}) {
-		t.Fatalf("problems = %+v", problems)
+	want := []SegmentStatus{{"000000020000000000000004", Missing}, {"000000020000000000000007", Missing}, {"000000020000000000000008", Uploading}}
+	if !slices.Equal(problems, want) {
+		t.Fatalf("problems = %+v, want %+v", problems, want)
 	}
 }
 

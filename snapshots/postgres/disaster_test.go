@@ -151,7 +151,7 @@ func TestDisaster(t *testing.T) {
 		t.Fatalf("only %d commits before the cutoff: the load did not run", must)
 	}
 	if lost > 0 {
-		t.Fatalf("%d commits acknowledged more than 2 x %s before the kill are missing (the oldest %s before it)", lost, flush, newestLostAge)
+		t.Fatalf("%d commits acknowledged more than 2 x %s before the kill are missing (the oldest %s before it)\ndrd log:\n%s", lost, flush, newestLostAge, tailString(e.drdLog(), 40))
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 func (e *env) shipFrom(t *testing.T, dsn string) (stop func()) {
 	t.Helper()
 	cl := e.cfg.Clusters[0]
-	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: dsn, Slot: cl.Slot, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger()}
+	sh := &pgwal.Shipper{Cluster: cl.Name, DSN: dsn, Slot: cl.Slot, FlushInterval: 200 * time.Millisecond, Log: testenv.Logger(t)}
 	for _, r := range e.regions {
 		sh.Targets = append(sh.Targets, &pgwal.Target{Catalog: &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: cl.Name}, Required: true})
 	}
@@ -107,7 +107,10 @@ func TestTimelineSwitch(t *testing.T) {
 	}
 }
 
-// waitShippedOn waits until both regions hold conn's current WAL on timeline tli.
+// waitShippedOn waits until both regions hold conn's current WAL on timeline
+// tli, each sealed segment as one object: the shipper compacts a sealed
+// segment's chunks beside the stream, and tests that read or break whole
+// segments need them there.
 func (e *env) waitShippedOn(t *testing.T, conn *pgx.Conn, tli uint32) {
 	t.Helper()
 	var s string
@@ -122,13 +125,29 @@ func (e *env) waitShippedOn(t *testing.T, conn *pgx.Conn, tli uint32) {
 		cat := &pgwal.Catalog{Pipeline: r.Pipeline, Cluster: "orders"}
 		for {
 			objs, _ := cat.List(context.Background(), 16<<20)
-			if end, ok := pgwal.DurableEnd(objs, tli, 16<<20); ok && end >= want {
+			if end, ok := pgwal.DurableEnd(objs, tli, 16<<20); ok && end >= want && compacted(objs) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("region %s does not hold timeline %d WAL up to %s", r.Name, tli, want)
+				t.Fatalf("region %s does not hold timeline %d WAL up to %s as whole segments", r.Name, tli, want)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// compacted reports whether only the newest segment has partial chunks.
+func compacted(objs []pgwal.WALObject) bool {
+	var newest pgwal.Segment
+	for _, w := range objs {
+		if !w.History && w.Segment.No > newest.No {
+			newest = w.Segment
+		}
+	}
+	for _, w := range objs {
+		if w.Partial && w.Segment.No != newest.No {
+			return false
+		}
+	}
+	return true
 }

@@ -49,9 +49,14 @@ func (t *Target) offer(q chan<- *batch, b *batch) bool {
 
 // queuedLocked records b on its way to the region; t.mu is held.
 func (t *Target) queuedLocked(b *batch) {
-	if t.behindSince.IsZero() {
-		t.behindSince = time.Now()
+	at := time.Now()
+	if t.lagging && !t.lagSince.IsZero() {
+		// A catch-up batch (or the one the stream takes the region back
+		// with): the region has missed its transactions since it began
+		// lagging, not since now.
+		at = t.lagSince
 	}
+	t.handedAt = append(t.handedAt, at)
 	t.queued++
 	if t.caught == nil || !t.caught.Covers(b.end) {
 		t.caught = b.end.Clone()
@@ -83,8 +88,8 @@ func (s *Shipper) fallBehind(ctx context.Context, i int, b *batch) {
 		return // its catch-up runs
 	}
 	t.lagging = true
-	if t.behindSince.IsZero() {
-		t.behindSince = time.Now()
+	if t.lagSince.IsZero() {
+		t.lagSince = time.Now()
 	}
 	if t.caught == nil && b != nil {
 		t.caught = b.start.Clone()
@@ -111,7 +116,7 @@ func (s *Shipper) rejoin(i int, b *batch) bool {
 		select {
 		case s.queues[i] <- b:
 			t.queuedLocked(b)
-			t.lagging = false
+			t.lagging, t.lagSince = false, time.Time{} // what it missed is queued, with lagSince
 			s.Log.Info("region caught up; it takes the stream again", "cluster", s.Cluster, "region", t.region(), "at", b.start.String())
 			return true
 		default:
@@ -138,7 +143,7 @@ func (s *Shipper) rejoinIdle(t *Target) bool {
 	if !t.lagging || !t.ready || t.caught == nil || need == nil || !t.caught.Covers(need) {
 		return false
 	}
-	t.lagging = false
+	t.lagging, t.lagSince = false, time.Time{} // what it missed is queued, with lagSince
 	s.Log.Info("region caught up; it takes the stream again", "cluster", s.Cluster, "region", t.region(), "at", t.caught.String())
 	return true
 }

@@ -29,10 +29,13 @@ type Target struct {
 	next    uint64
 	at      time.Time // when pos last advanced
 	lastErr error
-	// behindSince is when the region was first handed a transaction it does not
-	// hold yet; zero when it holds everything handed to it.
-	behindSince time.Time
-	queued      int
+	// handedAt is when each batch on its way to the region was handed to
+	// it, oldest first; lagSince, when a lagging region first missed a
+	// batch the stream skipped (zero when it is not lagging). Its exposure
+	// is the age of the oldest of them.
+	handedAt []time.Time
+	lagSince time.Time
+	queued   int
 	// lagging: the region fell behind the stream, which no longer queues for
 	// it; caught is where what was queued for it ends (lag.go).
 	lagging bool
@@ -55,10 +58,14 @@ func (t *Target) Position() (Pos, time.Time, error) {
 func (t *Target) Exposure(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.behindSince.IsZero() {
+	since := t.lagSince
+	if len(t.handedAt) > 0 && (since.IsZero() || t.handedAt[0].Before(since)) {
+		since = t.handedAt[0]
+	}
+	if since.IsZero() {
 		return 0
 	}
-	return now.Sub(t.behindSince)
+	return now.Sub(since)
 }
 
 // load reads the region's last chunk: where it stands and the next number.
@@ -93,7 +100,7 @@ func (t *Target) forget() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.ready, t.pos, t.next, t.queued = false, nil, 0, 0
-	t.behindSince, t.lagging, t.caught, t.skipped = time.Time{}, false, nil, nil
+	t.handedAt, t.lagSince, t.lagging, t.caught, t.skipped = nil, time.Time{}, false, nil, nil
 }
 
 // enqueued returns how many batches are on their way to the region.
@@ -137,13 +144,18 @@ func (t *Target) write(ctx context.Context, b *batch) error {
 	if t.Sync {
 		b.syncStored()
 	}
+	t.wrote()
+	return nil
+}
+
+// wrote records that the oldest batch handed to the region is written.
+func (t *Target) wrote() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.queued--
-	if t.queued == 0 && !t.lagging {
-		t.behindSince = time.Time{}
+	if len(t.handedAt) > 0 {
+		t.handedAt = t.handedAt[1:] // the worker writes in the order handed
 	}
-	return nil
 }
 
 func (t *Target) put(ctx context.Context, e *encodedChunk) error {

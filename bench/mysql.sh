@@ -9,7 +9,7 @@
 #   restore:  drctl restore (snapshot + replay of TXNS transactions) vs
 #             mariadb < dump + mariadb-binlog | mariadb over the same range
 #   exposure: drkit_log_shipping_lag_seconds sampled at 10 Hz while a writer runs:
-#             how long the region has been missing binlog drd received (p50/p99)
+#             the age of the oldest binlog drd received that the region lacks (p50/p99)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TABLES=${TABLES:-8}

@@ -12,7 +12,7 @@ var (
 	shippedDesc = prometheus.NewDesc("drkit_log_shipped_timestamp_seconds",
 		"When the region last became durable up to newer log (Unix time).", []string{"cluster", "engine", "region"}, nil)
 	exposureDesc = prometheus.NewDesc("drkit_log_shipping_lag_seconds",
-		"How long the region has been missing log drd received: the commits a disaster now would lose there, in seconds.", []string{"cluster", "engine", "region"}, nil)
+		"The age of the oldest log drd received that the region does not hold yet: the commits a disaster now would lose there, in seconds.", []string{"cluster", "engine", "region"}, nil)
 	catchingUpDesc = prometheus.NewDesc("drkit_log_catching_up",
 		"1 while the region has fallen behind the stream (its store was too slow or down) and catches up from another region or the database.", []string{"cluster", "engine", "region"}, nil)
 	standbyDesc = prometheus.NewDesc("drkit_shipper_standby",
@@ -52,7 +52,7 @@ type RegionProgress struct {
 	Region string
 	// ShippedAt is when the region last became durable up to newer log.
 	ShippedAt time.Time
-	// Exposure is how long the region has been missing log drd received.
+	// Exposure is the age of the oldest log drd received that the region lacks.
 	Exposure time.Duration
 	// CatchingUp: the region fell behind the stream and catches up apart
 	// from it, so that it does not hold the other regions back.

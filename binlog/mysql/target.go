@@ -54,7 +54,8 @@ func (t *Target) Position() (Pos, time.Time, error) {
 	return t.pos.Clone(), t.at, t.lastErr
 }
 
-// Exposure is how long the region has been missing transactions drd received.
+// Exposure is the age of the oldest transaction drd received that the region
+// lacks.
 func (t *Target) Exposure(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()

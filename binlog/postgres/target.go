@@ -83,8 +83,8 @@ func (t *Target) queueBytes() int64 {
 	return maxQueued
 }
 
-// Exposure is how long the region has been missing WAL that drd received: what a
-// disaster right now would lose in this region, in time.
+// Exposure is the age of the oldest WAL drd received that the region lacks:
+// what a disaster right now would lose in this region, in time.
 func (t *Target) Exposure(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()

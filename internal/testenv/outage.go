@@ -48,7 +48,7 @@ func ExposureBound(tb testing.TB) time.Duration {
 	return Outage(tb) / 3
 }
 
-// Exposer is a shipper's region target: how long it has been missing log.
+// Exposer is a shipper's region target: the age of the oldest log it lacks.
 type Exposer interface {
 	Exposure(now time.Time) time.Duration
 }

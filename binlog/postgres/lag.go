@@ -83,9 +83,22 @@ func (ss *session) hand(ctx context.Context, j job) error {
 			}
 			continue
 		}
+		if j.whole {
+			// The segment's chunks, its tail last, may all be queued: the
+			// catch-up starts at the segment, so that the region still
+			// gets it whole (it would stay as chunks).
+			t.rewindCatchUp(j.seg.Start(ss.segSize))
+		}
 		ss.fallBehind(t, j.end)
 	}
 	return nil
+}
+
+// rewindCatchUp makes a catch-up begin no later than at.
+func (t *Target) rewindCatchUp(at LSN) {
+	t.mu.Lock()
+	t.catchNext = min(t.catchNext, at)
+	t.mu.Unlock()
 }
 
 func (t *Target) isLagging() bool {

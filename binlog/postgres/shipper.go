@@ -231,8 +231,10 @@ func (s *Shipper) stream(ctx context.Context) error {
 		// region here would only stall the healthy ones.
 		sess.catch.halt()
 		stopWorkers()
+		now := time.Now()
 		for _, t := range s.Targets {
 			close(t.jobs)
+			t.endSession(now)
 		}
 	}()
 	// First in each region's own queue, so a dead region delays only itself:
@@ -246,6 +248,9 @@ func (s *Shipper) stream(ctx context.Context) error {
 			if err := t.enqueue(ctx, job{history: true, segName: history.FileName, data: history.Content}); err != nil {
 				return err
 			}
+		}
+		if err := t.compactLeftovers(ctx, segSize); err != nil {
+			return err
 		}
 	}
 
@@ -317,7 +322,7 @@ const slowAtReconnect = time.Second
 // position is at or below its real end (the slot is confirmed only up to what
 // every required region holds), so it gets no gap.
 func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSize uint64, restart LSN) (end LSN, ok, unreachable bool, err error) {
-	if known := t.durableOn(lineage); known > 0 && (t.isLagging() || t.Exposure(time.Now()) > slowAtReconnect) {
+	if known := t.durableOn(lineage); known > 0 && t.wasSlow() {
 		// Behind in the last session (its store is slow or down, whether or
 		// not its queue filled yet): asking it would hold every region's
 		// reconnect for the timeout below.
@@ -330,6 +335,10 @@ func (t *Target) resumeFrom(ctx context.Context, lineage []TimelineBegin, segSiz
 	objs, err := t.Catalog.List(lctx, segSize)
 	if err == nil {
 		end, ok := DurableEndOnLineage(objs, lineage, segSize)
+		left := ChunkedSegments(objs, lineage, segSize)
+		t.mu.Lock()
+		t.leftovers = left[:min(len(left), maxLeftovers)]
+		t.mu.Unlock()
 		return end, ok, false, nil
 	}
 	if ctx.Err() != nil {

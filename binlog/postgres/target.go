@@ -74,6 +74,12 @@ type Target struct {
 	// resumedAt is what the region held when the session began (set
 	// before the session's first job, read by the stream only).
 	resumedAt LSN
+	// leftovers are sealed segments the region holds only as chunks, found
+	// when the session began: an earlier one ended before compacting them.
+	leftovers []Segment
+	// slowAtEnd: the region was lagging, or had missed WAL for over
+	// slowAtReconnect, when the last session failed (resumeFrom).
+	slowAtEnd bool
 }
 
 func (t *Target) queueBytes() int64 {
@@ -117,6 +123,9 @@ type job struct {
 	history  bool
 	info     *ClusterInfo
 	end      LSN // durable position once written
+	// compact: a whole segment the region holds as chunks already, written
+	// beside the stream (Target.holds); nil data means read its chunks.
+	compact bool
 }
 
 func (t *Target) region() string { return t.Catalog.Pipeline.Region }
@@ -138,14 +147,7 @@ func (t *Target) setDurable(l LSN, tli uint32, err error) {
 		t.durable, t.durableTLI, t.at = l, tli, time.Now()
 	}
 	if err == nil {
-		// Exposure is the age of the oldest WAL the region lacks, not how
-		// long it has lacked any: a region always one write behind a steady
-		// stream was reported ever more exposed (TestStoreOutage, 4 s).
-		n := 0
-		for n < len(t.missing) && t.missing[n].end <= t.durable {
-			n++
-		}
-		t.missing = t.missing[n:]
+		t.setHeld()
 	}
 	t.lastErr = err
 	wake := t.wake
@@ -153,6 +155,33 @@ func (t *Target) setDurable(l LSN, tli uint32, err error) {
 	if advanced && wake != nil {
 		wake()
 	}
+}
+
+// setHeld drops from missing what the region now holds; t.mu is held.
+// Exposure is the age of the oldest WAL the region lacks, not how long it
+// has lacked any: a region always one write behind a steady stream was
+// reported ever more exposed (TestStoreOutage, 4 s).
+func (t *Target) setHeld() {
+	n := 0
+	for n < len(t.missing) && t.missing[n].end <= t.durable {
+		n++
+	}
+	t.missing = t.missing[n:]
+}
+
+// endSession records, when a session fails, whether the region was slow:
+// the next session does not ask it where its WAL ends (resumeFrom).
+func (t *Target) endSession(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.slowAtEnd = t.lagging || (len(t.missing) > 0 && now.Sub(t.missing[0].at) > slowAtReconnect)
+}
+
+// wasSlow reports what endSession recorded.
+func (t *Target) wasSlow() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.slowAtEnd
 }
 
 // setSession sets what a session decides about the region, under t.mu: an
@@ -188,11 +217,17 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 	jobs, space := make(chan job, depth), semaphore.NewWeighted(t.queueBytes())
 	t.jobs, t.space = jobs, space
 	t.mu.Lock()
+	if tli != t.durableTLI {
+		t.missing = nil // positions of another timeline
+	}
 	t.durable, t.durableTLI = durable, tli
 	if t.at.IsZero() {
 		t.at = time.Now()
 	}
-	t.missing, t.queuedEnd, t.started = nil, t.durable, true
+	// What the region lacked when the last session ended it still lacks,
+	// since then: its exposure does not restart at a reconnect.
+	t.setHeld()
+	t.queuedEnd, t.started, t.slowAtEnd = t.durable, true, false
 	t.lagging, t.catchNext, t.resumedAt = false, t.durable, t.durable
 	t.mu.Unlock()
 	var wg sync.WaitGroup
@@ -206,7 +241,8 @@ func (t *Target) start(ctx context.Context, log *slog.Logger, durable LSN, tli u
 				return
 			}
 			next = nil
-			if j.whole && t.holds(j.end) {
+			if j.compact || (j.whole && t.holds(j.end)) {
+				j.compact = true
 				compact <- j // waits only while two compactions are behind
 				continue
 			}
@@ -353,9 +389,10 @@ func (t *Target) missed(end LSN) {
 }
 
 // write stores j, retrying until it succeeds or ctx ends: a job is never
-// skipped, so a region's WAL has no gaps.
+// skipped, so a region's WAL has no gaps. Only a compaction gives up (after
+// maxCompactAttempts): the region holds its WAL already.
 func (t *Target) write(ctx context.Context, j job) {
-	delay := time.Second
+	delay, attempt := time.Second, 0
 	for {
 		var err error
 		switch {
@@ -364,10 +401,7 @@ func (t *Target) write(ctx context.Context, j job) {
 		case j.history:
 			err = t.Catalog.PutHistory(ctx, j.segName, j.data)
 		case j.whole:
-			err = t.Catalog.PutSegment(ctx, j.segName, j.data)
-			if err == nil {
-				err = t.Catalog.DeletePartials(ctx, j.segName)
-			}
+			err = t.putWhole(ctx, j)
 		default:
 			pctx := ctx
 			t.mu.Lock()
@@ -377,8 +411,11 @@ func (t *Target) write(ctx context.Context, j job) {
 			t.mu.Unlock()
 			err = t.Catalog.PutPartial(pctx, j.segName, j.from, j.to, j.data)
 		}
-		if j.info != nil || j.history {
-			t.setDurable(0, 0, err) // records the error, moves nothing
+		if j.info != nil || j.history || j.compact {
+			// Records the error, moves nothing: a compaction that an
+			// ended session did not stop in time must not set a position
+			// of its timeline over the next session's.
+			t.setDurable(0, 0, err)
 		} else {
 			t.setDurable(j.end, j.seg.TLI, err)
 		}
@@ -386,6 +423,12 @@ func (t *Target) write(ctx context.Context, j job) {
 			return
 		}
 		if ctx.Err() != nil {
+			return
+		}
+		if attempt++; j.compact && attempt >= maxCompactAttempts {
+			// The region holds the segment as chunks, which restores read:
+			// a compaction that keeps failing must not stall the ones after it.
+			t.log.Warn("a segment stays stored as chunks: compacting it failed", "segment", j.segName, "err", err, "attempts", attempt)
 			return
 		}
 		t.log.Warn("WAL write failed; retrying", "segment", j.segName, "err", err, "retry_in", delay)
@@ -396,6 +439,47 @@ func (t *Target) write(ctx context.Context, j job) {
 		}
 		delay = min(2*delay, 30*time.Second)
 	}
+}
+
+// maxLeftovers bounds the leftover compactions a session queues for a
+// region; the next session finds the rest.
+const maxLeftovers = 16
+
+// compactLeftovers queues the region's leftover compactions, which read the
+// segment from its chunks.
+func (t *Target) compactLeftovers(ctx context.Context, segSize uint64) error {
+	t.mu.Lock()
+	segs := t.leftovers
+	t.leftovers = nil
+	t.mu.Unlock()
+	for _, seg := range segs {
+		j := job{seg: seg, segName: seg.Name(segSize), to: segSize, whole: true, compact: true, end: seg.Start(segSize) + LSN(segSize)}
+		if err := t.enqueue(ctx, j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxCompactAttempts is how often a compaction is tried before the segment is
+// left as chunks.
+const maxCompactAttempts = 3
+
+// putWhole stores segment j whole, read from its chunks in the region if j
+// carries no bytes (a compaction left over by an earlier session), then
+// deletes its chunks.
+func (t *Target) putWhole(ctx context.Context, j job) error {
+	data := j.data
+	if data == nil {
+		var err error
+		if data, err = t.Catalog.ReadSegment(ctx, j.segName, j.to); err != nil {
+			return err
+		}
+	}
+	if err := t.Catalog.PutSegment(ctx, j.segName, data); err != nil {
+		return err
+	}
+	return t.Catalog.DeletePartials(ctx, j.segName)
 }
 
 // DeletePartials removes the partial chunks of a segment now stored whole.

@@ -189,6 +189,7 @@ func TestSlowRegionIsNotAskedAtReconnect(t *testing.T) {
 	tg.missed(0x3800000)
 	tg.missing[0].at = time.Now().Add(-3 * time.Second)
 	tg.mu.Unlock()
+	tg.endSession(time.Now())
 	end, ok, unreachable, err := tg.resumeFrom(ctx, []TimelineBegin{{TLI: 1}}, 16<<20, 0x1000000)
 	if err != nil || !ok || !unreachable || end != 0x3000000 {
 		t.Fatalf("resumeFrom = %s ok %v unreachable %v err %v, want 0/3000000 from memory, unreachable", end, ok, unreachable, err)
@@ -314,5 +315,105 @@ func TestExposureIsTheOldestMissingWAL(t *testing.T) {
 	tg.mu.Unlock()
 	if n != maxMissing || last != 0x2000000+maxMissing+9 {
 		t.Fatalf("%d entries, the last ending at %s", n, last)
+	}
+}
+
+// A region whose queue takes a sealed segment's tail chunk but not then the
+// whole segment falls behind with every chunk queued: its catch-up must
+// start at that segment, or the region never gets it as one object (the
+// stream gives the whole segment to no one else).
+func TestFallingBehindAtAWholeSegmentCatchesItUp(t *testing.T) {
+	const segSize = 1 << 20
+	targets := fileTargets(t, "orders", "a", "b")
+	a, b := targets[0], targets[1]
+	gate := &wholeGate{Store: b.Catalog.Pipeline.Store, open: make(chan struct{})}
+	b.Catalog.Pipeline.Store = &partialGate{wholeGate: gate}
+	b.QueueBytes = segSize
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seg1, seg2 := Segment{TLI: 1, No: 1}, Segment{TLI: 1, No: 2}
+	wa, wb := a.start(ctx, testenv.Logger(t), seg1.Start(segSize), 1), b.start(ctx, testenv.Logger(t), seg1.Start(segSize), 1)
+	ss := &session{s: &Shipper{Cluster: "orders", Targets: targets, Log: testenv.Logger(t)}, segSize: segSize, tli: 1, seg: seg2,
+		lineage: []TimelineBegin{{TLI: 1}}, catch: &catchUp{open: seg2}}
+	ss.catch.ctx, ss.catch.stop = context.WithCancel(ctx)
+	buf := make([]byte, segSize)
+	part := func(from, to uint64) job {
+		return job{seg: seg1, segName: seg1.Name(segSize), from: from, to: to, data: buf[from:to], end: seg1.Start(segSize) + LSN(to)}
+	}
+	for _, j := range []job{part(0, segSize/2), part(segSize/2, segSize), {seg: seg1, segName: seg1.Name(segSize), to: segSize, data: buf, whole: true, end: seg2.Start(segSize)}} {
+		if err := ss.hand(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !b.isLagging() {
+		t.Fatalf("region b took the whole segment into a full queue (%d queued)", len(b.jobs))
+	}
+	b.mu.Lock()
+	next := b.catchNext
+	b.mu.Unlock()
+	if next != seg1.Start(segSize) {
+		t.Fatalf("region b's catch-up starts at %s, want the segment it lacks whole, %s", next, seg1.Start(segSize))
+	}
+	ss.catch.halt()
+	close(gate.open)
+	close(a.jobs)
+	close(b.jobs)
+	wa.Wait()
+	wb.Wait()
+}
+
+// partialGate holds every chunk upload too.
+type partialGate struct{ *wholeGate }
+
+func (g *partialGate) Put(ctx context.Context, key string, r io.Reader) error {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.Put(ctx, key, r)
+}
+
+// A sealed segment a region holds only as chunks when a session begins (the
+// last one ended before compacting it) is compacted by the new session.
+func TestLeftoverChunksAreCompacted(t *testing.T) {
+	const segSize = 1 << 20
+	tg := fileTargets(t, "orders", "eu")[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seg1, seg2 := Segment{TLI: 1, No: 1}, Segment{TLI: 1, No: 2}
+	buf := bytes.Repeat([]byte("wal."), segSize/4)
+	for _, c := range [][2]uint64{{0, segSize / 2}, {segSize / 2, segSize}} {
+		if err := tg.Catalog.PutPartial(ctx, seg1.Name(segSize), c[0], c[1], buf[c[0]:c[1]]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tg.Catalog.PutPartial(ctx, seg2.Name(segSize), 0, 100, buf[:100]); err != nil {
+		t.Fatal(err)
+	}
+	lineage := []TimelineBegin{{TLI: 1}}
+	end, ok, _, err := tg.resumeFrom(ctx, lineage, segSize, 0)
+	if err != nil || !ok || end != seg2.Start(segSize)+100 {
+		t.Fatalf("resumeFrom = %s, %v, %v", end, ok, err)
+	}
+	wg := tg.start(ctx, testenv.Logger(t), end, 1)
+	if err := tg.compactLeftovers(ctx, segSize); err != nil {
+		t.Fatal(err)
+	}
+	close(tg.jobs)
+	wg.Wait()
+	objs, err := tg.Catalog.List(ctx, segSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		names = append(names, strings.TrimPrefix(o.Object.Key, "orders/wal/"))
+	}
+	if len(objs) != 2 || objs[0].Segment != seg1 || objs[0].Partial || objs[1].Segment != seg2 || !objs[1].Partial {
+		t.Fatalf("after the session: %v; want segment 1 whole and segment 2's chunk", names)
+	}
+	if d, _, _ := tg.Durable(); d != end {
+		t.Fatalf("a compaction moved the durable position to %s", d)
 	}
 }

@@ -144,6 +144,33 @@ func Continuity(objs []WALObject, lineage []TimelineBegin, start LSN, segSize ui
 	return found, problems, last
 }
 
+// ChunkedSegments returns, oldest first, the segments along the lineage
+// below the newest that are stored only as partial chunks covering them:
+// sealed segments whose compaction into one object did not happen.
+func ChunkedSegments(objs []WALObject, lineage []TimelineBegin, segSize uint64) []Segment {
+	bySeg := map[Segment][]WALObject{}
+	var order []Segment
+	var maxNo uint64
+	for _, w := range objs {
+		if w.History || len(lineage) == 0 || w.Segment.TLI != TimelineOf(lineage, w.Segment.No, segSize) {
+			continue
+		}
+		if bySeg[w.Segment] == nil {
+			order = append(order, w.Segment)
+		}
+		bySeg[w.Segment] = append(bySeg[w.Segment], w)
+		maxNo = max(maxNo, w.Segment.No)
+	}
+	var out []Segment
+	for _, seg := range order {
+		ws := bySeg[seg]
+		if _, _, whole := segmentReach(ws, segSize); whole && seg.No < maxNo && ws[0].Partial {
+			out = append(out, seg)
+		}
+	}
+	return out
+}
+
 // DurableEndOnLineage is DurableEnd along a lineage: each segment counts only in
 // the timeline PostgreSQL would read it from (TimelineOf), so WAL a region
 // holds on an abandoned branch, or an old timeline's last partial segment, does

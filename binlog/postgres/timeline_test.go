@@ -61,3 +61,20 @@ func TestDurableEndOnLineage(t *testing.T) {
 		t.Fatalf("after TL2 streamed: %s, %v", end, ok)
 	}
 }
+
+func TestChunkedSegments(t *testing.T) {
+	lin := []TimelineBegin{{TLI: 1}}
+	objs := []WALObject{
+		wal("000000010000000000000001", false, 0, 0),
+		wal("000000010000000000000002", true, 0, seg16/2), // sealed, as chunks: compact it
+		wal("000000010000000000000002", true, seg16/2, seg16),
+		wal("000000010000000000000003", false, 0, 0), // whole, chunks not deleted yet
+		wal("000000010000000000000003", true, 0, seg16),
+		wal("000000010000000000000004", true, 0, 100),   // a gap: nothing to compact
+		wal("000000010000000000000005", true, 0, seg16), // the newest: the stream's
+	}
+	got := ChunkedSegments(objs, lin, seg16)
+	if len(got) != 1 || got[0] != (Segment{TLI: 1, No: 2}) {
+		t.Fatalf("ChunkedSegments = %+v, want segment 2", got)
+	}
+}

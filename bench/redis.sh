@@ -5,8 +5,8 @@
 #             redis-server replica instead, interleaved over ROUNDS rounds
 #             (medians): what drd costs the primary
 #   exposure: drkit_log_shipping_lag_seconds sampled at 10 Hz during one more
-#             such run, the larger of the two regions' per sample (how long
-#             the oldest write drd received that some region lacks is):
+#             such run, the larger of the two regions' per sample (how old
+#             the oldest write drd received that a region lacks is):
 #             p50/p99, and the MB/s of stream drd kept up with (checked
 #             with drctl status)
 #   base:     drctl backup of a KEYS x VALUE dataset (default 10M x 100 B,

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,27 +150,33 @@ func Continuity(objs []WALObject, lineage []TimelineBegin, start LSN, segSize ui
 // below the newest that are stored only as partial chunks covering them:
 // sealed segments whose compaction into one object did not happen.
 func ChunkedSegments(objs []WALObject, lineage []TimelineBegin, segSize uint64) []Segment {
-	bySeg := map[Segment][]WALObject{}
-	var order []Segment
-	var maxNo uint64
-	for _, w := range objs {
-		if w.History || len(lineage) == 0 || w.Segment.TLI != TimelineOf(lineage, w.Segment.No, segSize) {
-			continue
-		}
-		if bySeg[w.Segment] == nil {
-			order = append(order, w.Segment)
-		}
-		bySeg[w.Segment] = append(bySeg[w.Segment], w)
-		maxNo = max(maxNo, w.Segment.No)
+	if len(lineage) == 0 {
+		return nil
 	}
+	bySeg, maxNo := onLineage(objs, lineage, segSize)
 	var out []Segment
-	for _, seg := range order {
-		ws := bySeg[seg]
+	for seg, ws := range bySeg {
 		if _, _, whole := segmentReach(ws, segSize); whole && seg.No < maxNo && ws[0].Partial {
 			out = append(out, seg)
 		}
 	}
+	slices.SortFunc(out, func(a, b Segment) int { return cmp.Compare(a.No, b.No) })
 	return out
+}
+
+// onLineage groups the WAL segment objects that lie on the lineage by
+// segment, in objs' order (the whole object first, then chunks by offset),
+// and returns the newest segment's number.
+func onLineage(objs []WALObject, lineage []TimelineBegin, segSize uint64) (bySeg map[Segment][]WALObject, maxNo uint64) {
+	bySeg = map[Segment][]WALObject{}
+	for _, w := range objs {
+		if w.History || w.Segment.TLI != TimelineOf(lineage, w.Segment.No, segSize) {
+			continue
+		}
+		bySeg[w.Segment] = append(bySeg[w.Segment], w)
+		maxNo = max(maxNo, w.Segment.No)
+	}
+	return bySeg, maxNo
 }
 
 // DurableEndOnLineage is DurableEnd along a lineage: each segment counts only in
@@ -225,15 +233,7 @@ func ReachFrom(objs []WALObject, lineage []TimelineBegin, start LSN, segSize uin
 	if len(lineage) == 0 || segSize == 0 {
 		return r
 	}
-	bySeg := map[Segment][]WALObject{}
-	var maxNo uint64
-	for _, w := range objs {
-		if w.History || w.Segment.TLI != TimelineOf(lineage, w.Segment.No, segSize) {
-			continue
-		}
-		bySeg[w.Segment] = append(bySeg[w.Segment], w)
-		maxNo = max(maxNo, w.Segment.No)
-	}
+	bySeg, maxNo := onLineage(objs, lineage, segSize)
 	r.End = start
 	for no := uint64(start) / segSize; no <= maxNo; no++ {
 		seg := Segment{TLI: TimelineOf(lineage, no, segSize), No: no}

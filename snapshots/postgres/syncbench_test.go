@@ -34,8 +34,19 @@ func TestSyncCommitBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.UseS3Credentials()
-	minio := &testenv.MinIO{}
-	testenv.Start(t, minio)
+	stores := []string{"file", "minio"}
+	if only := os.Getenv("DRKIT_BENCH_SYNC_STORES"); only != "" {
+		stores = strings.Split(only, ",")
+	}
+	servers := map[string]*testenv.S3{}
+	for _, store := range stores {
+		switch store {
+		case "minio":
+			servers[store] = &testenv.StartMinIO(t).S3
+		case "versitygw":
+			servers[store] = &testenv.StartVersityGW(t).S3
+		}
+	}
 	type result struct {
 		name     string
 		tps      float64
@@ -57,10 +68,6 @@ func TestSyncCommitBench(t *testing.T) {
 	run("anchor: synchronous standby", anchor)
 	_ = anchor.Stop()
 
-	stores := []string{"file", "minio"}
-	if only := os.Getenv("DRKIT_BENCH_SYNC_STORES"); only != "" {
-		stores = strings.Split(only, ",")
-	}
 	// Each case's sync regions are [us]. By default every ship_to region is
 	// required (its position confirms the slot), so eu gates the reported
 	// position too; "us only" makes eu an asynchronous copy, the closest
@@ -73,6 +80,9 @@ func TestSyncCommitBench(t *testing.T) {
 	}
 	for _, store := range stores {
 		for _, c := range cases {
+			if only := os.Getenv("DRKIT_BENCH_SYNC_CASE"); only != "" && only != c.mode+c.label {
+				continue
+			}
 			mode := c.mode
 			names := "drkit"
 			if mode == "off" {
@@ -80,8 +90,8 @@ func TestSyncCommitBench(t *testing.T) {
 			}
 			pg := &testenv.Postgres{Settings: settings(names)}
 			e := newEnvFull(t, t.TempDir(), pg, fmt.Sprintf("    sync: {mode: %s, regions: [us]}\n%s", mode, c.required))
-			if store == "minio" {
-				e.useS3(t, &minio.S3, strings.ReplaceAll(mode, "_", "-")+strings.ReplaceAll(strings.TrimPrefix(c.label, ","), " ", "-"))
+			if srv := servers[store]; srv != nil {
+				e.useS3(t, srv, strings.ReplaceAll(mode, "_", "-")+strings.ReplaceAll(strings.TrimPrefix(c.label, ","), " ", "-"))
 			}
 			drd := e.startDrd(t)
 			run(fmt.Sprintf("drd sync %s to %s%s", mode, store, c.label), pg)

@@ -20,6 +20,7 @@ type Metrics struct {
 	putObjects, getObjects *prometheus.CounterVec
 	errors                 *prometheus.CounterVec
 	up                     *prometheus.GaugeVec
+	putSeconds             *prometheus.HistogramVec
 }
 
 // NewMetrics registers the store metrics on reg.
@@ -40,7 +41,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 if the region's store answered its last probe, else 0.",
 		}, []string{"region"}),
 	}
-	reg.MustRegister(m.up)
+	// In zero-RPO mode a commit waits for one write to each sync region,
+	// often two (the one in flight, then its own): this is the number that
+	// explains a slow commit. Buckets from a local disk's millisecond to a
+	// large upload's minutes.
+	m.putSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "drkit_store_put_seconds",
+		Help:    "How long a successful write of one object to a region's store took (log chunks are most of them; a backup's upload counts once).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"region"})
+	reg.MustRegister(m.up, m.putSeconds)
 	return m
 }
 
@@ -83,8 +93,10 @@ func (i *instrumented) Put(ctx context.Context, key string, r io.Reader) error {
 		c = &countReader{r: r}
 		r = c
 	}
+	began := time.Now()
 	err := i.Store.Put(ctx, key, r)
 	if err == nil {
+		i.m.putSeconds.WithLabelValues(i.region).Observe(time.Since(began).Seconds())
 		if c != nil {
 			n = c.n
 		}

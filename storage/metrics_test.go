@@ -58,6 +58,13 @@ drkit_errors_total{cluster="",kind="store_put",region="eu-west-1"} 1
 		"drkit_store_put_bytes_total", "drkit_store_put_objects_total", "drkit_store_get_bytes_total", "drkit_errors_total"); err != nil {
 		t.Fatal(err)
 	}
+	// Two writes succeeded (the third was refused): two observations.
+	if n := testutil.CollectAndCount(reg, "drkit_store_put_seconds"); n != 1 {
+		t.Fatalf("drkit_store_put_seconds has %d series, want 1 (region eu-west-1)", n)
+	}
+	if got := histogramCount(t, reg, "drkit_store_put_seconds"); got != 2 {
+		t.Fatalf("drkit_store_put_seconds counted %d writes, want 2", got)
+	}
 	if storage.Unwrap(s) != storage.Store(st) {
 		t.Fatal("Unwrap does not reach the file store")
 	}
@@ -71,4 +78,21 @@ func TestProbe(t *testing.T) {
 	if err := storage.Probe(context.Background(), st); err != nil {
 		t.Fatalf("Probe of a working store: %v", err)
 	}
+}
+
+// histogramCount returns the sample count of the one series of the
+// histogram name in reg.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no single series of %s", name)
+	return 0
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -33,12 +34,70 @@ func TestFenceSuffixAndCut(t *testing.T) {
 	}
 }
 
-func TestLatestFence(t *testing.T) {
+func TestLinkedFenceKeepsTheHighestFenceWhereAllLink(t *testing.T) {
 	type ref struct{ pos, fence uint64 }
-	refs := []ref{{1, 1}, {2, 1}, {2, 3}, {2, 2}, {3, 0}, {4, 2}, {4, 2}}
-	kept, late := LatestFence(refs, func(a, b ref) bool { return a.pos == b.pos }, func(r ref) uint64 { return r.fence })
-	if fmt.Sprint(kept) != "[{1 1} {2 3} {3 0} {4 2} {4 2}]" || fmt.Sprint(late) != "[{2 1} {2 2}]" {
-		t.Fatalf("kept %v, late %v", kept, late)
+	refs := []ref{{1, 1}, {2, 1}, {2, 3}, {2, 2}, {3, 0}, {4, 2}, {4, 2}, {5, 1}, {5, 2}}
+	kept, late, held, err := LinkedFence(refs, func(a, b ref) bool { return a.pos == b.pos }, func(r ref) uint64 { return r.fence },
+		func(ref, ref) (bool, error) { return true, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newest position has no successor to settle it: its loser is
+	// held, not late (prune must not delete it yet).
+	if fmt.Sprint(kept) != "[{1 1} {2 3} {3 0} {4 2} {4 2} {5 2}]" || fmt.Sprint(late) != "[{2 1} {2 2}]" || fmt.Sprint(held) != "[{5 1}]" {
+		t.Fatalf("kept %v, late %v, held %v", kept, late, held)
+	}
+}
+
+// span is a chunk from start to end written under fence.
+type span struct{ start, end, fence uint64 }
+
+func linkSpans(refs []span) (kept, late, held []span, err error) {
+	return LinkedFence(refs, func(a, b span) bool { return a.start == b.start }, func(r span) uint64 { return r.fence },
+		func(prev, next span) (bool, error) { return prev.end == next.start, nil })
+}
+
+// Holder 1 paused uploading (20, 25]; holder 2 took over from 20 and paused
+// uploading (20, 22]; holder 1's chunk landed, holder 3 listed it and went
+// on from 25; holder 2's landed last. Fence order alone keeps (20, 22], and
+// (22, 25] is lost from the chain; the chain is holder 3's, through holder
+// 1's chunk.
+func TestLinkedFenceFollowsTheChainTheNewestHolderBuiltOn(t *testing.T) {
+	kept, late, held, err := linkSpans([]span{{10, 20, 1}, {20, 25, 1}, {20, 22, 2}, {25, 40, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(kept) != "[{10 20 1} {20 25 1} {25 40 3}]" || fmt.Sprint(late) != "[{20 22 2}]" || len(held) != 0 {
+		t.Fatalf("kept %v, late %v, held %v", kept, late, held)
+	}
+}
+
+func TestLinkedFenceHoldsWhatNoSuccessorSettles(t *testing.T) {
+	// Holder 3 has not written yet: the highest fence is kept for now, and
+	// the other is held, not late (holder 3 may go on from it).
+	kept, late, held, err := linkSpans([]span{{10, 20, 1}, {20, 25, 1}, {20, 22, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(kept) != "[{10 20 1} {20 22 2}]" || len(late) != 0 || fmt.Sprint(held) != "[{20 25 1}]" {
+		t.Fatalf("newest: kept %v, late %v, held %v", kept, late, held)
+	}
+	// Neither links to what follows (a gap): the same.
+	kept, late, held, err = linkSpans([]span{{10, 20, 1}, {20, 25, 1}, {20, 22, 2}, {30, 40, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(kept) != "[{10 20 1} {20 22 2} {30 40 3}]" || len(late) != 0 || fmt.Sprint(held) != "[{20 25 1}]" {
+		t.Fatalf("gap: kept %v, late %v, held %v", kept, late, held)
+	}
+}
+
+func TestLinkedFenceReturnsTheLinkError(t *testing.T) {
+	boom := errors.New("header unreadable")
+	_, _, _, err := LinkedFence([]span{{20, 25, 1}, {20, 22, 2}, {25, 40, 3}}, func(a, b span) bool { return a.start == b.start },
+		func(r span) uint64 { return r.fence }, func(span, span) (bool, error) { return false, boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the link's error", err)
 	}
 }
 

@@ -59,7 +59,9 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 }
 
 // ListAll returns what List does, and apart the late chunks of a drd that
-// had lost its lease, which prune deletes.
+// had lost its lease, which prune deletes: the chain goes
+// through another chunk at their position (storage.LinkedFence). A chunk at
+// a position the chain does not settle yet is in neither list.
 func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
@@ -74,10 +76,14 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error
 		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 	// Two chunks from one point of a chain: a drd that lost its lease
-	// finished an upload after the new holder wrote from there.
-	kept, late = storage.LatestFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
-		func(r ChunkRef) uint64 { return r.Fence })
-	return kept, late, nil
+	// finished an upload after the new holder wrote from there. The one
+	// kept is the one the next chunk continues.
+	kept, late, _, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
+		func(r ChunkRef) uint64 { return r.Fence },
+		func(prev, next ChunkRef) (bool, error) {
+			return prev.Chain == next.Chain && prev.End == next.Start, nil
+		})
+	return kept, late, err
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.

@@ -42,3 +42,38 @@ func TestLateChunkOfAnOldHolderIsIgnored(t *testing.T) {
 		t.Fatalf("the chunk from 20 is %s, want the new holder's (fence 2, to 30)", fmt.Sprint(ch.Fence, " ", uint64(ch.End)))
 	}
 }
+
+// TestChainsFollowTheNewestHoldersChunks: holder 1 paused uploading from 20,
+// holder 2 took over from 20 and paused too; holder 1's chunk landed, holder
+// 3 listed it and went on from 25; holder 2's landed last. Keeping the
+// higher fence at 20 left (22, 25] missing for good; the chain is holder
+// 3's, through holder 1's chunk.
+func TestChainsFollowTheNewestHoldersChunks(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "docs"}
+	ctx := context.Background()
+	put := func(gen uint64, start, end TS) {
+		t.Helper()
+		if _, err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 10, 20)
+	put(1, 20, 25)
+	put(3, 25, 40)
+	put(2, 20, 22)
+	refs, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains := Chains(refs)
+	if len(chains) != 1 || len(chains[0].Breaks) != 0 || chains[0].End != 40 {
+		t.Fatalf("chains %+v, want one to 40 without a break", chains)
+	}
+	if ch := chains[0].Chunks[1]; ch.Fence != 1 || ch.End != 25 {
+		t.Fatalf("the chunk from 20 is %s, want holder 1's (fence 1, to 25)", fmt.Sprint(ch.Fence, " ", uint64(ch.End)))
+	}
+}

@@ -62,10 +62,52 @@ func parseChunkBase(base string) (seq uint64, lastTime int64, fence uint64, ok b
 	return seq, lastTime, fence, ok && cut && err1 == nil && err2 == nil
 }
 
-// fenceLatest keeps, of chunks numbered alike, those of the highest fence
-// (storage.LatestFence); refs are in sequence order.
-func fenceLatest(refs []ChunkRef) (kept []ChunkRef, late []ChunkRef) {
-	return storage.LatestFence(refs, func(a, b ChunkRef) bool { return a.Seq == b.Seq }, func(r ChunkRef) uint64 { return r.Fence })
+// fenceLinked settles which of chunks numbered alike count
+// (storage.LinkedFence): the one the next chunk continues, by their headers'
+// positions, which are read only for numbers two chunks share and for the
+// chunk after them. refs are in sequence order.
+func (c *Catalog) fenceLinked(ctx context.Context, refs []ChunkRef) (kept, late, held []ChunkRef, err error) {
+	type read struct {
+		h  ChunkHeader
+		ok bool
+	}
+	headers := map[string]read{}
+	// header reads r's header; ok is false for a chunk that is gone or does
+	// not read as one (it links to nothing: the chain's checks report it),
+	// and an error is the store's (the settling cannot be trusted then).
+	header := func(r ChunkRef) (ChunkHeader, bool, error) {
+		if h, seen := headers[r.Object.Key]; seen {
+			return h.h, h.ok, nil
+		}
+		rc, err := c.Pipeline.Open(ctx, r.Object)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			headers[r.Object.Key] = read{}
+			return ChunkHeader{}, false, nil
+		case err != nil:
+			return ChunkHeader{}, false, fmt.Errorf("region %s: read binlog chunk %d's header to settle which of its copies counts: %w", c.Pipeline.Region, r.Seq, err)
+		}
+		defer rc.Close()
+		cr, err := newChunkReader(rc)
+		if err != nil {
+			headers[r.Object.Key] = read{}
+			return ChunkHeader{}, false, nil
+		}
+		headers[r.Object.Key] = read{cr.Header, true}
+		return cr.Header, true, nil
+	}
+	links := func(prev, next ChunkRef) (bool, error) {
+		if next.Seq != prev.Seq+1 {
+			return false, nil
+		}
+		p, okP, err := header(prev)
+		if err != nil || !okP {
+			return false, err
+		}
+		n, okN, err := header(next)
+		return okN && p.End == n.Start, err
+	}
+	return storage.LinkedFence(refs, func(a, b ChunkRef) bool { return a.Seq == b.Seq }, func(r ChunkRef) uint64 { return r.Fence }, links)
 }
 
 // EnsureInfo writes cluster.json if missing and refuses a region that holds
@@ -103,7 +145,9 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 }
 
 // ListAll returns the region's chunks in sequence order, and apart the late
-// chunks of a drd that had lost its lease, which prune deletes.
+// chunks of a drd that had lost its lease, which prune deletes: the chain goes
+// through another chunk at their position (storage.LinkedFence). A chunk at
+// a position the chain does not settle yet is in neither list.
 func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
@@ -122,8 +166,8 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error
 		out = append(out, ChunkRef{Seq: seq, LastTime: t, Fence: fence, Object: obj})
 	}
 	slices.SortStableFunc(out, func(a, b ChunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
-	kept, late = fenceLatest(out)
-	return kept, late, nil
+	kept, late, _, err = c.fenceLinked(ctx, out)
+	return kept, late, err
 }
 
 // Put stores a chunk as number seq.

@@ -1,8 +1,17 @@
 package mysql
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/drkit/drkit/storage"
 )
 
 func TestParseChunkBase(t *testing.T) {
@@ -27,24 +36,93 @@ func TestParseChunkBase(t *testing.T) {
 	}
 }
 
-// TestFenceLatest: of chunks numbered alike, the newest lease holder's
+// TestFenceLinked: of chunks numbered alike, the newest lease holder's
 // counts; a lone chunk counts whatever its fence, and equal fences are all
 // kept for the continuity check to judge.
-func TestFenceLatest(t *testing.T) {
-	refs := []ChunkRef{
-		{Seq: 1, Fence: 1}, {Seq: 2, Fence: 1},
-		{Seq: 3, Fence: 1}, {Seq: 3, Fence: 2}, // the old holder's late upload of 3
-		{Seq: 4, Fence: 2},
-		{Seq: 5, Fence: 0}, // ha turned off: no fence, still counts
-		{Seq: 6, Fence: 0}, {Seq: 6, Fence: 0},
+func TestFenceLinked(t *testing.T) {
+	c := fileCatalog(t, "eu")
+	ctx := context.Background()
+	put(t, c, 1, 1, "0-1-1", "0-1-10")
+	put(t, c, 2, 1, "0-1-10", "0-1-20")
+	put(t, c, 3, 1, "0-1-20", "0-1-30")
+	put(t, c, 3, 2, "0-1-20", "0-1-32") // the new holder's 3, then the old one's late upload of it
+	put(t, c, 4, 2, "0-1-32", "0-1-40")
+	put(t, c, 5, 0, "0-1-40", "0-1-50") // ha turned off: no fence, still counts
+	kept, late, err := c.ListAll(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	kept, late := fenceLatest(refs)
-	if got := fmt.Sprint(kept); got != fmt.Sprint([]ChunkRef{refs[0], refs[1], refs[3], refs[4], refs[5], refs[6], refs[7]}) {
-		t.Errorf("kept %v", got)
+	if got := seqFences(kept); got != "1f1 2f1 3f2 4f2 5f0" {
+		t.Errorf("kept %s", got)
 	}
-	if len(late) != 1 || late[0] != refs[2] {
-		t.Errorf("late %v, want the fence-1 chunk 3", late)
+	if got := seqFences(late); got != "3f1" {
+		t.Errorf("late %s, want the fence-1 chunk 3", got)
 	}
+}
+
+// TestFenceLinkedFollowsTheNewestHoldersChain: holder 1 paused uploading
+// chunk 2, holder 2 took over from chunk 1's end and paused uploading its own
+// chunk 2; holder 1's landed, holder 3 listed it and went on from its end;
+// holder 2's landed last. The chain is holder 3's, through holder 1's chunk 2:
+// keeping the higher fence broke it for good (a gap before chunk 3, and
+// prune deleting the only copy of 0-1-22..0-1-25).
+func TestFenceLinkedFollowsTheNewestHoldersChain(t *testing.T) {
+	c := fileCatalog(t, "eu")
+	ctx := context.Background()
+	put(t, c, 1, 1, "0-1-1", "0-1-10")
+	put(t, c, 2, 1, "0-1-10", "0-1-25")
+	put(t, c, 3, 3, "0-1-25", "0-1-40")
+	put(t, c, 2, 2, "0-1-10", "0-1-22")
+	kept, late, err := c.ListAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqFences(kept); got != "1f1 2f1 3f3" {
+		t.Fatalf("kept %s, want 1f1 2f1 3f3", got)
+	}
+	if got := seqFences(late); got != "2f2" {
+		t.Fatalf("late %s, want 2f2", got)
+	}
+	// Before holder 3 wrote: holder 2's chunk counts for now, and holder
+	// 1's is neither kept nor late (prune leaves it).
+	c2 := fileCatalog(t, "us")
+	put(t, c2, 1, 1, "0-1-1", "0-1-10")
+	put(t, c2, 2, 1, "0-1-10", "0-1-25")
+	put(t, c2, 2, 2, "0-1-10", "0-1-22")
+	kept, late, err = c2.ListAll(ctx)
+	if err != nil || seqFences(kept) != "1f1 2f2" || len(late) != 0 {
+		t.Fatalf("newest undecided: kept %s, late %s, %v", seqFences(kept), seqFences(late), err)
+	}
+}
+
+// put stores a chunk numbered seq under fence, from start to end.
+func put(t *testing.T, c *Catalog, seq, fence uint64, start, end string) {
+	t.Helper()
+	hj, _ := json.Marshal(ChunkHeader{Start: start, End: end, LastTime: 1, Txns: 1, Checksum: "NONE"})
+	var b bytes.Buffer
+	b.WriteString(chunkMagic)
+	b.Write(hj)
+	b.WriteByte('\n')
+	fde := make([]byte, 100)
+	b.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(fde))))
+	b.Write(fde)
+	sum := sha256.Sum256(b.Bytes())
+	e := &encodedChunk{plain: &storage.Plain{Data: b.Bytes()}, sum: hex.EncodeToString(sum[:])}
+	ctx := context.Background()
+	if fence > 0 {
+		ctx = storage.WithFence(ctx, fence)
+	}
+	if err := c.Put(ctx, seq, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seqFences(refs []ChunkRef) string {
+	var s []string
+	for _, r := range refs {
+		s = append(s, fmt.Sprintf("%df%d", r.Seq, r.Fence))
+	}
+	return strings.Join(s, " ")
 }
 
 func FuzzChunkBase(f *testing.F) {

@@ -68,7 +68,9 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 }
 
 // ListAll returns what List does, and apart the late chunks of a drd that
-// had lost its lease, which prune deletes.
+// had lost its lease, which prune deletes: the chain goes
+// through another chunk at their position (storage.LinkedFence). A chunk at
+// a position the chain does not settle yet is in neither list.
 func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
@@ -83,10 +85,14 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error
 		return cmp.Or(cmp.Compare(a.ReplID, b.ReplID), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 	// Two chunks from one offset: a drd that lost its lease finished an
-	// upload after the new holder wrote from there.
-	kept, late = storage.LatestFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
-		func(r ChunkRef) uint64 { return r.Fence })
-	return kept, late, nil
+	// upload after the new holder wrote from there. The one kept is the one
+	// the next chunk continues (overlaps are fine in a replication stream).
+	kept, late, _, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
+		func(r ChunkRef) uint64 { return r.Fence },
+		func(prev, next ChunkRef) (bool, error) {
+			return prev.ReplID == next.ReplID && next.Start <= prev.End, nil
+		})
+	return kept, late, err
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.

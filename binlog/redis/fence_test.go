@@ -55,3 +55,39 @@ func equal(a, b []int64) bool {
 	}
 	return true
 }
+
+// TestChainFollowsTheNewestHoldersChunks: holder 1 paused uploading from
+// 100, holder 2 took over from 100 and paused too; holder 1's chunk landed,
+// holder 3 listed it and went on from 180; holder 2's landed last. Keeping
+// the higher fence at 100 left a gap after 150 for good; the chain is
+// holder 3's, through holder 1's chunk.
+func TestChainFollowsTheNewestHoldersChunks(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "cache"}
+	ctx := context.Background()
+	id := strings.Repeat("ab", 20)
+	put := func(gen uint64, start, end int64) {
+		t.Helper()
+		if err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 0, 100)
+	put(1, 100, 180)
+	put(3, 180, 300)
+	put(2, 100, 150)
+	_, reach, err := c.Chain(ctx, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reach.Gap != "" || reach.End != 300 {
+		t.Fatalf("chain reaches %d, gap %q; want 300 without a gap", reach.End, reach.Gap)
+	}
+	_, late, err := c.ListAll(ctx)
+	if err != nil || len(late) != 1 || late[0].Fence != 2 {
+		t.Fatalf("late %+v (%v), want holder 2's chunk only", late, err)
+	}
+}

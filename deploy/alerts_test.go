@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/drkit/drkit/internal/drill"
 	"github.com/drkit/drkit/internal/testenv"
 )
 
@@ -102,7 +104,7 @@ clusters:
     dsn: '%s'
     replicas: [{name: standby, region: far, dsn: '%s'}]
     monitor: {interval: 1s}
-    drill: {schedule: "@every 10s", regions: [near], catch_up: skip, max_duration: 2m}
+    drill: {schedule: "@every 10s", regions: [near], catch_up: skip, max_duration: 2m, sandbox: '%s/drill'}
     objectives: {rto: 10m, rpo: 10m}
   - name: shop
     engine: mysql
@@ -112,7 +114,7 @@ clusters:
     monitor: {interval: 1s}
 copies:
   - {cluster: orders, from: near, to: far, schedule: "@every 5s", catch_up: skip}
-`, s.drdAddr, work, farURL, s.pg.DSN("postgres"), s.sb.DSN("postgres"), s.my.DSN(""), s.myRepl.DSN(""))
+`, s.drdAddr, work, farURL, s.pg.DSN("postgres"), s.sb.DSN("postgres"), work, s.my.DSN(""), s.myRepl.DSN(""))
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +130,9 @@ copies:
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		// A drill the kill cut short leaves its sandbox's server running
+		// (the next drd would remove it): this one is the test's.
+		drill.CleanStale(filepath.Join(work, "drill"), slog.Default())
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(work, "drd.log"))
 			t.Logf("drd log (tail):\n%s", tail(string(b), 40))

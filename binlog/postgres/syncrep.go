@@ -141,7 +141,7 @@ func (s *Shipper) watchSyncStandby(ctx context.Context) {
 			// the last one, which may hide a fall.
 			s.SetSyncServer(binlog.ServerSync{})
 			if !warned {
-				s.Log.Warn("could not ask the server about its synchronous standbys; retrying every 5s", "cluster", s.Cluster, "err", err)
+				s.Log.Warn("could not ask the server about its synchronous standbys; retrying every "+serverPoll.String(), "cluster", s.Cluster, "err", err)
 				warned = true
 			}
 		default:

@@ -54,25 +54,29 @@ func CutFence(base string) (rest string, fence uint64, ok bool) {
 // chunk position (numbered alike, or starting at one log position), which
 // refs the log's chain goes through. A drd that lost its lease while paused
 // mid-upload (SIGSTOP, a long GC, a partition) may finish an upload after
-// the new holder wrote that position: usually the new holder's chunk, the
-// higher fence, is the one the chain goes on from. Not always: with two
-// holders paused in a row, the old holder's late chunk can land before the
-// third holder lists, which then builds on it, and the middle holder's lands
-// after. Fence order alone would then keep the middle one's, which the third
-// holder's chunks do not continue: a permanent gap, and prune deleting the
-// only copy of what the chain lacks.
+// the new holder wrote that position, and the new holder's chunk, the higher
+// fence, is then the one the chain goes on from. Not always: with two
+// holders paused in a row, the first one's late chunk can land before the
+// third holder lists, which builds on it, and the middle one's lands after.
+// Fence order alone then keeps the middle one's, which the third holder's
+// chunks do not continue: a gap for good, and prune deleting the only copy
+// of what the chain lacks.
 //
-// So positions are settled from the newest back. A position with a kept
-// successor keeps, of its refs that links says the successor continues,
-// those of the highest fence, and returns the others as late: the chain
-// holds what they held, prune may delete them. A position no kept ref
-// continues yet (the newest, or one before a gap) keeps the refs of its
-// highest fence and returns the others as held: out of the chain for now,
-// but not to be deleted, as the next holder may still build on one of them.
-// A lone ref is kept whatever its fence, and refs of equal fence are kept
-// together (the chain's own checks judge them). links may read the store
-// (a chunk's header); its error ends the walk.
-func LinkedFence[T any](refs []T, same func(a, b T) bool, fence func(T) uint64, links func(prev, next T) (bool, error)) (kept, late, held []T, err error) {
+// So positions are settled from the newest back. Where the kept chain after
+// a position holds a chunk of a holder newer than every ref at it (followed
+// while it links, up to maxFollow chunks), that holder built on one of them:
+// the highest-fenced ref that links to the next kept ref is kept. Elsewhere
+// the highest fence is kept, as before (a next chunk of an old holder is no
+// evidence). A lone ref is kept whatever its fence, and refs of equal fence
+// are kept together (the chain's own checks judge them).
+//
+// A ref not kept is late, for prune to delete, only if covers says the kept
+// ref at its position, or the next kept ref it links to, ends at or past its
+// end: the chain holds what it held. Otherwise it is held: out of the chain
+// for now, never deleted, as the next holder may still build on it. late and
+// held are in refs' order. links and covers may read the store (a chunk's
+// header); their error ends the walk.
+func LinkedFence[T any](refs []T, same func(a, b T) bool, fence func(T) uint64, links, covers func(a, b T) (bool, error)) (kept, late, held []T, err error) {
 	var groups [][]T
 	for i := 0; i < len(refs); {
 		j := i + 1
@@ -82,55 +86,120 @@ func LinkedFence[T any](refs []T, same func(a, b T) bool, fence func(T) uint64, 
 		groups = append(groups, refs[i:j])
 		i = j
 	}
-	var next *T // the first kept ref of the position after
-	keptGroups := make([][]T, len(groups))
+	w := fenceWalk[T]{fence: fence, links: links, covers: covers, firsts: make([]T, len(groups))}
+	keptG, lateG, heldG := make([][]T, len(groups)), make([][]T, len(groups)), make([][]T, len(groups))
 	for g := len(groups) - 1; g >= 0; g-- {
-		group := groups[g]
-		choice, linked, err := chooseFence(group, next, fence, links)
-		if err != nil {
+		if keptG[g], lateG[g], heldG[g], err = w.settle(groups, g); err != nil {
 			return nil, nil, nil, err
 		}
-		for _, r := range group {
-			switch {
-			case fence(r) == choice:
-				keptGroups[g] = append(keptGroups[g], r)
-			case linked:
-				late = append(late, r)
-			default:
-				held = append(held, r)
-			}
-		}
-		next = &keptGroups[g][0]
 	}
-	for _, k := range keptGroups {
-		kept = append(kept, k...)
+	for g := range groups {
+		kept, late, held = append(kept, keptG[g]...), append(late, lateG[g]...), append(held, heldG[g]...)
 	}
 	return kept, late, held, nil
 }
 
-// chooseFence returns the fence of group's refs to keep and whether a link
-// to next decided it: the highest fence of a ref that next continues, else
-// the highest fence.
-func chooseFence[T any](group []T, next *T, fence func(T) uint64, links func(prev, next T) (bool, error)) (uint64, bool, error) {
-	top := fence(group[0])
+// maxFollow bounds how far LinkedFence follows the kept chain after a
+// position for a newer holder's chunk (MariaDB reads a header per step).
+const maxFollow = 64
+
+// fenceWalk is LinkedFence's state: firsts[g] is the ref the chain goes
+// through at each position already settled (those after the current one).
+type fenceWalk[T any] struct {
+	fence         func(T) uint64
+	links, covers func(a, b T) (bool, error)
+	firsts        []T
+}
+
+// settle splits position g's refs into kept, late and held.
+func (w *fenceWalk[T]) settle(groups [][]T, g int) (kept, late, held []T, err error) {
+	group := groups[g]
+	if len(group) == 1 {
+		w.firsts[g] = group[0]
+		return group, nil, nil, nil
+	}
+	top := w.fence(group[0])
 	for _, r := range group[1:] {
-		top = max(top, fence(r))
+		top = max(top, w.fence(r))
 	}
-	if len(group) == 1 || next == nil {
-		return top, false, nil
-	}
-	byFence := slices.Clone(group)
-	slices.SortStableFunc(byFence, func(a, b T) int { return cmp.Compare(fence(b), fence(a)) })
-	for _, r := range byFence {
-		ok, err := links(r, *next)
+	hasNext := g+1 < len(groups)
+	var keep T
+	linked := false
+	if hasNext {
+		newer, err := w.newerAfter(g+1, top)
 		if err != nil {
-			return 0, false, err
+			return nil, nil, nil, err
 		}
-		if ok {
-			return fence(r), true, nil
+		if newer {
+			if keep, linked, err = w.linkedChoice(group, w.firsts[g+1]); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
-	return top, false, nil
+	if !linked {
+		for _, r := range group {
+			if w.fence(r) == top {
+				keep = r
+				break
+			}
+		}
+	}
+	choice := w.fence(keep)
+	if hasNext && !linked {
+		if linked, err = w.links(keep, w.firsts[g+1]); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	w.firsts[g] = keep
+	for _, r := range group {
+		if w.fence(r) == choice {
+			kept = append(kept, r)
+			continue
+		}
+		covered, err := w.covers(keep, r)
+		if err == nil && !covered && linked {
+			covered, err = w.covers(w.firsts[g+1], r)
+		}
+		switch {
+		case err != nil:
+			return nil, nil, nil, err
+		case covered:
+			late = append(late, r)
+		default:
+			held = append(held, r)
+		}
+	}
+	return kept, late, held, nil
+}
+
+// newerAfter reports whether the kept chain from position g on, followed
+// while it links, holds a ref fenced above top.
+func (w *fenceWalk[T]) newerAfter(g int, top uint64) (bool, error) {
+	for i := g; i < len(w.firsts) && i < g+maxFollow; i++ {
+		if w.fence(w.firsts[i]) > top {
+			return true, nil
+		}
+		if i+1 == len(w.firsts) {
+			return false, nil
+		}
+		if ok, err := w.links(w.firsts[i], w.firsts[i+1]); err != nil || !ok {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// linkedChoice returns the highest-fenced of group's refs that links to
+// next; ok is false when none does.
+func (w *fenceWalk[T]) linkedChoice(group []T, next T) (ref T, ok bool, err error) {
+	byFence := slices.Clone(group)
+	slices.SortStableFunc(byFence, func(a, b T) int { return cmp.Compare(w.fence(b), w.fence(a)) })
+	for _, r := range byFence {
+		if ok, err := w.links(r, next); err != nil || ok {
+			return r, ok, err
+		}
+	}
+	return ref, false, nil
 }
 
 // FenceTag is the fence suffix of a chunk name's base ("-f<gen>", or ""): a

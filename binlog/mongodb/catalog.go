@@ -51,7 +51,7 @@ func (c *Catalog) Put(ctx context.Context, h ChunkHeader, entries []Entry) (Chun
 // List returns the region's chunks, by chain and then start, without the
 // late chunks of a drd that had lost its lease.
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	for _, r := range late {
 		slog.Warn("ignoring an oplog chunk a drd wrote after it lost its lease (another holder wrote from that point)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
 	}
@@ -60,13 +60,14 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 
 // ListAll returns what List does, and apart the late chunks of a drd that
 // had lost its lease, which prune deletes: the chain goes
-// through another chunk at their position (storage.LinkedFence). A chunk at
-// a position the chain does not settle yet is in neither list.
-func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
+// through another chunk at their position, which holds what they held
+// (storage.LinkedFence). held are the other chunks out of the chain: prune
+// deletes them only as old as it deletes kept ones.
+func (c *Catalog) ListAll(ctx context.Context) (kept, late, held []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
 		if err != nil {
-			return nil, nil, fmt.Errorf("region %s: list the MongoDB oplog: %w", c.Pipeline.Region, err)
+			return nil, nil, nil, fmt.Errorf("region %s: list the MongoDB oplog: %w", c.Pipeline.Region, err)
 		}
 		if ref, ok := parseChunkKey(info, c.prefix()); ok {
 			out = append(out, ref)
@@ -78,12 +79,13 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error
 	// Two chunks from one point of a chain: a drd that lost its lease
 	// finished an upload after the new holder wrote from there. The one
 	// kept is the one the next chunk continues.
-	kept, late, _, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
+	kept, late, held, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
 		func(r ChunkRef) uint64 { return r.Fence },
 		func(prev, next ChunkRef) (bool, error) {
 			return prev.Chain == next.Chain && prev.End == next.Start, nil
-		})
-	return kept, late, err
+		},
+		func(a, b ChunkRef) (bool, error) { return a.Chain == b.Chain && a.End >= b.End, nil })
+	return kept, late, held, err
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.

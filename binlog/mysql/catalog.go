@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,51 +64,73 @@ func parseChunkBase(base string) (seq uint64, lastTime int64, fence uint64, ok b
 }
 
 // fenceLinked settles which of chunks numbered alike count
-// (storage.LinkedFence): the one the next chunk continues, by their headers'
-// positions, which are read only for numbers two chunks share and for the
-// chunk after them. refs are in sequence order.
+// (storage.LinkedFence) by their headers' positions, which it reads only
+// around numbers two chunks share. refs are in sequence order.
 func (c *Catalog) fenceLinked(ctx context.Context, refs []ChunkRef) (kept, late, held []ChunkRef, err error) {
-	type read struct {
-		h  ChunkHeader
-		ok bool
-	}
-	headers := map[string]read{}
-	// header reads r's header; ok is false for a chunk that is gone or does
-	// not read as one (it links to nothing: the chain's checks report it),
-	// and an error is the store's (the settling cannot be trusted then).
-	header := func(r ChunkRef) (ChunkHeader, bool, error) {
+	headers := map[string]positions{}
+	header := func(r ChunkRef) (positions, error) {
 		if h, seen := headers[r.Object.Key]; seen {
-			return h.h, h.ok, nil
+			return h, nil
 		}
-		rc, err := c.Pipeline.Open(ctx, r.Object)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			headers[r.Object.Key] = read{}
-			return ChunkHeader{}, false, nil
-		case err != nil:
-			return ChunkHeader{}, false, fmt.Errorf("region %s: read binlog chunk %d's header to settle which of its copies counts: %w", c.Pipeline.Region, r.Seq, err)
-		}
-		defer rc.Close()
-		cr, err := newChunkReader(rc)
+		h, err := c.positions(ctx, r)
 		if err != nil {
-			headers[r.Object.Key] = read{}
-			return ChunkHeader{}, false, nil
+			return positions{}, err
 		}
-		headers[r.Object.Key] = read{cr.Header, true}
-		return cr.Header, true, nil
+		headers[r.Object.Key] = h
+		return h, nil
 	}
 	links := func(prev, next ChunkRef) (bool, error) {
 		if next.Seq != prev.Seq+1 {
 			return false, nil
 		}
-		p, okP, err := header(prev)
-		if err != nil || !okP {
+		p, err := header(prev)
+		if err != nil || !p.ok {
 			return false, err
 		}
-		n, okN, err := header(next)
-		return okN && p.End == n.Start, err
+		n, err := header(next)
+		return n.ok && p.end.String() == n.start.String(), err
 	}
-	return storage.LinkedFence(refs, func(a, b ChunkRef) bool { return a.Seq == b.Seq }, func(r ChunkRef) uint64 { return r.Fence }, links)
+	covers := func(a, b ChunkRef) (bool, error) {
+		ha, err := header(a)
+		if err != nil || !ha.ok {
+			return false, err
+		}
+		hb, err := header(b)
+		return hb.ok && ha.end.Covers(hb.end), err
+	}
+	return storage.LinkedFence(refs, func(a, b ChunkRef) bool { return a.Seq == b.Seq }, func(r ChunkRef) uint64 { return r.Fence }, links, covers)
+}
+
+// positions is what fenceLinked reads of a chunk's header.
+type positions struct {
+	start, end Pos
+	ok         bool
+}
+
+// positions reads a chunk's header positions. ok is false for a chunk that
+// is gone or does not read as one (it then links to and covers nothing, and
+// the chain's checks report it); an error is the store's or the network's,
+// when which copy counts cannot be settled.
+func (c *Catalog) positions(ctx context.Context, r ChunkRef) (positions, error) {
+	rc, err := c.Pipeline.Open(ctx, r.Object)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return positions{}, nil
+	case err != nil:
+		return positions{}, fmt.Errorf("read binlog chunk %d's header to settle which of its copies counts: %w", r.Seq, err)
+	}
+	defer rc.Close()
+	cr, err := newChunkReader(rc)
+	var netErr net.Error
+	switch {
+	case errors.As(err, &netErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return positions{}, fmt.Errorf("read binlog chunk %d's header to settle which of its copies counts: %w", r.Seq, err)
+	case err != nil:
+		return positions{}, nil
+	}
+	start, err1 := ParsePos(cr.Header.Start)
+	end, err2 := ParsePos(cr.Header.End)
+	return positions{start: start, end: end, ok: err1 == nil && err2 == nil}, nil
 }
 
 // EnsureInfo writes cluster.json if missing and refuses a region that holds
@@ -135,9 +158,9 @@ func (c *Catalog) EnsureInfo(ctx context.Context, want ClusterInfo) error {
 }
 
 // List returns the region's chunks in sequence order, without the late
-// chunks of a drd that had lost its lease (fenceLatest).
+// chunks of a drd that had lost its lease (fenceLinked).
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	for _, r := range late {
 		slog.Warn("ignoring a binlog chunk a drd wrote after it lost its lease (another holder wrote that number)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
 	}
@@ -146,13 +169,14 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 
 // ListAll returns the region's chunks in sequence order, and apart the late
 // chunks of a drd that had lost its lease, which prune deletes: the chain goes
-// through another chunk at their position (storage.LinkedFence). A chunk at
-// a position the chain does not settle yet is in neither list.
-func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
+// through another chunk at their position, which holds what they held
+// (storage.LinkedFence). held are the other chunks out of the chain: prune
+// deletes them only as old as it deletes kept ones.
+func (c *Catalog) ListAll(ctx context.Context) (kept, late, held []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
 		if err != nil {
-			return nil, nil, fmt.Errorf("region %s: list binlog: %w", c.Pipeline.Region, err)
+			return nil, nil, nil, fmt.Errorf("region %s: list binlog: %w", c.Pipeline.Region, err)
 		}
 		name := strings.TrimPrefix(info.Key, c.prefix())
 		base, obj, ok := storage.ParseObjectName(info.Key, name, info.Size)
@@ -166,8 +190,8 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error
 		out = append(out, ChunkRef{Seq: seq, LastTime: t, Fence: fence, Object: obj})
 	}
 	slices.SortStableFunc(out, func(a, b ChunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
-	kept, late, _, err = c.fenceLinked(ctx, out)
-	return kept, late, err
+	kept, late, held, err = c.fenceLinked(ctx, out)
+	return kept, late, held, err
 }
 
 // Put stores a chunk as number seq.

@@ -36,9 +36,9 @@ func TestParseChunkBase(t *testing.T) {
 	}
 }
 
-// TestFenceLinked: of chunks numbered alike, the newest lease holder's
-// counts; a lone chunk counts whatever its fence, and equal fences are all
-// kept for the continuity check to judge.
+// TestFenceLinked: of chunks numbered alike that both link, the newest
+// lease holder's counts and the other, which it covers, is late; a lone
+// chunk counts whatever its fence.
 func TestFenceLinked(t *testing.T) {
 	c := fileCatalog(t, "eu")
 	ctx := context.Background()
@@ -48,7 +48,7 @@ func TestFenceLinked(t *testing.T) {
 	put(t, c, 3, 2, "0-1-20", "0-1-32") // the new holder's 3, then the old one's late upload of it
 	put(t, c, 4, 2, "0-1-32", "0-1-40")
 	put(t, c, 5, 0, "0-1-40", "0-1-50") // ha turned off: no fence, still counts
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestFenceLinkedFollowsTheNewestHoldersChain(t *testing.T) {
 	put(t, c, 2, 1, "0-1-10", "0-1-25")
 	put(t, c, 3, 3, "0-1-25", "0-1-40")
 	put(t, c, 2, 2, "0-1-10", "0-1-22")
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestFenceLinkedFollowsTheNewestHoldersChain(t *testing.T) {
 	put(t, c2, 1, 1, "0-1-1", "0-1-10")
 	put(t, c2, 2, 1, "0-1-10", "0-1-25")
 	put(t, c2, 2, 2, "0-1-10", "0-1-22")
-	kept, late, err = c2.ListAll(ctx)
+	kept, late, _, err = c2.ListAll(ctx)
 	if err != nil || seqFences(kept) != "1f1 2f2" || len(late) != 0 {
 		t.Fatalf("newest undecided: kept %s, late %s, %v", seqFences(kept), seqFences(late), err)
 	}

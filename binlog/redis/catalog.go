@@ -60,7 +60,7 @@ func (c *Catalog) Put(ctx context.Context, h ChunkHeader, plain []byte) error {
 // offset order (histories by their first chunk's time), without the late
 // chunks of a drd that had lost its lease.
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	for _, r := range late {
 		slog.Warn("ignoring a Redis stream chunk a drd wrote after it lost its lease (another holder wrote from that offset)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
 	}
@@ -69,13 +69,14 @@ func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 
 // ListAll returns what List does, and apart the late chunks of a drd that
 // had lost its lease, which prune deletes: the chain goes
-// through another chunk at their position (storage.LinkedFence). A chunk at
-// a position the chain does not settle yet is in neither list.
-func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error) {
+// through another chunk at their position, which holds what they held
+// (storage.LinkedFence). held are the other chunks out of the chain: prune
+// deletes them only as old as it deletes kept ones.
+func (c *Catalog) ListAll(ctx context.Context) (kept, late, held []ChunkRef, err error) {
 	var out []ChunkRef
 	for info, err := range c.Pipeline.Store.List(ctx, c.prefix()) {
 		if err != nil {
-			return nil, nil, fmt.Errorf("region %s: list the Redis stream: %w", c.Pipeline.Region, err)
+			return nil, nil, nil, fmt.Errorf("region %s: list the Redis stream: %w", c.Pipeline.Region, err)
 		}
 		if ref, ok := parseChunkKey(info, c.prefix()); ok {
 			out = append(out, ref)
@@ -87,12 +88,13 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late []ChunkRef, err error
 	// Two chunks from one offset: a drd that lost its lease finished an
 	// upload after the new holder wrote from there. The one kept is the one
 	// the next chunk continues (overlaps are fine in a replication stream).
-	kept, late, _, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
+	kept, late, held, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
 		func(r ChunkRef) uint64 { return r.Fence },
 		func(prev, next ChunkRef) (bool, error) {
 			return prev.ReplID == next.ReplID && next.Start <= prev.End, nil
-		})
-	return kept, late, err
+		},
+		func(a, b ChunkRef) (bool, error) { return a.ReplID == b.ReplID && a.End >= b.End, nil })
+	return kept, late, held, err
 }
 
 // parseChunkKey reads a chunk's name; ok is false for anything else.

@@ -86,7 +86,7 @@ func TestChainFollowsTheNewestHoldersChunks(t *testing.T) {
 	if reach.Gap != "" || reach.End != 300 {
 		t.Fatalf("chain reaches %d, gap %q; want 300 without a gap", reach.End, reach.Gap)
 	}
-	_, late, err := c.ListAll(ctx)
+	_, late, _, err := c.ListAll(ctx)
 	if err != nil || len(late) != 1 || late[0].Fence != 2 {
 		t.Fatalf("late %+v (%v), want holder 2's chunk only", late, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,12 +86,14 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	for _, b := range kept {
 		from = min(from, b.Start)
 	}
-	refs, late, err := (&mgwal.Catalog{Pipeline: p, Cluster: cluster}).ListAll(ctx)
+	refs, late, held, err := (&mgwal.Catalog{Pipeline: p, Cluster: cluster}).ListAll(ctx)
 	if err != nil {
 		return res, err
 	}
 	var keys []string
-	for _, ref := range refs {
+	// held chunks are out of the chain but hold more than the kept one at
+	// their point: deleted by the same age test.
+	for _, ref := range slices.Concat(refs, held) {
 		if ref.End <= from {
 			keys = append(keys, ref.Object.Key)
 		}

@@ -46,7 +46,7 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,5 +58,45 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 	// late 20..35 goes with them.
 	if want := []uint64{30, 40, 2}; !slices.Equal(got, want) || len(late) != 0 || res.Chunks != 3 {
 		t.Fatalf("after prune: kept (start, end, fence) %v, %d late, %d pruned; want %v, 0 late, 3 pruned", got, len(late), res.Chunks, want)
+	}
+}
+
+// TestPruneDeletesOldHeldChunks: a chunk out of the chain that holds more
+// than the kept one at its point (held: the next holder may build on it) is
+// deleted once it is as old as the kept chunks prune deletes; left behind,
+// it came back into the chain as a lone chunk once its rival was pruned.
+func TestPruneDeletesOldHeldChunks(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	ctx := context.Background()
+	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
+	put := func(gen uint64, start, end mgwal.TS) {
+		t.Helper()
+		if _, err := c.Put(storage.WithFence(ctx, gen), mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 10, 20)
+	put(1, 20, 25) // holder 1's late upload
+	put(2, 20, 22) // holder 2's, also late: nothing after it settles which counts
+	if _, _, held, err := c.ListAll(ctx); err != nil || len(held) != 1 {
+		t.Fatalf("held %v (%v), want holder 1's chunk from 20", held, err)
+	}
+	now := time.Now().UTC()
+	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: 30, End: 30,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
+	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, late, held, err := c.ListAll(ctx)
+	if err != nil || len(kept)+len(late)+len(held) != 0 || res.Chunks != 3 {
+		t.Fatalf("after prune: kept %v, late %v, held %v, %d pruned (%v); want nothing left, 3 pruned", kept, late, held, res.Chunks, err)
 	}
 }

@@ -54,27 +54,43 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		return res, err
 	}
 	cat := &binlog.Catalog{Pipeline: p, Cluster: cluster}
-	refs, late, err := cat.ListAll(ctx)
+	refs, late, held, err := cat.ListAll(ctx)
 	if err != nil {
 		return res, err
 	}
 	if res.CopyInProgress, err = snapshots.CopyInProgress(ctx, p.Store, cluster, now); err != nil || res.CopyInProgress != "" {
 		return res, err // listed before the lease check: see snapshots/copylease.go
 	}
-	var keys []string
-	for _, ref := range refs {
+	// old reports whether every retained backup starts at or after ref's end.
+	old := func(ref binlog.ChunkRef) (bool, error) {
 		if ref.LastTime > kept[0].SnapshotTime.Unix() {
-			break
+			return false, nil
 		}
 		h, err := cat.Header(ctx, ref)
 		if err != nil {
-			return res, err
+			return false, err
 		}
 		end, err := binlog.ParsePos(h.End)
-		if err != nil || !oldest.Covers(end) {
+		return err == nil && oldest.Covers(end), nil
+	}
+	var keys []string
+	for _, ref := range refs {
+		if ok, err := old(ref); err != nil || !ok {
+			if err != nil {
+				return res, err
+			}
 			break
 		}
 		keys = append(keys, ref.Object.Key)
+	}
+	for _, ref := range held {
+		// Out of the chain, holding more than the kept chunk of its
+		// number: deleted only once no retained backup needs its span.
+		if ok, err := old(ref); err != nil {
+			return res, err
+		} else if ok {
+			keys = append(keys, ref.Object.Key)
+		}
 	}
 	for _, ref := range late {
 		// Superseded by the newer lease holder's chunk of that number, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 	if err != nil || keep.Full <= 0 && keep.Window <= 0 {
 		return res, err
 	}
-	refs, late, err := (&rdwal.Catalog{Pipeline: p, Cluster: cluster}).ListAll(ctx)
+	refs, late, held, err := (&rdwal.Catalog{Pipeline: p, Cluster: cluster}).ListAll(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -98,7 +99,9 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		}
 	}
 	var keys []string
-	for _, ref := range refs {
+	// held chunks are out of the chain but hold more than the kept one at
+	// their offset: deleted by the same age test.
+	for _, ref := range slices.Concat(refs, held) {
 		o, ok := from[ref.ReplID]
 		if ok && ref.End <= o || !ok && ref.LastMS < oldest.UnixMilli() {
 			keys = append(keys, ref.Object.Key)

@@ -49,7 +49,7 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, late, err := c.ListAll(ctx)
+	kept, late, _, err := c.ListAll(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +61,47 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 	// late 100..180 goes with them.
 	if want := []int64{150, 300, 2}; !slices.Equal(got, want) || len(late) != 0 || res.Chunks != 3 {
 		t.Fatalf("after prune: kept (start, end, fence) %v, %d late, %d pruned; want %v, 0 late, 3 pruned", got, len(late), res.Chunks, want)
+	}
+}
+
+// TestPruneDeletesOldHeldChunks: a chunk out of the chain that holds more
+// than the kept one from its offset (held: the next holder may build on it)
+// is deleted once it is as old as the kept chunks prune deletes; left
+// behind, it came back into the chain once its rival was pruned.
+func TestPruneDeletesOldHeldChunks(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	ctx := context.Background()
+	id := strings.Repeat("ab", 20)
+	c := &rdwal.Catalog{Pipeline: p, Cluster: "cache"}
+	put := func(gen uint64, start, end int64) {
+		t.Helper()
+		h := rdwal.ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}
+		if err := c.Put(storage.WithFence(ctx, gen), h, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, 0, 100)
+	put(1, 100, 180) // holder 1's late upload
+	put(2, 100, 150) // holder 2's, also late: nothing after it settles which counts
+	if _, _, held, err := c.ListAll(ctx); err != nil || len(held) != 1 {
+		t.Fatalf("held %v (%v), want holder 1's chunk from 100", held, err)
+	}
+	now := time.Now().UTC()
+	base := rdwal.Base{FormatVersion: rdwal.FormatVersion, Engine: "redis", Cluster: "cache", ID: "20261207T100000Z", ReplID: id, Offset: 200,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute), RDB: storage.Object{Key: snapshots.BaseKey("cache", "20261207T100000Z", "dump.rdb")}}
+	if err := snapshots.WriteManifest(ctx, st, "cache", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rdsnap.Prune(ctx, p, "cache", config.Retention{Full: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, late, held, err := c.ListAll(ctx)
+	if err != nil || len(kept)+len(late)+len(held) != 0 || res.Chunks != 3 {
+		t.Fatalf("after prune: kept %v, late %v, held %v, %d pruned (%v); want nothing left, 3 pruned", kept, late, held, res.Chunks, err)
 	}
 }

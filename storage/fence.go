@@ -70,11 +70,12 @@ func CutFence(base string) (rest string, fence uint64, ok bool) {
 // evidence). A lone ref is kept whatever its fence, and refs of equal fence
 // are kept together (the chain's own checks judge them).
 //
-// A ref not kept is late, for prune to delete, only if covers says the kept
-// ref at its position, or the next kept ref it links to, ends at or past its
-// end: the chain holds what it held. Otherwise it is held: out of the chain
-// for now, never deleted, as the next holder may still build on it. late and
-// held are in refs' order. links and covers may read the store (a chunk's
+// A ref not kept is late, for prune to delete at once, only if covers says
+// the kept ref at its position ends at or past its end, or the next kept ref
+// does where the kept one links to it: the chain holds what it held.
+// Otherwise it is held: out of the chain for now, as the next holder may
+// still build on it, and for prune to delete only by age, with its rival.
+// late and held are in refs' order. links and covers may read the store (a chunk's
 // header); their error ends the walk.
 func LinkedFence[T any](refs []T, same func(a, b T) bool, fence func(T) uint64, links, covers func(a, b T) (bool, error)) (kept, late, held []T, err error) {
 	var groups [][]T

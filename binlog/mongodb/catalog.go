@@ -53,7 +53,7 @@ func (c *Catalog) Put(ctx context.Context, h ChunkHeader, entries []Entry) (Chun
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	kept, late, _, err := c.ListAll(ctx)
 	for _, r := range late {
-		slog.Warn("ignoring an oplog chunk a drd wrote after it lost its lease (another holder wrote from that point)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+		slog.Warn("ignoring an oplog chunk a drd wrote after it lost its lease (another chunk from that point holds all it held)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
 	}
 	return kept, err
 }
@@ -77,8 +77,8 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late, held []ChunkRef, err
 		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 	// Two chunks from one point of a chain: a drd that lost its lease
-	// finished an upload after the new holder wrote from there. The one
-	// kept is the one the next chunk continues.
+	// finished an upload after the new holder wrote from there:
+	// storage.LinkedFence settles which counts.
 	kept, late, held, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.Chain == b.Chain && a.Start == b.Start },
 		func(r ChunkRef) uint64 { return r.Fence },
 		func(prev, next ChunkRef) (bool, error) {

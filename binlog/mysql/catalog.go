@@ -96,7 +96,8 @@ func (c *Catalog) fenceLinked(ctx context.Context, refs []ChunkRef) (kept, late,
 			return false, err
 		}
 		hb, err := header(b)
-		return hb.ok && ha.end.Covers(hb.end), err
+		// b starts at or after a and ends at or before it.
+		return hb.ok && hb.start.Covers(ha.start) && ha.end.Covers(hb.end), err
 	}
 	return storage.LinkedFence(refs, func(a, b ChunkRef) bool { return a.Seq == b.Seq }, func(r ChunkRef) uint64 { return r.Fence }, links, covers)
 }
@@ -162,7 +163,7 @@ func (c *Catalog) EnsureInfo(ctx context.Context, want ClusterInfo) error {
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	kept, late, _, err := c.ListAll(ctx)
 	for _, r := range late {
-		slog.Warn("ignoring a binlog chunk a drd wrote after it lost its lease (another holder wrote that number)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+		slog.Warn("ignoring a binlog chunk a drd wrote after it lost its lease (another chunk of that number holds all it held)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
 	}
 	return kept, err
 }

@@ -62,7 +62,7 @@ func (c *Catalog) Put(ctx context.Context, h ChunkHeader, plain []byte) error {
 func (c *Catalog) List(ctx context.Context) ([]ChunkRef, error) {
 	kept, late, _, err := c.ListAll(ctx)
 	for _, r := range late {
-		slog.Warn("ignoring a Redis stream chunk a drd wrote after it lost its lease (another holder wrote from that offset)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
+		slog.Warn("ignoring a Redis stream chunk a drd wrote after it lost its lease (another chunk from that offset holds all it held)", "region", c.Pipeline.Region, "chunk", r.Object.Key, "fence", r.Fence)
 	}
 	return kept, err
 }
@@ -86,8 +86,8 @@ func (c *Catalog) ListAll(ctx context.Context) (kept, late, held []ChunkRef, err
 		return cmp.Or(cmp.Compare(a.ReplID, b.ReplID), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 	// Two chunks from one offset: a drd that lost its lease finished an
-	// upload after the new holder wrote from there. The one kept is the one
-	// the next chunk continues (overlaps are fine in a replication stream).
+	// upload after the new holder wrote from there: storage.LinkedFence
+	// settles which counts (overlaps are fine in a replication stream).
 	kept, late, held, err = storage.LinkedFence(out, func(a, b ChunkRef) bool { return a.ReplID == b.ReplID && a.Start == b.Start },
 		func(r ChunkRef) uint64 { return r.Fence },
 		func(prev, next ChunkRef) (bool, error) {

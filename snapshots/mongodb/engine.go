@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -91,17 +90,28 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		return res, err
 	}
 	var keys []string
-	// held chunks are out of the chain but hold more than the kept one at
-	// their point: deleted by the same age test.
-	for _, ref := range slices.Concat(refs, held) {
-		if ref.End <= from {
+	// A held chunk is out of the chain but holds more than the kept one at
+	// its point: it goes by the same age test, and while it stays, so does
+	// its rival (deleting that would make it the point's lone chunk, and the
+	// chain's).
+	type point struct{ chain, start mgwal.TS }
+	stays := map[point]bool{}
+	for _, ref := range held {
+		if ref.End > from {
+			stays[point{ref.Chain, ref.Start}] = true
+			continue
+		}
+		keys = append(keys, ref.Object.Key)
+	}
+	for _, ref := range refs {
+		if ref.End <= from && !stays[point{ref.Chain, ref.Start}] {
 			keys = append(keys, ref.Object.Key)
 		}
 	}
 	for _, ref := range late {
-		// Superseded by the newer lease holder's chunk from that point, and
-		// never read: left alone it would count again once that one is
-		// pruned.
+		// Superseded: the chain goes through another chunk from that point,
+		// which holds all this one held. Never read, and left alone it
+		// would count again once that one is pruned.
 		keys = append(keys, ref.Object.Key)
 	}
 	res.Chunks = len(keys)

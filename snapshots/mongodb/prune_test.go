@@ -100,3 +100,43 @@ func TestPruneDeletesOldHeldChunks(t *testing.T) {
 		t.Fatalf("after prune: kept %v, late %v, held %v, %d pruned (%v); want nothing left, 3 pruned", kept, late, held, res.Chunks, err)
 	}
 }
+
+// TestPruneKeepsTheRivalOfAHeldChunk: while a held chunk is too new to
+// delete, the kept chunk at its point stays too; deleting it alone made the
+// held one the point's lone chunk, and the chain broke ((10, 25] overlapping
+// (22, 24]).
+func TestPruneKeepsTheRivalOfAHeldChunk(t *testing.T) {
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	ctx := context.Background()
+	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
+	put := func(gen uint64, start, end mgwal.TS) {
+		t.Helper()
+		if _, err := c.Put(storage.WithFence(ctx, gen), mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(2, 10, 22)
+	put(1, 10, 25) // an old holder's late upload, further than holder 2's
+	put(2, 22, 24)
+	put(2, 24, 40)
+	now := time.Now().UTC()
+	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: 23, End: 23,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
+	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chains := mgwal.Chains(refs); len(chains) != 1 || len(chains[0].Breaks) != 0 || chains[0].Start != 10 || chains[0].End != 40 {
+		t.Fatalf("after prune: chains %+v, want one from 10 to 40 without a break", chains)
+	}
+}

@@ -74,28 +74,36 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 		return err == nil && oldest.Covers(end), nil
 	}
 	var keys []string
+	// A held chunk is out of the chain but holds more than the kept chunk of
+	// its number: it goes by the same age test, and while it stays, so does
+	// its rival (deleting that would make it the number's lone chunk, and
+	// the chain's).
+	stays := map[uint64]bool{}
+	for _, ref := range held {
+		ok, err := old(ref)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			stays[ref.Seq] = true
+			continue
+		}
+		keys = append(keys, ref.Object.Key)
+	}
 	for _, ref := range refs {
-		if ok, err := old(ref); err != nil || !ok {
-			if err != nil {
-				return res, err
-			}
+		ok, err := old(ref)
+		if err != nil {
+			return res, err
+		}
+		if !ok || stays[ref.Seq] {
 			break
 		}
 		keys = append(keys, ref.Object.Key)
 	}
-	for _, ref := range held {
-		// Out of the chain, holding more than the kept chunk of its
-		// number: deleted only once no retained backup needs its span.
-		if ok, err := old(ref); err != nil {
-			return res, err
-		} else if ok {
-			keys = append(keys, ref.Object.Key)
-		}
-	}
 	for _, ref := range late {
-		// Superseded by the newer lease holder's chunk of that number, and
-		// never read: left alone it would count again once that one is
-		// pruned.
+		// Superseded: the chain goes through another chunk of that number,
+		// which holds all this one held. Never read, and left alone it
+		// would count again once that one is pruned.
 		keys = append(keys, ref.Object.Key)
 	}
 	res.BinlogChunks = len(keys)

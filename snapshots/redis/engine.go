@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -98,19 +97,36 @@ func Prune(ctx context.Context, p *storage.Pipeline, cluster string, keep config
 			oldest = b.Time
 		}
 	}
-	var keys []string
-	// held chunks are out of the chain but hold more than the kept one at
-	// their offset: deleted by the same age test.
-	for _, ref := range slices.Concat(refs, held) {
+	old := func(ref rdwal.ChunkRef) bool {
 		o, ok := from[ref.ReplID]
-		if ok && ref.End <= o || !ok && ref.LastMS < oldest.UnixMilli() {
+		return ok && ref.End <= o || !ok && ref.LastMS < oldest.UnixMilli()
+	}
+	var keys []string
+	// A held chunk is out of the chain but holds more than the kept one
+	// from its offset: it goes by the same age test, and while it stays, so
+	// does its rival (deleting that would make it the offset's lone chunk,
+	// and the chain's).
+	type point struct {
+		replID string
+		start  int64
+	}
+	stays := map[point]bool{}
+	for _, ref := range held {
+		if !old(ref) {
+			stays[point{ref.ReplID, ref.Start}] = true
+			continue
+		}
+		keys = append(keys, ref.Object.Key)
+	}
+	for _, ref := range refs {
+		if old(ref) && !stays[point{ref.ReplID, ref.Start}] {
 			keys = append(keys, ref.Object.Key)
 		}
 	}
 	for _, ref := range late {
-		// Superseded by the newer lease holder's chunk from that point, and
-		// never read: left alone it would count again once that one is
-		// pruned.
+		// Superseded: the chain goes through another chunk from that
+		// offset, which holds all this one held. Never read, and left alone
+		// it would count again once that one is pruned.
 		keys = append(keys, ref.Object.Key)
 	}
 	res.Chunks = len(keys)

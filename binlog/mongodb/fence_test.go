@@ -14,18 +14,8 @@ import (
 // has written from too; List keeps the new holder's, so the chain has no
 // break.
 func TestLateChunkOfAnOldHolderIsIgnored(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "docs"}
+	c, put := fencedCatalog(t)
 	ctx := context.Background()
-	put := func(gen uint64, start, end TS) {
-		t.Helper()
-		if _, err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 10, 20)
 	put(2, 20, 30) // the new holder
 	put(1, 20, 25) // the old one's late upload
@@ -49,18 +39,8 @@ func TestLateChunkOfAnOldHolderIsIgnored(t *testing.T) {
 // higher fence at 20 left (22, 25] missing for good; the chain is holder
 // 3's, through holder 1's chunk.
 func TestChainsFollowTheNewestHoldersChunks(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "docs"}
+	c, put := fencedCatalog(t)
 	ctx := context.Background()
-	put := func(gen uint64, start, end TS) {
-		t.Helper()
-		if _, err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 10, 20)
 	put(1, 20, 25)
 	put(3, 25, 40)
@@ -76,4 +56,23 @@ func TestChainsFollowTheNewestHoldersChunks(t *testing.T) {
 	if ch := chains[0].Chunks[1]; ch.Fence != 1 || ch.End != 25 {
 		t.Fatalf("the chunk from 20 is %s, want holder 1's (fence 1, to 25)", fmt.Sprint(ch.Fence, " ", uint64(ch.End)))
 	}
+}
+
+// fencedCatalog is a file:// catalog for cluster docs and a put that stores
+// a chunk of chain 10 from start to end under lease generation gen.
+func fencedCatalog(t *testing.T) (*Catalog, func(gen uint64, start, end TS)) {
+	t.Helper()
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "docs"}
+	put := func(gen uint64, start, end TS) {
+		t.Helper()
+		h := ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}
+		if _, err := c.Put(storage.WithFence(context.Background(), gen), h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, put
 }

@@ -14,19 +14,8 @@ import (
 // written from too; List keeps the new holder's, so the chain has no
 // overlap.
 func TestLateChunkOfAnOldHolderIsIgnored(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "cache"}
+	c, put := fencedCatalog(t)
 	ctx := context.Background()
-	id := strings.Repeat("ab", 20)
-	put := func(gen uint64, start, end int64) {
-		t.Helper()
-		if err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 0, 100)
 	put(2, 100, 150) // the new holder
 	put(1, 100, 180) // the old one's late upload, further than the new one's
@@ -62,19 +51,9 @@ func equal(a, b []int64) bool {
 // the higher fence at 100 left a gap after 150 for good; the chain is
 // holder 3's, through holder 1's chunk.
 func TestChainFollowsTheNewestHoldersChunks(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "cache"}
+	c, put := fencedCatalog(t)
 	ctx := context.Background()
 	id := strings.Repeat("ab", 20)
-	put := func(gen uint64, start, end int64) {
-		t.Helper()
-		if err := c.Put(storage.WithFence(ctx, gen), ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 0, 100)
 	put(1, 100, 180)
 	put(3, 180, 300)
@@ -90,4 +69,23 @@ func TestChainFollowsTheNewestHoldersChunks(t *testing.T) {
 	if err != nil || len(late) != 1 || late[0].Fence != 2 {
 		t.Fatalf("late %+v (%v), want holder 2's chunk only", late, err)
 	}
+}
+
+// fencedCatalog is a file:// catalog for cluster cache and a put that stores
+// a chunk of history abab... from start to end under lease generation gen.
+func fencedCatalog(t *testing.T) (*Catalog, func(gen uint64, start, end int64)) {
+	t.Helper()
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Catalog{Pipeline: &storage.Pipeline{Store: st, Region: "us", Level: 1}, Cluster: "cache"}
+	put := func(gen uint64, start, end int64) {
+		t.Helper()
+		h := ChunkHeader{ReplID: strings.Repeat("ab", 20), Start: start, End: end, LastMS: 1000 + end}
+		if err := c.Put(storage.WithFence(context.Background(), gen), h, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, put
 }

@@ -19,19 +19,8 @@ import (
 // (List keeps the new holder's). Before prune deleted it, it stayed for
 // good, and would count again once the new holder's chunk was pruned.
 func TestPruneDeletesLateChunks(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	st, p, c, put := oplogRegion(t)
 	ctx := context.Background()
-	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
-	put := func(gen uint64, start, end mgwal.TS) {
-		t.Helper()
-		if _, err := c.Put(storage.WithFence(ctx, gen), mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 10, 20)
 	put(2, 20, 30) // the new holder
 	put(1, 20, 35) // the old one's late upload
@@ -66,19 +55,8 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 // deleted once it is as old as the kept chunks prune deletes; left behind,
 // it came back into the chain as a lone chunk once its rival was pruned.
 func TestPruneDeletesOldHeldChunks(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	st, p, c, put := oplogRegion(t)
 	ctx := context.Background()
-	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
-	put := func(gen uint64, start, end mgwal.TS) {
-		t.Helper()
-		if _, err := c.Put(storage.WithFence(ctx, gen), mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 10, 20)
 	put(1, 20, 25) // holder 1's late upload
 	put(2, 20, 22) // holder 2's, also late: nothing after it settles which counts
@@ -106,19 +84,8 @@ func TestPruneDeletesOldHeldChunks(t *testing.T) {
 // held one the point's lone chunk, and the chain broke ((10, 25] overlapping
 // (22, 24]).
 func TestPruneKeepsTheRivalOfAHeldChunk(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	st, p, c, put := oplogRegion(t)
 	ctx := context.Background()
-	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
-	put := func(gen uint64, start, end mgwal.TS) {
-		t.Helper()
-		if _, err := c.Put(storage.WithFence(ctx, gen), mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(2, 10, 22)
 	put(1, 10, 25) // an old holder's late upload, further than holder 2's
 	put(2, 22, 24)
@@ -139,4 +106,24 @@ func TestPruneKeepsTheRivalOfAHeldChunk(t *testing.T) {
 	if chains := mgwal.Chains(refs); len(chains) != 1 || len(chains[0].Breaks) != 0 || chains[0].Start != 10 || chains[0].End != 40 {
 		t.Fatalf("after prune: chains %+v, want one from 10 to 40 without a break", chains)
 	}
+}
+
+// oplogRegion is a file:// region for cluster docs and a put that stores a
+// chunk of chain 10 from start to end under lease generation gen.
+func oplogRegion(t *testing.T) (storage.Store, *storage.Pipeline, *mgwal.Catalog, func(gen uint64, start, end mgwal.TS)) {
+	t.Helper()
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	c := &mgwal.Catalog{Pipeline: p, Cluster: "docs"}
+	put := func(gen uint64, start, end mgwal.TS) {
+		t.Helper()
+		h := mgwal.ChunkHeader{Chain: 10, Start: start, End: end, LastMS: 1000, SealMS: 1000}
+		if _, err := c.Put(storage.WithFence(context.Background(), gen), h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, p, c, put
 }

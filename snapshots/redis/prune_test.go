@@ -20,21 +20,9 @@ import (
 // the new holder's). Before prune deleted it, it stayed for good, and would
 // count again once the new holder's chunk of that offset was pruned.
 func TestPruneDeletesLateChunks(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	st, p, c, put := streamRegion(t)
 	ctx := context.Background()
 	id := strings.Repeat("ab", 20)
-	c := &rdwal.Catalog{Pipeline: p, Cluster: "cache"}
-	put := func(gen uint64, start, end int64) {
-		t.Helper()
-		h := rdwal.ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}
-		if err := c.Put(storage.WithFence(ctx, gen), h, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 0, 100)
 	put(2, 100, 150) // the new holder
 	put(1, 100, 180) // the old one's late upload
@@ -69,21 +57,9 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 // is deleted once it is as old as the kept chunks prune deletes; left
 // behind, it came back into the chain once its rival was pruned.
 func TestPruneDeletesOldHeldChunks(t *testing.T) {
-	st, err := file.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	st, p, c, put := streamRegion(t)
 	ctx := context.Background()
 	id := strings.Repeat("ab", 20)
-	c := &rdwal.Catalog{Pipeline: p, Cluster: "cache"}
-	put := func(gen uint64, start, end int64) {
-		t.Helper()
-		h := rdwal.ChunkHeader{ReplID: id, Start: start, End: end, LastMS: 1000 + end}
-		if err := c.Put(storage.WithFence(ctx, gen), h, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	put(1, 0, 100)
 	put(1, 100, 180) // holder 1's late upload
 	put(2, 100, 150) // holder 2's, also late: nothing after it settles which counts
@@ -104,4 +80,24 @@ func TestPruneDeletesOldHeldChunks(t *testing.T) {
 	if err != nil || len(kept)+len(late)+len(held) != 0 || res.Chunks != 3 {
 		t.Fatalf("after prune: kept %v, late %v, held %v, %d pruned (%v); want nothing left, 3 pruned", kept, late, held, res.Chunks, err)
 	}
+}
+
+// streamRegion is a file:// region for cluster cache and a put that stores a
+// chunk of history abab... from start to end under lease generation gen.
+func streamRegion(t *testing.T) (storage.Store, *storage.Pipeline, *rdwal.Catalog, func(gen uint64, start, end int64)) {
+	t.Helper()
+	st, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &storage.Pipeline{Store: st, Region: "us", Level: 1}
+	c := &rdwal.Catalog{Pipeline: p, Cluster: "cache"}
+	put := func(gen uint64, start, end int64) {
+		t.Helper()
+		h := rdwal.ChunkHeader{ReplID: strings.Repeat("ab", 20), Start: start, End: end, LastMS: 1000 + end}
+		if err := c.Put(storage.WithFence(context.Background(), gen), h, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, p, c, put
 }

@@ -75,8 +75,8 @@ func CutFence(base string) (rest string, fence uint64, ok bool) {
 // does where the kept one links to it: the chain holds what it held.
 // Otherwise it is held: out of the chain for now, as the next holder may
 // still build on it, and for prune to delete only by age, with its rival.
-// late and held are in refs' order. links and covers may read the store (a chunk's
-// header); their error ends the walk.
+// late and held are in refs' order. links and covers may read the store (a
+// chunk's header); their error ends the walk.
 func LinkedFence[T any](refs []T, same func(a, b T) bool, fence func(T) uint64, links, covers func(a, b T) (bool, error)) (kept, late, held []T, err error) {
 	var groups [][]T
 	for i := 0; i < len(refs); {

@@ -187,8 +187,17 @@ type Position struct {
 // region holds no stream.
 func (c *Catalog) End(ctx context.Context) (Position, bool, error) {
 	refs, err := c.List(ctx)
-	if err != nil || len(refs) == 0 {
+	if err != nil {
 		return Position{}, false, err
+	}
+	p, ok := EndOf(refs)
+	return p, ok, nil
+}
+
+// EndOf is End over refs, a listing the caller made (List).
+func EndOf(refs []ChunkRef) (Position, bool) {
+	if len(refs) == 0 {
+		return Position{}, false
 	}
 	var p Position
 	for _, r := range refs {
@@ -196,5 +205,5 @@ func (c *Catalog) End(ctx context.Context) (Position, bool, error) {
 			p = Position{ReplID: r.ReplID, End: r.End, LastMS: r.LastMS}
 		}
 	}
-	return p, true, nil
+	return p, true
 }

@@ -32,6 +32,13 @@ func (c *Catalog) Chain(ctx context.Context, replid string, from int64) ([]Chunk
 	if err != nil {
 		return nil, Reach{}, err
 	}
+	return c.ChainOf(ctx, refs, replid, from)
+}
+
+// ChainOf is Chain over refs, a listing the caller made (List): what it
+// compares the chain with, such as the region's end (EndOf), comes from the
+// same moment, while drd goes on shipping.
+func (c *Catalog) ChainOf(ctx context.Context, refs []ChunkRef, replid string, from int64) ([]ChunkRef, Reach, error) {
 	r := Reach{End: from}
 	var chain []ChunkRef
 	for seen := map[string]bool{}; !seen[replid]; {

@@ -143,14 +143,19 @@ func plan(ctx context.Context, o RestoreOptions) (*rdwal.Catalog, []rdwal.ChunkR
 	if err != nil {
 		return nil, nil, RestoreResult{}, err
 	}
-	chain, reach, err := cat.Chain(ctx, base.ReplID, base.Offset)
+	// One listing for the chain and the region's end: drd goes on
+	// shipping, and a chunk listed only the second time looked like stream
+	// the chain does not reach.
+	refs, err := cat.List(ctx)
+	if err != nil {
+		return nil, nil, RestoreResult{}, err
+	}
+	chain, reach, err := cat.ChainOf(ctx, refs, base.ReplID, base.Offset)
 	if err != nil {
 		return nil, nil, RestoreResult{}, err
 	}
 	res := RestoreResult{Backup: base, Reach: reach}
-	if err := beyondChain(ctx, cat, chain, &res.Reach); err != nil {
-		return nil, nil, res, err
-	}
+	beyondChain(refs, chain, &res.Reach)
 	return cat, chain, res, checkReach(o, base, res.Reach)
 }
 
@@ -188,22 +193,22 @@ func pickBase(ctx context.Context, o RestoreOptions) (rdwal.Base, error) {
 // beyondChain records as a gap stream the region holds past the chain's
 // end that the chain does not reach (another history with no link to this
 // one): a restore to the newest must not stop short of it silently.
-func beyondChain(ctx context.Context, cat *rdwal.Catalog, chain []rdwal.ChunkRef, r *rdwal.Reach) error {
+// refs is the listing the chain was made from.
+func beyondChain(refs, chain []rdwal.ChunkRef, r *rdwal.Reach) {
 	if r.Gap != "" {
-		return nil
+		return
 	}
-	newest, ok, err := cat.End(ctx)
-	if err != nil || !ok {
-		return err
+	newest, ok := rdwal.EndOf(refs)
+	if !ok {
+		return
 	}
 	if len(chain) > 0 && chain[len(chain)-1].ReplID == newest.ReplID && chain[len(chain)-1].End == newest.End {
-		return nil
+		return
 	}
 	if newest.LastMS > r.EndMS {
 		r.Gap = fmt.Sprintf("the region holds the stream to offset %d of history %s (last command %s), which the chain from this backup does not reach",
 			newest.End, newest.ReplID, time.UnixMilli(newest.LastMS).UTC().Format(time.RFC3339Nano))
 	}
-	return nil
 }
 
 // checkReach refuses, before anything is loaded, a restore the stream

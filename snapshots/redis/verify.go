@@ -65,7 +65,7 @@ func Verify(ctx context.Context, p *storage.Pipeline, cluster string, all bool, 
 	var prev []rdwal.ChunkRef // the chain of the base before, when it has no gap
 	for i, b := range bases {
 		rep.Backups = append(rep.Backups, b.ID)
-		chain, reach, err := cat.Chain(ctx, b.ReplID, b.Offset)
+		chain, reach, err := cat.ChainOf(ctx, refs, b.ReplID, b.Offset)
 		if err != nil {
 			return rep, err
 		}

@@ -25,16 +25,7 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 	put(2, 20, 30) // the new holder
 	put(1, 20, 35) // the old one's late upload
 	put(2, 30, 40)
-	now := time.Now().UTC()
-	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: 30, End: 30,
-		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
-	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
-		t.Fatal(err)
-	}
-	res, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := pruneAfterBase(t, st, p, 30)
 	kept, late, _, err := c.ListAll(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -63,16 +54,7 @@ func TestPruneDeletesOldHeldChunks(t *testing.T) {
 	if _, _, held, err := c.ListAll(ctx); err != nil || len(held) != 1 {
 		t.Fatalf("held %v (%v), want holder 1's chunk from 20", held, err)
 	}
-	now := time.Now().UTC()
-	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: 30, End: 30,
-		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
-	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
-		t.Fatal(err)
-	}
-	res, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := pruneAfterBase(t, st, p, 30)
 	kept, late, held, err := c.ListAll(ctx)
 	if err != nil || len(kept)+len(late)+len(held) != 0 || res.Chunks != 3 {
 		t.Fatalf("after prune: kept %v, late %v, held %v, %d pruned (%v); want nothing left, 3 pruned", kept, late, held, res.Chunks, err)
@@ -90,15 +72,7 @@ func TestPruneKeepsTheRivalOfAHeldChunk(t *testing.T) {
 	put(1, 10, 25) // an old holder's late upload, further than holder 2's
 	put(2, 22, 24)
 	put(2, 24, 40)
-	now := time.Now().UTC()
-	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: 23, End: 23,
-		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
-	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false); err != nil {
-		t.Fatal(err)
-	}
+	pruneAfterBase(t, st, p, 23)
 	refs, err := c.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +100,22 @@ func oplogRegion(t *testing.T) (storage.Store, *storage.Pipeline, *mgwal.Catalog
 		}
 	}
 	return st, p, c, put
+}
+
+// pruneAfterBase stores one base backup from oplog point start, taken a
+// minute ago, and prunes the region to it (retention.full 1).
+func pruneAfterBase(t *testing.T, st storage.Store, p *storage.Pipeline, start mgwal.TS) mgsnap.PruneResult {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	base := mgsnap.Base{FormatVersion: mgsnap.FormatVersion, Engine: "mongodb", Cluster: "docs", ID: "20261207T100000Z", Start: start, End: start,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute)}
+	if err := snapshots.WriteManifest(ctx, st, "docs", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mgsnap.Prune(ctx, p, "docs", config.Retention{Full: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -22,21 +22,11 @@ import (
 func TestPruneDeletesLateChunks(t *testing.T) {
 	st, p, c, put := streamRegion(t)
 	ctx := context.Background()
-	id := strings.Repeat("ab", 20)
 	put(1, 0, 100)
 	put(2, 100, 150) // the new holder
 	put(1, 100, 180) // the old one's late upload
 	put(2, 150, 300)
-	now := time.Now().UTC()
-	base := rdwal.Base{FormatVersion: rdwal.FormatVersion, Engine: "redis", Cluster: "cache", ID: "20261207T100000Z", ReplID: id, Offset: 150,
-		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute), RDB: storage.Object{Key: snapshots.BaseKey("cache", "20261207T100000Z", "dump.rdb")}}
-	if err := snapshots.WriteManifest(ctx, st, "cache", base.ID, base); err != nil {
-		t.Fatal(err)
-	}
-	res, err := rdsnap.Prune(ctx, p, "cache", config.Retention{Full: 1}, now, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := pruneAfterBase(t, st, p, 150)
 	kept, late, _, err := c.ListAll(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -59,23 +49,13 @@ func TestPruneDeletesLateChunks(t *testing.T) {
 func TestPruneDeletesOldHeldChunks(t *testing.T) {
 	st, p, c, put := streamRegion(t)
 	ctx := context.Background()
-	id := strings.Repeat("ab", 20)
 	put(1, 0, 100)
 	put(1, 100, 180) // holder 1's late upload
 	put(2, 100, 150) // holder 2's, also late: nothing after it settles which counts
 	if _, _, held, err := c.ListAll(ctx); err != nil || len(held) != 1 {
 		t.Fatalf("held %v (%v), want holder 1's chunk from 100", held, err)
 	}
-	now := time.Now().UTC()
-	base := rdwal.Base{FormatVersion: rdwal.FormatVersion, Engine: "redis", Cluster: "cache", ID: "20261207T100000Z", ReplID: id, Offset: 200,
-		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute), RDB: storage.Object{Key: snapshots.BaseKey("cache", "20261207T100000Z", "dump.rdb")}}
-	if err := snapshots.WriteManifest(ctx, st, "cache", base.ID, base); err != nil {
-		t.Fatal(err)
-	}
-	res, err := rdsnap.Prune(ctx, p, "cache", config.Retention{Full: 1}, now, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := pruneAfterBase(t, st, p, 200)
 	kept, late, held, err := c.ListAll(ctx)
 	if err != nil || len(kept)+len(late)+len(held) != 0 || res.Chunks != 3 {
 		t.Fatalf("after prune: kept %v, late %v, held %v, %d pruned (%v); want nothing left, 3 pruned", kept, late, held, res.Chunks, err)
@@ -100,4 +80,22 @@ func streamRegion(t *testing.T) (storage.Store, *storage.Pipeline, *rdwal.Catalo
 		}
 	}
 	return st, p, c, put
+}
+
+// pruneAfterBase stores one base backup at offset of history abab..., taken
+// a minute ago, and prunes the region to it (retention.full 1).
+func pruneAfterBase(t *testing.T, st storage.Store, p *storage.Pipeline, offset int64) rdsnap.PruneResult {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	base := rdwal.Base{FormatVersion: rdwal.FormatVersion, Engine: "redis", Cluster: "cache", ID: "20261207T100000Z", ReplID: strings.Repeat("ab", 20), Offset: offset,
+		Time: now.Add(-time.Minute), StopTime: now.Add(-time.Minute), RDB: storage.Object{Key: snapshots.BaseKey("cache", "20261207T100000Z", "dump.rdb")}}
+	if err := snapshots.WriteManifest(ctx, st, "cache", base.ID, base); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rdsnap.Prune(ctx, p, "cache", config.Retention{Full: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
